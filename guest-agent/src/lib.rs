@@ -1,0 +1,1 @@
+//! Guest agent: protocol types shared with the orchestrator, and the task runner.

@@ -1,0 +1,1 @@
+//! Recipes to versioned, immutable base images.

@@ -1,0 +1,1 @@
+//! Ferrotron orchestrator library.

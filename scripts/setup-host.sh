@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Install and start what Ferrotron needs on a Debian 12 host, idempotently.
+# Run as root. Safe to run again: every step checks before it acts.
+#
+#   scripts/setup-host.sh            virtualisation stack (libvirt, qemu, image tools)
+#
+# Prints one line per step; exits non-zero with the failing step named.
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages and starts libvirtd)"
+
+export DEBIAN_FRONTEND=noninteractive
+APT_UPDATED=0
+apt_update_once() {
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        say "apt-get update"
+        apt-get update -qq || die "apt-get update failed"
+        APT_UPDATED=1
+    fi
+}
+missing_pkgs() {
+    local p out=()
+    for p in "$@"; do
+        dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || out+=("$p")
+    done
+    echo "${out[@]:-}"
+}
+
+# --- packages -----------------------------------------------------------------
+PKGS=(qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev
+      genisoimage cpio socat busybox-static dropbear-bin e2fsprogs
+      libssl-dev pkg-config git xz-utils zstd python3)
+need=$(missing_pkgs "${PKGS[@]}")
+if [ -n "$need" ]; then
+    apt_update_once
+    # qemu-utils may be a newer backport that conflicts with bookworm's
+    # qemu-system-x86: pin it to the version bookworm itself lists.
+    extra=()
+    if dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -q bpo; then
+        v=$(apt-cache policy qemu-utils | awk '/Version table/ {t=1; next}
+            t && NF == 2 && $1 ~ /[.:]/ && $1 !~ /bpo/ {print $1; exit}')
+        [ -n "$v" ] || die "cannot find a bookworm version of qemu-utils to pin"
+        extra=("qemu-utils=$v" "qemu-block-extra=$v" --allow-downgrades)
+        dpkg-query -W qemu-block-extra >/dev/null 2>&1 || extra=("qemu-utils=$v" --allow-downgrades)
+    fi
+    say "installing: $need ${extra[*]:-}"
+    apt-get install -y -qq --no-install-recommends $need "${extra[@]}" >/tmp/ferrotron-apt.log 2>&1 \
+        || { tail -20 /tmp/ferrotron-apt.log >&2; die "apt-get install failed (log: /tmp/ferrotron-apt.log)"; }
+else
+    say "packages: all present"
+fi
+
+# --- /dev/kvm permissions -------------------------------------------------------
+# Without udev /dev/kvm stays root:root 0600, and libvirt then re-probes QEMU on
+# every domain start (~48 s). Give it the mode udev gives on a normal host.
+if [ -e /dev/kvm ]; then
+    getent group kvm >/dev/null || groupadd -r kvm
+    if [ "$(stat -c %G:%a /dev/kvm)" != "kvm:660" ]; then
+        chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+        say "/dev/kvm set to root:kvm 0660"
+    fi
+fi
+
+# --- daemons (no systemd here: start them ourselves, once) -----------------------
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+mkdir -p /run/libvirt
+if ! running /run/virtlogd.pid; then
+    say "starting virtlogd"
+    virtlogd -d
+fi
+if ! running /run/libvirtd.pid; then
+    say "starting libvirtd"
+    libvirtd -d
+fi
+for _ in $(seq 1 100); do
+    virsh -c qemu:///system version >/dev/null 2>&1 && break
+    sleep 0.1
+done
+virsh -c qemu:///system version >/dev/null 2>&1 || die "libvirtd did not answer on qemu:///system"
+say "libvirt ready ($(virsh -c qemu:///system version 2>/dev/null | awk -F': ' '/Running hypervisor/ {print $2}'))"
