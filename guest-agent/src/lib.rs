@@ -1,1 +1,16 @@
-//! Guest agent: protocol types shared with the orchestrator, and the task runner.
+//! Ferrotron guest agent: runs one job (a task's actions against one item)
+//! and reports progress as JSON lines. The orchestrator uses this library
+//! for the protocol types and for [`tap::tap13`].
+//!
+//! - [`protocol`]: job file, events, results (the wire format).
+//! - [`runner`]: runs the actions (environment, process groups, timeouts).
+//! - [`output`]: pipe readers, line splitting, output tail.
+//! - [`tap`]: TAP version 13 output.
+
+pub mod output;
+pub mod protocol;
+pub mod runner;
+pub mod tap;
+
+pub use protocol::{Event, JobSpec, Outcome, TaskResult};
+pub use tap::tap13;

@@ -1,0 +1,506 @@
+//! Wire types shared by the agent and the orchestrator: the job file the
+//! agent reads, the JSON-lines events it prints, and the task results it
+//! writes. See `docs/agent-protocol.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The only job file version this agent understands.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Version of this agent, reported in the `start` event.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Timeout of an action that does not set `timeout_secs`.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 3600;
+
+/// Largest accepted `timeout_secs` (30 days).
+pub const MAX_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
+
+/// Environment variable names the agent sets itself; a job may not set them.
+pub const RESERVED_PREFIX: &str = "FERROTRON_";
+
+/// A job: one task run against one item, as uploaded next to the task files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Must be [`PROTOCOL_VERSION`].
+    pub version: u32,
+    pub job_id: String,
+    /// Task name; the check name of the results.
+    pub name: String,
+    pub item: String,
+    pub item_type: String,
+    pub arch: String,
+    /// Where the task files were uploaded.
+    pub taskdir: PathBuf,
+    /// Created by the agent; current directory of every command.
+    pub workdir: PathBuf,
+    /// Created by the agent; logs and results are written here.
+    pub artifactsdir: PathBuf,
+    /// Exported unchanged as environment variables: never substituted into
+    /// shell text by the agent.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Extra environment for every action.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub actions: Vec<Action>,
+}
+
+/// One step of a job: shell commands run one after another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    pub name: String,
+    pub shell: Vec<String>,
+    /// Limit for the whole action; [`DEFAULT_TIMEOUT_SECS`] when absent.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Name of a variable that receives the action's stdout.
+    #[serde(default)]
+    pub export: Option<String>,
+}
+
+impl Action {
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
+    }
+}
+
+/// A job file that cannot be used.
+#[derive(Debug)]
+pub struct JobError {
+    /// The file, when the job came from one.
+    pub file: Option<PathBuf>,
+    pub problem: String,
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "bad job file {}: {}", file.display(), self.problem),
+            None => write!(f, "bad job: {}", self.problem),
+        }
+    }
+}
+
+impl std::error::Error for JobError {}
+
+fn invalid(problem: String) -> JobError {
+    JobError {
+        file: None,
+        problem,
+    }
+}
+
+impl JobSpec {
+    /// Reads, parses and validates a job file.
+    pub fn load(path: &Path) -> Result<Self, JobError> {
+        let with_file = |mut e: JobError| {
+            e.file = Some(path.to_path_buf());
+            e
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| with_file(invalid(format!("cannot read it: {e}"))))?;
+        Self::from_json(&text).map_err(with_file)
+    }
+
+    /// Parses and validates a job from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, JobError> {
+        let job: JobSpec = serde_json::from_str(text).map_err(|e| {
+            let path = json_path_at(text, e.line(), e.column());
+            if path.is_empty() {
+                invalid(e.to_string())
+            } else {
+                invalid(format!("{path}: {e}"))
+            }
+        })?;
+        job.validate()?;
+        Ok(job)
+    }
+
+    /// Checks what serde cannot: names, paths, limits.
+    pub fn validate(&self) -> Result<(), JobError> {
+        if self.version != PROTOCOL_VERSION {
+            return Err(invalid(format!(
+                "version: unsupported version {} (this agent supports {PROTOCOL_VERSION})",
+                self.version
+            )));
+        }
+        for (key, value) in [
+            ("job_id", &self.job_id),
+            ("name", &self.name),
+            ("item", &self.item),
+        ] {
+            if value.is_empty() {
+                return Err(invalid(format!("{key}: must not be empty")));
+            }
+        }
+        for (key, value) in [
+            ("job_id", &self.job_id),
+            ("name", &self.name),
+            ("item", &self.item),
+            ("item_type", &self.item_type),
+            ("arch", &self.arch),
+        ] {
+            if value.chars().any(char::is_control) {
+                return Err(invalid(format!(
+                    "{key}: must not contain control characters"
+                )));
+            }
+        }
+        for (key, dir) in [
+            ("taskdir", &self.taskdir),
+            ("workdir", &self.workdir),
+            ("artifactsdir", &self.artifactsdir),
+        ] {
+            if !dir.is_absolute() {
+                return Err(invalid(format!(
+                    "{key}: must be an absolute path, not {:?}",
+                    dir.display().to_string()
+                )));
+            }
+            if dir.as_os_str().as_encoded_bytes().contains(&0) {
+                return Err(invalid(format!("{key}: must not contain NUL")));
+            }
+        }
+        for (map, what) in [(&self.vars, "vars"), (&self.env, "env")] {
+            for (name, value) in map {
+                check_var_name(name).map_err(|p| invalid(format!("{what}: {p}")))?;
+                if value.contains('\0') {
+                    return Err(invalid(format!(
+                        "{what}.{name}: value must not contain NUL"
+                    )));
+                }
+            }
+        }
+        if let Some(name) = self.vars.keys().find(|k| self.env.contains_key(*k)) {
+            return Err(invalid(format!("{name:?} is set in both vars and env")));
+        }
+        if self.actions.is_empty() {
+            return Err(invalid("actions: a job needs at least one action".into()));
+        }
+        for (i, action) in self.actions.iter().enumerate() {
+            let at = format!("actions[{i}]");
+            if action.name.is_empty() || action.name.chars().any(char::is_control) {
+                return Err(invalid(format!(
+                    "{at}.name: must be non-empty, without control characters"
+                )));
+            }
+            if action.shell.is_empty() {
+                return Err(invalid(format!("{at}.shell: needs at least one command")));
+            }
+            if let Some(j) = action.shell.iter().position(|c| c.contains('\0')) {
+                return Err(invalid(format!("{at}.shell[{j}]: must not contain NUL")));
+            }
+            if let Some(t) = action.timeout_secs {
+                if t == 0 || t > MAX_TIMEOUT_SECS {
+                    return Err(invalid(format!(
+                        "{at}.timeout_secs: must be between 1 and {MAX_TIMEOUT_SECS}, not {t}"
+                    )));
+                }
+            }
+            if let Some(name) = &action.export {
+                check_var_name(name).map_err(|p| invalid(format!("{at}.export: {p}")))?;
+                if self.env.contains_key(name) {
+                    return Err(invalid(format!(
+                        "{at}.export: {name:?} is already set in env"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The JSON path (`actions[0].shell`) of the value being read at a line
+/// and column (1-based, as serde_json reports them): a pointer for error
+/// messages, empty at the top level.
+fn json_path_at(text: &str, line: usize, column: usize) -> String {
+    enum Frame {
+        Object { key: Option<String>, want_key: bool },
+        Array(usize),
+    }
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let end = (line_start + column).min(text.len());
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut string: Option<Vec<u8>> = None;
+    let mut escaped = false;
+    for &c in &text.as_bytes()[..end] {
+        if let Some(s) = &mut string {
+            match (c, escaped) {
+                (b'\\', false) => escaped = true,
+                (b'"', false) => {
+                    if let Some(Frame::Object { key, want_key }) = stack.last_mut() {
+                        if *want_key {
+                            *key = Some(String::from_utf8_lossy(s).into_owned());
+                            *want_key = false;
+                        }
+                    }
+                    string = None;
+                }
+                _ => {
+                    escaped = false;
+                    s.push(c);
+                }
+            }
+            continue;
+        }
+        match c {
+            b'"' => string = Some(Vec::new()),
+            b'{' => stack.push(Frame::Object {
+                key: None,
+                want_key: true,
+            }),
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Array(i)) => *i += 1,
+                Some(Frame::Object { key, want_key }) => {
+                    *key = None;
+                    *want_key = true;
+                }
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    let mut path = String::new();
+    for frame in &stack {
+        match frame {
+            Frame::Object { key: Some(k), .. } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+            }
+            Frame::Object { key: None, .. } => {}
+            Frame::Array(i) => path.push_str(&format!("[{i}]")),
+        }
+    }
+    path
+}
+
+/// A variable or environment name must be `[A-Za-z_][A-Za-z0-9_]*` and must
+/// not start with [`RESERVED_PREFIX`].
+pub fn check_var_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric());
+    if !ok {
+        return Err(format!(
+            "invalid variable name {name:?} (must match [A-Za-z_][A-Za-z0-9_]*)"
+        ));
+    }
+    if name.starts_with(RESERVED_PREFIX) {
+        return Err(format!(
+            "variable name {name:?} is reserved (prefix {RESERVED_PREFIX})"
+        ));
+    }
+    Ok(())
+}
+
+/// Outcome of a result, as in Taskotron / ResultsDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    Passed,
+    Info,
+    Failed,
+    NeedsInspection,
+    Error,
+    Waived,
+    Aborted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "PASSED",
+            Outcome::Info => "INFO",
+            Outcome::Failed => "FAILED",
+            Outcome::NeedsInspection => "NEEDS_INSPECTION",
+            Outcome::Error => "ERROR",
+            Outcome::Waived => "WAIVED",
+            Outcome::Aborted => "ABORTED",
+        }
+    }
+
+    /// Whether TAP reports it as `ok` (PASSED and INFO, as libtaskotron did).
+    pub fn is_ok(self) -> bool {
+        matches!(self, Outcome::Passed | Outcome::Info)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One result of a task, written to `results.json` and `results.tap`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub checkname: String,
+    pub item: String,
+    pub item_type: String,
+    pub outcome: Outcome,
+    /// One line.
+    pub summary: String,
+    /// Tail of the output (at most 64 KiB).
+    pub output: String,
+}
+
+/// Which pipe a line of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Progress report, printed by the agent as one JSON object per line.
+/// Action indexes are 1-based.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Start {
+        job_id: String,
+        agent_version: String,
+        /// Number of actions in the job.
+        actions: usize,
+    },
+    ActionStart {
+        index: usize,
+        name: String,
+    },
+    Output {
+        index: usize,
+        stream: Stream,
+        /// Without its newline; at most 8 KiB (longer lines are split).
+        line: String,
+    },
+    ActionEnd {
+        index: usize,
+        name: String,
+        outcome: Outcome,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        timed_out: bool,
+        duration_ms: u64,
+    },
+    Finish {
+        outcome: Outcome,
+        passed: usize,
+        failed: usize,
+        /// Actions not run because an earlier one did not pass.
+        skipped: usize,
+        duration_ms: u64,
+    },
+    Error {
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job_json(extra_action: &str) -> String {
+        format!(
+            r#"{{"version": 1, "job_id": "j1", "name": "t", "item": "i", "item_type": "koji_build",
+               "arch": "x86_64", "taskdir": "/t", "workdir": "/w", "artifactsdir": "/a",
+               "vars": {{"item": "i"}}, "env": {{"LANG": "C.UTF-8"}},
+               "actions": [{{"name": "a", "shell": ["true"]{extra_action}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn parses_a_good_job() {
+        let job =
+            JobSpec::from_json(&job_json(r#", "timeout_secs": 5, "export": null"#)).expect("valid");
+        assert_eq!(job.actions[0].timeout_secs(), 5);
+        assert_eq!(job.actions[0].export, None);
+        let again = serde_json::to_string(&job).expect("serializes");
+        assert_eq!(JobSpec::from_json(&again).expect("round trip"), job);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = JobSpec::from_json(&job_json(r#", "timeout": 5"#)).expect_err("unknown key");
+        let e = e.to_string();
+        assert!(
+            e.contains("actions[0].timeout: unknown field `timeout`"),
+            "{e}"
+        );
+        assert!(e.contains("line 4"), "{e}");
+        let text = job_json("").replace("\"shell\": [\"true\"]", "\"shell\": [\"true\", 5]");
+        let e = JobSpec::from_json(&text).expect_err("bad type").to_string();
+        assert!(
+            e.starts_with("bad job: actions[0].shell[1]: invalid type"),
+            "{e}"
+        );
+        let e = JobSpec::from_json("{\"vars\": {\"é\\\"b\": 1}}").expect_err("bad type");
+        assert!(e.to_string().contains("vars.é\"b: invalid type"), "{e}");
+    }
+
+    #[test]
+    fn bad_names_are_rejected() {
+        for bad in ["", "1a", "a-b", "a b", "FERROTRON_X", "é"] {
+            assert!(check_var_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "_", "item", "A_1"] {
+            assert!(check_var_name(good).is_ok(), "{good:?}");
+        }
+        let e = JobSpec::from_json(&job_json(r#", "export": "x-y""#)).expect_err("bad export");
+        assert!(e.to_string().contains("actions[0].export"), "{e}");
+        let e = JobSpec::from_json(&job_json(r#", "export": "LANG""#)).expect_err("clash");
+        assert!(e.to_string().contains("env"), "{e}");
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let e = JobSpec::from_json(&job_json(r#", "timeout_secs": 0"#)).expect_err("zero");
+        assert!(e.to_string().contains("timeout_secs"), "{e}");
+        let text = job_json("").replace("\"/w\"", "\"w\"");
+        let e = JobSpec::from_json(&text).expect_err("relative");
+        assert!(e.to_string().contains("workdir"), "{e}");
+        let text = job_json("").replace("\"version\": 1", "\"version\": 2");
+        assert!(JobSpec::from_json(&text).is_err());
+    }
+
+    #[test]
+    fn events_use_the_documented_shape() {
+        let ev = Event::Output {
+            index: 1,
+            stream: Stream::Stderr,
+            line: "x".into(),
+        };
+        let text = serde_json::to_string(&ev).expect("serializes");
+        assert_eq!(
+            text,
+            r#"{"event":"output","index":1,"stream":"stderr","line":"x"}"#
+        );
+        let back: Event = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, ev);
+        let end = serde_json::to_string(&Event::Finish {
+            outcome: Outcome::NeedsInspection,
+            passed: 0,
+            failed: 1,
+            skipped: 2,
+            duration_ms: 3,
+        })
+        .expect("serializes");
+        assert!(end.starts_with(r#"{"event":"finish","outcome":"NEEDS_INSPECTION""#));
+    }
+}

@@ -1,0 +1,515 @@
+//! Runs a job: the actions' environment, their commands in process groups,
+//! timeouts, logs, and the result files.
+//!
+//! Signals: without `unsafe` (forbidden in this workspace) std cannot send
+//! a signal to a process group, so the agent asks `/bin/sh`, which it needs
+//! anyway, to run its builtin `kill` (see [`signal_group`]). The agent does
+//! not catch signals itself: if it is killed, the process groups of running
+//! commands survive it (the VM is thrown away; a local runner must clean up).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::output::{spawn_reader, Chunk, Tail, TAIL_BYTES};
+use crate::protocol::{Action, Event, JobSpec, Outcome, Stream, TaskResult, AGENT_VERSION};
+use crate::tap::tap13;
+
+/// Shell that runs every command, as `/bin/sh -c COMMAND`.
+pub const SHELL: &str = "/bin/sh";
+/// `PATH` of the actions unless the job's `env` or `vars` set it.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Largest stdout an action may export into a variable.
+pub const MAX_EXPORT: usize = 1024 * 1024;
+/// Time between SIGTERM and SIGKILL when an action times out.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long output is still read after a command exited, while processes
+/// it left in the background keep its pipes open.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_millis(20);
+
+/// A failure of the agent itself (not of the task), such as an unwritable
+/// artifacts directory.
+#[derive(Debug)]
+pub struct RunError {
+    pub what: String,
+    pub source: io::Error,
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.source)
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+fn io_error(what: impl FnOnce() -> String) -> impl FnOnce(io::Error) -> RunError {
+    move |source| RunError {
+        what: what(),
+        source,
+    }
+}
+
+/// What a finished job produced.
+#[derive(Debug)]
+pub struct Report {
+    pub results: Vec<TaskResult>,
+    /// Actions not run because an earlier one did not pass.
+    pub skipped: usize,
+    /// PASSED if every result passed, else the outcome of the last one.
+    pub outcome: Outcome,
+}
+
+/// Runs every action of a validated job, reporting progress through `emit`,
+/// and writes `results.json` and `results.tap` to the artifacts directory.
+pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, RunError> {
+    let started = Instant::now();
+    emit(&Event::Start {
+        job_id: job.job_id.clone(),
+        agent_version: AGENT_VERSION.to_string(),
+        actions: job.actions.len(),
+    });
+    let logs = job.artifactsdir.join("actions");
+    for dir in [&job.workdir, &job.artifactsdir, &logs] {
+        fs::create_dir_all(dir).map_err(io_error(|| format!("cannot create {}", dir.display())))?;
+    }
+
+    let base_env = base_env(job);
+    let mut vars = job.vars.clone();
+    let mut results = Vec::new();
+    let mut skipped = 0;
+    for (i, action) in job.actions.iter().enumerate() {
+        let index = i + 1;
+        emit(&Event::ActionStart {
+            index,
+            name: action.name.clone(),
+        });
+        let action_started = Instant::now();
+        let mut env = base_env.clone();
+        env.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let log = logs.join(format!("{index:02}-{}.log", slug(&action.name)));
+        let ran = run_action(index, action, &job.workdir, &env, &log, emit)?;
+        emit(&Event::ActionEnd {
+            index,
+            name: action.name.clone(),
+            outcome: ran.outcome,
+            exit_code: ran.exit_code,
+            signal: ran.signal,
+            timed_out: ran.timed_out,
+            duration_ms: millis(action_started.elapsed()),
+        });
+        if let (Some(name), Some(value)) = (&action.export, ran.exported) {
+            vars.insert(name.clone(), value);
+        }
+        let checkname = if job.actions.len() == 1 {
+            job.name.clone()
+        } else {
+            format!("{}.{}", job.name, action.name)
+        };
+        results.push(TaskResult {
+            checkname,
+            item: job.item.clone(),
+            item_type: job.item_type.clone(),
+            outcome: ran.outcome,
+            summary: ran.summary,
+            output: ran.output,
+        });
+        if ran.outcome != Outcome::Passed {
+            skipped = job.actions.len() - index;
+            break;
+        }
+    }
+
+    write_results(&job.artifactsdir, &results)?;
+    let passed = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Passed)
+        .count();
+    let outcome = match results.last() {
+        Some(last) if passed < results.len() => last.outcome,
+        _ => Outcome::Passed,
+    };
+    emit(&Event::Finish {
+        outcome,
+        passed,
+        failed: results.len() - passed,
+        skipped,
+        duration_ms: millis(started.elapsed()),
+    });
+    Ok(Report {
+        results,
+        skipped,
+        outcome,
+    })
+}
+
+/// Environment shared by all actions; `vars` are added per action.
+fn base_env(job: &JobSpec) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("PATH".to_string(), DEFAULT_PATH.to_string());
+    env.insert("HOME".to_string(), home());
+    env.extend(job.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for (name, path) in [
+        ("FERROTRON_JOB_ID", job.job_id.clone()),
+        ("FERROTRON_WORKDIR", path_string(&job.workdir)),
+        ("FERROTRON_ARTIFACTSDIR", path_string(&job.artifactsdir)),
+        ("FERROTRON_TASKDIR", path_string(&job.taskdir)),
+    ] {
+        env.insert(name.to_string(), path);
+    }
+    env
+}
+
+fn path_string(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// `/root` when running as root, else the agent's own `HOME` (or `/`).
+fn home() -> String {
+    // The owner of /proc/self is the process's effective user.
+    let uid = fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    if uid == Some(0) {
+        return "/root".to_string();
+    }
+    std::env::var("HOME").unwrap_or_else(|_| "/".to_string())
+}
+
+/// A file-name-safe form of an action name: lower-case ASCII letters and
+/// digits, other runs of characters as one `-`, at most 40 characters.
+pub fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.is_empty() && !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    s.truncate(40);
+    let s = s.trim_end_matches('-');
+    if s.is_empty() {
+        "action".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How one action ended.
+struct ActionRun {
+    outcome: Outcome,
+    summary: String,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    timed_out: bool,
+    output: String,
+    /// The value of the action's `export` variable, when it passed.
+    exported: Option<String>,
+}
+
+fn run_action(
+    index: usize,
+    action: &Action,
+    workdir: &Path,
+    env: &BTreeMap<String, String>,
+    log: &Path,
+    emit: &mut dyn FnMut(&Event),
+) -> Result<ActionRun, RunError> {
+    let file =
+        File::create(log).map_err(io_error(|| format!("cannot create {}", log.display())))?;
+    let mut sink = Sink {
+        index,
+        log: Some((file, log.to_path_buf())),
+        tail: Tail::new(TAIL_BYTES),
+        export: action.export.as_ref().map(|_| Vec::new()),
+        export_overflow: false,
+    };
+    let timeout = action.timeout_secs();
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(Duration::from_secs(timeout))
+        .unwrap_or(now + Duration::from_secs(86400));
+    let mut ran = ActionRun {
+        outcome: Outcome::Passed,
+        summary: "exit 0".to_string(),
+        exit_code: None,
+        signal: None,
+        timed_out: false,
+        output: String::new(),
+        exported: None,
+    };
+    for (i, command) in action.shell.iter().enumerate() {
+        let n = i + 1;
+        let end = match run_command(command, workdir, env, deadline, &mut sink, emit) {
+            Ok(end) => end,
+            Err(e) => {
+                ran.outcome = Outcome::Error;
+                ran.summary = format!("could not run command {n}: {e}");
+                break;
+            }
+        };
+        ran.exit_code = end.status.code();
+        ran.signal = end.status.signal();
+        if end.timed_out {
+            ran.timed_out = true;
+            ran.outcome = Outcome::Error;
+            ran.summary = format!("timed out after {timeout} s");
+            break;
+        }
+        let what = match (end.status.code(), end.status.signal()) {
+            (Some(0), _) => continue,
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            (None, None) => format!("ended with {}", end.status),
+        };
+        ran.outcome = Outcome::Failed;
+        ran.summary = format!("command {n} {what}: {}", command_summary(command));
+        break;
+    }
+    if let (Outcome::Passed, Some(name), Some(stdout)) =
+        (ran.outcome, &action.export, sink.export.take())
+    {
+        let value = String::from_utf8_lossy(&stdout);
+        let value = value.trim_end_matches('\n');
+        if sink.export_overflow {
+            ran.outcome = Outcome::Error;
+            ran.summary = format!("stdout to export as {name} is larger than {MAX_EXPORT} bytes");
+        } else if value.contains('\0') {
+            ran.outcome = Outcome::Error;
+            ran.summary = format!("stdout to export as {name} contains a NUL byte");
+        } else {
+            ran.exported = Some(value.to_string());
+        }
+    }
+    ran.output = sink.tail.into_string();
+    Ok(ran)
+}
+
+/// First line of a command, shortened, for a one-line summary.
+fn command_summary(command: &str) -> String {
+    const MAX: usize = 120;
+    let first = command.trim().lines().next().unwrap_or("");
+    let mut s: String = first.chars().take(MAX).collect();
+    if s.len() < command.trim().len() {
+        s.push_str(" ...");
+    }
+    s
+}
+
+/// Where a command's output goes: the log, the tail, the export buffer and
+/// `output` events.
+struct Sink {
+    index: usize,
+    log: Option<(File, PathBuf)>,
+    tail: Tail,
+    export: Option<Vec<u8>>,
+    export_overflow: bool,
+}
+
+impl Sink {
+    fn line(&mut self, stream: Stream, bytes: &[u8], emit: &mut dyn FnMut(&Event)) {
+        if let Some((file, path)) = &mut self.log {
+            if let Err(e) = file.write_all(bytes) {
+                emit(&Event::Error {
+                    message: format!("cannot write {}: {e}; no longer logging", path.display()),
+                });
+                self.log = None;
+            }
+        }
+        self.tail.push(bytes);
+        if let (Stream::Stdout, Some(buf)) = (stream, &mut self.export) {
+            if buf.len() + bytes.len() > MAX_EXPORT {
+                self.export_overflow = true;
+            } else {
+                buf.extend_from_slice(bytes);
+            }
+        }
+        let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        emit(&Event::Output {
+            index: self.index,
+            stream,
+            line: String::from_utf8_lossy(text).into_owned(),
+        });
+    }
+}
+
+struct CommandEnd {
+    status: ExitStatus,
+    timed_out: bool,
+}
+
+/// Runs `/bin/sh -c COMMAND` in a new process group until it exits and its
+/// output is read. Past `deadline` the group gets SIGTERM, then SIGKILL
+/// after [`KILL_GRACE`].
+fn run_command(
+    command: &str,
+    workdir: &Path,
+    env: &BTreeMap<String, String>,
+    deadline: Instant,
+    sink: &mut Sink,
+    emit: &mut dyn FnMut(&Event),
+) -> io::Result<CommandEnd> {
+    let mut child = Command::new(SHELL)
+        .arg("-c")
+        .arg(command)
+        .current_dir(workdir)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()?;
+    // The child leads its group, and its pid cannot be reused before it is
+    // reaped, so the group id is safe to signal until then.
+    let pgid = child.id();
+    let (tx, rx) = mpsc::channel();
+    let mut open = 0;
+    if let Some(pipe) = child.stdout.take() {
+        spawn_reader(Stream::Stdout, pipe, tx.clone());
+        open += 1;
+    }
+    if let Some(pipe) = child.stderr.take() {
+        spawn_reader(Stream::Stderr, pipe, tx);
+        open += 1;
+    }
+
+    let mut status: Option<ExitStatus> = None;
+    let mut exited_at: Option<Instant> = None;
+    let mut term_sent: Option<Instant> = None;
+    let mut kill_sent = false;
+    loop {
+        let now = Instant::now();
+        if status.is_none() && term_sent.is_none() && now >= deadline {
+            signal_group(pgid, "TERM");
+            term_sent = Some(now);
+        }
+        if let Some(at) = term_sent {
+            // SIGKILL also reaches what ignored SIGTERM or left the pipes.
+            if !kill_sent && (now >= at + KILL_GRACE || (status.is_some() && open == 0)) {
+                signal_group(pgid, "KILL");
+                let _ = child.kill();
+                kill_sent = true;
+            }
+        }
+        if let Some(at) = exited_at {
+            // Output is complete, or background processes hold the pipes.
+            let drained = open == 0 || now >= at + DRAIN_GRACE;
+            if drained && (term_sent.is_none() || kill_sent) {
+                break;
+            }
+        }
+        if open > 0 {
+            match rx.recv_timeout(POLL) {
+                Ok(Chunk::Line(stream, bytes)) => sink.line(stream, &bytes, emit),
+                Ok(Chunk::Eof(_)) => open -= 1,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = 0,
+            }
+        } else {
+            thread::sleep(POLL);
+        }
+        if status.is_none() {
+            match child.try_wait() {
+                Ok(Some(s)) => {
+                    status = Some(s);
+                    exited_at = Some(Instant::now());
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    signal_group(pgid, "KILL");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            }
+        }
+    }
+    // Lines that arrived with the last end of file are already handled;
+    // anything still queued from abandoned pipes is shown too.
+    while let Ok(Chunk::Line(stream, bytes)) = rx.try_recv() {
+        sink.line(stream, &bytes, emit);
+    }
+    let status = match status {
+        Some(s) => s,
+        None => child.wait()?,
+    };
+    Ok(CommandEnd {
+        status,
+        timed_out: term_sent.is_some(),
+    })
+}
+
+/// Sends a signal (`TERM`, `KILL`) to a process group with the shell's
+/// builtin `kill`. dash and bash need `--` before a negative pid, busybox
+/// rejects `--` (and procps `kill` without `--` takes `-PGID` for a signal),
+/// hence the second form. Failure (no such group) is ignored.
+fn signal_group(pgid: u32, signal: &str) {
+    let script =
+        format!("kill -{signal} -- -{pgid} 2>/dev/null || kill -{signal} -{pgid} 2>/dev/null");
+    let _ = Command::new(SHELL)
+        .arg("-c")
+        .arg(script)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Writes `results.json` and `results.tap`, each through a temporary file
+/// renamed into place.
+fn write_results(artifactsdir: &Path, results: &[TaskResult]) -> Result<(), RunError> {
+    let mut json = serde_json::to_string_pretty(results).map_err(|e| RunError {
+        what: "cannot serialize results".to_string(),
+        source: io::Error::other(e),
+    })?;
+    json.push('\n');
+    write_atomic(&artifactsdir.join("results.json"), json.as_bytes())?;
+    write_atomic(&artifactsdir.join("results.tap"), tap13(results).as_bytes())
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), RunError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, data).map_err(io_error(|| format!("cannot write {}", tmp.display())))?;
+    fs::rename(&tmp, path).map_err(io_error(|| format!("cannot write {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("run check"), "run-check");
+        assert_eq!(slug("  Run: the CHECK!! "), "run-the-check");
+        assert_eq!(slug("???"), "action");
+        assert_eq!(slug("é"), "action");
+        assert_eq!(slug(&"abc ".repeat(30)).len(), 39);
+    }
+
+    #[test]
+    fn command_summaries() {
+        assert_eq!(command_summary("  make check \n"), "make check");
+        assert_eq!(command_summary("a\nb"), "a ...");
+        assert_eq!(command_summary(&"x".repeat(200)).len(), 124);
+    }
+}
