@@ -410,7 +410,13 @@ pub enum Event {
     Error {
         message: String,
     },
+    /// Sent when nothing else was for [`HEARTBEAT_SECS`]: the orchestrator
+    /// tells a quiet task from a hung guest by it.
+    Heartbeat,
 }
+
+/// Longest silence of the agent while a command runs.
+pub const HEARTBEAT_SECS: u64 = 5;
 
 #[cfg(test)]
 mod tests {

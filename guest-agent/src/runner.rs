@@ -394,8 +394,14 @@ fn run_command(
     let mut exited_at: Option<Instant> = None;
     let mut term_sent: Option<Instant> = None;
     let mut kill_sent = false;
+    let mut last_event = Instant::now();
+    let heartbeat = Duration::from_secs(crate::protocol::HEARTBEAT_SECS);
     loop {
         let now = Instant::now();
+        if now >= last_event + heartbeat {
+            emit(&Event::Heartbeat);
+            last_event = now;
+        }
         if status.is_none() && term_sent.is_none() && now >= deadline {
             signal_group(pgid, "TERM");
             term_sent = Some(now);
@@ -417,7 +423,10 @@ fn run_command(
         }
         if open > 0 {
             match rx.recv_timeout(POLL) {
-                Ok(Chunk::Line(stream, bytes)) => sink.line(stream, &bytes, emit),
+                Ok(Chunk::Line(stream, bytes)) => {
+                    sink.line(stream, &bytes, emit);
+                    last_event = Instant::now();
+                }
                 Ok(Chunk::Eof(_)) => open -= 1,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => open = 0,

@@ -1,1 +1,35 @@
 //! Recipes to versioned, immutable base images.
+//!
+//! A recipe (`images/<name>.yaml`, see [`Recipe`]) lists a Debian kernel, kernel
+//! modules, packages and programs. [`ImageStore::build`] downloads the packages with
+//! the host's apt, assembles a kernel + small initramfs + ext4 root disk (qcow2),
+//! and publishes them atomically as `<store>/<name>/<version>/` with a
+//! [`Manifest`]. The guest contract (kernel command line keys, console lines,
+//! paths) is described in `docs/images.md`.
+
+pub mod apt;
+pub mod builder;
+pub mod cpio;
+pub mod elf;
+pub mod guest;
+pub mod manifest;
+pub mod recipe;
+pub mod store;
+pub mod tool;
+
+use std::path::Path;
+
+pub use builder::{BuildError, BuildEvent, BuildOptions};
+pub use manifest::{AgentInfo, BootSettings, FileEntry, Manifest, PackageEntry};
+pub use recipe::{Recipe, RecipeError};
+pub use store::{BuiltImage, ImageInfo, ImageStore, ResolvedImage, StoreError};
+
+/// Builds `recipe_path` into the store at `store_root` (see [`ImageStore::build`]).
+pub fn build(
+    store_root: &Path,
+    recipe_path: &Path,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(BuildEvent),
+) -> Result<BuiltImage, BuildError> {
+    ImageStore::new(store_root.to_path_buf()).build(recipe_path, opts, progress)
+}

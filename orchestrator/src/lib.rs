@@ -1,1 +1,19 @@
-//! Ferrotron orchestrator library.
+//! Ferrotron: runs tasks in disposable libvirt VMs.
+//!
+//! The modules follow a job's path: a [`formula`] is validated, an image is
+//! found in the store ([`images`]), the [`runner`] boots a VM ([`vm`]),
+//! talks to the guest agent over [`ssh`], collects the results and destroys
+//! the VM. [`commands`] is the one layer the CLI (and later the HTTP API and
+//! the message intake) call.
+
+pub mod cancel;
+pub mod commands;
+pub mod formula;
+pub mod images;
+pub mod job;
+pub mod progress;
+pub mod runner;
+pub mod settings;
+pub mod ssh;
+pub mod util;
+pub mod vm;

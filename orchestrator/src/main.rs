@@ -1,1 +1,261 @@
-fn main() {}
+//! `ferrotron`: the command line. Errors are printed once, with their
+//! causes, and mapped to documented exit statuses:
+//! 0 passed, 1 a task result failed, 2 bad input, 3 infrastructure error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ferrotron::cancel::Cancel;
+use ferrotron::progress::Progress;
+use ferrotron::runner::{RunError, RunRequest};
+use ferrotron::settings::Settings;
+use ferrotron::vm::Accel;
+
+mod image_cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "ferrotron",
+    version,
+    about = "Run tasks in disposable libvirt VMs"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// Data folder: jobs, VM overlays, images.
+    #[arg(long, global = true, env = "FERROTRON_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Image store (default: <data dir>/images).
+    #[arg(long, global = true, env = "FERROTRON_IMAGES_DIR")]
+    images_dir: Option<PathBuf>,
+    /// libvirt connection URI.
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_LIBVIRT_URI",
+        default_value = "qemu:///system"
+    )]
+    libvirt_uri: String,
+    /// VM acceleration: kvm, tcg or auto (tries KVM once, remembers).
+    #[arg(long, global = true, env = "FERROTRON_ACCEL", default_value = "auto")]
+    accel: Accel,
+    /// Guest agent uploaded when the image's copy differs.
+    #[arg(long, global = true, env = "FERROTRON_AGENT")]
+    agent: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a task formula against an item.
+    Run(RunArgs),
+    /// Build, list and prune base images.
+    #[command(subcommand)]
+    Image(image_cmd::ImageCommand),
+    /// Destroy VMs and overlays left by orchestrators that died.
+    Cleanup,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Run in a fresh libvirt VM.
+    #[arg(long)]
+    libvirt: bool,
+    /// The item to check (for example a Koji build NVR).
+    #[arg(short, long)]
+    item: String,
+    /// The item's type (koji_build, bodhi_update, koji_tag, compose,
+    /// git_commit, docker_image, item).
+    #[arg(short = 't', long = "type")]
+    item_type: String,
+    /// Architecture.
+    #[arg(short, long, default_value = "x86_64")]
+    arch: String,
+    /// Base image, `name` or `name:version` (default: the formula's
+    /// environment.image, else `tiny`).
+    #[arg(long)]
+    image: Option<String>,
+    /// Keep a failed job's VM this long (e.g. 30m, 2h, 90s) and print how to
+    /// reach it.
+    #[arg(long, value_parser = parse_duration)]
+    keep_on_failure: Option<Duration>,
+    /// Deadline for the whole task (default: sum of action time-outs + 60 s).
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Deadline for the guest's SSH server (default: the image's).
+    #[arg(long, value_parser = parse_duration)]
+    ssh_timeout: Option<Duration>,
+    /// Declare the guest hung when the agent says nothing (not even its
+    /// 5-second heartbeat) this long.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    stall_timeout: Duration,
+    /// Extra kernel command-line word for the guest (repeatable).
+    #[arg(long = "kernel-arg")]
+    kernel_args: Vec<String>,
+    /// Only the TAP on stdout and errors on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The task formula (runtask.yml).
+    formula: PathBuf,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 90s, 30m or 2h"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(n * mult))
+}
+
+fn settings(g: &GlobalArgs) -> Settings {
+    let mut s = Settings::new(
+        g.data_dir
+            .clone()
+            .unwrap_or_else(Settings::default_data_dir),
+    );
+    if let Some(i) = &g.images_dir {
+        s.images_dir = i.clone();
+    }
+    s.libvirt_uri = g.libvirt_uri.clone();
+    s.accel = g.accel;
+    s.agent = g.agent.clone();
+    s
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.global.verbose {
+        0 => "warn",
+        1 => "ferrotron=debug,ferrotron_imagebuilder=debug,info",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERROTRON_LOG")
+                .unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let settings = settings(&cli.global);
+    let code = match cli.command {
+        Command::Run(args) => run(settings, args),
+        Command::Image(cmd) => image_cmd::main(&settings, cmd),
+        Command::Cleanup => match ferrotron::commands::reap(&settings) {
+            Ok(r) => {
+                println!(
+                    "removed {} domain(s), {} folder(s)",
+                    r.domains.len(),
+                    r.folders.len()
+                );
+                0
+            }
+            Err(e) => fail(3, &e),
+        },
+    };
+    ExitCode::from(code as u8)
+}
+
+/// Prints an error and its causes on one line; returns `code`.
+fn fail(code: i32, e: &(dyn std::error::Error + 'static)) -> i32 {
+    eprintln!("ferrotron: error: {}", ferrotron::util::full(e));
+    code
+}
+
+fn run(mut settings: Settings, args: RunArgs) -> i32 {
+    if !args.libvirt {
+        eprintln!("ferrotron: error: only --libvirt runs are available in this version (the local runner is issue #4)");
+        return 2;
+    }
+    let formula = match ferrotron::commands::load_formula(&args.formula) {
+        Ok(f) => f,
+        Err(e) => return fail(2, &e),
+    };
+    settings.ssh_timeout = args.ssh_timeout;
+    settings.extra_cmdline = args.kernel_args.clone();
+    settings.stall_timeout = args.stall_timeout;
+    let req = RunRequest {
+        formula,
+        item: args.item,
+        item_type: args.item_type,
+        arch: args.arch,
+        image: args.image,
+        keep_on_failure: args.keep_on_failure,
+        timeout: args.timeout,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(3, &e),
+    };
+    let cancel = Cancel::new();
+    let quiet = args.quiet;
+    let result = rt.block_on(async {
+        let c = cancel.clone();
+        let mut job = tokio::task::spawn_blocking(move || {
+            let ui = Progress::new(quiet);
+            let r = ferrotron::commands::run_in_vm(&settings, &req, &c, &ui);
+            (r, ui.elapsed())
+        });
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => return Err(RunError::Infra { phase: "start", message: e.to_string() }),
+        };
+        let signal = tokio::select! {
+            r = &mut job => return r.map_err(|e| RunError::Infra { phase: "run", message: e.to_string() }),
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        let destroyed = cancel.cancel(signal);
+        eprintln!("ferrotron: {signal} received: destroying {}", if destroyed.is_empty() { "nothing running yet".to_string() } else { destroyed.join(", ") });
+        // The job thread notices within a fraction of a second and its guard
+        // removes the overlay; do not wait forever.
+        match tokio::time::timeout(Duration::from_secs(30), job).await {
+            Ok(Ok(r)) => Ok(r),
+            _ => Err(RunError::Cancelled(signal.to_string())),
+        }
+    });
+    match result {
+        Ok((Ok(outcome), took)) => {
+            print!("{}", outcome.tap);
+            let passed = outcome.passed();
+            if !quiet {
+                eprintln!(
+                    "ferrotron: {} in {:.1} s; artifacts: {}",
+                    if passed { "PASSED" } else { "FAILED" },
+                    took.as_secs_f64(),
+                    outcome.job_dir.display()
+                );
+            }
+            if passed {
+                0
+            } else {
+                1
+            }
+        }
+        Ok((Err(e), _)) | Err(e) => {
+            let code = e.exit_code();
+            fail(code, &e)
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! Assembling an image (kernel, initramfs, root disk, manifest) in a work folder.
+//! Publishing it into the store is `store.rs`'s job.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::apt::{self, AptError};
+use crate::cpio::{CpioError, CpioWriter};
+use crate::elf::{self, ElfError};
+use crate::guest;
+use crate::manifest::{
+    hash_file, AgentInfo, BootSettings, Manifest, ManifestError, MANIFEST_FORMAT,
+};
+use crate::recipe::{Recipe, RecipeError};
+use crate::tool::{run, ToolError};
+
+/// File names inside an image folder.
+pub const KERNEL_FILE: &str = "vmlinuz";
+pub const INITRD_FILE: &str = "initrd.img";
+pub const DISK_FILE: &str = "disk.qcow2";
+
+/// Inputs of a build besides the recipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// The guest agent executable to install at `/usr/libexec/ferrotron/ferrotron-agent`.
+    pub agent_binary: PathBuf,
+    /// Keep the work folder under `<store>/.tmp/` when the build fails (for debugging).
+    pub keep_failed: bool,
+}
+
+impl BuildOptions {
+    pub fn new(agent_binary: impl Into<PathBuf>) -> Self {
+        BuildOptions {
+            agent_binary: agent_binary.into(),
+            keep_failed: false,
+        }
+    }
+}
+
+/// Progress of a build, one event per step, for the CLI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildEvent {
+    Step {
+        name: String,
+        detail: String,
+    },
+    Done {
+        path: PathBuf,
+        size_bytes: u64,
+        elapsed: Duration,
+    },
+}
+
+/// Errors of a build.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    #[error(transparent)]
+    Apt(#[from] AptError),
+    #[error(transparent)]
+    Elf(#[from] ElfError),
+    #[error(transparent)]
+    Cpio(#[from] CpioError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("guest agent {path}: {message}")]
+    Agent { path: PathBuf, message: String },
+    #[error("kernel: {0}")]
+    Kernel(String),
+    #[error("{0}")]
+    Missing(String),
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError {
+    let path = path.to_path_buf();
+    move |source| BuildError::Io { path, source }
+}
+
+fn step(progress: &mut dyn FnMut(BuildEvent), name: &str, detail: String) {
+    tracing::info!(step = name, "{detail}");
+    progress(BuildEvent::Step {
+        name: name.to_string(),
+        detail,
+    });
+}
+
+/// Version string from `<agent> --version` (`ferrotron-agent 0.1.0` -> `0.1.0`).
+fn agent_version(path: &Path) -> Result<String, BuildError> {
+    let out = Command::new(path)
+        .arg("--version")
+        .output()
+        .map_err(|e| BuildError::Agent {
+            path: path.to_path_buf(),
+            message: format!("cannot run `--version`: {e}"),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next().unwrap_or("").trim();
+    if !out.status.success() || line.is_empty() {
+        return Err(BuildError::Agent {
+            path: path.to_path_buf(),
+            message: format!("`--version` printed nothing or failed ({})", out.status),
+        });
+    }
+    Ok(line.split_whitespace().last().unwrap_or(line).to_string())
+}
+
+fn write_file(path: &Path, mode: u32, data: &[u8]) -> Result<(), BuildError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    std::fs::write(path, data).map_err(io_err(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(path))
+}
+
+fn mkdir_mode(path: &Path, mode: u32) -> Result<(), BuildError> {
+    std::fs::create_dir_all(path).map_err(io_err(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(path))
+}
+
+fn symlink_if_absent(target: &str, link: &Path) -> Result<(), BuildError> {
+    if std::fs::symlink_metadata(link).is_ok() {
+        return Ok(());
+    }
+    if let Some(parent) = link.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    std::os::unix::fs::symlink(target, link).map_err(io_err(link))
+}
+
+fn host(root: &Path, guest_path: &str) -> PathBuf {
+    root.join(guest_path.trim_start_matches('/'))
+}
+
+/// Busybox applets as (directory, name) from `busybox --list-full`, mapped to /bin and /sbin.
+fn busybox_applets(busybox: &Path) -> Result<Vec<(&'static str, String)>, BuildError> {
+    let out = run(Command::new(busybox).arg("--list-full"))?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let (dir, name) = l.trim().rsplit_once('/')?;
+            if name.is_empty() || name == "busybox" {
+                return None;
+            }
+            let dir = if dir.ends_with("sbin") { "sbin" } else { "bin" };
+            Some((dir, name.to_string()))
+        })
+        .collect())
+}
+
+/// Finds `<name>.ko` under the kernel's module tree (`-` and `_` are equivalent).
+fn find_module(modules_root: &Path, name: &str) -> Result<PathBuf, BuildError> {
+    let want = name.replace('-', "_");
+    let mut stack = vec![modules_root.to_path_buf()];
+    let mut compressed = None;
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(io_err(&dir))?;
+        for e in entries {
+            let e = e.map_err(io_err(&dir))?;
+            let p = e.path();
+            let ft = e.file_type().map_err(io_err(&p))?;
+            if ft.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let fname = e.file_name().to_string_lossy().replace('-', "_");
+            if fname == format!("{want}.ko") {
+                return Ok(p);
+            }
+            if fname.starts_with(&format!("{want}.ko.")) {
+                compressed = Some(p);
+            }
+        }
+    }
+    Err(BuildError::Kernel(match compressed {
+        Some(p) => format!(
+            "module {name} is compressed ({}); only uncompressed .ko files are supported",
+            p.display()
+        ),
+        None => format!("module {name} not found under {}", modules_root.display()),
+    }))
+}
+
+/// Builds the initramfs: static busybox, the modules in load order, `/init`.
+fn write_initrd(
+    out: &Path,
+    busybox: &[u8],
+    modules: &[(String, Vec<u8>)],
+) -> Result<u64, BuildError> {
+    let file = std::fs::File::create(out).map_err(io_err(out))?;
+    let mut w = CpioWriter::new(std::io::BufWriter::new(file));
+    for d in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "newroot",
+        "lib",
+        guest::INITRD_MODULE_DIR,
+    ] {
+        w.dir(d, 0o755)?;
+    }
+    w.char_dev("dev/console", 0o600, 5, 1)?;
+    w.char_dev("dev/null", 0o666, 1, 3)?;
+    w.file("bin/busybox", 0o755, busybox)?;
+    for applet in [
+        "sh",
+        "mount",
+        "insmod",
+        "poweroff",
+        "usleep",
+        "switch_root",
+        "mkdir",
+        "cat",
+        "head",
+        "ls",
+    ] {
+        w.symlink(&format!("bin/{applet}"), "busybox")?;
+    }
+    let names: Vec<String> = modules.iter().map(|(n, _)| n.clone()).collect();
+    for (name, data) in modules {
+        w.file(
+            &format!("{}/{name}.ko", guest::INITRD_MODULE_DIR),
+            0o644,
+            data,
+        )?;
+    }
+    w.file("init", 0o755, guest::initrd_init(&names).as_bytes())?;
+    let mut inner = w.finish()?;
+    std::io::Write::flush(&mut inner).map_err(io_err(out))?;
+    drop(inner);
+    Ok(std::fs::metadata(out).map_err(io_err(out))?.len())
+}
+
+/// Everything a finished work folder contains before publishing.
+pub(crate) struct Assembled {
+    /// Folder with vmlinuz, initrd.img, disk.qcow2 and manifest.json.
+    pub image_dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// Assembles an image in `work` (a fresh folder). `cache_dir` holds the shared
+/// download cache. The manifest's `version` is filled in when publishing.
+pub(crate) fn assemble(
+    recipe: &Recipe,
+    recipe_sha256: &str,
+    opts: &BuildOptions,
+    cache_dir: &Path,
+    work: &Path,
+    created: OffsetDateTime,
+    progress: &mut dyn FnMut(BuildEvent),
+) -> Result<Assembled, BuildError> {
+    // Agent first: cheap to check, annoying to find out at the end.
+    let agent_path = &opts.agent_binary;
+    let agent_bytes = std::fs::read(agent_path).map_err(|e| BuildError::Agent {
+        path: agent_path.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let agent_ver = agent_version(agent_path)?;
+    let agent_sha = crate::recipe::sha256_hex(&agent_bytes);
+
+    // Packages.
+    let kernel_pkg = apt::resolve_kernel_package(&recipe.kernel)?;
+    let mut closure = apt::package_closure(&recipe.packages)?;
+    closure.insert(kernel_pkg.clone());
+    step(
+        progress,
+        "resolve",
+        format!("{} packages (kernel {kernel_pkg})", closure.len()),
+    );
+    let (debs, fetched) = apt::download(&closure, cache_dir)?;
+    step(
+        progress,
+        "download",
+        format!(
+            "{fetched} downloaded, {} from cache ({})",
+            debs.len() - fetched,
+            cache_dir.join("debs").display()
+        ),
+    );
+    let pkgroot = work.join("pkgroot");
+    let packages = apt::extract_all(&debs, &pkgroot)?;
+    step(progress, "unpack", format!("{} packages", packages.len()));
+
+    // Kernel.
+    let release = kernel_pkg
+        .strip_prefix("linux-image-")
+        .unwrap_or(&kernel_pkg)
+        .trim_end_matches("-unsigned")
+        .to_string();
+    let modules_root = pkgroot.join("lib/modules").join(&release);
+    let vmlinuz_src = pkgroot.join("boot").join(format!("vmlinuz-{release}"));
+    if !modules_root.is_dir() || !vmlinuz_src.is_file() {
+        return Err(BuildError::Kernel(format!(
+            "{kernel_pkg} has no /boot/vmlinuz-{release} or /lib/modules/{release}"
+        )));
+    }
+
+    // Root file system.
+    let staging = work.join("staging");
+    for (dir, mode) in guest::ROOT_DIRS {
+        mkdir_mode(&host(&staging, dir), *mode)?;
+    }
+    let files = elf::closure(
+        &pkgroot,
+        &recipe.binaries,
+        &[(&agent_bytes, guest::AGENT_PATH)],
+    )?;
+    for f in &files {
+        elf::copy_entry(&pkgroot, &staging, f)?;
+    }
+    let busybox_src = pkgroot.join("bin/busybox");
+    let busybox = std::fs::read(&busybox_src).map_err(|_| {
+        BuildError::Missing(format!(
+            "{} not found: the recipe must list busybox-static in packages",
+            busybox_src.display()
+        ))
+    })?;
+    if elf::elf_needs(&busybox, "busybox", "/bin")?.is_some_and(|n| !n.needed.is_empty()) {
+        return Err(BuildError::Missing(
+            "/bin/busybox is not static; use busybox-static".into(),
+        ));
+    }
+    write_file(&staging.join("bin/busybox"), 0o755, &busybox)?;
+    let applets = busybox_applets(&busybox_src)?;
+    for (dir, name) in &applets {
+        let target = if *dir == "bin" {
+            "busybox"
+        } else {
+            "../bin/busybox"
+        };
+        symlink_if_absent(target, &staging.join(dir).join(name))?;
+    }
+    write_file(&host(&staging, guest::AGENT_PATH), 0o755, &agent_bytes)?;
+    symlink_if_absent(
+        "../libexec/ferrotron/ferrotron-agent",
+        &staging.join("usr/bin/ferrotron-agent"),
+    )?;
+    for (path, mode, content) in guest::etc_files(&recipe.name) {
+        write_file(&host(&staging, path), mode, content.as_bytes())?;
+    }
+    for d in &recipe.directories {
+        mkdir_mode(&host(&staging, d), 0o755)?;
+    }
+    for (link, target) in &recipe.symlinks {
+        symlink_if_absent(target, &host(&staging, link))?;
+    }
+    // A loader cache saves the guest's ld.so many failed lookups (best effort).
+    if let Err(e) = run(Command::new("ldconfig").arg("-r").arg(&staging)) {
+        tracing::warn!("ldconfig -r failed, image will work without a loader cache: {e}");
+    }
+    step(
+        progress,
+        "rootfs",
+        format!(
+            "{} files from {} binaries, {} busybox applets, agent {agent_ver}",
+            files.len(),
+            recipe.binaries.len(),
+            applets.len()
+        ),
+    );
+
+    // Kernel and initramfs.
+    let image_dir = work.join("image");
+    std::fs::create_dir(&image_dir).map_err(io_err(&image_dir))?;
+    std::fs::copy(&vmlinuz_src, image_dir.join(KERNEL_FILE)).map_err(io_err(&vmlinuz_src))?;
+    let mut modules = Vec::new();
+    for m in &recipe.modules {
+        let p = find_module(&modules_root, m)?;
+        modules.push((m.clone(), std::fs::read(&p).map_err(io_err(&p))?));
+    }
+    let initrd_size = write_initrd(&image_dir.join(INITRD_FILE), &busybox, &modules)?;
+    step(
+        progress,
+        "initrd",
+        format!(
+            "kernel {release}, {} modules, initrd {} KiB",
+            modules.len(),
+            initrd_size / 1024
+        ),
+    );
+
+    // Root disk: ext4 from the staging tree, converted to qcow2.
+    let raw = work.join("disk.raw");
+    run(Command::new("mke2fs")
+        .args(["-q", "-t", "ext4", "-L", "ferrotron-root", "-m", "0"])
+        .args([
+            "-E",
+            "lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0",
+        ])
+        .arg("-d")
+        .arg(&staging)
+        .arg("-F")
+        .arg(&raw)
+        .arg(format!("{}M", recipe.disk_size_mib)))?;
+    let disk = image_dir.join(DISK_FILE);
+    run(Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&disk))?;
+    std::fs::remove_file(&raw).map_err(io_err(&raw))?;
+    let disk_size = std::fs::metadata(&disk).map_err(io_err(&disk))?.len();
+    step(
+        progress,
+        "disk",
+        format!(
+            "ext4 {} MiB, qcow2 {} MiB",
+            recipe.disk_size_mib,
+            disk_size / (1024 * 1024)
+        ),
+    );
+
+    let mut file_entries = BTreeMap::new();
+    for f in [KERNEL_FILE, INITRD_FILE, DISK_FILE] {
+        let p = image_dir.join(f);
+        file_entries.insert(f.to_string(), hash_file(&p).map_err(io_err(&p))?);
+    }
+    let created_str = created
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| BuildError::Missing(format!("cannot format time: {e}")))?;
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        name: recipe.name.clone(),
+        version: String::new(),
+        created: created_str,
+        description: recipe.description.clone(),
+        files: file_entries,
+        packages,
+        kernel_release: release,
+        agent: AgentInfo {
+            version: agent_ver,
+            sha256: agent_sha,
+        },
+        boot: BootSettings {
+            kernel: KERNEL_FILE.into(),
+            initrd: INITRD_FILE.into(),
+            disk: DISK_FILE.into(),
+            cmdline: recipe.boot.cmdline.clone(),
+            memory_mib: recipe.boot.memory_mib,
+            vcpus: recipe.boot.vcpus,
+            ssh_timeout_secs: recipe.boot.ssh_timeout_secs,
+        },
+        recipe_sha256: recipe_sha256.to_string(),
+        builder: format!("ferrotron-imagebuilder {}", env!("CARGO_PKG_VERSION")),
+    };
+    Ok(Assembled {
+        image_dir,
+        manifest,
+    })
+}

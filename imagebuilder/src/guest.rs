@@ -1,0 +1,246 @@
+//! The guest side of an image: initramfs `/init`, the boot script, `/etc` files.
+//! The contract these implement is documented in `docs/images.md`.
+
+/// Path of the guest agent inside the image.
+pub const AGENT_PATH: &str = "/usr/libexec/ferrotron/ferrotron-agent";
+/// Path of the boot script inside the image.
+pub const BOOT_SCRIPT_PATH: &str = "/etc/ferrotron/boot";
+/// Where jobs live inside the guest.
+pub const JOBS_DIR: &str = "/var/lib/ferrotron/jobs";
+/// Guest address on QEMU user networking.
+pub const GUEST_ADDR: &str = "10.0.2.15/24";
+/// Gateway on QEMU user networking.
+pub const GATEWAY: &str = "10.0.2.2";
+
+/// Directory where the initramfs keeps its modules.
+pub const INITRD_MODULE_DIR: &str = "lib/modules";
+
+/// The initramfs `/init` for the given module load order.
+pub fn initrd_init(modules: &[String]) -> String {
+    let list = modules.join(" ");
+    format!(
+        r#"#!/bin/sh
+# Ferrotron initramfs: load the virtio drivers, mount the root disk, switch to it.
+# Any failure is reported on the console and powers the VM off.
+export PATH=/bin
+fail() {{
+	echo "ferrotron-initrd: error: $*" >/dev/console
+	poweroff -f
+	exit 1
+}}
+mount -t proc proc /proc || fail "cannot mount /proc"
+mount -t sysfs sysfs /sys || fail "cannot mount /sys"
+mount -t devtmpfs devtmpfs /dev || fail "cannot mount devtmpfs on /dev"
+# Reading /dev/random makes the kernel start generating jitter entropy now, in
+# parallel with the rest of the boot: without a hardware RNG (TCG) the SSH host
+# key generation would otherwise wait about a second for the crng.
+head -c 1 /dev/random >/dev/null 2>&1 &
+for m in {list}; do
+	insmod /{INITRD_MODULE_DIR}/$m.ko || fail "cannot load kernel module $m"
+done
+set -f
+root=/dev/vda
+fstype=ext4
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
+	case "$arg" in
+	root=/dev/*) root=${{arg#root=}} ;;
+	rootfstype=*) fstype=${{arg#rootfstype=}} ;;
+	esac
+done
+read -r up _ </proc/uptime
+deadline=$((${{up%.*}} + 10))
+while [ ! -b "$root" ]; do
+	read -r up _ </proc/uptime
+	[ "${{up%.*}}" -ge "$deadline" ] && fail "root disk $root did not appear within 10 s"
+	usleep 2000
+done
+mount -t "$fstype" -o rw "$root" /newroot || fail "cannot mount $root ($fstype) on /newroot"
+[ -x /newroot/sbin/init ] || fail "$root has no /sbin/init"
+for d in dev proc sys; do
+	mount --move /$d /newroot/$d || fail "cannot move /$d to the root disk"
+done
+exec switch_root /newroot /sbin/init
+fail "switch_root failed"
+"#
+    )
+}
+
+/// The boot script run by busybox init (`::sysinit:`) on the root disk.
+pub fn boot_script() -> String {
+    format!(
+        r#"#!/bin/sh
+# Ferrotron guest boot script (run once by init). Every console line starts
+# with "ferrotron:" so the orchestrator can quote it. See docs/images.md.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+say() {{ echo "ferrotron: $*" >/dev/console; }}
+[ -e /proc/self ] || mount -t proc proc /proc || say "error: cannot mount /proc"
+[ -e /sys/class ] || mount -t sysfs sysfs /sys || say "error: cannot mount /sys"
+[ -d /dev/pts ] || mkdir /dev/pts
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts || say "error: cannot mount /dev/pts"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp || say "error: cannot mount /tmp"
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || say "error: cannot mount /run"
+read -r h </etc/hostname && echo "$h" >/proc/sys/kernel/hostname
+
+set -f
+key=
+net=on
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
+	case "$arg" in
+	ferrotron.key=*) key=${{arg#ferrotron.key=}} ;;
+	ferrotron.net=off) net=off ;;
+	esac
+done
+if [ -n "$key" ]; then
+	umask 077
+	echo "ssh-ed25519 $key" >/root/.ssh/authorized_keys ||
+		say "error: cannot write /root/.ssh/authorized_keys"
+	umask 022
+else
+	say "error: no ferrotron.key= on the kernel command line"
+fi
+
+ip link set lo up || say "error: cannot bring up lo"
+if [ "$net" = off ]; then
+	say "network disabled (ferrotron.net=off)"
+elif [ ! -e /sys/class/net/eth0 ]; then
+	say "error: network interface eth0 not found (virtio_net missing?)"
+else
+	ip link set eth0 up &&
+		ip addr add {GUEST_ADDR} dev eth0 &&
+		ip route add default via {GATEWAY} ||
+		say "error: cannot configure eth0 ({GUEST_ADDR} via {GATEWAY})"
+fi
+
+hk=/etc/dropbear/dropbear_ed25519_host_key
+if [ ! -s "$hk" ]; then
+	out=$(dropbearkey -t ed25519 -f "$hk" 2>&1) || say "error: dropbearkey failed: $out"
+else
+	out=$(dropbearkey -y -f "$hk" 2>&1) || say "error: dropbearkey -y failed: $out"
+fi
+case "$out" in
+*"ssh-ed25519 "*)
+	pub=${{out#*ssh-ed25519 }}
+	pub=${{pub%%[[:space:]]*}}
+	say "host key ssh-ed25519 $pub"
+	;;
+*) say "error: no ed25519 host key" ;;
+esac
+dropbear -s -p 22 -r "$hk" || say "error: dropbear did not start"
+# Wait (at most ~2 s) until port 22 listens, so "ready" means ready.
+i=0
+while [ $i -lt 400 ]; do
+	while read -r _ local _ st _; do
+		[ "$st" = 0A ] && case "$local" in *:0016) break 2 ;; esac
+	done </proc/net/tcp
+	usleep 5000
+	i=$((i + 1))
+done
+[ $i -lt 400 ] || say "error: nothing listens on port 22"
+say "ready"
+"#
+    )
+}
+
+/// `/etc/inittab` for busybox init.
+pub const INITTAB: &str = "\
+::sysinit:/etc/ferrotron/boot
+::ctrlaltdel:/sbin/reboot
+::shutdown:/bin/sync
+::shutdown:/bin/umount -a -r
+";
+
+/// Small text files of the root file system: (path, mode, content).
+pub fn etc_files(hostname: &str) -> Vec<(&'static str, u32, String)> {
+    vec![
+        (
+            "/etc/passwd",
+            0o644,
+            "root:x:0:0:root:/root:/bin/sh\n".into(),
+        ),
+        (
+            "/etc/group",
+            0o644,
+            "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n".into(),
+        ),
+        ("/etc/shadow", 0o600, "root:*:19000:0:99999:7:::\n".into()),
+        ("/etc/shells", 0o644, "/bin/sh\n/bin/ash\n".into()),
+        (
+            "/etc/hosts",
+            0o644,
+            format!("127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tlocalhost\n"),
+        ),
+        ("/etc/hostname", 0o644, format!("{hostname}\n")),
+        (
+            "/etc/nsswitch.conf",
+            0o644,
+            "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n".into(),
+        ),
+        (
+            "/etc/ld.so.conf",
+            0o644,
+            "/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n".into(),
+        ),
+        ("/etc/inittab", 0o644, INITTAB.into()),
+        (BOOT_SCRIPT_PATH, 0o755, boot_script()),
+    ]
+}
+
+/// Directories of the root file system: (path, mode).
+pub const ROOT_DIRS: &[(&str, u32)] = &[
+    ("/bin", 0o755),
+    ("/sbin", 0o755),
+    ("/dev", 0o755),
+    ("/proc", 0o555),
+    ("/sys", 0o555),
+    ("/run", 0o755),
+    ("/tmp", 0o1777),
+    ("/root", 0o700),
+    ("/root/.ssh", 0o700),
+    ("/etc", 0o755),
+    ("/etc/dropbear", 0o700),
+    ("/etc/ferrotron", 0o755),
+    ("/usr/bin", 0o755),
+    ("/usr/sbin", 0o755),
+    ("/usr/libexec/ferrotron", 0o755),
+    ("/var/log", 0o755),
+    ("/var/lib/ferrotron", 0o755),
+    (JOBS_DIR, 0o755),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn syntax_ok(script: &str) {
+        let out = Command::new("busybox")
+            .args(["sh", "-n", "-c", script])
+            .output()
+            .expect("busybox sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn scripts_parse() {
+        syntax_ok(&initrd_init(&["virtio".into(), "virtio_blk".into()]));
+        syntax_ok(&boot_script());
+    }
+
+    #[test]
+    fn every_console_line_is_prefixed() {
+        for line in boot_script().lines() {
+            if line.contains("echo") && !line.contains("authorized_keys") {
+                assert!(
+                    line.contains("ferrotron: ") || line.contains("/proc/sys/kernel/hostname"),
+                    "{line}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! `manifest.json`: what an image contains and how to boot it.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Current manifest format.
+pub const MANIFEST_FORMAT: u32 = 1;
+/// File name of the manifest inside an image folder.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Errors reading or writing manifests.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid manifest: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "{path}: unsupported manifest format {found} (this build reads format {MANIFEST_FORMAT})"
+    )]
+    Format { path: PathBuf, found: u32 },
+}
+
+/// Checksum and size of one image file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// A Debian package that went into the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageEntry {
+    pub name: String,
+    pub version: String,
+}
+
+/// The guest agent baked into the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub version: String,
+    pub sha256: String,
+}
+
+/// How to boot the image. File names are relative to the image folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootSettings {
+    pub kernel: String,
+    pub initrd: String,
+    pub disk: String,
+    /// Base kernel command line; the orchestrator appends `ferrotron.key=...`
+    /// (and optionally `ferrotron.net=off`).
+    pub cmdline: String,
+    pub memory_mib: u32,
+    pub vcpus: u32,
+    pub ssh_timeout_secs: u32,
+}
+
+/// The content of `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub name: String,
+    pub version: String,
+    /// RFC 3339, UTC.
+    pub created: String,
+    pub description: String,
+    pub files: BTreeMap<String, FileEntry>,
+    pub packages: Vec<PackageEntry>,
+    pub kernel_release: String,
+    pub agent: AgentInfo,
+    pub boot: BootSettings,
+    pub recipe_sha256: String,
+    pub builder: String,
+}
+
+impl Manifest {
+    /// Reads `<dir>/manifest.json`.
+    pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|source| ManifestError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        if m.format != MANIFEST_FORMAT {
+            return Err(ManifestError::Format {
+                path,
+                found: m.format,
+            });
+        }
+        Ok(m)
+    }
+
+    /// Writes `<dir>/manifest.json` (pretty-printed).
+    pub fn save(&self, dir: &Path) -> Result<(), ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|source| ManifestError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+        text.push('\n');
+        // The file may already be read-only from an earlier attempt.
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, text).map_err(|source| ManifestError::Write { path, source })
+    }
+}
+
+/// SHA-256 and size of a file.
+pub fn hash_file(path: &Path) -> Result<FileEntry, std::io::Error> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok(FileEntry {
+        sha256: hex::encode(h.finalize()),
+        size,
+    })
+}

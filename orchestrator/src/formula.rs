@@ -1,0 +1,413 @@
+//! Task formulas (`runtask.yml`): loading and validation.
+//!
+//! This is the subset of the libtaskotron formula the VM runner needs: `name`,
+//! `desc`, `maintainer`, `namespace`, `input.args`, `environment` and
+//! `actions` (or the older `task`) whose directive is `shell`. Everything is
+//! validated before anything runs: a bad formula is one error naming the file,
+//! the line and the key path.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Item types a formula may declare as an input arg; the arg receives `--item`.
+pub const ITEM_TYPES: &[&str] = &[
+    "koji_build",
+    "bodhi_update",
+    "koji_tag",
+    "compose",
+    "git_commit",
+    "docker_image",
+    "item",
+];
+
+/// A formula that parsed and validated.
+#[derive(Debug, Clone)]
+pub struct Formula {
+    pub path: PathBuf,
+    pub name: String,
+    pub desc: String,
+    pub maintainer: String,
+    pub namespace: Option<String>,
+    pub args: Vec<String>,
+    pub environment: Environment,
+    pub actions: Vec<Action>,
+}
+
+/// What the machine must offer the task.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Base image name, optionally `name:version`.
+    pub image: Option<String>,
+    /// Debian packages the task expects (informational for now).
+    #[serde(default)]
+    pub rpm: Vec<String>,
+    #[serde(default)]
+    pub packages: Vec<String>,
+    pub memory_mib: Option<u32>,
+}
+
+/// One step of a task.
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub name: String,
+    pub shell: Vec<String>,
+    pub export: Option<String>,
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormulaError {
+    #[error("{path}: cannot read formula")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+impl FormulaError {
+    fn invalid(
+        path: &Path,
+        line: usize,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        FormulaError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFormula {
+    name: String,
+    desc: String,
+    maintainer: String,
+    namespace: Option<String>,
+    input: Option<RawInput>,
+    #[serde(default)]
+    environment: Environment,
+    actions: Option<Vec<RawAction>>,
+    task: Option<Vec<RawAction>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    name: String,
+    shell: Option<Vec<String>>,
+    export: Option<String>,
+    timeout: Option<u64>,
+}
+
+impl Formula {
+    /// Reads and validates a formula file.
+    pub fn load(path: &Path) -> Result<Formula, FormulaError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FormulaError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates formula text; `path` is used in messages only.
+    pub fn parse(path: &Path, text: &str) -> Result<Formula, FormulaError> {
+        let de = yaml_serde::Deserializer::from_str(text);
+        let raw: RawFormula = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.location().map(|l| l.line()).unwrap_or(1);
+            let message = strip_location(&inner.to_string());
+            FormulaError::invalid(
+                path,
+                line,
+                if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                message,
+            )
+        })?;
+
+        let actions = match (raw.actions, raw.task) {
+            (Some(a), None) | (None, Some(a)) => a,
+            (Some(_), Some(_)) => {
+                return Err(FormulaError::invalid(
+                    path,
+                    line_of(text, "task"),
+                    "task",
+                    "give either `actions` or the older `task`, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(FormulaError::invalid(
+                    path,
+                    1,
+                    "actions",
+                    "missing field `actions`",
+                ))
+            }
+        };
+        if actions.is_empty() {
+            return Err(FormulaError::invalid(
+                path,
+                line_of(text, "actions"),
+                "actions",
+                "no actions",
+            ));
+        }
+        let args = raw.input.map(|i| i.args).unwrap_or_default();
+        for (i, arg) in args.iter().enumerate() {
+            if !is_var_name(arg) {
+                return Err(FormulaError::invalid(
+                    path,
+                    line_of(text, "args"),
+                    format!("input.args[{i}]"),
+                    format!("`{arg}` is not a valid variable name"),
+                ));
+            }
+        }
+
+        let mut out = Vec::with_capacity(actions.len());
+        for (i, a) in actions.into_iter().enumerate() {
+            let key = format!("actions[{i}]");
+            let line = line_of_nth(text, "- name:", i);
+            let Some(shell) = a.shell else {
+                return Err(FormulaError::invalid(
+                    path,
+                    line,
+                    key,
+                    format!(
+                        "action `{}` has no directive (this runner supports `shell`)",
+                        a.name
+                    ),
+                ));
+            };
+            if shell.is_empty() {
+                return Err(FormulaError::invalid(
+                    path,
+                    line,
+                    format!("{key}.shell"),
+                    "empty command list",
+                ));
+            }
+            if let Some(var) = &a.export {
+                if !is_var_name(var) {
+                    return Err(FormulaError::invalid(
+                        path,
+                        line,
+                        format!("{key}.export"),
+                        format!("`{var}` is not a valid variable name"),
+                    ));
+                }
+            }
+            if a.timeout == Some(0) {
+                return Err(FormulaError::invalid(
+                    path,
+                    line,
+                    format!("{key}.timeout"),
+                    "must be at least 1 second",
+                ));
+            }
+            out.push(Action {
+                name: a.name,
+                shell,
+                export: a.export,
+                timeout_secs: a.timeout,
+            });
+        }
+
+        Ok(Formula {
+            path: path.to_path_buf(),
+            name: raw.name,
+            desc: raw.desc,
+            maintainer: raw.maintainer,
+            namespace: raw.namespace,
+            args,
+            environment: raw.environment,
+            actions: out,
+        })
+    }
+
+    /// The input variables a job gets from `--item/--type/--arch`, checked
+    /// against the formula's declared args.
+    pub fn input_vars(
+        &self,
+        item: &str,
+        item_type: &str,
+        arch: &str,
+    ) -> Result<BTreeMap<String, String>, FormulaError> {
+        if !ITEM_TYPES.contains(&item_type) {
+            return Err(FormulaError::invalid(
+                &self.path,
+                1,
+                "--type",
+                format!(
+                    "unknown item type `{item_type}` (known: {})",
+                    ITEM_TYPES.join(", ")
+                ),
+            ));
+        }
+        let declared_types: Vec<&String> = self
+            .args
+            .iter()
+            .filter(|a| ITEM_TYPES.contains(&a.as_str()))
+            .collect();
+        if !declared_types.is_empty() && !declared_types.iter().any(|a| *a == item_type) {
+            return Err(FormulaError::invalid(
+                &self.path,
+                1,
+                "input.args",
+                format!(
+                    "--type {item_type} does not match the formula, which takes {}",
+                    declared_types
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let mut vars = BTreeMap::new();
+        for arg in &self.args {
+            let value = if arg == item_type {
+                item
+            } else if arg == "arch" {
+                arch
+            } else if arg == "item" {
+                item
+            } else {
+                continue;
+            };
+            vars.insert(arg.clone(), value.to_string());
+        }
+        Ok(vars)
+    }
+}
+
+fn is_var_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// serde_yaml-style messages start with their own key path and end in
+/// " at line L column C"; both are reported separately.
+fn strip_location(msg: &str) -> String {
+    let msg = match msg.find(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    match msg.split_once(": ") {
+        Some((head, rest)) if !head.contains(' ') => rest.to_string(),
+        _ => msg.to_string(),
+    }
+}
+
+/// 1-based line of the first `key:` in the text, or 1.
+fn line_of(text: &str, key: &str) -> usize {
+    let needle = format!("{key}:");
+    text.lines()
+        .position(|l| l.trim_start().trim_start_matches("- ").starts_with(&needle))
+        .map(|i| i + 1)
+        .unwrap_or(1)
+}
+
+/// 1-based line of the n-th (0-based) occurrence of `needle`, or 1.
+fn line_of_nth(text: &str, needle: &str, n: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with(needle))
+        .nth(n)
+        .map(|(i, _)| i + 1)
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Formula, FormulaError> {
+        Formula::parse(Path::new("runtask.yml"), text)
+    }
+
+    const GOOD: &str = "name: hello\ndesc: says hello\nmaintainer: me\ninput:\n  args: [koji_build, arch]\nactions:\n  - name: greet\n    shell:\n      - echo hello ${koji_build}\n    timeout: 30\n";
+
+    #[test]
+    fn accepts_a_minimal_formula() {
+        let f = parse(GOOD).expect("valid");
+        assert_eq!(f.name, "hello");
+        assert_eq!(f.actions.len(), 1);
+        assert_eq!(f.actions[0].timeout_secs, Some(30));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_path() {
+        let text = GOOD.replace("    timeout: 30\n", "    timeuot: 30\n");
+        let err = parse(&text).expect_err("unknown key").to_string();
+        assert!(
+            err.starts_with("runtask.yml:10: actions[0].timeuot: unknown field `timeuot`"),
+            "{err}"
+        );
+        assert!(err.contains("unknown field `timeuot`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let text = GOOD.replace("timeout: 30", "timeout: soon");
+        let err = parse(&text).expect_err("bad type").to_string();
+        assert!(err.contains("actions[0].timeout"), "{err}");
+        assert!(err.contains("runtask.yml:10"), "{err}");
+    }
+
+    #[test]
+    fn action_without_directive_is_rejected() {
+        let text = "name: a\ndesc: b\nmaintainer: c\nactions:\n  - name: nothing\n";
+        let err = parse(text).expect_err("no directive").to_string();
+        assert_eq!(err, "runtask.yml:5: actions[0]: action `nothing` has no directive (this runner supports `shell`)");
+    }
+
+    #[test]
+    fn older_task_key_is_accepted() {
+        let text = GOOD.replace("actions:", "task:");
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn type_mismatch_is_reported() {
+        let f = parse(GOOD).expect("valid");
+        let err = f
+            .input_vars("x", "bodhi_update", "x86_64")
+            .expect_err("mismatch")
+            .to_string();
+        assert!(
+            err.contains("does not match the formula, which takes koji_build"),
+            "{err}"
+        );
+        let vars = f.input_vars("foo-1.0", "koji_build", "x86_64").expect("ok");
+        assert_eq!(vars["koji_build"], "foo-1.0");
+        assert_eq!(vars["arch"], "x86_64");
+    }
+}

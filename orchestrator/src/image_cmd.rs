@@ -1,0 +1,165 @@
+//! `ferrotron image build|list|prune|verify`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Subcommand;
+use ferrotron::settings::Settings;
+use ferrotron_imagebuilder::{BuildEvent, BuildOptions, ImageStore, Recipe};
+
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// Build an image from a recipe and publish it as a new version.
+    Build {
+        /// The static guest agent baked into the image.
+        #[arg(long, env = "FERROTRON_AGENT")]
+        agent: PathBuf,
+        /// Skip the build when the newest image of that name was built from
+        /// the same recipe and agent.
+        #[arg(long)]
+        if_changed: bool,
+        /// The recipe (e.g. images/tiny.yaml).
+        recipe: PathBuf,
+    },
+    /// List images, newest version last.
+    List,
+    /// Remove all but the newest N versions of each image.
+    Prune {
+        #[arg(long)]
+        keep: usize,
+        /// Only this image.
+        name: Option<String>,
+    },
+    /// Recheck an image's files against its manifest.
+    Verify { reference: String },
+}
+
+pub fn main(settings: &Settings, cmd: ImageCommand) -> i32 {
+    let store = ImageStore::new(settings.images_dir.clone());
+    match cmd {
+        ImageCommand::Build {
+            agent,
+            if_changed,
+            recipe,
+        } => build(&store, &agent, if_changed, &recipe),
+        ImageCommand::List => match store.list() {
+            Ok(images) if images.is_empty() => {
+                eprintln!(
+                    "no images in {} (build one: ferrotron image build images/tiny.yaml)",
+                    store.root().display()
+                );
+                0
+            }
+            Ok(images) => {
+                println!(
+                    "{:<12} {:<18} {:<22} {:>10}",
+                    "NAME", "VERSION", "CREATED", "SIZE"
+                );
+                for i in images {
+                    println!(
+                        "{:<12} {:<18} {:<22} {:>7.1} MiB",
+                        i.name,
+                        i.version,
+                        i.created,
+                        i.size_bytes as f64 / 1048576.0
+                    );
+                }
+                0
+            }
+            Err(e) => fail(3, &e),
+        },
+        ImageCommand::Prune { keep, name } => match store.prune(name.as_deref(), keep) {
+            Ok(removed) => {
+                for i in &removed {
+                    println!("removed {}:{}", i.name, i.version);
+                }
+                println!("{} version(s) removed", removed.len());
+                0
+            }
+            Err(e) => fail(3, &e),
+        },
+        ImageCommand::Verify { reference } => match store.verify(&reference) {
+            Ok(r) => {
+                println!("{}: all files match the manifest", r.reference());
+                0
+            }
+            Err(e) => fail(1, &e),
+        },
+    }
+}
+
+fn build(
+    store: &ImageStore,
+    agent: &std::path::Path,
+    if_changed: bool,
+    recipe_path: &std::path::Path,
+) -> i32 {
+    let recipe = match Recipe::load(recipe_path) {
+        Ok(r) => r,
+        Err(e) => return fail(2, &e),
+    };
+    if !agent.is_file() {
+        eprintln!(
+            "ferrotron: error: guest agent {} does not exist (build it: make agent)",
+            agent.display()
+        );
+        return 2;
+    }
+    if if_changed {
+        if let Ok(current) = store.resolve(&recipe.name) {
+            let same_recipe = ferrotron::util::sha256_file(recipe_path).ok().as_deref()
+                == Some(current.manifest.recipe_sha256.as_str());
+            let same_agent = ferrotron::util::sha256_file(agent).ok().as_deref()
+                == Some(current.manifest.agent.sha256.as_str());
+            if same_recipe && same_agent {
+                eprintln!(
+                    "ferrotron: image {} is up to date with {}",
+                    current.reference(),
+                    recipe_path.display()
+                );
+                return 0;
+            }
+        }
+    }
+    let started = Instant::now();
+    let mut step_started = Instant::now();
+    let mut progress = |ev: BuildEvent| match ev {
+        BuildEvent::Step { name, detail } => {
+            eprintln!(
+                "ferrotron: image {:<8} {detail}  (+{:.1} s)",
+                name,
+                step_started.elapsed().as_secs_f64()
+            );
+            step_started = Instant::now();
+        }
+        BuildEvent::Done {
+            path,
+            size_bytes,
+            elapsed,
+        } => {
+            eprintln!(
+                "ferrotron: image built: {} ({:.1} MiB) in {:.1} s",
+                path.display(),
+                size_bytes as f64 / 1048576.0,
+                elapsed.as_secs_f64()
+            );
+        }
+    };
+    match store.build(
+        recipe_path,
+        &BuildOptions::new(agent.to_path_buf()),
+        &mut progress,
+    ) {
+        Ok(built) => {
+            println!("{}:{}", built.manifest.name, built.manifest.version);
+            tracing::debug!("build took {:?}", started.elapsed());
+            0
+        }
+        Err(e) => fail(3, &e),
+    }
+}
+
+fn fail(code: i32, e: &(dyn std::error::Error + 'static)) -> i32 {
+    eprintln!("ferrotron: error: {}", ferrotron::util::full(e));
+    code
+}

@@ -1,0 +1,58 @@
+//! Finding a base image for a job: the image store's manifest turned into
+//! absolute paths and boot settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferrotron_imagebuilder::{ImageStore, Manifest};
+
+/// Default image when neither the formula nor the command line names one.
+pub const DEFAULT_IMAGE: &str = "tiny";
+
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    pub name: String,
+    pub version: String,
+    pub dir: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub disk: PathBuf,
+    pub cmdline: String,
+    pub memory_mib: u32,
+    pub vcpus: u32,
+    pub ssh_timeout: Duration,
+    pub agent_sha256: String,
+    pub agent_version: String,
+}
+
+impl ResolvedImage {
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.name, self.version)
+    }
+
+    pub fn from_manifest(dir: PathBuf, m: &Manifest) -> ResolvedImage {
+        ResolvedImage {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            kernel: dir.join(&m.boot.kernel),
+            initrd: dir.join(&m.boot.initrd),
+            disk: dir.join(&m.boot.disk),
+            cmdline: m.boot.cmdline.clone(),
+            memory_mib: m.boot.memory_mib,
+            vcpus: m.boot.vcpus,
+            ssh_timeout: Duration::from_secs(u64::from(m.boot.ssh_timeout_secs)),
+            agent_sha256: m.agent.sha256.clone(),
+            agent_version: m.agent.version.clone(),
+            dir,
+        }
+    }
+}
+
+/// Resolves `name` or `name:version` in the store at `root`.
+pub fn resolve(
+    root: &std::path::Path,
+    spec: &str,
+) -> Result<ResolvedImage, ferrotron_imagebuilder::StoreError> {
+    let r = ImageStore::new(root.to_path_buf()).resolve(spec)?;
+    Ok(ResolvedImage::from_manifest(r.path, &r.manifest))
+}

@@ -1,0 +1,152 @@
+//! Booting a job's VM: overlay, domain, and the wait for SSH, failing fast
+//! with the console's last lines when the guest does not come up.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cancel::Cancel;
+use crate::images::ResolvedImage;
+use crate::ssh::wait::{wait_for_banner, WaitFailure};
+use crate::vm::accel::Resolved;
+use crate::vm::owner::Owner;
+use crate::vm::reaper::OWNER_FILE;
+use crate::vm::{console, overlay, ports, DomainSpec, Hypervisor, VmGuard, DOMAIN_PREFIX};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("cannot prepare VM folder {0}")]
+    Folder(PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    Overlay(#[from] overlay::OverlayError),
+    #[error("cannot pick a port for the SSH forward")]
+    Port(#[source] std::io::Error),
+    #[error(transparent)]
+    Start(#[from] crate::vm::HypervisorError),
+    #[error("the VM stopped before its SSH server answered; {0}")]
+    Died(String),
+    #[error("no SSH banner from the guest within {secs} s (deadline of image {image}); {console}")]
+    Deadline {
+        secs: u64,
+        image: String,
+        console: String,
+    },
+    #[error("interrupted by {0} while the VM booted")]
+    Cancelled(String),
+}
+
+/// A VM whose domain runs; its SSH server may not answer yet.
+pub struct Started {
+    pub guard: VmGuard,
+    pub port: u16,
+    pub accel: Resolved,
+    /// Time from the start call to the domain running.
+    pub took: Duration,
+    console_log: PathBuf,
+    image: String,
+    ssh_deadline: Duration,
+}
+
+pub struct BootRequest<'a> {
+    pub hv: &'a Arc<Hypervisor>,
+    pub image: &'a ResolvedImage,
+    pub accel: Resolved,
+    pub job_id: &'a str,
+    pub vms_dir: PathBuf,
+    pub console_log: PathBuf,
+    pub cmdline: String,
+    pub ssh_deadline: Duration,
+    pub cancel: &'a Cancel,
+}
+
+pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
+    let name = format!("{DOMAIN_PREFIX}{}", req.job_id);
+    let vm_dir = req.vms_dir.join(&name);
+    std::fs::create_dir_all(&vm_dir).map_err(|e| BootError::Folder(vm_dir.clone(), e))?;
+    // From here on the guard owns the folder, even if the start fails.
+    let guard = VmGuard::new(req.hv.clone(), name.clone(), vm_dir.clone());
+    let owner = Owner::current();
+    std::fs::write(
+        vm_dir.join(OWNER_FILE),
+        serde_json::to_vec(&owner).unwrap_or_default(),
+    )
+    .map_err(|e| BootError::Folder(vm_dir.clone(), e))?;
+    let overlay_path = vm_dir.join("overlay.qcow2");
+    overlay::create(&req.image.disk, &overlay_path)?;
+
+    let mut spec = DomainSpec {
+        name: name.clone(),
+        job_id: req.job_id.to_string(),
+        owner,
+        accel: req.accel,
+        memory_mib: req.image.memory_mib,
+        vcpus: req.image.vcpus,
+        kernel: req.image.kernel.clone(),
+        initrd: req.image.initrd.clone(),
+        cmdline: req.cmdline.clone(),
+        overlay: overlay_path,
+        base_disk: req.image.disk.clone(),
+        console_log: req.console_log.clone(),
+        ssh_port: 0,
+        vm_dir,
+    };
+    let started = Instant::now();
+    // The port was free a moment ago; QEMU may lose it to another process
+    // before binding it, so try a few.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        spec.ssh_port = ports::free_loopback_port().map_err(BootError::Port)?;
+        req.cancel.track(req.hv.clone(), &name);
+        match req.hv.start(&spec) {
+            Ok(_) => break,
+            Err(e) if e.is_port_conflict() && attempt < 4 => {
+                tracing::debug!("port {} taken, retrying: {e}", spec.ssh_port);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Started {
+        guard,
+        port: spec.ssh_port,
+        accel: req.accel,
+        took: started.elapsed(),
+        console_log: req.console_log,
+        image: req.image.label(),
+        ssh_deadline: req.ssh_deadline,
+    })
+}
+
+impl Started {
+    /// Waits for the guest's SSH banner; fails at once, with the console's
+    /// last lines, when the VM stops, and at the deadline otherwise.
+    pub fn wait_for_ssh(&self, cancel: &Cancel) -> Result<Duration, BootError> {
+        let hv = self.guard.hypervisor();
+        let name = self.guard.name();
+        let deadline = Instant::now() + self.ssh_deadline;
+        let waited = wait_for_banner(self.port, deadline, || {
+            if cancel.is_cancelled() {
+                Some(WaitFailure::Cancelled)
+            } else if !hv.is_running(name) {
+                Some(WaitFailure::Died)
+            } else {
+                None
+            }
+        });
+        match waited {
+            Ok(took) => Ok(took),
+            Err(WaitFailure::Cancelled) => Err(BootError::Cancelled(cancel.reason())),
+            Err(WaitFailure::Died) => {
+                // Let virtlogd flush the last words.
+                std::thread::sleep(Duration::from_millis(100));
+                Err(BootError::Died(console::excerpt(&self.console_log, 15)))
+            }
+            Err(WaitFailure::Deadline) => Err(BootError::Deadline {
+                secs: self.ssh_deadline.as_secs(),
+                image: self.image.clone(),
+                console: console::excerpt(&self.console_log, 15),
+            }),
+        }
+    }
+}

@@ -1,0 +1,632 @@
+//! One job in one disposable VM, end to end: image, boot, ssh, task,
+//! collect, destroy. Blocking code (libvirt and libssh2 are blocking); the
+//! caller runs it on a blocking thread and cancels through [`Cancel`].
+
+pub mod boot;
+pub mod render;
+pub mod upload;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrotron_agent::protocol::{self as proto, JobSpec, TaskResult};
+
+use crate::cancel::Cancel;
+use crate::formula::{Formula, FormulaError};
+use crate::images::{self, ResolvedImage};
+use crate::job::{JobRecord, JobState};
+use crate::progress::Progress;
+use crate::settings::Settings;
+use crate::ssh::session::{Exit, Poll};
+use crate::ssh::{GuestSsh, KeyPair};
+use crate::util::{secs, shell_quote};
+use crate::vm::accel::{ProbeCache, Resolved};
+use crate::vm::{console, reaper, Accel, Hypervisor, VmGuard};
+
+use boot::{start, BootError, BootRequest};
+
+/// Where jobs live inside the guest.
+const GUEST_JOBS: &str = "/var/lib/ferrotron/jobs";
+/// The agent baked into every image.
+const GUEST_AGENT: &str = "/usr/libexec/ferrotron/ferrotron-agent";
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub formula: Formula,
+    pub item: String,
+    pub item_type: String,
+    pub arch: String,
+    /// Overrides the formula's `environment.image`.
+    pub image: Option<String>,
+    /// Keep a failed job's VM this long for debugging.
+    pub keep_on_failure: Option<Duration>,
+    /// Whole-task deadline; default: the sum of the action time-outs + 60 s.
+    pub timeout: Option<Duration>,
+}
+
+/// A job that ran to the end (its task may still have failed).
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub job_id: String,
+    pub job_dir: PathBuf,
+    pub results: Vec<TaskResult>,
+    pub tap: String,
+    pub record: JobRecord,
+}
+
+impl RunOutcome {
+    /// Every result PASSED or INFO.
+    pub fn passed(&self) -> bool {
+        !self.results.is_empty() && self.results.iter().all(|r| r.outcome.is_ok())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Formula(#[from] FormulaError),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{phase}: {message}")]
+    Infra {
+        phase: &'static str,
+        message: String,
+    },
+    #[error("interrupted by {0}; the VM was destroyed")]
+    Cancelled(String),
+}
+
+impl RunError {
+    /// Documented exit status: 2 bad input, 3 infrastructure (and
+    /// interruption).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Formula(_) | RunError::BadInput(_) => 2,
+            RunError::Infra { .. } | RunError::Cancelled(_) => 3,
+        }
+    }
+
+    fn infra(phase: &'static str, e: impl std::error::Error + 'static) -> RunError {
+        RunError::Infra {
+            phase,
+            message: crate::util::full(&e),
+        }
+    }
+}
+
+/// Checks everything that can be checked without a VM: the image exists,
+/// the item type matches, the agent to upload is readable. Bad input never
+/// starts a VM.
+pub fn prepare(
+    settings: &Settings,
+    req: &RunRequest,
+) -> Result<(ResolvedImage, JobSpec), RunError> {
+    let image_spec = req
+        .image
+        .clone()
+        .or_else(|| req.formula.environment.image.clone())
+        .unwrap_or_else(|| images::DEFAULT_IMAGE.to_string());
+    let image = images::resolve(&settings.images_dir, &image_spec)
+        .map_err(|e| RunError::BadInput(e.to_string()))?;
+    let vars = req
+        .formula
+        .input_vars(&req.item, &req.item_type, &req.arch)?;
+    if let Some(agent) = &settings.agent {
+        if !agent.is_file() {
+            return Err(RunError::BadInput(format!(
+                "guest agent {} does not exist",
+                agent.display()
+            )));
+        }
+    }
+    let spec = job_spec(&req.formula, &vars, req, &uuid::Uuid::new_v4().to_string());
+    spec.validate()
+        .map_err(|e| RunError::BadInput(e.to_string()))?;
+    Ok((image, spec))
+}
+
+fn job_spec(
+    f: &Formula,
+    inputs: &std::collections::BTreeMap<String, String>,
+    req: &RunRequest,
+    id: &str,
+) -> JobSpec {
+    let root = PathBuf::from(GUEST_JOBS).join(id);
+    let mut vars = inputs.clone();
+    let builtins = [
+        ("item", req.item.clone()),
+        ("type", req.item_type.clone()),
+        ("arch", req.arch.clone()),
+        ("jobid", id.to_string()),
+        ("workdir", root.join("work").display().to_string()),
+        ("artifactsdir", root.join("artifacts").display().to_string()),
+        ("taskdir", root.join("task").display().to_string()),
+    ];
+    for (k, v) in builtins {
+        vars.entry(k.to_string()).or_insert(v);
+    }
+    JobSpec {
+        version: proto::PROTOCOL_VERSION,
+        job_id: id.to_string(),
+        name: f.name.clone(),
+        item: req.item.clone(),
+        item_type: req.item_type.clone(),
+        arch: req.arch.clone(),
+        taskdir: root.join("task"),
+        workdir: root.join("work"),
+        artifactsdir: root.join("artifacts"),
+        vars,
+        env: [("LANG".to_string(), "C.UTF-8".to_string())].into(),
+        actions: f
+            .actions
+            .iter()
+            .map(|a| proto::Action {
+                name: a.name.clone(),
+                shell: a.shell.clone(),
+                timeout_secs: a.timeout_secs,
+                export: a.export.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Runs the job. Returns Ok for a job whose task ran (passed or failed).
+pub fn run(
+    settings: &Settings,
+    req: &RunRequest,
+    cancel: &Cancel,
+    ui: &Progress,
+) -> Result<RunOutcome, RunError> {
+    // image
+    let t = Instant::now();
+    let (image, spec) = prepare(settings, req)?;
+    let job_id = spec.job_id.clone();
+    let job_dir = settings.jobs_dir().join(&job_id);
+    std::fs::create_dir_all(job_dir.join("artifacts")).map_err(|e| RunError::infra("image", e))?;
+    ui.log_to(&job_dir.join("runner.log"));
+    let mut record = JobRecord::new(job_id.clone());
+    let advance = |record: &mut JobRecord, s: JobState| {
+        if let Err(e) = record.advance(s) {
+            tracing::error!("{e}");
+        }
+    };
+    advance(&mut record, JobState::Scheduled);
+    let upload_agent =
+        agent_to_upload(settings, &image).map_err(|e| RunError::infra("image", e))?;
+    ui.say(&format!(
+        "job {job_id}: {} for {} {} on {}",
+        req.formula.name,
+        req.item_type,
+        req.item,
+        image.label()
+    ));
+    ui.phase(
+        "image",
+        &format!(
+            "{}{}",
+            image.label(),
+            if upload_agent.is_some() {
+                " (agent will be updated)"
+            } else {
+                ""
+            }
+        ),
+        t.elapsed(),
+    );
+
+    // boot
+    advance(&mut record, JobState::Booting);
+    let hv = Arc::new(
+        Hypervisor::connect(&settings.libvirt_uri).map_err(|e| RunError::infra("boot", e))?,
+    );
+    if let Ok(r) = reaper::reap(&hv, &settings.vms_dir()) {
+        if !r.domains.is_empty() || !r.folders.is_empty() {
+            ui.say(&format!(
+                "cleaned up after dead orchestrators: {} domain(s), {} folder(s)",
+                r.domains.len(),
+                r.folders.len()
+            ));
+        }
+    }
+    let accel = resolve_accel(settings, &hv, &image, cancel, ui)?;
+    let keys = KeyPair::generate(&job_dir, &format!("ferrotron-job-{job_id}"))
+        .map_err(|e| RunError::infra("boot", e))?;
+    let console_log = job_dir.join("console.log");
+    let booted = start(BootRequest {
+        hv: &hv,
+        image: &image,
+        accel,
+        job_id: &job_id,
+        vms_dir: settings.vms_dir(),
+        console_log: console_log.clone(),
+        cmdline: cmdline(&image, &keys, &settings.extra_cmdline),
+        ssh_deadline: settings.ssh_timeout.unwrap_or(image.ssh_timeout),
+        cancel,
+    })
+    .map_err(boot_error)?;
+    ui.phase(
+        "boot",
+        &format!("{} started ({accel})", booted.guard.name()),
+        booted.took,
+    );
+
+    // ssh
+    let t = Instant::now();
+    booted.wait_for_ssh(cancel).map_err(boot_error)?;
+    let guard = booted.guard;
+    let ssh = GuestSsh::connect(booted.port, &keys, Duration::from_secs(30))
+        .map_err(|e| RunError::infra("ssh", e))?;
+    let known = format!("[127.0.0.1]:{} {}\n", booted.port, ssh.host_key.openssh);
+    let _ = std::fs::write(job_dir.join("known_hosts"), known);
+    ui.phase(
+        "ssh",
+        &format!("127.0.0.1:{} {}", booted.port, ssh.host_key.fingerprint),
+        t.elapsed(),
+    );
+
+    // task
+    advance(&mut record, JobState::Running);
+    let t = Instant::now();
+    let guest_dir = PathBuf::from(GUEST_JOBS).join(&job_id);
+    let job_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
+    let _ = std::fs::write(job_dir.join("job.json"), &job_json);
+    let task_dir = req
+        .formula
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tarball = upload::archive(&job_json, task_dir, upload_agent.as_deref())
+        .map_err(|e| RunError::BadInput(e.to_string()))?;
+    let agent = if upload_agent.is_some() {
+        guest_dir.join("ferrotron-agent").display().to_string()
+    } else {
+        GUEST_AGENT.to_string()
+    };
+    let gd = shell_quote(&guest_dir.display().to_string());
+    let command = format!(
+        "mkdir -p {gd} && tar -x -f - -C {gd} && exec {} run {}",
+        shell_quote(&agent),
+        shell_quote(&guest_dir.join("job.json").display().to_string())
+    );
+    let deadline = Instant::now() + req.timeout.unwrap_or_else(|| task_budget(&spec));
+    let mut seen = render::Seen::default();
+    let name = guard.name().to_string();
+    let last_heard = std::cell::Cell::new(Instant::now());
+    let streamed = ssh.stream(
+        &command,
+        &tarball,
+        |line| {
+            last_heard.set(Instant::now());
+            seen.handle(line, ui)
+        },
+        || {
+            if cancel.is_cancelled() {
+                Poll::Abort(cancel.reason())
+            } else if !guard.hypervisor().is_running(&name) {
+                Poll::Abort("the VM stopped".into())
+            } else if last_heard.get().elapsed() >= settings.stall_timeout {
+                Poll::Abort(format!(
+                    "nothing from the guest agent for {} s (not even its heartbeat): the guest hangs",
+                    settings.stall_timeout.as_secs()
+                ))
+            } else if Instant::now() >= deadline {
+                Poll::Abort(format!(
+                    "the task did not finish within {} s",
+                    req.timeout.unwrap_or_else(|| task_budget(&spec)).as_secs()
+                ))
+            } else {
+                Poll::Continue
+            }
+        },
+    );
+    if cancel.is_cancelled() {
+        return Err(RunError::Cancelled(cancel.reason()));
+    }
+    let task_took = t.elapsed();
+    // A guest that crashed drops the connection a moment before libvirt
+    // has processed its reboot (`panic=-1`): give it that moment.
+    let vm_alive = match &streamed {
+        Err(_) => !guard.hypervisor().wait_gone(&name, Duration::from_secs(2)),
+        Ok(_) => guard.hypervisor().is_running(&name),
+    };
+    let during = seen
+        .current_action
+        .as_ref()
+        .map(|a| format!(" during action `{a}`"))
+        .unwrap_or_default();
+    let task_error = match (&streamed, seen.finished) {
+        (Ok(_), Some(_)) => None,
+        _ if !vm_alive => {
+            // Let virtlogd flush the guest's last words.
+            std::thread::sleep(Duration::from_millis(100));
+            Some(format!(
+                "the VM stopped{during}; {}",
+                console::excerpt(&console_log, 15)
+            ))
+        }
+        (Ok((exit, stderr)), None) => Some(agent_died(exit, stderr, &seen)),
+        (Err(e), _) => Some(format!(
+            "{}{during}; {}",
+            crate::util::full(e),
+            console::excerpt(&console_log, 10)
+        )),
+    };
+    ui.phase(
+        "task",
+        &match (&task_error, seen.finished) {
+            (None, Some(o)) => format!("{} action(s), {o}", seen.actions),
+            _ => "did not finish".to_string(),
+        },
+        task_took,
+    );
+
+    // collect: even after a crash, whatever the task left is worth having.
+    advance(&mut record, JobState::Reporting);
+    let t = Instant::now();
+    let artifacts = job_dir.join("artifacts");
+    let collected = if vm_alive && !ssh.is_broken() {
+        ssh.download_tar(&format!("tar -c -f - -C {gd}/artifacts ."), &artifacts)
+    } else {
+        Ok(0)
+    };
+    let results = read_results(&artifacts);
+    ui.phase(
+        "collect",
+        &match &collected {
+            Ok(n) => format!("{n} file(s) into {}", artifacts.display()),
+            Err(e) => format!("failed: {e}"),
+        },
+        t.elapsed(),
+    );
+
+    let failed = task_error.is_some()
+        || !results
+            .as_ref()
+            .map(|r| r.iter().all(|x| x.outcome.is_ok()))
+            .unwrap_or(false);
+    keep_if_asked(
+        req,
+        failed,
+        &guard,
+        booted.port,
+        &keys,
+        &job_dir,
+        cancel,
+        ui,
+    );
+
+    // destroy
+    let t = Instant::now();
+    let destroyed = if ssh.poweroff() {
+        drop(ssh);
+        guard.close_after_poweroff(Duration::from_secs(1))
+    } else {
+        drop(ssh);
+        guard.close()
+    };
+    ui.phase("destroy", &name, t.elapsed());
+    if let Err(e) = destroyed {
+        return Err(RunError::Infra {
+            phase: "destroy",
+            message: e,
+        });
+    }
+
+    if let Some(message) = task_error {
+        advance(&mut record, JobState::Error);
+        return Err(RunError::Infra {
+            phase: "task",
+            message,
+        });
+    }
+    let results = match results {
+        Ok(r) if !r.is_empty() => r,
+        Ok(_) => {
+            return Err(RunError::Infra {
+                phase: "collect",
+                message: "the task produced no results".into(),
+            })
+        }
+        Err(e) => {
+            return Err(RunError::Infra {
+                phase: "collect",
+                message: e,
+            })
+        }
+    };
+    let tap = std::fs::read_to_string(artifacts.join("results.tap"))
+        .unwrap_or_else(|_| ferrotron_agent::tap::tap13(&results));
+    let outcome = RunOutcome {
+        job_id,
+        job_dir,
+        results,
+        tap,
+        record,
+    };
+    let mut outcome = outcome;
+    let final_state = if outcome.passed() {
+        JobState::Passed
+    } else {
+        JobState::Failed
+    };
+    advance(&mut outcome.record, final_state);
+    Ok(outcome)
+}
+
+/// The local agent when it differs from the image's copy.
+fn agent_to_upload(settings: &Settings, image: &ResolvedImage) -> std::io::Result<Option<PathBuf>> {
+    let Some(path) = &settings.agent else {
+        return Ok(None);
+    };
+    let sha = crate::util::sha256_file(path)?;
+    Ok((sha != image.agent_sha256).then(|| path.clone()))
+}
+
+/// The image's command line, plus the job's key and `panic=-1`: a guest
+/// kernel that panics reboots at once, which ends the domain
+/// (`on_reboot=destroy`) and the job with the console's last lines, instead
+/// of a halted VM waiting for the deadline.
+fn cmdline(image: &ResolvedImage, keys: &KeyPair, extra: &[String]) -> String {
+    let mut c = format!("{} panic=-1 ferrotron.key={}", image.cmdline, keys.blob());
+    for e in extra {
+        c.push(' ');
+        c.push_str(e);
+    }
+    c
+}
+
+/// Default whole-task deadline: every action's time-out plus a margin.
+fn task_budget(spec: &JobSpec) -> Duration {
+    let total: u64 = spec.actions.iter().map(|a| a.timeout_secs()).sum();
+    Duration::from_secs(total + 60)
+}
+
+fn agent_died(exit: &Exit, stderr: &str, seen: &render::Seen) -> String {
+    let during = seen
+        .current_action
+        .as_ref()
+        .map(|a| format!(" during action `{a}`"))
+        .unwrap_or_default();
+    let stderr = stderr.trim();
+    let detail = if stderr.is_empty() {
+        seen.errors.last().cloned().unwrap_or_default()
+    } else {
+        stderr.to_string()
+    };
+    format!(
+        "the guest agent ended without finishing ({exit}){during}{}",
+        if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {detail}")
+        }
+    )
+}
+
+fn read_results(artifacts: &Path) -> Result<Vec<TaskResult>, String> {
+    let p = artifacts.join("results.json");
+    let bytes = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// `--keep-on-failure`: leave the VM up, print how to reach it, wait.
+#[allow(clippy::too_many_arguments)]
+fn keep_if_asked(
+    req: &RunRequest,
+    failed: bool,
+    guard: &VmGuard,
+    port: u16,
+    keys: &KeyPair,
+    job_dir: &Path,
+    cancel: &Cancel,
+    ui: &Progress,
+) {
+    let Some(keep) = req.keep_on_failure else {
+        return;
+    };
+    if !failed || !guard.hypervisor().is_running(guard.name()) {
+        return;
+    }
+    ui.say(&format!(
+        "job failed: keeping {} for {} s for debugging; Ctrl-C destroys it now",
+        guard.name(),
+        keep.as_secs()
+    ));
+    ui.say(&format!(
+        "  ssh -i {} -p {port} -o UserKnownHostsFile={} root@127.0.0.1",
+        keys.private_path.display(),
+        job_dir.join("known_hosts").display()
+    ));
+    let until = Instant::now() + keep;
+    while Instant::now() < until
+        && !cancel.is_cancelled()
+        && guard.hypervisor().is_running(guard.name())
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `auto` tries a short KVM boot once per host and remembers the answer.
+fn resolve_accel(
+    settings: &Settings,
+    hv: &Arc<Hypervisor>,
+    image: &ResolvedImage,
+    cancel: &Cancel,
+    ui: &Progress,
+) -> Result<Resolved, RunError> {
+    match settings.accel {
+        Accel::Kvm => return Ok(Resolved::Kvm),
+        Accel::Tcg => return Ok(Resolved::Tcg),
+        Accel::Auto => {}
+    }
+    let cache = ProbeCache::new(&settings.data_dir);
+    if let Some(p) = cache.get() {
+        return Ok(p.answer);
+    }
+    let t = Instant::now();
+    let answer = probe_kvm(settings, hv, image, cancel);
+    if cancel.is_cancelled() {
+        return Err(RunError::Cancelled(cancel.reason()));
+    }
+    let (resolved, reason) = match answer {
+        Ok(()) => (Resolved::Kvm, "a KVM guest booted to SSH".to_string()),
+        Err(why) => (Resolved::Tcg, why),
+    };
+    let _ = cache.put(resolved, &reason);
+    ui.say(&format!(
+        "acceleration probe: {resolved} ({reason}); remembered in {}/accel.json ({})",
+        settings.data_dir.display(),
+        secs(t.elapsed())
+    ));
+    Ok(resolved)
+}
+
+fn probe_kvm(
+    settings: &Settings,
+    hv: &Arc<Hypervisor>,
+    image: &ResolvedImage,
+    cancel: &Cancel,
+) -> Result<(), String> {
+    if !Path::new("/dev/kvm").exists() {
+        return Err("no /dev/kvm".into());
+    }
+    let id = format!("probe-{}", uuid::Uuid::new_v4());
+    let dir = settings.data_dir.join("probe").join(&id);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let result = (|| {
+        let keys = KeyPair::generate(&dir, "ferrotron-probe").map_err(|e| e.to_string())?;
+        let started = start(BootRequest {
+            hv,
+            image,
+            accel: Resolved::Kvm,
+            job_id: &id,
+            vms_dir: settings.vms_dir(),
+            console_log: dir.join("console.log"),
+            cmdline: cmdline(image, &keys, &settings.extra_cmdline),
+            ssh_deadline: settings.kvm_probe_timeout,
+            cancel,
+        })
+        .map_err(|e| first_line(&crate::util::full(&e)))?;
+        let waited = started
+            .wait_for_ssh(cancel)
+            .map_err(|e| first_line(&crate::util::full(&e)));
+        let closed = started.guard.close();
+        waited.and(closed)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn boot_error(e: BootError) -> RunError {
+    match e {
+        BootError::Cancelled(s) => RunError::Cancelled(s),
+        e => RunError::infra("boot", e),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}

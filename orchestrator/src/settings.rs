@@ -1,0 +1,66 @@
+//! Settings shared by every command: where data lives, how to reach
+//! libvirt, how to accelerate VMs. Each comes from a flag or an environment
+//! variable (`FERROTRON_*`), with defaults that work on a fresh host.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::vm::Accel;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Jobs, VM folders, the accel probe answer: `/var/lib/ferrotron` for
+    /// root, `~/.local/share/ferrotron` otherwise.
+    pub data_dir: PathBuf,
+    /// Image store (default `<data dir>/images`).
+    pub images_dir: PathBuf,
+    pub libvirt_uri: String,
+    pub accel: Accel,
+    /// A guest agent to upload when the image's copy differs.
+    pub agent: Option<PathBuf>,
+    /// Overrides the image's SSH deadline.
+    pub ssh_timeout: Option<Duration>,
+    /// Deadline of the `auto` acceleration probe boot.
+    pub kvm_probe_timeout: Duration,
+    /// Extra kernel command-line words for every VM.
+    pub extra_cmdline: Vec<String>,
+    /// A running task whose guest says nothing (not even the agent's
+    /// heartbeat) this long is declared hung.
+    pub stall_timeout: Duration,
+}
+
+impl Settings {
+    pub fn default_data_dir() -> PathBuf {
+        if nix::unistd::geteuid().is_root() {
+            return PathBuf::from("/var/lib/ferrotron");
+        }
+        match std::env::var_os("XDG_DATA_HOME") {
+            Some(d) => PathBuf::from(d).join("ferrotron"),
+            None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+                .join(".local/share/ferrotron"),
+        }
+    }
+
+    pub fn new(data_dir: PathBuf) -> Settings {
+        Settings {
+            images_dir: data_dir.join("images"),
+            data_dir,
+            libvirt_uri: "qemu:///system".into(),
+            accel: Accel::Auto,
+            agent: None,
+            ssh_timeout: None,
+            kvm_probe_timeout: Duration::from_secs(20),
+            extra_cmdline: Vec::new(),
+            stall_timeout: Duration::from_secs(60),
+        }
+    }
+
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.data_dir.join("jobs")
+    }
+
+    /// Per-VM folders (overlay, owner file); removed with each VM.
+    pub fn vms_dir(&self) -> PathBuf {
+        self.data_dir.join("vms")
+    }
+}

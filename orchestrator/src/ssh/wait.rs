@@ -1,0 +1,95 @@
+//! Waiting for the guest's SSH server: poll for the banner with a deadline,
+//! and give up at once when the domain dies.
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Why waiting ended without a banner.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WaitFailure {
+    /// The VM stopped (crashed, powered off, destroyed).
+    Died,
+    /// The deadline passed.
+    Deadline,
+    /// The job was cancelled (signal).
+    Cancelled,
+}
+
+/// Polls 127.0.0.1:`port` until an `SSH-` banner arrives. `check` is called
+/// between attempts and ends the wait early with its failure.
+pub fn wait_for_banner(
+    port: u16,
+    deadline: Instant,
+    mut check: impl FnMut() -> Option<WaitFailure>,
+) -> Result<Duration, WaitFailure> {
+    let started = Instant::now();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    loop {
+        if let Some(f) = check() {
+            return Err(f);
+        }
+        if banner_answers(&addr) {
+            return Ok(started.elapsed());
+        }
+        if Instant::now() >= deadline {
+            return Err(WaitFailure::Deadline);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// One attempt. QEMU's user networking accepts the TCP connection even
+/// before the guest listens, then closes it: only the banner proves the
+/// server is up.
+fn banner_answers(addr: &SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match s.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got += n,
+        }
+    }
+    &buf == b"SSH-"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    #[test]
+    fn sees_a_banner_and_reports_death_and_deadline() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let t = std::thread::spawn(move || {
+            // First connection: closed without a banner (like QEMU before
+            // the guest listens); second: a real banner.
+            drop(l.accept());
+            let (mut s, _) = l.accept().expect("accept");
+            s.write_all(b"SSH-2.0-test\r\n").expect("write");
+        });
+        let far = Instant::now() + Duration::from_secs(10);
+        assert!(wait_for_banner(port, far, || None).is_ok());
+        t.join().expect("join");
+
+        let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let dead_port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        assert_eq!(
+            wait_for_banner(dead_port, far, || Some(WaitFailure::Died)),
+            Err(WaitFailure::Died)
+        );
+        let soon = Instant::now() + Duration::from_millis(100);
+        assert_eq!(
+            wait_for_banner(dead_port, soon, || None),
+            Err(WaitFailure::Deadline)
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! Small helpers with no better home.
+
+/// Current UTC time as RFC 3339 (`2026-11-25T08:15:00.123Z`).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// An error's sources after the top one, joined with ": ".
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        parts.push(s.to_string());
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// An error and all its sources on one line.
+pub fn full(e: &(dyn std::error::Error + 'static)) -> String {
+    let rest = chain(e);
+    if rest.is_empty() {
+        e.to_string()
+    } else {
+        format!("{e}: {rest}")
+    }
+}
+
+/// Quotes a string for a POSIX shell (single quotes, `'` escaped).
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Seconds with two decimals, for progress lines.
+pub fn secs(d: std::time::Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// Hex sha256 of a file's content.
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_for_the_shell() {
+        assert_eq!(shell_quote("abc-1.0"), "abc-1.0");
+        assert_eq!(shell_quote("it's $(x)"), r"'it'\''s $(x)'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}

@@ -1,0 +1,248 @@
+//! The libvirt domain XML of one job's VM, and the metadata that ties a
+//! domain to its job and owning process.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::accel::Resolved;
+use super::owner::Owner;
+
+/// XML namespace of Ferrotron's `<metadata>` element.
+pub const METADATA_NS: &str = "https://ferrotron.dev/xmlns/job/1";
+
+/// Everything that varies between two job VMs.
+#[derive(Debug, Clone)]
+pub struct DomainSpec {
+    pub name: String,
+    pub job_id: String,
+    pub owner: Owner,
+    pub accel: Resolved,
+    pub memory_mib: u32,
+    pub vcpus: u32,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+    /// The job's qcow2 overlay (written by the guest).
+    pub overlay: PathBuf,
+    /// The image's disk the overlay is backed by (never written).
+    pub base_disk: PathBuf,
+    pub console_log: PathBuf,
+    /// Host port on 127.0.0.1 forwarded to the guest's port 22.
+    pub ssh_port: u16,
+    /// Folder removed with the VM (holds the overlay).
+    pub vm_dir: PathBuf,
+}
+
+/// What the reaper reads back from a domain's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobMetadata {
+    pub job_id: String,
+    pub owner: Owner,
+    pub vm_dir: PathBuf,
+}
+
+impl DomainSpec {
+    /// The `<metadata>` element content.
+    pub fn metadata_xml(&self) -> String {
+        format!(
+            "<ferrotron:job xmlns:ferrotron='{METADATA_NS}' id='{}' pid='{}' start='{}' vmdir='{}'/>",
+            esc(&self.job_id),
+            self.owner.pid,
+            self.owner.start,
+            esc(&self.vm_dir.to_string_lossy())
+        )
+    }
+
+    /// The full transient-domain XML.
+    pub fn to_xml(&self) -> String {
+        let p = |p: &PathBuf| esc(&p.to_string_lossy());
+        let mut x = String::with_capacity(2048);
+        let _ = write!(
+            x,
+            "<domain type='{dtype}' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n\
+             \x20 <name>{name}</name>\n\
+             \x20 <metadata>{meta}</metadata>\n\
+             \x20 <memory unit='MiB'>{mem}</memory>\n\
+             \x20 <vcpu>{vcpus}</vcpu>\n\
+             \x20 <os>\n\
+             \x20   <type arch='x86_64' machine='pc'>hvm</type>\n\
+             \x20   <kernel>{kernel}</kernel>\n\
+             \x20   <initrd>{initrd}</initrd>\n\
+             \x20   <cmdline>{cmdline}</cmdline>\n\
+             \x20 </os>\n\
+             \x20 <features><acpi/></features>\n\
+             {cpu}\
+             \x20 <clock offset='utc'/>\n\
+             \x20 <on_poweroff>destroy</on_poweroff>\n\
+             \x20 <on_reboot>destroy</on_reboot>\n\
+             \x20 <on_crash>destroy</on_crash>\n\
+             \x20 <devices>\n\
+             \x20   <disk type='file' device='disk'>\n\
+             \x20     <driver name='qemu' type='qcow2' cache='unsafe' discard='unmap'/>\n\
+             \x20     <source file='{overlay}'/>\n\
+             \x20     <backingStore type='file'>\n\
+             \x20       <format type='qcow2'/>\n\
+             \x20       <source file='{base}'><seclabel model='dac' relabel='no'/></source>\n\
+             \x20       <backingStore/>\n\
+             \x20     </backingStore>\n\
+             \x20     <target dev='vda' bus='virtio'/>\n\
+             \x20   </disk>\n\
+             \x20   <serial type='file'><source path='{console}'/><target port='0'/></serial>\n\
+             \x20   <console type='file'><source path='{console}'/><target type='serial' port='0'/></console>\n\
+             \x20   <controller type='usb' model='none'/>\n\
+             \x20   <memballoon model='none'/>\n\
+             \x20   <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>\n\
+             \x20 </devices>\n\
+             \x20 <qemu:commandline>\n\
+             \x20   <qemu:arg value='-netdev'/>\n\
+             \x20   <qemu:arg value='user,id=fnet0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22'/>\n\
+             \x20   <qemu:arg value='-device'/>\n\
+             \x20   <qemu:arg value='virtio-net-pci,netdev=fnet0,addr=0x10'/>\n\
+             \x20 </qemu:commandline>\n\
+             </domain>\n",
+            dtype = self.accel.domain_type(),
+            name = esc(&self.name),
+            meta = self.metadata_xml(),
+            mem = self.memory_mib,
+            vcpus = self.vcpus,
+            kernel = p(&self.kernel),
+            initrd = p(&self.initrd),
+            cmdline = esc(&self.cmdline),
+            cpu = match self.accel {
+                Resolved::Kvm => "  <cpu mode='host-passthrough'/>\n",
+                Resolved::Tcg => "",
+            },
+            overlay = p(&self.overlay),
+            base = p(&self.base_disk),
+            console = p(&self.console_log),
+            port = self.ssh_port,
+        );
+        x
+    }
+}
+
+impl JobMetadata {
+    /// Parses what [`DomainSpec::metadata_xml`] wrote; `None` when the
+    /// element is not ours or is damaged.
+    pub fn parse(xml: &str) -> Option<JobMetadata> {
+        Some(JobMetadata {
+            job_id: attr(xml, "id")?,
+            owner: Owner {
+                pid: attr(xml, "pid")?.parse().ok()?,
+                start: attr(xml, "start")?.parse().ok()?,
+            },
+            vm_dir: PathBuf::from(attr(xml, "vmdir")?),
+        })
+    }
+}
+
+/// Escapes text for XML content and single- or double-quoted attributes.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn unesc(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&apos;", "'")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+/// Value of attribute `name` in the first element of `xml`.
+fn attr(xml: &str, name: &str) -> Option<String> {
+    let mut rest = xml;
+    loop {
+        let i = rest.find(name)?;
+        let before = rest[..i].chars().last();
+        let after = &rest[i + name.len()..];
+        rest = after;
+        if !matches!(before, Some(c) if c.is_whitespace()) {
+            continue;
+        }
+        let after = after.trim_start();
+        let Some(after) = after.strip_prefix('=') else {
+            continue;
+        };
+        let after = after.trim_start();
+        let quote = after.chars().next()?;
+        if quote != '\'' && quote != '"' {
+            continue;
+        }
+        let body = &after[1..];
+        let end = body.find(quote)?;
+        return Some(unesc(&body[..end]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> DomainSpec {
+        DomainSpec {
+            name: "ferrotron-abc".into(),
+            job_id: "abc".into(),
+            owner: Owner {
+                pid: 42,
+                start: 4242,
+            },
+            accel: Resolved::Tcg,
+            memory_mib: 256,
+            vcpus: 1,
+            kernel: "/img/vmlinuz".into(),
+            initrd: "/img/initrd.img".into(),
+            cmdline: "console=ttyS0 ferrotron.key=AAAA+/=".into(),
+            overlay: "/data/vms/it's & <odd>/overlay.qcow2".into(),
+            base_disk: "/img/disk.qcow2".into(),
+            console_log: "/data/jobs/abc/console.log".into(),
+            ssh_port: 40022,
+            vm_dir: "/data/vms/it's & <odd>".into(),
+        }
+    }
+
+    #[test]
+    fn xml_escapes_paths_and_carries_the_forward() {
+        let xml = spec().to_xml();
+        assert!(xml.contains("<domain type='qemu'"));
+        assert!(xml.contains("it&apos;s &amp; &lt;odd&gt;/overlay.qcow2"));
+        assert!(xml.contains("restrict=on,hostfwd=tcp:127.0.0.1:40022-:22"));
+        assert!(xml.contains("addr=0x10"));
+        assert!(!xml.contains("host-passthrough"));
+        let kvm = DomainSpec {
+            accel: Resolved::Kvm,
+            ..spec()
+        }
+        .to_xml();
+        assert!(kvm.contains("<domain type='kvm'") && kvm.contains("host-passthrough"));
+    }
+
+    #[test]
+    fn metadata_round_trips() {
+        let s = spec();
+        // libvirt hands the element back with its own quoting and prefix.
+        let back = s.metadata_xml().replace('\'', "\"");
+        let m = JobMetadata::parse(&back).expect("parse");
+        assert_eq!(m.job_id, "abc");
+        assert_eq!(
+            m.owner,
+            Owner {
+                pid: 42,
+                start: 4242
+            }
+        );
+        assert_eq!(m.vm_dir, PathBuf::from("/data/vms/it's & <odd>"));
+        assert_eq!(JobMetadata::parse("<other a='1'/>"), None);
+    }
+}

@@ -1,0 +1,91 @@
+//! The guard that owns a job's VM: dropping it destroys the domain and
+//! removes its folder (overlay included), on every path out of a job.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::hypervisor::Hypervisor;
+
+pub struct VmGuard {
+    hv: Arc<Hypervisor>,
+    name: String,
+    vm_dir: PathBuf,
+    released: bool,
+}
+
+impl VmGuard {
+    /// Takes ownership of `vm_dir` now (before the domain exists) and of the
+    /// domain `name` once started.
+    pub fn new(hv: Arc<Hypervisor>, name: String, vm_dir: PathBuf) -> VmGuard {
+        VmGuard {
+            hv,
+            name,
+            vm_dir,
+            released: false,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn hypervisor(&self) -> &Hypervisor {
+        &self.hv
+    }
+
+    /// Destroys the VM now and reports what failed; dropping afterwards is a
+    /// no-op.
+    pub fn close(mut self) -> Result<(), String> {
+        self.released = true;
+        destroy(&self.hv, &self.name, &self.vm_dir)
+    }
+
+    /// Like [`close`](Self::close) for a guest that was asked to power
+    /// itself off: give it `grace` to go (QEMU exits, libvirt notices at
+    /// once), then destroy whatever is left. `virDomainDestroy` alone polls
+    /// the dying QEMU every 200 ms.
+    pub fn close_after_poweroff(self, grace: Duration) -> Result<(), String> {
+        self.hv.wait_gone(&self.name, grace);
+        self.close()
+    }
+}
+
+impl Drop for VmGuard {
+    fn drop(&mut self) {
+        if !self.released {
+            if let Err(e) = destroy(&self.hv, &self.name, &self.vm_dir) {
+                tracing::error!("cleanup of {} incomplete: {e}", self.name);
+            }
+        }
+    }
+}
+
+/// Destroys the domain, waits for QEMU to let go of the overlay, removes the
+/// VM folder.
+pub fn destroy(hv: &Hypervisor, name: &str, vm_dir: &std::path::Path) -> Result<(), String> {
+    let mut problems = Vec::new();
+    let t = std::time::Instant::now();
+    let destroyed = hv.destroy(name);
+    tracing::debug!("virDomainDestroy of {name} took {:?}", t.elapsed());
+    match destroyed {
+        Ok(_) => {
+            if !hv.wait_gone(name, Duration::from_secs(10)) {
+                problems.push(format!("domain {name} still running 10 s after destroy"));
+            }
+        }
+        Err(e) => problems.push(format!("{e}: {}", crate::util::chain(&e))),
+    }
+    tracing::debug!("{name} gone after {:?}", t.elapsed());
+    match std::fs::remove_dir_all(vm_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => problems.push(format!("cannot remove {}: {e}", vm_dir.display())),
+    }
+    if problems.is_empty() {
+        tracing::debug!("destroyed {name}");
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}

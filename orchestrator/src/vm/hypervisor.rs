@@ -1,0 +1,161 @@
+//! The libvirt connection, through the `virt` crate (no virsh).
+
+use std::time::Duration;
+
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::sys;
+
+use super::domain::{DomainSpec, JobMetadata, METADATA_NS};
+use super::DOMAIN_PREFIX;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HypervisorError {
+    #[error("cannot connect to libvirt at {uri} (is libvirtd running? `make setup` starts it)")]
+    Connect {
+        uri: String,
+        #[source]
+        source: virt::error::Error,
+    },
+    #[error("libvirt could not start domain {name}")]
+    Start {
+        name: String,
+        #[source]
+        source: virt::error::Error,
+    },
+    #[error("libvirt call {call} failed")]
+    Call {
+        call: &'static str,
+        #[source]
+        source: virt::error::Error,
+    },
+}
+
+impl HypervisorError {
+    /// True when QEMU could not bind the SSH forward port (taken meanwhile).
+    pub fn is_port_conflict(&self) -> bool {
+        matches!(self, HypervisorError::Start { source, .. }
+            if source.message().contains("host forwarding rule")
+                || source.message().contains("Address already in use"))
+    }
+}
+
+/// One libvirt connection. Domains started through it with
+/// [`Hypervisor::start`] die with the connection (libvirt's autodestroy), so
+/// even a `kill -9` of the orchestrator leaks no running VM.
+pub struct Hypervisor {
+    conn: Connect,
+    uri: String,
+}
+
+/// A domain of ours found on the host.
+#[derive(Debug, Clone)]
+pub struct FoundDomain {
+    pub name: String,
+    pub metadata: Option<JobMetadata>,
+}
+
+impl Hypervisor {
+    pub fn connect(uri: &str) -> Result<Hypervisor, HypervisorError> {
+        // libvirt's default handler prints every error (even an expected
+        // "domain not found") to stderr; errors are reported by us instead.
+        static QUIET: std::sync::Once = std::sync::Once::new();
+        QUIET.call_once(virt::error::clear_error_callback);
+        let conn = Connect::open(Some(uri)).map_err(|source| HypervisorError::Connect {
+            uri: uri.to_string(),
+            source,
+        })?;
+        Ok(Hypervisor {
+            conn,
+            uri: uri.to_string(),
+        })
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Starts a transient domain that libvirt destroys when this connection
+    /// closes.
+    pub fn start(&self, spec: &DomainSpec) -> Result<Domain, HypervisorError> {
+        self.conn
+            .create_domain_xml(&spec.to_xml(), sys::VIR_DOMAIN_START_AUTODESTROY)
+            .map_err(|source| HypervisorError::Start {
+                name: spec.name.clone(),
+                source,
+            })
+    }
+
+    /// Whether a domain of that name is running. Errors count as "not
+    /// running": the caller then looks at the console to say why.
+    pub fn is_running(&self, name: &str) -> bool {
+        match self.conn.lookup_domain_by_name(name) {
+            Ok(d) => d.is_active().unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Destroys the named domain if it exists; Ok when it is already gone.
+    pub fn destroy(&self, name: &str) -> Result<bool, HypervisorError> {
+        let Ok(d) = self.conn.lookup_domain_by_name(name) else {
+            return Ok(false);
+        };
+        if d.is_active().unwrap_or(false) {
+            if let Err(source) = d.destroy() {
+                // It may have died between lookup and destroy.
+                if d.is_active().unwrap_or(false) {
+                    return Err(HypervisorError::Call {
+                        call: "virDomainDestroy",
+                        source,
+                    });
+                }
+            }
+        }
+        // A transient domain disappears when destroyed; a persistent one
+        // (never created by us, but adopted by name) is undefined too.
+        if d.is_persistent().unwrap_or(false) {
+            let _ = d.undefine();
+        }
+        Ok(true)
+    }
+
+    /// Waits until the named domain no longer runs, up to `deadline`.
+    pub fn wait_gone(&self, name: &str, deadline: Duration) -> bool {
+        let until = std::time::Instant::now() + deadline;
+        while std::time::Instant::now() < until {
+            if !self.is_running(name) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        !self.is_running(name)
+    }
+
+    /// Every domain whose name starts with `ferrotron-`, with its metadata.
+    pub fn list_ours(&self) -> Result<Vec<FoundDomain>, HypervisorError> {
+        let domains = self
+            .conn
+            .list_all_domains(0)
+            .map_err(|source| HypervisorError::Call {
+                call: "virConnectListAllDomains",
+                source,
+            })?;
+        let mut out = Vec::new();
+        for d in domains {
+            let Ok(name) = d.name() else { continue };
+            if !name.starts_with(DOMAIN_PREFIX) {
+                continue;
+            }
+            let metadata = d
+                .metadata(
+                    sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+                    Some(METADATA_NS),
+                    0,
+                )
+                .ok()
+                .and_then(|xml| JobMetadata::parse(&xml));
+            out.push(FoundDomain { name, metadata });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,307 @@
+//! One job in one disposable VM, end to end, with real libvirt, QEMU (TCG
+//! here), SSH and the guest agent. Each test checks what a user sees (exit
+//! status, message, TAP) and that nothing is left behind.
+
+use std::time::Duration;
+
+use ferrotron_tests::{domain_exists, Harness};
+use nix::sys::signal::Signal;
+
+const ITEM: &str = "hello-1.0-1.fc40";
+
+fn run_args<'a>(formula: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["run", "--libvirt", "-i", ITEM, "-t", "koji_build"];
+    v.extend_from_slice(extra);
+    v.push(formula);
+    v
+}
+
+#[test]
+fn passing_task_prints_tap_and_cleans_up() {
+    let h = Harness::new("passing");
+    let out = h.run(&run_args("examples/hello/runtask.yml", &[]));
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("TAP version 13\n1..2\n"),
+        "stdout:\n{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("ok 1 - "), "{}", out.stdout);
+    assert!(out.stdout.contains("ok 2 - "), "{}", out.stdout);
+    assert!(!out.stdout.contains("not ok"), "{}", out.stdout);
+    for phase in [
+        "[1/6] image",
+        "[2/6] boot",
+        "[3/6] ssh",
+        "[4/6] task",
+        "[5/6] collect",
+        "[6/6] destroy",
+    ] {
+        assert!(
+            out.stderr.contains(phase),
+            "missing phase {phase}:\n{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr.contains("checking hello-1.0-1.fc40"),
+        "live output not shown:\n{}",
+        out.stderr
+    );
+    let id = out.job_id().expect("job id");
+    let dir = h.job_dir(&id);
+    let console = std::fs::read_to_string(dir.join("console.log")).expect("console log kept");
+    assert!(console.contains("ferrotron: ready"), "console:\n{console}");
+    let known = std::fs::read_to_string(dir.join("known_hosts")).expect("host key recorded");
+    assert!(
+        known.starts_with("[127.0.0.1]:") && known.contains(" ssh-ed25519 AAAA"),
+        "{known}"
+    );
+    assert!(dir.join("artifacts/results.tap").is_file());
+    assert!(dir.join("artifacts/results.json").is_file());
+    h.assert_nothing_left(&id);
+}
+
+#[test]
+fn failing_task_exits_1_with_not_ok() {
+    let h = Harness::new("failing");
+    let out = h.run(&run_args("tests/fixtures/failing/runtask.yml", &[]));
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(out.stdout.contains("not ok 1 - "), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("outcome: FAILED") || out.stdout.contains("outcome: \"FAILED\""),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("never printed") && !out.stderr.contains("never printed"));
+    assert!(
+        !out.stderr.contains("should not run"),
+        "a later action ran:\n{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("FAILED in"), "{}", out.stderr);
+    h.assert_nothing_left(&out.job_id().expect("job id"));
+}
+
+#[test]
+fn hanging_task_is_stopped_at_its_timeout() {
+    let h = Harness::new("hang");
+    let out = h.run(&run_args("tests/fixtures/hang/runtask.yml", &[]));
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(out.stdout.contains("not ok 1 - "), "{}", out.stdout);
+    assert!(out.stdout.contains("timed out after 3 s"), "{}", out.stdout);
+    assert!(out.stdout.contains("ERROR"), "{}", out.stdout);
+    h.assert_nothing_left(&out.job_id().expect("job id"));
+}
+
+#[test]
+fn guest_without_network_fails_fast_with_the_console() {
+    let h = Harness::new("nonet");
+    let out = h.run(&run_args(
+        "examples/hello/runtask.yml",
+        &["--kernel-arg", "ferrotron.net=off", "--ssh-timeout", "12s"],
+    ));
+    assert_eq!(out.code, Some(3), "stderr:\n{}", out.stderr);
+    let err = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("ferrotron: error:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        err.contains("no SSH banner from the guest within 12 s"),
+        "{}",
+        out.stderr
+    );
+    // Never a bare time-out: the console's last words are in the message.
+    assert!(
+        out.stderr.contains("network disabled (ferrotron.net=off)"),
+        "{}",
+        out.stderr
+    );
+    h.assert_nothing_left(&out.job_id().expect("job id"));
+}
+
+#[test]
+fn crashed_agent_is_an_infrastructure_error() {
+    let h = Harness::new("agent-crash");
+    let out = h.run(&run_args("tests/fixtures/agent-crash/runtask.yml", &[]));
+    assert_eq!(out.code, Some(3), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "the guest agent ended without finishing (signal KILL) during action `kill the agent`"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no TAP for a crashed job: {}",
+        out.stdout
+    );
+    h.assert_nothing_left(&out.job_id().expect("job id"));
+}
+
+#[test]
+fn guest_kernel_crash_is_reported_with_the_console() {
+    let h = Harness::new("panic");
+    let out = h.run(&run_args("tests/fixtures/panic/runtask.yml", &[]));
+    assert_eq!(out.code, Some(3), "stderr:\n{}", out.stderr);
+    assert!(out.stderr.contains("the VM stopped"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sysrq") || out.stderr.contains("Kernel panic"),
+        "{}",
+        out.stderr
+    );
+    h.assert_nothing_left(&out.job_id().expect("job id"));
+}
+
+#[test]
+fn bad_formula_is_exit_2_and_starts_nothing() {
+    let h = Harness::new("bad-formula");
+    let out = h.run(&run_args("tests/fixtures/bad-formula/runtask.yml", &[]));
+    assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "ferrotron: error: tests/fixtures/bad-formula/runtask.yml:10: actions[0].timout: unknown field `timout`, expected one of `name`, `shell`, `export`, `timeout`"
+    );
+    assert!(out.job_id().is_none());
+    assert!(
+        !h.data_dir.join("jobs").exists(),
+        "a job folder was created"
+    );
+    assert!(!h.data_dir.join("vms").exists(), "a VM folder was created");
+}
+
+#[test]
+fn unknown_image_and_type_mismatch_are_exit_2() {
+    let h = Harness::new("bad-input");
+    let out = h.run(&run_args(
+        "examples/hello/runtask.yml",
+        &["--image", "nosuch"],
+    ));
+    assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("nosuch") && out.stderr.contains("tiny"),
+        "{}",
+        out.stderr
+    );
+    let out = h.run(&[
+        "run",
+        "--libvirt",
+        "-i",
+        "x",
+        "-t",
+        "bodhi_update",
+        "examples/hello/runtask.yml",
+    ]);
+    assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--type bodhi_update does not match the formula, which takes koji_build"),
+        "{}",
+        out.stderr
+    );
+    let out = h.run(&[
+        "run",
+        "--libvirt",
+        "-i",
+        "x",
+        "-t",
+        "koji_build",
+        "no/such/runtask.yml",
+    ]);
+    assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("no/such/runtask.yml: cannot read formula"),
+        "{}",
+        out.stderr
+    );
+    assert!(!h.data_dir.join("vms").exists());
+}
+
+#[test]
+fn hostile_item_is_data_and_exports_flow() {
+    let h = Harness::new("hostile-item");
+    let item = "$(touch /tmp/pwned); `touch /tmp/pwned`-1-1";
+    let out = h.run(&[
+        "run",
+        "--libvirt",
+        "-i",
+        item,
+        "-t",
+        "koji_build",
+        "tests/fixtures/with-export/runtask.yml",
+    ]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("item {item} has {} characters", item.len())),
+        "{}",
+        out.stderr
+    );
+    h.assert_nothing_left(&out.job_id().expect("job id"));
+}
+
+#[test]
+fn sigterm_mid_job_destroys_the_vm() {
+    let h = Harness::new("sigterm");
+    let mut p = h.spawn(&run_args("tests/fixtures/sleep/runtask.yml", &[]));
+    let line = p.wait_for("ferrotron: job ", Duration::from_secs(30));
+    let id = ferrotron_tests::job_id_in(&line).expect("job id");
+    h.remember_job(&id);
+    p.wait_for("hanging now", Duration::from_secs(120));
+    assert!(domain_exists(&format!("ferrotron-{id}")));
+    p.signal(Signal::SIGTERM);
+    let (code, stderr) = p.finish(Duration::from_secs(40));
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("SIGTERM received: destroying ferrotron-"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    h.assert_nothing_left(&id);
+}
+
+#[test]
+fn kill_9_leaves_nothing_after_cleanup() {
+    let h = Harness::new("kill9");
+    let mut p = h.spawn(&run_args("tests/fixtures/sleep/runtask.yml", &[]));
+    let line = p.wait_for("ferrotron: job ", Duration::from_secs(30));
+    let id = ferrotron_tests::job_id_in(&line).expect("job id");
+    h.remember_job(&id);
+    p.wait_for("hanging now", Duration::from_secs(120));
+    p.signal(Signal::SIGKILL);
+    let (code, _) = p.finish(Duration::from_secs(10));
+    assert_eq!(code, None, "killed by a signal");
+    // The next orchestrator on this host cleans up what the dead one left.
+    let out = h.run(&["cleanup"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    h.assert_nothing_left(&id);
+}
+
+#[test]
+fn hung_guest_is_detected_and_destroyed() {
+    let h = Harness::new("guest-hang");
+    let mut p = h.spawn(&run_args(
+        "tests/fixtures/sleep/runtask.yml",
+        &["--stall-timeout", "8s"],
+    ));
+    let line = p.wait_for("ferrotron: job ", Duration::from_secs(30));
+    let id = ferrotron_tests::job_id_in(&line).expect("job id");
+    h.remember_job(&id);
+    p.wait_for("hanging now", Duration::from_secs(120));
+    // Freeze the whole guest: its kernel, agent and SSH server stop at once.
+    ferrotron_tests::suspend_domain(&format!("ferrotron-{id}"));
+    let (code, stderr) = p.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "nothing from the guest agent for 8 s (not even its heartbeat): the guest hangs"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("during action `sleep`"), "{stderr}");
+    h.assert_nothing_left(&id);
+}
