@@ -305,3 +305,40 @@ fn hung_guest_is_detected_and_destroyed() {
     assert!(stderr.contains("during action `sleep`"), "{stderr}");
     h.assert_nothing_left(&id);
 }
+
+#[test]
+fn keep_on_failure_keeps_a_reachable_vm_until_ctrl_c() {
+    let h = Harness::new("keep");
+    let mut p = h.spawn(&run_args(
+        "tests/fixtures/failing/runtask.yml",
+        &["--keep-on-failure", "5m"],
+    ));
+    let line = p.wait_for("ferrotron: job ", Duration::from_secs(30));
+    let id = ferrotron_tests::job_id_in(&line).expect("job id");
+    h.remember_job(&id);
+    let ssh_line = p.wait_for("ssh -i ", Duration::from_secs(120));
+    // The printed command works as printed (plus batch mode for the test).
+    let words: Vec<&str> = ssh_line
+        .split_whitespace()
+        .skip_while(|w| *w != "ssh")
+        .skip(1)
+        .collect();
+    let out = std::process::Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=20"])
+        .args(&words)
+        .arg("cat /proc/sys/kernel/hostname; ls /var/lib/ferrotron/jobs")
+        .output()
+        .expect("run ssh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ssh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&id), "the kept VM holds the job: {stdout}");
+    assert!(domain_exists(&format!("ferrotron-{id}")));
+    p.signal(Signal::SIGINT);
+    let (code, stderr) = p.finish(Duration::from_secs(40));
+    assert_eq!(code, Some(1), "the task failed: {stderr}");
+    h.assert_nothing_left(&id);
+}
