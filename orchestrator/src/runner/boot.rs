@@ -72,7 +72,9 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
     )
     .map_err(|e| BootError::Folder(vm_dir.clone(), e))?;
     let overlay_path = vm_dir.join("overlay.qcow2");
+    let t = Instant::now();
     overlay::create(&req.image.disk, &overlay_path)?;
+    tracing::debug!("overlay created in {:?}", t.elapsed());
 
     let mut spec = DomainSpec {
         name: name.clone(),
@@ -91,6 +93,7 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
         vm_dir,
     };
     let started = Instant::now();
+    tracing::debug!("prepared VM folder in {:?}", started.elapsed());
     // The port was free a moment ago; QEMU may lose it to another process
     // before binding it, so try a few.
     let mut attempt = 0;
@@ -125,15 +128,24 @@ impl Started {
         let hv = self.guard.hypervisor();
         let name = self.guard.name();
         let deadline = Instant::now() + self.ssh_deadline;
-        let waited = wait_for_banner(self.port, deadline, || {
-            if cancel.is_cancelled() {
-                Some(WaitFailure::Cancelled)
-            } else if !hv.is_running(name) {
-                Some(WaitFailure::Died)
-            } else {
-                None
-            }
-        });
+        let mut console = console::Watch::new(&self.console_log, "ferrotron: ready");
+        let mut polls = 0u32;
+        let waited = wait_for_banner(
+            self.port,
+            deadline,
+            || {
+                polls += 1;
+                if cancel.is_cancelled() {
+                    Some(WaitFailure::Cancelled)
+                // Asking libvirt costs it a round trip: every 50 ms is enough.
+                } else if polls % 5 == 0 && !hv.is_running(name) {
+                    Some(WaitFailure::Died)
+                } else {
+                    None
+                }
+            },
+            || console.seen(),
+        );
         match waited {
             Ok(took) => Ok(took),
             Err(WaitFailure::Cancelled) => Err(BootError::Cancelled(cancel.reason())),

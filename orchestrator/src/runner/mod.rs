@@ -254,10 +254,12 @@ pub fn run(
 
     // ssh
     let t = Instant::now();
-    booted.wait_for_ssh(cancel).map_err(boot_error)?;
+    let banner_after = booted.wait_for_ssh(cancel).map_err(boot_error)?;
+    tracing::debug!("ssh banner after {banner_after:?}");
     let guard = booted.guard;
     let ssh = GuestSsh::connect(booted.port, &keys, Duration::from_secs(30))
         .map_err(|e| RunError::infra("ssh", e))?;
+    tracing::debug!("ssh session authenticated after {:?}", t.elapsed());
     let known = format!("[127.0.0.1]:{} {}\n", booted.port, ssh.host_key.openssh);
     let _ = std::fs::write(job_dir.join("known_hosts"), known);
     ui.phase(
@@ -400,13 +402,8 @@ pub fn run(
 
     // destroy
     let t = Instant::now();
-    let destroyed = if ssh.poweroff() {
-        drop(ssh);
-        guard.close_after_poweroff(Duration::from_secs(1))
-    } else {
-        drop(ssh);
-        guard.close()
-    };
+    drop(ssh);
+    let destroyed = guard.close();
     ui.phase("destroy", &name, t.elapsed());
     if let Err(e) = destroyed {
         return Err(RunError::Infra {

@@ -32,6 +32,52 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
+/// Follows a console log as it grows, looking for one line.
+pub struct Watch {
+    path: std::path::PathBuf,
+    offset: u64,
+    pending: Vec<u8>,
+    needle: &'static str,
+}
+
+impl Watch {
+    pub fn new(path: &Path, needle: &'static str) -> Watch {
+        Watch {
+            path: path.to_path_buf(),
+            offset: 0,
+            pending: Vec::new(),
+            needle,
+        }
+    }
+
+    /// Reads what was appended since the last call; true once a line
+    /// starting with the needle has been seen.
+    pub fn seen(&mut self) -> bool {
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return false;
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return false;
+        }
+        let mut buf = Vec::new();
+        let Ok(n) = f.read_to_end(&mut buf) else {
+            return false;
+        };
+        self.offset += n as u64;
+        self.pending.extend_from_slice(&buf);
+        let found = self.pending.split(|b| *b == b'\n').any(|l| {
+            String::from_utf8_lossy(l)
+                .trim_start()
+                .starts_with(self.needle)
+        });
+        // Keep only the unfinished last line.
+        if let Some(i) = self.pending.iter().rposition(|b| *b == b'\n') {
+            self.pending.drain(..=i);
+        }
+        found
+    }
+}
+
 /// Lines that say what went wrong, whatever follows them (a panic's stack
 /// trace can push the panic line itself out of the tail).
 const NOTABLE: &[&str] = &[
@@ -84,6 +130,17 @@ mod tests {
         std::fs::write(&p, "one\r\n\x1b[0mtwo\r\n\r\nthree\n").expect("write");
         assert_eq!(tail(&p, 2), vec!["[0mtwo", "three"]);
         assert!(tail(&dir.path().join("missing"), 5).is_empty());
+        let grow = dir.path().join("growing.log");
+        let mut w = Watch::new(&grow, "ferrotron: ready");
+        assert!(!w.seen());
+        std::fs::write(&grow, "one\nferrotron: rea").expect("write");
+        assert!(!w.seen());
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&grow)
+            .expect("open");
+        std::io::Write::write_all(&mut f, b"dy\n").expect("append");
+        assert!(w.seen());
         assert!(excerpt(&p, 1).ends_with("\n    three"));
         std::fs::write(
             &p,

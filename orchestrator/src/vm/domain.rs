@@ -91,7 +91,6 @@ impl DomainSpec {
              \x20   <console type='file'><source path='{console}'/><target type='serial' port='0'/></console>\n\
              \x20   <controller type='usb' model='none'/>\n\
              \x20   <memballoon model='none'/>\n\
-             \x20   <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>\n\
              \x20 </devices>\n\
              \x20 <qemu:commandline>\n\
              \x20   <qemu:arg value='-netdev'/>\n\

@@ -100,6 +100,19 @@ impl Hypervisor {
         let Ok(d) = self.conn.lookup_domain_by_name(name) else {
             return Ok(false);
         };
+        // virDomainDestroy sends SIGTERM and then checks every 200 ms whether
+        // QEMU is gone (libvirt 9). The VM is disposable: kill our own QEMU
+        // outright; once that process has exited the VM is gone and its
+        // overlay free, and libvirt finishes its bookkeeping on its own.
+        if let Some(pid) = self.qemu_pid(name) {
+            let p = nix::unistd::Pid::from_raw(pid);
+            if nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL).is_ok()
+                && process_exited(pid, Duration::from_secs(2))
+            {
+                tracing::debug!("killed QEMU {pid} of {name}");
+                return Ok(true);
+            }
+        }
         if d.is_active().unwrap_or(false) {
             if let Err(source) = d.destroy() {
                 // It may have died between lookup and destroy.
@@ -117,6 +130,24 @@ impl Hypervisor {
             let _ = d.undefine();
         }
         Ok(true)
+    }
+
+    /// The QEMU process of a domain of ours on the local system driver:
+    /// the pid from libvirt's pid file, used only when that process's
+    /// command line names this very domain.
+    fn qemu_pid(&self, name: &str) -> Option<i32> {
+        if self.uri != "qemu:///system" || !name.starts_with(DOMAIN_PREFIX) {
+            return None;
+        }
+        let pid: i32 = std::fs::read_to_string(format!("/run/libvirt/qemu/{name}.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&cmdline)
+            .contains(&format!("guest={name},"))
+            .then_some(pid)
     }
 
     /// Waits until the named domain no longer runs, up to `deadline`.
@@ -157,5 +188,24 @@ impl Hypervisor {
             out.push(FoundDomain { name, metadata });
         }
         Ok(out)
+    }
+}
+
+/// Waits until process `pid` has exited (gone, or a zombie awaiting its
+/// parent), up to `deadline`.
+fn process_exited(pid: i32, deadline: Duration) -> bool {
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rfind(')')
+                    .and_then(|i| s.get(i + 2..i + 3).map(str::to_string))
+            });
+        match state.as_deref() {
+            None | Some("Z") | Some("X") => return true,
+            _ if std::time::Instant::now() >= until => return false,
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
     }
 }
