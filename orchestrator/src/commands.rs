@@ -25,6 +25,16 @@ pub fn run_in_vm(
     runner::run(settings, req, cancel, ui)
 }
 
+/// Runs one job on this host (no VM).
+pub fn run_local(
+    settings: &Settings,
+    req: &RunRequest,
+    cancel: &Cancel,
+    ui: &Progress,
+) -> Result<RunOutcome, RunError> {
+    runner::local::run(settings, req, cancel, ui)
+}
+
 /// Destroys domains and VM folders whose owning process is gone.
 pub fn reap(settings: &Settings) -> Result<reaper::Reaped, crate::vm::HypervisorError> {
     let hv = Hypervisor::connect(&settings.libvirt_uri)?;

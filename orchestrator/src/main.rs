@@ -64,11 +64,24 @@ enum Command {
     Image(image_cmd::ImageCommand),
     /// Destroy VMs and overlays left by orchestrators that died.
     Cleanup,
+    /// Work with task formulas.
+    #[command(subcommand)]
+    Formula(FormulaCommand),
+}
+
+#[derive(Subcommand)]
+enum FormulaCommand {
+    /// Validate formulas without running them.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
 struct RunArgs {
-    /// Run in a fresh libvirt VM.
+    /// Run in a fresh libvirt VM (without it: on this host, in a fresh work
+    /// folder, as the current user).
     #[arg(long)]
     libvirt: bool,
     /// The item to check (for example a Koji build NVR).
@@ -158,6 +171,25 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run(settings, args),
         Command::Image(cmd) => image_cmd::main(&settings, cmd),
+        Command::Formula(FormulaCommand::Check { files }) => {
+            let mut bad = 0;
+            for f in &files {
+                match ferrotron::commands::load_formula(f) {
+                    Ok(formula) => {
+                        println!("{}: ok ({} action(s))", f.display(), formula.actions.len())
+                    }
+                    Err(e) => {
+                        bad += 1;
+                        eprintln!("ferrotron: error: {}", ferrotron::util::full(&e));
+                    }
+                }
+            }
+            if bad > 0 {
+                2
+            } else {
+                0
+            }
+        }
         Command::Cleanup => match ferrotron::commands::reap(&settings) {
             Ok(r) => {
                 println!(
@@ -180,10 +212,6 @@ fn fail(code: i32, e: &(dyn std::error::Error + 'static)) -> i32 {
 }
 
 fn run(mut settings: Settings, args: RunArgs) -> i32 {
-    if !args.libvirt {
-        eprintln!("ferrotron: error: only --libvirt runs are available in this version (the local runner is issue #4)");
-        return 2;
-    }
     let formula = match ferrotron::commands::load_formula(&args.formula) {
         Ok(f) => f,
         Err(e) => return fail(2, &e),
@@ -212,10 +240,17 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
     let quiet = args.quiet;
     let result = rt.block_on(async {
         let c = cancel.clone();
+        let libvirt = args.libvirt;
         let mut job = tokio::task::spawn_blocking(move || {
-            let ui = Progress::new(quiet);
-            let r = ferrotron::commands::run_in_vm(&settings, &req, &c, &ui);
-            (r, ui.elapsed())
+            if libvirt {
+                let ui = Progress::new(quiet, ferrotron::progress::VM_PHASES);
+                let r = ferrotron::commands::run_in_vm(&settings, &req, &c, &ui);
+                (r, ui.elapsed())
+            } else {
+                let ui = Progress::new(quiet, ferrotron::progress::LOCAL_PHASES);
+                let r = ferrotron::commands::run_local(&settings, &req, &c, &ui);
+                (r, ui.elapsed())
+            }
         });
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
@@ -227,7 +262,11 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
             _ = term.recv() => "SIGTERM",
         };
         let destroyed = cancel.cancel(signal);
-        eprintln!("ferrotron: {signal} received: destroying {}", if destroyed.is_empty() { "nothing running yet".to_string() } else { destroyed.join(", ") });
+        if destroyed.is_empty() {
+            eprintln!("ferrotron: {signal} received: stopping the job");
+        } else {
+            eprintln!("ferrotron: {signal} received: destroying {}", destroyed.join(", "));
+        }
         // The job thread notices within a fraction of a second and its guard
         // removes the overlay; do not wait forever.
         match tokio::time::timeout(Duration::from_secs(30), job).await {
@@ -241,7 +280,7 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
             let passed = outcome.passed();
             if !quiet {
                 eprintln!(
-                    "ferrotron: {} in {:.1} s; artifacts: {}",
+                    "ferrotron: {} in {:.2} s; artifacts: {}",
                     if passed { "PASSED" } else { "FAILED" },
                     took.as_secs_f64(),
                     outcome.job_dir.display()

@@ -7,17 +7,22 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub const PHASES: [&str; 6] = ["image", "boot", "ssh", "task", "collect", "destroy"];
+/// Phases of a job in a VM.
+pub const VM_PHASES: &[&str] = &["image", "boot", "ssh", "task", "collect", "destroy"];
+/// Phases of a job run on this host.
+pub const LOCAL_PHASES: &[&str] = &["prepare", "task", "collect"];
 
 pub struct Progress {
+    phases: &'static [&'static str],
     log: Mutex<Option<std::fs::File>>,
     quiet: bool,
     started: Instant,
 }
 
 impl Progress {
-    pub fn new(quiet: bool) -> Progress {
+    pub fn new(quiet: bool, phases: &'static [&'static str]) -> Progress {
         Progress {
+            phases,
             log: Mutex::new(None),
             quiet,
             started: Instant::now(),
@@ -48,7 +53,8 @@ impl Progress {
 
     /// A finished phase: `[n/6] name  detail  time`.
     pub fn phase(&self, name: &str, detail: &str, took: Duration) {
-        let n = PHASES
+        let n = self
+            .phases
             .iter()
             .position(|p| *p == name)
             .map(|i| i + 1)
@@ -56,7 +62,7 @@ impl Progress {
         let detail: String = detail.chars().take(60).collect();
         self.emit(&format!(
             "ferrotron: [{n}/{}] {name:<8} {detail:<60} {:>8}",
-            PHASES.len(),
+            self.phases.len(),
             crate::util::secs(took)
         ));
     }

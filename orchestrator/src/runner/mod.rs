@@ -3,6 +3,7 @@
 //! caller runs it on a blocking thread and cancels through [`Cancel`].
 
 pub mod boot;
+pub mod local;
 pub mod render;
 pub mod upload;
 
@@ -74,7 +75,7 @@ pub enum RunError {
         phase: &'static str,
         message: String,
     },
-    #[error("interrupted by {0}; the VM was destroyed")]
+    #[error("interrupted by {0}; the job was stopped and its VM or processes ended")]
     Cancelled(String),
 }
 
@@ -121,19 +122,26 @@ pub fn prepare(
             )));
         }
     }
-    let spec = job_spec(&req.formula, &vars, req, &uuid::Uuid::new_v4().to_string());
-    spec.validate()
-        .map_err(|e| RunError::BadInput(e.to_string()))?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let spec = job_spec(
+        &req.formula,
+        &vars,
+        req,
+        &id,
+        &PathBuf::from(GUEST_JOBS).join(&id),
+    )?;
     Ok((image, spec))
 }
 
-fn job_spec(
+/// The job description the agent runs, with the job's folders under
+/// `root` (in the guest, or on this host for a local run), validated.
+pub(crate) fn job_spec(
     f: &Formula,
     inputs: &std::collections::BTreeMap<String, String>,
     req: &RunRequest,
     id: &str,
-) -> JobSpec {
-    let root = PathBuf::from(GUEST_JOBS).join(id);
+    root: &Path,
+) -> Result<JobSpec, RunError> {
     let mut vars = inputs.clone();
     let builtins = [
         ("item", req.item.clone()),
@@ -147,7 +155,7 @@ fn job_spec(
     for (k, v) in builtins {
         vars.entry(k.to_string()).or_insert(v);
     }
-    JobSpec {
+    let spec = JobSpec {
         version: proto::PROTOCOL_VERSION,
         job_id: id.to_string(),
         name: f.name.clone(),
@@ -169,7 +177,10 @@ fn job_spec(
                 export: a.export.clone(),
             })
             .collect(),
-    }
+    };
+    spec.validate()
+        .map_err(|e| RunError::BadInput(e.to_string()))?;
+    Ok(spec)
 }
 
 /// Runs the job. Returns Ok for a job whose task ran (passed or failed).
@@ -476,7 +487,7 @@ fn cmdline(image: &ResolvedImage, keys: &KeyPair, extra: &[String]) -> String {
 }
 
 /// Default whole-task deadline: every action's time-out plus a margin.
-fn task_budget(spec: &JobSpec) -> Duration {
+pub(crate) fn task_budget(spec: &JobSpec) -> Duration {
     let total: u64 = spec.actions.iter().map(|a| a.timeout_secs()).sum();
     Duration::from_secs(total + 60)
 }
@@ -503,7 +514,7 @@ fn agent_died(exit: &Exit, stderr: &str, seen: &render::Seen) -> String {
     )
 }
 
-fn read_results(artifacts: &Path) -> Result<Vec<TaskResult>, String> {
+pub(crate) fn read_results(artifacts: &Path) -> Result<Vec<TaskResult>, String> {
     let p = artifacts.join("results.json");
     let bytes = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display()))

@@ -1,0 +1,152 @@
+//! The local runner (`ferrotron run` without `--libvirt`): same formulas,
+//! same agent, same outputs and exit statuses as a VM run, on this host.
+
+use std::time::Duration;
+
+use ferrotron_tests::Harness;
+use nix::sys::signal::Signal;
+
+fn local<'a>(item: &'a str, formula: &'a str) -> Vec<&'a str> {
+    vec!["run", "-i", item, "-t", "koji_build", formula]
+}
+
+#[test]
+fn local_run_passes_with_tap_and_artifacts() {
+    let h = Harness::new("local-pass");
+    let out = h.run(&local("hello-1.0-1.fc40", "examples/hello/runtask.yml"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with(
+            "TAP version 13\n1..2\nok 1 - hello.inspect the guest for hello-1.0-1.fc40\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("[1/3] prepare") && out.stderr.contains("[3/3] collect"),
+        "{}",
+        out.stderr
+    );
+    let dir = h.job_dir(&out.job_id().expect("job id"));
+    for f in [
+        "runner.log",
+        "job.json",
+        "task/runtask.yml",
+        "artifacts/results.tap",
+        "artifacts/results.json",
+    ] {
+        assert!(dir.join(f).is_file(), "missing {f}");
+    }
+}
+
+#[test]
+fn local_failure_is_exit_1() {
+    let h = Harness::new("local-fail");
+    let out = h.run(&local("x-1-1", "tests/fixtures/failing/runtask.yml"));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("not ok 1 - failing.fail for x-1-1"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stderr.contains("should not run"), "{}", out.stderr);
+}
+
+#[test]
+fn local_hostile_item_runs_nothing() {
+    let h = Harness::new("local-hostile");
+    let marker = h.data_dir.join("pwned");
+    let item = format!("$(touch {m}); `touch {m}`-1-1", m = marker.display());
+    let out = h.run(&local(&item, "tests/fixtures/with-export/runtask.yml"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("item {item} has {} characters", item.len())),
+        "{}",
+        out.stderr
+    );
+    assert!(!marker.exists(), "the item was executed");
+}
+
+#[test]
+fn local_sigterm_stops_the_task_and_its_children() {
+    let h = Harness::new("local-sigterm");
+    let mut p = h.spawn(&local("x-1-1", "tests/fixtures/local-sleep/runtask.yml"));
+    p.wait_for("sleeping now", Duration::from_secs(30));
+    p.signal(Signal::SIGTERM);
+    let (code, stderr) = p.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    // The task's `sleep 987` went with the agent's process group.
+    std::thread::sleep(Duration::from_millis(300));
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.trim() == "sleep 987")
+        .collect();
+    assert!(left.is_empty(), "task processes left: {left:?}");
+}
+
+#[test]
+fn formula_check_reports_each_file() {
+    let h = Harness::new("formula-check");
+    let out = h.run(&[
+        "formula",
+        "check",
+        "examples/hello/runtask.yml",
+        "tests/fixtures/bad-formula/runtask.yml",
+    ]);
+    assert_eq!(out.code, Some(2));
+    assert_eq!(
+        out.stdout.trim(),
+        "examples/hello/runtask.yml: ok (2 action(s))"
+    );
+    assert!(
+        out.stderr.contains(
+            "tests/fixtures/bad-formula/runtask.yml:10: actions[0].timout: unknown field"
+        ),
+        "{}",
+        out.stderr
+    );
+    let out = h.run(&["formula", "check", "examples/hello/runtask.yml"]);
+    assert_eq!(out.code, Some(0));
+}
+
+#[test]
+fn local_and_vm_runs_give_the_same_results() {
+    let h = Harness::new("parity");
+    for formula in [
+        "tests/fixtures/with-export/runtask.yml",
+        "tests/fixtures/failing/runtask.yml",
+    ] {
+        let l = h.run(&local("same-1.0-1", formula));
+        let v = h.run(&[
+            "run",
+            "--libvirt",
+            "-i",
+            "same-1.0-1",
+            "-t",
+            "koji_build",
+            formula,
+        ]);
+        assert_eq!(
+            l.code, v.code,
+            "{formula}: local {:?} vs vm {:?}\n{}",
+            l.code, v.code, v.stderr
+        );
+        let summary = |tap: &str| -> Vec<String> {
+            tap.lines()
+                .filter(|l| {
+                    l.starts_with("ok ")
+                        || l.starts_with("not ok ")
+                        || l.trim_start().starts_with("outcome:")
+                })
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(summary(&l.stdout), summary(&v.stdout), "{formula}");
+        h.assert_nothing_left(&v.job_id().expect("job id"));
+    }
+}
