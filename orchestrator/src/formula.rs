@@ -251,6 +251,15 @@ impl Formula {
         })
     }
 
+    /// The folder holding the formula and the task's files: what is
+    /// uploaded to the guest (or copied for a local run).
+    pub fn task_dir(&self) -> &Path {
+        self.path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    }
+
     /// The input variables a job gets from `--item/--type/--arch`, checked
     /// against the formula's declared args.
     pub fn input_vars(

@@ -138,7 +138,7 @@ impl Started {
                 if cancel.is_cancelled() {
                     Some(WaitFailure::Cancelled)
                 // Asking libvirt costs it a round trip: every 50 ms is enough.
-                } else if polls % 5 == 0 && !hv.is_running(name) {
+                } else if polls.is_multiple_of(5) && !hv.is_running(name) {
                     Some(WaitFailure::Died)
                 } else {
                     None

@@ -285,12 +285,7 @@ pub fn run(
     let guest_dir = PathBuf::from(GUEST_JOBS).join(&job_id);
     let job_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
     let _ = std::fs::write(job_dir.join("job.json"), &job_json);
-    let task_dir = req
-        .formula
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let task_dir = req.formula.task_dir();
     let tarball = upload::archive(&job_json, task_dir, upload_agent.as_deref())
         .map_err(|e| RunError::BadInput(e.to_string()))?;
     let agent = if upload_agent.is_some() {

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ssh2::{Channel, HashType, Session};
 
@@ -126,44 +126,6 @@ impl GuestSsh {
         Ok(ch)
     }
 
-    /// Runs `command`, feeding it `stdin`, and returns its stdout; a non-zero
-    /// exit is an error carrying stderr.
-    pub fn run(&self, command: &str, stdin: &[u8]) -> Result<Vec<u8>, SshError> {
-        let mut ch = self.channel(command)?;
-        ch.write_all(stdin).map_err(|source| SshError::Io {
-            what: "write",
-            source,
-        })?;
-        ch.send_eof().map_err(|source| SshError::Channel {
-            what: "eof",
-            source,
-        })?;
-        let mut out = Vec::new();
-        ch.read_to_end(&mut out).map_err(|source| SshError::Io {
-            what: "read",
-            source,
-        })?;
-        let mut err = String::new();
-        let _ = ch.stderr().read_to_string(&mut err);
-        ch.wait_close().map_err(|source| SshError::Channel {
-            what: "close",
-            source,
-        })?;
-        match exit_of(&ch) {
-            Exit::Status(0) => Ok(out),
-            Exit::Status(status) => Err(SshError::Remote {
-                command: command.to_string(),
-                status,
-                stderr: err.trim().to_string(),
-            }),
-            Exit::Signal(sig) => Err(SshError::Remote {
-                command: command.to_string(),
-                status: -1,
-                stderr: format!("killed by signal {sig}"),
-            }),
-        }
-    }
-
     /// Runs `command` with `stdin`, calling `on_line` for each line of stdout
     /// as it arrives and `poll` every [`TICK`] while waiting (it may abort).
     /// Returns how the command ended and its stderr.
@@ -275,11 +237,6 @@ impl GuestSsh {
     pub fn poweroff(&self) -> bool {
         !self.is_broken() && self.channel("poweroff -f").is_ok()
     }
-
-    /// Sends a keep-alive and reports whether the transport still works.
-    pub fn alive(&self) -> bool {
-        self.session.keepalive_send().is_ok()
-    }
 }
 
 fn exit_of(ch: &Channel) -> Exit {
@@ -390,11 +347,6 @@ mod base64_engine {
             assert_eq!(super::encode(b"foob", false), "Zm9vYg");
         }
     }
-}
-
-/// Deadline helper shared by callers of [`GuestSsh::stream`].
-pub fn past(deadline: Option<Instant>) -> bool {
-    deadline.is_some_and(|d| Instant::now() >= d)
 }
 
 #[cfg(test)]

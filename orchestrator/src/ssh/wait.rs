@@ -36,7 +36,7 @@ pub fn wait_for_banner(
         }
         // The console's word is a hint, not proof: a guest without network
         // says it is ready too, so the banner must still answer.
-        if (ready_hint() || tick % 10 == 0) && banner_answers(&addr) {
+        if (ready_hint() || tick.is_multiple_of(10)) && banner_answers(&addr) {
             return Ok(started.elapsed());
         }
         if Instant::now() >= deadline {

@@ -120,10 +120,8 @@ mod tests {
     fn parses_settings() {
         assert_eq!("auto".parse::<Accel>(), Ok(Accel::Auto));
         assert_eq!("tcg".parse::<Accel>(), Ok(Accel::Tcg));
-        assert!("hvf"
-            .parse::<Accel>()
-            .unwrap_err()
-            .contains("expected kvm, tcg or auto"));
+        let err = "hvf".parse::<Accel>().expect_err("unknown");
+        assert!(err.contains("expected kvm, tcg or auto"), "{err}");
     }
 
     #[test]
