@@ -12,6 +12,7 @@ pub mod formula;
 pub mod images;
 pub mod job;
 pub mod progress;
+pub mod results;
 pub mod runner;
 pub mod settings;
 pub mod ssh;
