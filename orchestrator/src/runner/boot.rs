@@ -124,7 +124,8 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
 impl Started {
     /// Waits for the guest's SSH banner; fails at once, with the console's
     /// last lines, when the VM stops, and at the deadline otherwise.
-    pub fn wait_for_ssh(&self, cancel: &Cancel) -> Result<Duration, BootError> {
+    /// Returns the connection on which the banner was seen.
+    pub fn wait_for_ssh(&self, cancel: &Cancel) -> Result<std::net::TcpStream, BootError> {
         let hv = self.guard.hypervisor();
         let name = self.guard.name();
         let deadline = Instant::now() + self.ssh_deadline;
@@ -147,7 +148,7 @@ impl Started {
             || console.seen(),
         );
         match waited {
-            Ok(took) => Ok(took),
+            Ok(stream) => Ok(stream),
             Err(WaitFailure::Cancelled) => Err(BootError::Cancelled(cancel.reason())),
             Err(WaitFailure::Died) => {
                 // Let virtlogd flush the last words.

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -76,7 +76,7 @@ pub fn run(
     let job_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
     // The task folder is copied exactly as it would be uploaded to a VM.
     let task_dir = req.formula.task_dir();
-    let tarball = upload::archive(&job_json, task_dir, None)
+    let tarball = upload::archive(Path::new(""), &job_json, task_dir, None)
         .map_err(|e| RunError::BadInput(e.to_string()))?;
     unpack_safely(&tarball[..], &job_dir).map_err(infra("prepare"))?;
     ui.say(&format!(

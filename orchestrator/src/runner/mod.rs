@@ -265,10 +265,9 @@ pub fn run(
 
     // ssh
     let t = Instant::now();
-    let banner_after = booted.wait_for_ssh(cancel).map_err(boot_error)?;
-    tracing::debug!("ssh banner after {banner_after:?}");
+    let stream = booted.wait_for_ssh(cancel).map_err(boot_error)?;
     let guard = booted.guard;
-    let ssh = GuestSsh::connect(booted.port, &keys, Duration::from_secs(30))
+    let ssh = GuestSsh::handshake(stream, booted.port, &keys, Duration::from_secs(30))
         .map_err(|e| RunError::infra("ssh", e))?;
     tracing::debug!("ssh session authenticated after {:?}", t.elapsed());
     let known = format!("[127.0.0.1]:{} {}\n", booted.port, ssh.host_key.openssh);
@@ -286,8 +285,13 @@ pub fn run(
     let job_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
     let _ = std::fs::write(job_dir.join("job.json"), &job_json);
     let task_dir = req.formula.task_dir();
-    let tarball = upload::archive(&job_json, task_dir, upload_agent.as_deref())
-        .map_err(|e| RunError::BadInput(e.to_string()))?;
+    let tarball = upload::archive(
+        Path::new(&job_id),
+        &job_json,
+        task_dir,
+        upload_agent.as_deref(),
+    )
+    .map_err(|e| RunError::BadInput(e.to_string()))?;
     let agent = if upload_agent.is_some() {
         guest_dir.join("ferrotron-agent").display().to_string()
     } else {
@@ -295,7 +299,7 @@ pub fn run(
     };
     let gd = shell_quote(&guest_dir.display().to_string());
     let command = format!(
-        "mkdir -p {gd} && tar -x -f - -C {gd} && exec {} run {}",
+        "tar -x -f - -C {GUEST_JOBS} && exec {} run {}",
         shell_quote(&agent),
         shell_quote(&guest_dir.join("job.json").display().to_string())
     );

@@ -16,9 +16,11 @@ pub enum UploadError {
     TooLarge { path: PathBuf, limit: u64 },
 }
 
-/// Builds the archive unpacked into the guest's job folder:
-/// `job.json`, `task/…`, and `ferrotron-agent` if given.
+/// Builds the archive of a job folder: `<prefix>/job.json`,
+/// `<prefix>/task/…`, and `<prefix>/ferrotron-agent` if given. With the job
+/// id as prefix, one `tar -x` in the guest's jobs folder creates it all.
 pub fn archive(
+    prefix: &Path,
     job_json: &[u8],
     task_dir: &Path,
     agent: Option<&Path>,
@@ -26,12 +28,13 @@ pub fn archive(
     let mut b = tar::Builder::new(Vec::new());
     b.mode(tar::HeaderMode::Deterministic);
     let io = |e| UploadError::Read(task_dir.to_path_buf(), e);
-    append_bytes(&mut b, "job.json", job_json, 0o644).map_err(io)?;
+    let name = |n: &str| prefix.join(n).display().to_string();
+    append_bytes(&mut b, &name("job.json"), job_json, 0o644).map_err(io)?;
     let mut total = 0u64;
-    add_dir(&mut b, task_dir, Path::new("task"), &mut total, task_dir)?;
+    add_dir(&mut b, task_dir, &prefix.join("task"), &mut total, task_dir)?;
     if let Some(agent) = agent {
         let bytes = std::fs::read(agent).map_err(|e| UploadError::Read(agent.to_path_buf(), e))?;
-        append_bytes(&mut b, "ferrotron-agent", &bytes, 0o755).map_err(io)?;
+        append_bytes(&mut b, &name("ferrotron-agent"), &bytes, 0o755).map_err(io)?;
     }
     b.into_inner().map_err(io)
 }
@@ -102,7 +105,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", task.join("link")).expect("link");
         let agent = dir.path().join("agent");
         std::fs::write(&agent, "bin").expect("write");
-        let bytes = archive(b"{}", &task, Some(&agent)).expect("archive");
+        let bytes = archive(Path::new("j1"), b"{}", &task, Some(&agent)).expect("archive");
         let mut names: Vec<String> = tar::Archive::new(&bytes[..])
             .entries()
             .expect("entries")
@@ -118,12 +121,12 @@ mod tests {
         assert_eq!(
             names,
             vec![
-                "ferrotron-agent",
-                "job.json",
-                "task",
-                "task/lib",
-                "task/lib/check.sh",
-                "task/runtask.yml"
+                "j1/ferrotron-agent",
+                "j1/job.json",
+                "j1/task",
+                "j1/task/lib",
+                "j1/task/lib/check.sh",
+                "j1/task/runtask.yml"
             ]
         );
     }

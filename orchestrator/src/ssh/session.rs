@@ -1,7 +1,7 @@
 //! One authenticated SSH session to a job's guest.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,12 +11,6 @@ use super::keys::KeyPair;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
-    #[error("cannot connect to the guest's SSH server on 127.0.0.1:{port}")]
-    Connect {
-        port: u16,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("SSH handshake with the guest failed")]
     Handshake(#[source] ssh2::Error),
     #[error(
@@ -89,11 +83,14 @@ pub struct GuestSsh {
 const TICK: Duration = Duration::from_millis(250);
 
 impl GuestSsh {
-    /// Connects to 127.0.0.1:`port` and authenticates as root with the key.
-    pub fn connect(port: u16, key: &KeyPair, timeout: Duration) -> Result<GuestSsh, SshError> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let tcp = TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|source| SshError::Connect { port, source })?;
+    /// Authenticates as root with the job's key over a connected stream to
+    /// the guest's SSH server (the one whose banner the wait peeked at).
+    pub fn handshake(
+        tcp: TcpStream,
+        port: u16,
+        key: &KeyPair,
+        timeout: Duration,
+    ) -> Result<GuestSsh, SshError> {
         let _ = tcp.set_nodelay(true);
         let mut session = Session::new().map_err(SshError::Handshake)?;
         session.set_tcp_stream(tcp);

@@ -1,7 +1,6 @@
 //! Waiting for the guest's SSH server: poll for the banner with a deadline,
 //! and give up at once when the domain dies.
 
-use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ pub fn wait_for_banner(
     deadline: Instant,
     mut check: impl FnMut() -> Option<WaitFailure>,
     mut ready_hint: impl FnMut() -> bool,
-) -> Result<Duration, WaitFailure> {
+) -> Result<TcpStream, WaitFailure> {
     let started = Instant::now();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut tick = 0u32;
@@ -36,8 +35,11 @@ pub fn wait_for_banner(
         }
         // The console's word is a hint, not proof: a guest without network
         // says it is ready too, so the banner must still answer.
-        if (ready_hint() || tick.is_multiple_of(10)) && banner_answers(&addr) {
-            return Ok(started.elapsed());
+        if ready_hint() || tick.is_multiple_of(10) {
+            if let Some(stream) = banner_answers(&addr) {
+                tracing::debug!("SSH banner after {:?}", started.elapsed());
+                return Ok(stream);
+            }
         }
         if Instant::now() >= deadline {
             return Err(WaitFailure::Deadline);
@@ -49,21 +51,22 @@ pub fn wait_for_banner(
 
 /// One attempt. QEMU's user networking accepts the TCP connection even
 /// before the guest listens, then closes it: only the banner proves the
-/// server is up.
-fn banner_answers(addr: &SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(addr, Duration::from_millis(200)) else {
-        return false;
-    };
+/// server is up. The banner is peeked, not read, so the connection can be
+/// handed to the SSH handshake as it is (one connection, one server fork).
+fn banner_answers(addr: &SocketAddr) -> Option<TcpStream> {
+    let s = TcpStream::connect_timeout(addr, Duration::from_millis(200)).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
     let mut buf = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match s.read(&mut buf[got..]) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => got += n,
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < deadline {
+        match s.peek(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(4) => break,
+            Ok(_) => std::thread::sleep(Duration::from_millis(2)),
         }
     }
-    &buf == b"SSH-"
+    let _ = s.set_read_timeout(None);
+    (&buf == b"SSH-").then_some(s)
 }
 
 #[cfg(test)]
@@ -90,21 +93,21 @@ mod tests {
         let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
         let dead_port = closed.local_addr().expect("addr").port();
         drop(closed);
-        assert_eq!(
+        assert!(matches!(
             wait_for_banner(dead_port, far, || Some(WaitFailure::Died), || false),
             Err(WaitFailure::Died)
-        );
+        ));
         let soon = Instant::now() + Duration::from_millis(100);
-        assert_eq!(
+        assert!(matches!(
             wait_for_banner(dead_port, soon, || None, || false),
             Err(WaitFailure::Deadline)
-        );
+        ));
         // The console's "ready" alone is not proof (a guest without network
         // prints it too).
         let soon = Instant::now() + Duration::from_millis(100);
-        assert_eq!(
+        assert!(matches!(
             wait_for_banner(dead_port, soon, || None, || true),
             Err(WaitFailure::Deadline)
-        );
+        ));
     }
 }
