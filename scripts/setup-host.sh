@@ -53,6 +53,12 @@ else
     say "packages: all present"
 fi
 
+# The image builder downloads the guest's packages (kernel, dropbear, git)
+# with apt: it needs package lists even when nothing is missing here.
+if ! apt-cache policy linux-image-cloud-amd64 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    apt_update_once
+fi
+
 # --- /dev/kvm permissions -------------------------------------------------------
 # Without udev /dev/kvm stays root:root 0600, and libvirt then re-probes QEMU on
 # every domain start (~48 s). Give it the mode udev gives on a normal host.
