@@ -55,7 +55,8 @@ fi
 
 # The image builder downloads the guest's packages (kernel, dropbear, git)
 # with apt: it needs package lists even when nothing is missing here.
-if ! apt-cache policy linux-image-cloud-amd64 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+kernel_policy=$(apt-cache policy linux-image-cloud-amd64 2>/dev/null || true)
+if ! grep -q 'Candidate: [0-9]' <<<"$kernel_policy"; then
     apt_update_once
 fi
 
