@@ -415,6 +415,10 @@ pub enum Event {
     Heartbeat,
 }
 
+/// File in the artifacts folder holding the variables actions exported
+/// (a JSON object of name to value).
+pub const EXPORTS_FILE: &str = "exports.json";
+
 /// Longest silence of the agent while a command runs.
 pub const HEARTBEAT_SECS: u64 = 5;
 

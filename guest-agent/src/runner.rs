@@ -89,6 +89,7 @@ pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, Ru
 
     let base_env = base_env(job);
     let mut vars = job.vars.clone();
+    let mut exported = BTreeMap::new();
     let mut results = Vec::new();
     let mut skipped = 0;
     for (i, action) in job.actions.iter().enumerate() {
@@ -112,7 +113,8 @@ pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, Ru
             duration_ms: millis(action_started.elapsed()),
         });
         if let (Some(name), Some(value)) = (&action.export, ran.exported) {
-            vars.insert(name.clone(), value);
+            vars.insert(name.clone(), value.clone());
+            exported.insert(name.clone(), value);
         }
         let checkname = if job.actions.len() == 1 {
             job.name.clone()
@@ -134,6 +136,13 @@ pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, Ru
     }
 
     write_results(&job.artifactsdir, &results)?;
+    // What actions exported, for the directives the orchestrator runs
+    // after the agent (`resultsdb` reports an exported ResultYAML).
+    let exports = serde_json::to_vec_pretty(&exported).unwrap_or_default();
+    write_atomic(
+        &job.artifactsdir.join(crate::protocol::EXPORTS_FILE),
+        &exports,
+    )?;
     let passed = results
         .iter()
         .filter(|r| r.outcome == Outcome::Passed)

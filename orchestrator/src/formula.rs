@@ -53,10 +53,32 @@ pub struct Environment {
 #[derive(Debug, Clone)]
 pub struct Action {
     pub name: String,
-    pub shell: Vec<String>,
+    pub directive: Directive,
     pub export: Option<String>,
     pub timeout_secs: Option<u64>,
 }
+
+/// What an action does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Directive {
+    /// Commands run by the guest agent, one after another.
+    Shell(Vec<String>),
+    /// Report results: `results` is ResultYAML or TAP13 text, usually
+    /// `${var}` exported by an earlier action. Without `--report` the
+    /// results are written to the job's artifacts and printed.
+    Resultsdb { results: String },
+}
+
+/// Built-in variables every task has.
+pub const BUILTIN_VARS: &[&str] = &[
+    "item",
+    "type",
+    "arch",
+    "jobid",
+    "workdir",
+    "artifactsdir",
+    "taskdir",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormulaError {
@@ -117,8 +139,15 @@ struct RawInput {
 struct RawAction {
     name: String,
     shell: Option<Vec<String>>,
+    resultsdb: Option<RawResultsdb>,
     export: Option<String>,
     timeout: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResultsdb {
+    results: String,
 }
 
 impl Formula {
@@ -191,28 +220,51 @@ impl Formula {
         }
 
         let mut out = Vec::with_capacity(actions.len());
+        let mut defined: Vec<String> = BUILTIN_VARS
+            .iter()
+            .map(|v| v.to_string())
+            .chain(args.iter().cloned())
+            .collect();
         for (i, a) in actions.into_iter().enumerate() {
             let key = format!("actions[{i}]");
             let line = line_of_nth(text, "- name:", i);
-            let Some(shell) = a.shell else {
-                return Err(FormulaError::invalid(
-                    path,
-                    line,
-                    key,
-                    format!(
-                        "action `{}` has no directive (this runner supports `shell`)",
-                        a.name
-                    ),
-                ));
+            let directive = match (a.shell, a.resultsdb) {
+                (Some(shell), None) => {
+                    if shell.is_empty() {
+                        return Err(FormulaError::invalid(path, line, format!("{key}.shell"), "empty command list"));
+                    }
+                    Directive::Shell(shell)
+                }
+                (None, Some(r)) => {
+                    for var in template_vars(&r.results) {
+                        if !defined.contains(&var) {
+                            return Err(FormulaError::invalid(
+                                path,
+                                line,
+                                format!("{key}.resultsdb.results"),
+                                format!("undefined variable `${{{var}}}` (defined here: {})", defined.join(", ")),
+                            ));
+                        }
+                    }
+                    Directive::Resultsdb { results: r.results }
+                }
+                (Some(_), Some(_)) => {
+                    return Err(FormulaError::invalid(
+                        path,
+                        line,
+                        key,
+                        format!("action `{}` has two directives (`shell` and `resultsdb`); give exactly one", a.name),
+                    ))
+                }
+                (None, None) => {
+                    return Err(FormulaError::invalid(
+                        path,
+                        line,
+                        key,
+                        format!("action `{}` has no directive (this runner supports `shell` and `resultsdb`)", a.name),
+                    ))
+                }
             };
-            if shell.is_empty() {
-                return Err(FormulaError::invalid(
-                    path,
-                    line,
-                    format!("{key}.shell"),
-                    "empty command list",
-                ));
-            }
             if let Some(var) = &a.export {
                 if !is_var_name(var) {
                     return Err(FormulaError::invalid(
@@ -222,6 +274,15 @@ impl Formula {
                         format!("`{var}` is not a valid variable name"),
                     ));
                 }
+                if !matches!(directive, Directive::Shell(_)) {
+                    return Err(FormulaError::invalid(
+                        path,
+                        line,
+                        format!("{key}.export"),
+                        "only a `shell` action can export",
+                    ));
+                }
+                defined.push(var.clone());
             }
             if a.timeout == Some(0) {
                 return Err(FormulaError::invalid(
@@ -233,7 +294,7 @@ impl Formula {
             }
             out.push(Action {
                 name: a.name,
-                shell,
+                directive,
                 export: a.export,
                 timeout_secs: a.timeout,
             });
@@ -316,6 +377,50 @@ impl Formula {
     }
 }
 
+/// Names referenced as `${name}` in a template.
+pub fn template_vars(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        let after = &rest[i + 2..];
+        match after.find('}') {
+            Some(j) => {
+                out.push(after[..j].to_string());
+                rest = &after[j + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// Replaces each `${name}` with its value; unknown names stay as they are
+/// (validation rejects them before anything runs).
+pub fn render_template(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find('}') {
+            Some(j) => {
+                let name = &after[..j];
+                match vars.get(name) {
+                    Some(v) => out.push_str(v),
+                    None => out.push_str(&rest[i..i + 2 + j + 1]),
+                }
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn is_var_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -395,7 +500,37 @@ mod tests {
     fn action_without_directive_is_rejected() {
         let text = "name: a\ndesc: b\nmaintainer: c\nactions:\n  - name: nothing\n";
         let err = parse(text).expect_err("no directive").to_string();
-        assert_eq!(err, "runtask.yml:5: actions[0]: action `nothing` has no directive (this runner supports `shell`)");
+        assert_eq!(
+            err,
+            "runtask.yml:5: actions[0]: action `nothing` has no directive (this runner supports `shell` and `resultsdb`)"
+        );
+    }
+
+    #[test]
+    fn resultsdb_needs_a_defined_variable() {
+        let text = "name: a\ndesc: b\nmaintainer: c\nactions:\n  - name: check\n    shell: [echo x]\n    export: out\n  - name: report\n    resultsdb:\n      results: ${out}\n";
+        let f = parse(text).expect("valid");
+        assert_eq!(
+            f.actions[1].directive,
+            Directive::Resultsdb {
+                results: "${out}".into()
+            }
+        );
+        let bad = text.replace("${out}", "${nope}");
+        let err = parse(&bad).expect_err("undefined").to_string();
+        assert!(
+            err.starts_with(
+                "runtask.yml:8: actions[1].resultsdb.results: undefined variable `${nope}`"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn templates_render_known_names_only() {
+        let vars: BTreeMap<String, String> = [("a".to_string(), "1".to_string())].into();
+        assert_eq!(render_template("x${a}y${b}z${", &vars), "x1y${b}z${");
+        assert_eq!(template_vars("${a} and ${b}"), vec!["a", "b"]);
     }
 
     #[test]

@@ -68,6 +68,11 @@ impl Harness {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(ferrotron_bin());
+        // The static agent `make` builds: uploaded when the image's differs.
+        let agent = workspace().join("target/x86_64-unknown-linux-gnu/agent/ferrotron-agent");
+        if std::env::var_os("FERROTRON_AGENT").is_none() && agent.is_file() {
+            c.env("FERROTRON_AGENT", agent);
+        }
         c.args(args)
             .env("FERROTRON_DATA_DIR", &self.data_dir)
             // Images are shared: built once by `make test` (or `make demo`).

@@ -120,6 +120,8 @@ fn local_and_vm_runs_give_the_same_results() {
     for formula in [
         "tests/fixtures/with-export/runtask.yml",
         "tests/fixtures/failing/runtask.yml",
+        "examples/rpm-sanity/runtask.yml",
+        "tests/fixtures/bad-results/runtask.yml",
     ] {
         let l = h.run(&local("same-1.0-1", formula));
         let v = h.run(&[
@@ -149,4 +151,62 @@ fn local_and_vm_runs_give_the_same_results() {
         assert_eq!(summary(&l.stdout), summary(&v.stdout), "{formula}");
         h.assert_nothing_left(&v.job_id().expect("job id"));
     }
+}
+
+#[test]
+fn reported_resultyaml_becomes_the_jobs_results() {
+    let h = Harness::new("local-resultyaml");
+    let out = h.run(&local("foo-1.2-3", "examples/rpm-sanity/runtask.yml"));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("TAP version 13\n1..3\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("ok 1 - rpm-sanity.name for foo-1.2-3\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("not ok 3 - rpm-sanity.dist-tag for foo-1.2-3\n"),
+        "{}",
+        out.stdout
+    );
+    let yml = std::fs::read_to_string(
+        h.job_dir(&out.job_id().expect("job id"))
+            .join("artifacts/results.yml"),
+    )
+    .expect("results.yml");
+    assert!(
+        yml.contains("\"rule\": \"release carries a dist tag"),
+        "extra keys are kept in results.yml:\n{yml}"
+    );
+    let out = h.run(&local("foo-1.2-3.fc40", "examples/rpm-sanity/runtask.yml"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+#[test]
+fn malformed_results_are_reported_not_dropped() {
+    let h = Harness::new("local-bad-results");
+    let out = h.run(&local("x-1-1", "tests/fixtures/bad-results/runtask.yml"));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("ok 1 - bad.two for x-1-1"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("outcome: \"NEEDS_INSPECTION\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(r#"summary: "results line 3: unknown outcome \"PASSSED\"""#),
+        "{}",
+        out.stdout
+    );
 }

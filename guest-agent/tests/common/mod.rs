@@ -128,7 +128,22 @@ pub fn run_agent(args: &[&str]) -> Run {
 
 /// Whether a process is gone (no longer exists, or is a zombie waiting to
 /// be reaped by an init that is slow to do so).
+/// Whether `pid` has exited, polling for a few seconds: a SIGKILLed
+/// process is not gone the instant the signal is sent.
 pub fn process_gone(pid: u32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if process_gone_now(pid) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn process_gone_now(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         Ok(stat) => {

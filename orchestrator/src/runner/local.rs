@@ -13,7 +13,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::{
-    job_spec, read_results, render, task_budget, upload, RunError, RunOutcome, RunRequest,
+    job_spec, read_results, render, report, task_budget, upload, RunError, RunOutcome, RunRequest,
 };
 use crate::cancel::Cancel;
 use crate::job::{JobRecord, JobState};
@@ -175,11 +175,12 @@ pub fn run(
     let _ = record.advance(JobState::Reporting);
     let t = Instant::now();
     let artifacts = job_dir.join("artifacts");
-    let results = read_results(&artifacts).map_err(|message| RunError::Infra {
-        phase: "collect",
-        message,
-    })?;
-    let tap = std::fs::read_to_string(artifacts.join("results.tap")).map_err(infra("collect"))?;
+    let (results, tap) = read_results(&artifacts)
+        .and_then(|by_action| report::finish(&req.formula, &spec, &artifacts, by_action))
+        .map_err(|message| RunError::Infra {
+            phase: "collect",
+            message,
+        })?;
     ui.phase(
         "collect",
         &format!("{} result(s) in {}", results.len(), artifacts.display()),

@@ -5,6 +5,7 @@
 pub mod boot;
 pub mod local;
 pub mod render;
+pub mod report;
 pub mod upload;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use ferrotron_agent::protocol::{self as proto, JobSpec, TaskResult};
 
 use crate::cancel::Cancel;
-use crate::formula::{Formula, FormulaError};
+use crate::formula::{Directive, Formula, FormulaError};
 use crate::images::{self, ResolvedImage};
 use crate::job::{JobRecord, JobState};
 use crate::progress::Progress;
@@ -170,11 +171,15 @@ pub(crate) fn job_spec(
         actions: f
             .actions
             .iter()
-            .map(|a| proto::Action {
-                name: a.name.clone(),
-                shell: a.shell.clone(),
-                timeout_secs: a.timeout_secs,
-                export: a.export.clone(),
+            .filter_map(|a| match &a.directive {
+                // `resultsdb` is the orchestrator's: see `report`.
+                Directive::Resultsdb { .. } => None,
+                Directive::Shell(shell) => Some(proto::Action {
+                    name: a.name.clone(),
+                    shell: shell.clone(),
+                    timeout_secs: a.timeout_secs,
+                    export: a.export.clone(),
+                }),
             })
             .collect(),
     };
@@ -384,7 +389,8 @@ pub fn run(
     } else {
         Ok(0)
     };
-    let results = read_results(&artifacts);
+    let results = read_results(&artifacts)
+        .and_then(|by_action| report::finish(&req.formula, &spec, &artifacts, by_action));
     ui.phase(
         "collect",
         &match &collected {
@@ -397,7 +403,7 @@ pub fn run(
     let failed = task_error.is_some()
         || !results
             .as_ref()
-            .map(|r| r.iter().all(|x| x.outcome.is_ok()))
+            .map(|(r, _)| r.iter().all(|x| x.outcome.is_ok()))
             .unwrap_or(false);
     keep_if_asked(
         req,
@@ -429,23 +435,21 @@ pub fn run(
             message,
         });
     }
-    let results = match results {
-        Ok(r) if !r.is_empty() => r,
+    let (results, tap) = match results {
+        Ok((r, tap)) if !r.is_empty() => (r, tap),
         Ok(_) => {
             return Err(RunError::Infra {
                 phase: "collect",
                 message: "the task produced no results".into(),
             })
         }
-        Err(e) => {
+        Err(message) => {
             return Err(RunError::Infra {
                 phase: "collect",
-                message: e,
+                message,
             })
         }
     };
-    let tap = std::fs::read_to_string(artifacts.join("results.tap"))
-        .unwrap_or_else(|_| ferrotron_agent::tap::tap13(&results));
     let outcome = RunOutcome {
         job_id,
         job_dir,

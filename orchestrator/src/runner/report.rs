@@ -1,0 +1,91 @@
+//! A job's results, once its agent has finished: what its `resultsdb`
+//! actions reported (ResultYAML or TAP13 exported by earlier actions), or
+//! one result per action when there is nothing to report. Written to the
+//! job's artifacts as `results.yml` and `results.tap`, both runners alike.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ferrotron_agent::protocol::{self as proto, JobSpec, TaskResult};
+
+use crate::formula::{render_template, Directive, Formula};
+use crate::results::{self, resultyaml, CheckResult, Defaults, Outcome};
+
+/// The job's results and their TAP13, after writing both files.
+pub fn finish(
+    formula: &Formula,
+    spec: &JobSpec,
+    artifacts: &Path,
+    by_action: Vec<TaskResult>,
+) -> Result<(Vec<TaskResult>, String), String> {
+    let reports: Vec<&String> = formula
+        .actions
+        .iter()
+        .filter_map(|a| match &a.directive {
+            Directive::Resultsdb { results } => Some(results),
+            Directive::Shell(_) => None,
+        })
+        .collect();
+    // A failed action ended the task before its reports: its own result
+    // says why, and is the job's.
+    let all_ran = by_action.iter().all(|r| r.outcome.is_ok());
+    let checks: Vec<CheckResult> = if reports.is_empty() || !all_ran {
+        by_action.iter().map(CheckResult::from).collect()
+    } else {
+        let mut vars = spec.vars.clone();
+        vars.extend(read_exports(artifacts)?);
+        let defaults = Defaults::new(&spec.item, &spec.item_type, &spec.name);
+        reports
+            .iter()
+            .flat_map(|t| results::parse_any(&render_template(t, &vars), &defaults).into_results())
+            .collect()
+    };
+    let task_results: Vec<TaskResult> = checks.iter().map(to_task_result).collect();
+    let tap = ferrotron_agent::tap::tap13(&task_results);
+    write(
+        &artifacts.join("results.yml"),
+        resultyaml::emit(&checks).as_bytes(),
+    )?;
+    write(&artifacts.join("results.tap"), tap.as_bytes())?;
+    Ok((task_results, tap))
+}
+
+fn read_exports(artifacts: &Path) -> Result<BTreeMap<String, String>, String> {
+    let p = artifacts.join(proto::EXPORTS_FILE);
+    match std::fs::read(&p) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display())),
+        Err(e) => Err(format!("cannot read {}: {e}", p.display())),
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The shape TAP13 is written from: the note is the summary, and
+/// `details.output` (when a task gave one) the output.
+fn to_task_result(c: &CheckResult) -> TaskResult {
+    let output = c
+        .extra
+        .get("details")
+        .and_then(|d| d.get("output"))
+        .and_then(|o| o.as_str())
+        .unwrap_or_default()
+        .to_string();
+    TaskResult {
+        checkname: c.checkname.clone(),
+        item: c.item.clone(),
+        item_type: c.item_type.clone(),
+        outcome: match c.outcome {
+            Outcome::Passed => proto::Outcome::Passed,
+            Outcome::Info => proto::Outcome::Info,
+            Outcome::Failed => proto::Outcome::Failed,
+            Outcome::NeedsInspection => proto::Outcome::NeedsInspection,
+            Outcome::Error => proto::Outcome::Error,
+            Outcome::Waived => proto::Outcome::Waived,
+            Outcome::Aborted => proto::Outcome::Aborted,
+        },
+        summary: c.note.clone().unwrap_or_default(),
+        output,
+    }
+}
