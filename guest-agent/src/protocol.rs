@@ -310,9 +310,10 @@ pub fn check_var_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Outcome of a result, as in Taskotron / ResultsDB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// Outcome of a result, as in Taskotron / ResultsDB: one type for the
+/// agent, the results parsers and the results store. Written upper-case,
+/// read case-insensitively (ResultsDB upper-cases what it receives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Outcome {
     Passed,
     Info,
@@ -324,6 +325,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Passed,
+        Outcome::Info,
+        Outcome::Failed,
+        Outcome::NeedsInspection,
+        Outcome::Error,
+        Outcome::Waived,
+        Outcome::Aborted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Passed => "PASSED",
@@ -345,6 +356,43 @@ impl Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownOutcome(pub String);
+
+impl fmt::Display for UnknownOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown outcome {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownOutcome {}
+
+impl std::str::FromStr for Outcome {
+    type Err = UnknownOutcome;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim();
+        Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str().eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| UnknownOutcome(s.to_string()))
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -100,8 +100,8 @@ fn literal_text(value: &str) -> Option<String> {
 }
 
 /// A YAML double-quoted scalar; anything non-printable is escaped, so the
-/// value round-trips exactly.
-fn double_quoted(value: &str) -> String {
+/// value round-trips exactly (also used by the orchestrator's ResultYAML).
+pub fn double_quoted(value: &str) -> String {
     let mut s = String::with_capacity(value.len() + 2);
     s.push('"');
     for c in value.chars() {

@@ -213,7 +213,7 @@ proptest! {
             prop_assert_eq!(&got.item, &want.item, "{}", text);
             prop_assert_eq!(&got.item_type, &want.item_type);
             prop_assert_eq!(&got.checkname, &want.checkname);
-            prop_assert_eq!(got.outcome, Outcome::from(want.outcome));
+            prop_assert_eq!(got.outcome, want.outcome);
             // Single-line summaries are double-quoted, hence exact.
             if !want.summary.contains(['\n', '\r']) {
                 prop_assert_eq!(got.note.as_deref(), Some(want.summary.as_str()));

@@ -3,108 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::de::Error as _;
 use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value as Json;
 
-/// Outcome of a result, as in Taskotron / ResultsDB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Outcome {
-    Passed,
-    Info,
-    Failed,
-    NeedsInspection,
-    Error,
-    Waived,
-    Aborted,
-}
-
-impl Outcome {
-    /// Every outcome, in the order above.
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Passed,
-        Outcome::Info,
-        Outcome::Failed,
-        Outcome::NeedsInspection,
-        Outcome::Error,
-        Outcome::Waived,
-        Outcome::Aborted,
-    ];
-
-    /// The upper-case name ResultsDB uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Passed => "PASSED",
-            Outcome::Info => "INFO",
-            Outcome::Failed => "FAILED",
-            Outcome::NeedsInspection => "NEEDS_INSPECTION",
-            Outcome::Error => "ERROR",
-            Outcome::Waived => "WAIVED",
-            Outcome::Aborted => "ABORTED",
-        }
-    }
-
-    /// PASSED and INFO.
-    pub fn is_passing(self) -> bool {
-        matches!(self, Outcome::Passed | Outcome::Info)
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A string that is not one of the outcomes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown outcome {0:?}")]
-pub struct UnknownOutcome(pub String);
-
-impl FromStr for Outcome {
-    type Err = UnknownOutcome;
-
-    /// Case-insensitive, surrounding white space ignored (ResultsDB
-    /// upper-cases what it receives).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim();
-        Outcome::ALL
-            .into_iter()
-            .find(|o| o.as_str().eq_ignore_ascii_case(wanted))
-            .ok_or_else(|| UnknownOutcome(s.to_string()))
-    }
-}
-
-impl Serialize for Outcome {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Outcome {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(D::Error::custom)
-    }
-}
-
-impl From<ferrotron_agent::protocol::Outcome> for Outcome {
-    fn from(o: ferrotron_agent::protocol::Outcome) -> Self {
-        use ferrotron_agent::protocol::Outcome as A;
-        match o {
-            A::Passed => Outcome::Passed,
-            A::Info => Outcome::Info,
-            A::Failed => Outcome::Failed,
-            A::NeedsInspection => Outcome::NeedsInspection,
-            A::Error => Outcome::Error,
-            A::Waived => Outcome::Waived,
-            A::Aborted => Outcome::Aborted,
-        }
-    }
-}
+pub use ferrotron_agent::protocol::{Outcome, UnknownOutcome};
 
 /// Values for the fields a task may leave out. An empty string means "no
 /// default": the field is then required.
@@ -310,7 +215,7 @@ impl From<&ferrotron_agent::protocol::TaskResult> for CheckResult {
             item: r.item.clone(),
             item_type: r.item_type.clone(),
             checkname: r.checkname.clone(),
-            outcome: r.outcome.into(),
+            outcome: r.outcome,
             note: Some(r.summary.clone()),
             artifact: None,
             extra,
@@ -352,10 +257,7 @@ mod tests {
 
     #[test]
     fn passing_outcomes() {
-        let passing: Vec<_> = Outcome::ALL
-            .into_iter()
-            .filter(|o| o.is_passing())
-            .collect();
+        let passing: Vec<_> = Outcome::ALL.into_iter().filter(|o| o.is_ok()).collect();
         assert_eq!(passing, [Outcome::Passed, Outcome::Info]);
     }
 

@@ -14,6 +14,7 @@
 //! `item`, `type` and `checkname` may be left out when [`Defaults`] give
 //! them; `outcome` is always required and read case-insensitively.
 
+use ferrotron_agent::tap::double_quoted;
 use std::fmt::Write as _;
 
 use serde_json::Value as Json;
@@ -251,37 +252,6 @@ fn flow(out: &mut String, value: &Json) {
             out.push('}');
         }
     }
-}
-
-/// A YAML double-quoted scalar; anything that is not plainly printable in
-/// both YAML 1.1 and 1.2 is escaped, so the value round-trips exactly.
-fn double_quoted(value: &str) -> String {
-    let mut s = String::with_capacity(value.len() + 2);
-    s.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            '\r' => s.push_str("\\r"),
-            '\t' => s.push_str("\\t"),
-            '\u{20}'..='\u{7E}'
-            | '\u{A0}'..='\u{2027}'
-            | '\u{202A}'..='\u{D7FF}'
-            | '\u{E000}'..='\u{FEFE}'
-            | '\u{FF00}'..='\u{FFFD}'
-            | '\u{10000}'..='\u{10FFFF}' => s.push(c),
-            c => {
-                let _ = match u32::from(c) {
-                    n @ 0..=0xFF => write!(s, "\\x{n:02x}"),
-                    n @ 0x100..=0xFFFF => write!(s, "\\u{n:04x}"),
-                    n => write!(s, "\\U{n:08x}"),
-                };
-            }
-        }
-    }
-    s.push('"');
-    s
 }
 
 #[cfg(test)]

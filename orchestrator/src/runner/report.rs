@@ -9,7 +9,7 @@ use std::path::Path;
 use ferrotron_agent::protocol::{self as proto, JobSpec, TaskResult};
 
 use crate::formula::{render_template, Directive, Formula};
-use crate::results::{self, resultyaml, CheckResult, Defaults, Outcome};
+use crate::results::{self, resultyaml, CheckResult, Defaults};
 
 /// The job's results and their TAP13, after writing both files.
 pub fn finish(
@@ -76,15 +76,7 @@ fn to_task_result(c: &CheckResult) -> TaskResult {
         checkname: c.checkname.clone(),
         item: c.item.clone(),
         item_type: c.item_type.clone(),
-        outcome: match c.outcome {
-            Outcome::Passed => proto::Outcome::Passed,
-            Outcome::Info => proto::Outcome::Info,
-            Outcome::Failed => proto::Outcome::Failed,
-            Outcome::NeedsInspection => proto::Outcome::NeedsInspection,
-            Outcome::Error => proto::Outcome::Error,
-            Outcome::Waived => proto::Outcome::Waived,
-            Outcome::Aborted => proto::Outcome::Aborted,
-        },
+        outcome: c.outcome,
         summary: c.note.clone().unwrap_or_default(),
         output,
     }
