@@ -167,7 +167,8 @@ impl Formula {
             let key = e.path().to_string();
             let inner = e.into_inner();
             let line = inner.location().map(|l| l.line()).unwrap_or(1);
-            let message = strip_location(&inner.to_string());
+            let message =
+                directive_message(&key).unwrap_or_else(|| strip_location(&inner.to_string()));
             FormulaError::invalid(
                 path,
                 line,
@@ -377,6 +378,55 @@ impl Formula {
     }
 }
 
+/// libtaskotron directives this runner does not run, and why.
+const UNAVAILABLE_DIRECTIVES: &[(&str, &str)] = &[
+    (
+        "koji",
+        "it downloads builds from a Koji hub, which this installation cannot reach",
+    ),
+    (
+        "bodhi",
+        "it queries or comments on Bodhi, which this installation cannot reach",
+    ),
+    (
+        "distgit",
+        "it downloads from Fedora's dist-git, which this installation cannot reach",
+    ),
+    (
+        "yumrepoinfo",
+        "it reads Fedora's repository layout, which this installation cannot reach",
+    ),
+    (
+        "mash",
+        "it composes repositories from Koji, which this installation cannot reach",
+    ),
+    ("createrepo", "it is not implemented yet"),
+    (
+        "python",
+        "it is not implemented yet (use `shell` with a python3 command)",
+    ),
+    ("bash", "it is not implemented yet (use `shell`)"),
+    ("exec", "it is not implemented yet (use `shell`)"),
+    ("exitcode", "it is not implemented yet"),
+    (
+        "artifact",
+        "it is not implemented yet (files in ${artifactsdir} are collected)",
+    ),
+    ("xunit", "it is not implemented yet"),
+    ("dummy", "it is not implemented yet"),
+];
+
+/// A clear message for a known directive this runner cannot run, given the
+/// key path of an unknown field (`actions[2].koji`).
+fn directive_message(key: &str) -> Option<String> {
+    let (action, name) = key.rsplit_once('.')?;
+    if !(action.starts_with("actions[") || action.starts_with("task[")) {
+        return None;
+    }
+    let (_, why) = UNAVAILABLE_DIRECTIVES.iter().find(|(d, _)| *d == name)?;
+    Some(format!("directive `{name}` cannot run here: {why}"))
+}
+
 /// Names referenced as `${name}` in a template.
 pub fn template_vars(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -531,6 +581,19 @@ mod tests {
         let vars: BTreeMap<String, String> = [("a".to_string(), "1".to_string())].into();
         assert_eq!(render_template("x${a}y${b}z${", &vars), "x1y${b}z${");
         assert_eq!(template_vars("${a} and ${b}"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn unavailable_directives_are_named() {
+        let text = GOOD.replace(
+            "    shell:\n      - echo hello ${koji_build}\n",
+            "    koji:\n      action: download\n",
+        );
+        let err = parse(&text).expect_err("koji").to_string();
+        assert_eq!(
+            err,
+            "runtask.yml:8: actions[0].koji: directive `koji` cannot run here: it downloads builds from a Koji hub, which this installation cannot reach"
+        );
     }
 
     #[test]

@@ -174,6 +174,19 @@ fn bad_formula_is_exit_2_and_starts_nothing() {
 }
 
 #[test]
+fn unavailable_directive_is_exit_2_and_starts_nothing() {
+    let h = Harness::new("koji-directive");
+    let out = h.run(&run_args("tests/fixtures/koji-download/runtask.yml", &[]));
+    assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "ferrotron: error: tests/fixtures/koji-download/runtask.yml:8: actions[0].koji: directive `koji` cannot run here: \
+         it downloads builds from a Koji hub, which this installation cannot reach"
+    );
+    assert!(!h.data_dir.join("vms").exists(), "a VM folder was created");
+}
+
+#[test]
 fn unknown_image_and_type_mismatch_are_exit_2() {
     let h = Harness::new("bad-input");
     let out = h.run(&run_args(
