@@ -2,10 +2,12 @@
 //! collect, destroy. Blocking code (libvirt and libssh2 are blocking); the
 //! caller runs it on a blocking thread and cancels through [`Cancel`].
 
+pub mod accel;
 pub mod boot;
 pub mod local;
 pub mod render;
 pub mod report;
+pub mod task;
 pub mod upload;
 
 use std::path::{Path, PathBuf};
@@ -20,11 +22,9 @@ use crate::images::{self, ResolvedImage};
 use crate::job::{JobRecord, JobState};
 use crate::progress::Progress;
 use crate::settings::Settings;
-use crate::ssh::session::{Exit, Poll};
 use crate::ssh::{GuestSsh, KeyPair};
-use crate::util::{secs, shell_quote};
-use crate::vm::accel::{ProbeCache, Resolved};
-use crate::vm::{console, reaper, Accel, Hypervisor, VmGuard};
+use crate::util::shell_quote;
+use crate::vm::{reaper, Hypervisor, VmGuard};
 
 use boot::{start, BootError, BootRequest};
 
@@ -246,7 +246,7 @@ pub fn run(
             ));
         }
     }
-    let accel = resolve_accel(settings, &hv, &image, cancel, ui)?;
+    let accel = accel::resolve(settings, &hv, &image, cancel, ui)?;
     let keys = KeyPair::generate(&job_dir, &format!("ferrotron-job-{job_id}"))
         .map_err(|e| RunError::infra("boot", e))?;
     let console_log = job_dir.join("console.log");
@@ -308,69 +308,24 @@ pub fn run(
         shell_quote(&agent),
         shell_quote(&guest_dir.join("job.json").display().to_string())
     );
-    let deadline = Instant::now() + req.timeout.unwrap_or_else(|| task_budget(&spec));
-    let mut seen = render::Seen::default();
+    let budget = req.timeout.unwrap_or_else(|| task_budget(&spec));
     let name = guard.name().to_string();
-    let last_heard = std::cell::Cell::new(Instant::now());
-    let streamed = ssh.stream(
-        &command,
-        &tarball,
-        |line| {
-            last_heard.set(Instant::now());
-            seen.handle(line, ui)
-        },
-        || {
-            if cancel.is_cancelled() {
-                Poll::Abort(cancel.reason())
-            } else if !guard.hypervisor().is_running(&name) {
-                Poll::Abort("the VM stopped".into())
-            } else if last_heard.get().elapsed() >= settings.stall_timeout {
-                Poll::Abort(format!(
-                    "nothing from the guest agent for {} s (not even its heartbeat): the guest hangs",
-                    settings.stall_timeout.as_secs()
-                ))
-            } else if Instant::now() >= deadline {
-                Poll::Abort(format!(
-                    "the task did not finish within {} s",
-                    req.timeout.unwrap_or_else(|| task_budget(&spec)).as_secs()
-                ))
-            } else {
-                Poll::Continue
-            }
-        },
-    );
+    let ran = task::run(task::TaskRun {
+        ssh: &ssh,
+        guard: &guard,
+        command: &command,
+        upload: &tarball,
+        budget,
+        stall_timeout: settings.stall_timeout,
+        console_log: &console_log,
+        cancel,
+        ui,
+    });
     if cancel.is_cancelled() {
         return Err(RunError::Cancelled(cancel.reason()));
     }
     let task_took = t.elapsed();
-    // A guest that crashed drops the connection a moment before libvirt
-    // has processed its reboot (`panic=-1`): give it that moment.
-    let vm_alive = match &streamed {
-        Err(_) => !guard.hypervisor().wait_gone(&name, Duration::from_secs(2)),
-        Ok(_) => guard.hypervisor().is_running(&name),
-    };
-    let during = seen
-        .current_action
-        .as_ref()
-        .map(|a| format!(" during action `{a}`"))
-        .unwrap_or_default();
-    let task_error = match (&streamed, seen.finished) {
-        (Ok(_), Some(_)) => None,
-        _ if !vm_alive => {
-            // Let virtlogd flush the guest's last words.
-            std::thread::sleep(Duration::from_millis(100));
-            Some(format!(
-                "the VM stopped{during}; {}",
-                console::excerpt(&console_log, 15)
-            ))
-        }
-        (Ok((exit, stderr)), None) => Some(agent_died(exit, stderr, &seen)),
-        (Err(e), _) => Some(format!(
-            "{}{during}; {}",
-            crate::util::full(e),
-            console::excerpt(&console_log, 10)
-        )),
-    };
+    let (seen, task_error, vm_alive) = (ran.seen, ran.error, ran.vm_alive);
     ui.phase(
         "task",
         &match (&task_error, seen.finished) {
@@ -480,7 +435,7 @@ fn agent_to_upload(settings: &Settings, image: &ResolvedImage) -> std::io::Resul
 /// kernel that panics reboots at once, which ends the domain
 /// (`on_reboot=destroy`) and the job with the console's last lines, instead
 /// of a halted VM waiting for the deadline.
-fn cmdline(image: &ResolvedImage, keys: &KeyPair, extra: &[String]) -> String {
+pub(crate) fn cmdline(image: &ResolvedImage, keys: &KeyPair, extra: &[String]) -> String {
     let mut c = format!("{} panic=-1 ferrotron.key={}", image.cmdline, keys.blob());
     for e in extra {
         c.push(' ');
@@ -493,28 +448,6 @@ fn cmdline(image: &ResolvedImage, keys: &KeyPair, extra: &[String]) -> String {
 pub(crate) fn task_budget(spec: &JobSpec) -> Duration {
     let total: u64 = spec.actions.iter().map(|a| a.timeout_secs()).sum();
     Duration::from_secs(total + 60)
-}
-
-fn agent_died(exit: &Exit, stderr: &str, seen: &render::Seen) -> String {
-    let during = seen
-        .current_action
-        .as_ref()
-        .map(|a| format!(" during action `{a}`"))
-        .unwrap_or_default();
-    let stderr = stderr.trim();
-    let detail = if stderr.is_empty() {
-        seen.errors.last().cloned().unwrap_or_default()
-    } else {
-        stderr.to_string()
-    };
-    format!(
-        "the guest agent ended without finishing ({exit}){during}{}",
-        if detail.is_empty() {
-            String::new()
-        } else {
-            format!(": {detail}")
-        }
-    )
 }
 
 pub(crate) fn read_results(artifacts: &Path) -> Result<Vec<TaskResult>, String> {
@@ -560,84 +493,9 @@ fn keep_if_asked(
     }
 }
 
-/// `auto` tries a short KVM boot once per host and remembers the answer.
-fn resolve_accel(
-    settings: &Settings,
-    hv: &Arc<Hypervisor>,
-    image: &ResolvedImage,
-    cancel: &Cancel,
-    ui: &Progress,
-) -> Result<Resolved, RunError> {
-    match settings.accel {
-        Accel::Kvm => return Ok(Resolved::Kvm),
-        Accel::Tcg => return Ok(Resolved::Tcg),
-        Accel::Auto => {}
-    }
-    let cache = ProbeCache::new(&settings.data_dir);
-    if let Some(p) = cache.get() {
-        return Ok(p.answer);
-    }
-    let t = Instant::now();
-    let answer = probe_kvm(settings, hv, image, cancel);
-    if cancel.is_cancelled() {
-        return Err(RunError::Cancelled(cancel.reason()));
-    }
-    let (resolved, reason) = match answer {
-        Ok(()) => (Resolved::Kvm, "a KVM guest booted to SSH".to_string()),
-        Err(why) => (Resolved::Tcg, why),
-    };
-    let _ = cache.put(resolved, &reason);
-    ui.say(&format!(
-        "acceleration probe: {resolved} ({reason}); remembered in {}/accel.json ({})",
-        settings.data_dir.display(),
-        secs(t.elapsed())
-    ));
-    Ok(resolved)
-}
-
-fn probe_kvm(
-    settings: &Settings,
-    hv: &Arc<Hypervisor>,
-    image: &ResolvedImage,
-    cancel: &Cancel,
-) -> Result<(), String> {
-    if !Path::new("/dev/kvm").exists() {
-        return Err("no /dev/kvm".into());
-    }
-    let id = format!("probe-{}", uuid::Uuid::new_v4());
-    let dir = settings.data_dir.join("probe").join(&id);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let result = (|| {
-        let keys = KeyPair::generate(&dir, "ferrotron-probe").map_err(|e| e.to_string())?;
-        let started = start(BootRequest {
-            hv,
-            image,
-            accel: Resolved::Kvm,
-            job_id: &id,
-            vms_dir: settings.vms_dir(),
-            console_log: dir.join("console.log"),
-            cmdline: cmdline(image, &keys, &settings.extra_cmdline),
-            ssh_deadline: settings.kvm_probe_timeout,
-            cancel,
-        })
-        .map_err(|e| first_line(&crate::util::full(&e)))?;
-        let waited = started
-            .wait_for_ssh(cancel)
-            .map_err(|e| first_line(&crate::util::full(&e)));
-        let closed = started.guard.close();
-        waited.and(closed)
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-fn boot_error(e: BootError) -> RunError {
+pub(crate) fn boot_error(e: BootError) -> RunError {
     match e {
         BootError::Cancelled(s) => RunError::Cancelled(s),
         e => RunError::infra("boot", e),
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }
