@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Item types a formula may declare as an input arg; the arg receives `--item`.
@@ -36,16 +37,18 @@ pub struct Formula {
 }
 
 /// What the machine must offer the task.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
     /// Base image name, optionally `name:version`.
     pub image: Option<String>,
-    /// Debian packages the task expects (informational for now).
+    /// RPM packages the task expects (libtaskotron; informational here).
     #[serde(default)]
     pub rpm: Vec<String>,
+    /// Packages the task expects in the image (informational for now).
     #[serde(default)]
     pub packages: Vec<String>,
+    /// Memory the task needs, in MiB.
     pub memory_mib: Option<u32>,
 }
 
@@ -113,40 +116,58 @@ impl FormulaError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawFormula {
+    /// Task name: the check name of its results.
     name: String,
+    /// What the task checks.
     desc: String,
+    /// Who to ask about it.
     maintainer: String,
+    /// Results namespace (libtaskotron), e.g. `dist` or `pkg`.
     namespace: Option<String>,
+    /// Arguments the task takes.
     input: Option<RawInput>,
+    /// What the machine must offer.
     #[serde(default)]
     environment: Environment,
+    /// The steps, in order.
     actions: Option<Vec<RawAction>>,
+    /// Older name of `actions`; give one of the two.
     task: Option<Vec<RawAction>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawInput {
+    /// Variable names. One named like an item type (`koji_build`,
+    /// `bodhi_update`, …) receives `--item`; `arch` receives `--arch`.
     #[serde(default)]
     args: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawAction {
+    /// Shown in progress and in per-action results.
     name: String,
+    /// Directive: commands run one after another as root; variables are
+    /// environment variables (`${item}` is expanded by the shell, as data).
     shell: Option<Vec<String>>,
+    /// Directive: report ResultYAML or TAP13, usually `${var}` exported by an
+    /// earlier action.
     resultsdb: Option<RawResultsdb>,
+    /// Variable that receives the action's stdout.
     export: Option<String>,
+    /// Time-out of the action in seconds (default 3600).
     timeout: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawResultsdb {
+    /// The results text (ResultYAML or TAP13), with `${var}` templating.
     results: String,
 }
 
@@ -320,6 +341,19 @@ impl Formula {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
+    }
+
+    /// JSON Schema of the formula language, generated from the types that
+    /// parse it (so editors check files exactly as `formula check` does).
+    pub fn json_schema() -> String {
+        let mut schema = schemars::schema_for!(RawFormula);
+        schema.insert(
+            "title".into(),
+            "Ferrotron / libtaskotron task formula (runtask.yml)".into(),
+        );
+        let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+        text.push('\n');
+        text
     }
 
     /// The input variables a job gets from `--item/--type/--arch`, checked
@@ -593,6 +627,17 @@ mod tests {
         assert_eq!(
             err,
             "runtask.yml:8: actions[0].koji: directive `koji` cannot run here: it downloads builds from a Koji hub, which this installation cannot reach"
+        );
+    }
+
+    #[test]
+    fn committed_schema_matches_the_code() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/formula.schema.json");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == Formula::json_schema(),
+            "{} is stale: regenerate it with `ferrotron formula schema > docs/formula.schema.json`",
+            path.display()
         );
     }
 

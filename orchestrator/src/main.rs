@@ -76,6 +76,8 @@ enum FormulaCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print the JSON Schema of the formula language (for editors).
+    Schema,
 }
 
 #[derive(Args)]
@@ -189,6 +191,10 @@ fn main() -> ExitCode {
             } else {
                 0
             }
+        }
+        Command::Formula(FormulaCommand::Schema) => {
+            print!("{}", ferrotron::formula::Formula::json_schema());
+            0
         }
         Command::Cleanup => match ferrotron::commands::reap(&settings) {
             Ok(r) => {
