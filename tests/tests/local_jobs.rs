@@ -122,15 +122,23 @@ fn local_and_vm_runs_give_the_same_results() {
         "tests/fixtures/failing/runtask.yml",
         "examples/rpm-sanity/runtask.yml",
         "tests/fixtures/bad-results/runtask.yml",
+        "examples/whitespace-lint/runtask.yml",
+        "examples/fails-on-purpose/runtask.yml",
     ] {
-        let l = h.run(&local("same-1.0-1", formula));
+        // The linter takes a git commit; the others a Koji build.
+        let item_type = if formula.contains("whitespace-lint") {
+            "git_commit"
+        } else {
+            "koji_build"
+        };
+        let l = h.run(&["run", "-i", "same-1.0-1", "-t", item_type, formula]);
         let v = h.run(&[
             "run",
             "--libvirt",
             "-i",
             "same-1.0-1",
             "-t",
-            "koji_build",
+            item_type,
             formula,
         ]);
         assert_eq!(
@@ -206,6 +214,43 @@ fn malformed_results_are_reported_not_dropped() {
     assert!(
         out.stdout
             .contains(r#"summary: "results line 3: unknown outcome \"PASSSED\"""#),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn linter_reports_one_tap_point_per_file() {
+    let h = Harness::new("local-lint");
+    let out = h.run(&[
+        "run",
+        "-i",
+        "0123abcd",
+        "-t",
+        "git_commit",
+        "examples/whitespace-lint/runtask.yml",
+    ]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("TAP version 13\n1..4\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("not ok 1 - whitespace-lint.Makefile for 0123abcd"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("ok 3 - whitespace-lint.src.hello.py for 0123abcd"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(r#"summary: "trailing whitespace on lines 2; tabs on lines 2""#),
         "{}",
         out.stdout
     );
