@@ -70,6 +70,16 @@ pub enum Directive {
     /// `${var}` exported by an earlier action. Without `--report` the
     /// results are written to the job's artifacts and printed.
     Resultsdb { results: String },
+    /// The task's exit status follows one result of `results` (ResultYAML
+    /// or TAP13, usually `${var}`) instead of all of them.
+    Exitcode { pick: Pick, results: String },
+}
+
+/// Which result an `exitcode` directive looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    First,
+    Last,
 }
 
 /// Built-in variables every task has.
@@ -158,6 +168,9 @@ struct RawAction {
     /// Directive: report ResultYAML or TAP13, usually `${var}` exported by an
     /// earlier action.
     resultsdb: Option<RawResultsdb>,
+    /// Directive: the task's exit status follows the first or the last
+    /// result of a ResultYAML/TAP13 text instead of all results.
+    exitcode: Option<RawExitcode>,
     /// Variable that receives the action's stdout.
     export: Option<String>,
     /// Time-out of the action in seconds (default 3600).
@@ -169,6 +182,15 @@ struct RawAction {
 struct RawResultsdb {
     /// The results text (ResultYAML or TAP13), with `${var}` templating.
     results: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawExitcode {
+    /// Exit 0 when the first result passed (ResultYAML or TAP13, `${var}`).
+    result_first: Option<String>,
+    /// Exit 0 when the last result passed (ResultYAML or TAP13, `${var}`).
+    result_last: Option<String>,
 }
 
 impl Formula {
@@ -250,40 +272,67 @@ impl Formula {
         for (i, a) in actions.into_iter().enumerate() {
             let key = format!("actions[{i}]");
             let line = line_of_nth(text, "- name:", i);
-            let directive = match (a.shell, a.resultsdb) {
-                (Some(shell), None) => {
+            let check_vars = |text: &str, field: &str| -> Result<(), FormulaError> {
+                match template_vars(text)
+                    .into_iter()
+                    .find(|v| !defined.contains(v))
+                {
+                    Some(var) => Err(FormulaError::invalid(
+                        path,
+                        line,
+                        format!("{key}.{field}"),
+                        format!(
+                            "undefined variable `${{{var}}}` (defined here: {})",
+                            defined.join(", ")
+                        ),
+                    )),
+                    None => Ok(()),
+                }
+            };
+            let directive = match (a.shell, a.resultsdb, a.exitcode) {
+                (Some(shell), None, None) => {
                     if shell.is_empty() {
                         return Err(FormulaError::invalid(path, line, format!("{key}.shell"), "empty command list"));
                     }
                     Directive::Shell(shell)
                 }
-                (None, Some(r)) => {
-                    for var in template_vars(&r.results) {
-                        if !defined.contains(&var) {
+                (None, Some(r), None) => {
+                    check_vars(&r.results, "resultsdb.results")?;
+                    Directive::Resultsdb { results: r.results }
+                }
+                (None, None, Some(e)) => {
+                    let (pick, results, field) = match (e.result_first, e.result_last) {
+                        (Some(t), None) => (Pick::First, t, "exitcode.result_first"),
+                        (None, Some(t)) => (Pick::Last, t, "exitcode.result_last"),
+                        _ => {
                             return Err(FormulaError::invalid(
                                 path,
                                 line,
-                                format!("{key}.resultsdb.results"),
-                                format!("undefined variable `${{{var}}}` (defined here: {})", defined.join(", ")),
-                            ));
+                                format!("{key}.exitcode"),
+                                "give exactly one of `result_first` and `result_last`",
+                            ))
                         }
-                    }
-                    Directive::Resultsdb { results: r.results }
+                    };
+                    check_vars(&results, field)?;
+                    Directive::Exitcode { pick, results }
                 }
-                (Some(_), Some(_)) => {
+                (None, None, None) => {
                     return Err(FormulaError::invalid(
                         path,
                         line,
                         key,
-                        format!("action `{}` has two directives (`shell` and `resultsdb`); give exactly one", a.name),
+                        format!(
+                            "action `{}` has no directive (this runner supports `shell`, `resultsdb` and `exitcode`)",
+                            a.name
+                        ),
                     ))
                 }
-                (None, None) => {
+                _ => {
                     return Err(FormulaError::invalid(
                         path,
                         line,
                         key,
-                        format!("action `{}` has no directive (this runner supports `shell` and `resultsdb`)", a.name),
+                        format!("action `{}` has more than one directive; give exactly one", a.name),
                     ))
                 }
             };
@@ -441,7 +490,6 @@ const UNAVAILABLE_DIRECTIVES: &[(&str, &str)] = &[
     ),
     ("bash", "it is not implemented yet (use `shell`)"),
     ("exec", "it is not implemented yet (use `shell`)"),
-    ("exitcode", "it is not implemented yet"),
     (
         "artifact",
         "it is not implemented yet (files in ${artifactsdir} are collected)",
@@ -586,7 +634,7 @@ mod tests {
         let err = parse(text).expect_err("no directive").to_string();
         assert_eq!(
             err,
-            "runtask.yml:5: actions[0]: action `nothing` has no directive (this runner supports `shell` and `resultsdb`)"
+            "runtask.yml:5: actions[0]: action `nothing` has no directive (this runner supports `shell`, `resultsdb` and `exitcode`)"
         );
     }
 
@@ -638,6 +686,28 @@ mod tests {
             committed == Formula::json_schema(),
             "{} is stale: regenerate it with `ferrotron formula schema > docs/formula.schema.json`",
             path.display()
+        );
+    }
+
+    #[test]
+    fn exitcode_takes_exactly_one_rule() {
+        let base = "name: a\ndesc: b\nmaintainer: c\nactions:\n  - name: check\n    shell: [echo x]\n    export: out\n  - name: decide\n    exitcode:\n";
+        let f = parse(&format!("{base}      result_last: ${{out}}\n")).expect("valid");
+        assert_eq!(
+            f.actions[1].directive,
+            Directive::Exitcode {
+                pick: Pick::Last,
+                results: "${out}".into()
+            }
+        );
+        let both = format!("{base}      result_first: ${{out}}\n      result_last: ${{out}}\n");
+        let err = parse(&both).expect_err("both").to_string();
+        assert_eq!(err, "runtask.yml:8: actions[1].exitcode: give exactly one of `result_first` and `result_last`");
+        let two = "name: a\ndesc: b\nmaintainer: c\nactions:\n  - name: x\n    shell: [true]\n    resultsdb:\n      results: y\n";
+        let err = parse(two).expect_err("two directives").to_string();
+        assert_eq!(
+            err,
+            "runtask.yml:5: actions[0]: action `x` has more than one directive; give exactly one"
         );
     }
 

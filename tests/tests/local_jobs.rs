@@ -255,3 +255,33 @@ fn linter_reports_one_tap_point_per_file() {
         out.stdout
     );
 }
+
+#[test]
+fn exitcode_directive_picks_the_result_that_decides() {
+    let h = Harness::new("local-exitcode");
+    let out = h.run(&local("x-1-1", "tests/fixtures/exitcode/runtask.yml"));
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the first result passed:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("not ok 2 - exitcode.advisory for x-1-1"),
+        "{}",
+        out.stdout
+    );
+    // The same task deciding on its last result fails.
+    let last = h.data_dir.join("last");
+    std::fs::create_dir_all(&last).expect("mkdir");
+    let fixture = ferrotron_tests::workspace().join("tests/fixtures/exitcode");
+    let formula = std::fs::read_to_string(fixture.join("runtask.yml"))
+        .expect("read fixture")
+        .replace("result_first", "result_last");
+    std::fs::write(last.join("runtask.yml"), formula).expect("write");
+    std::fs::copy(fixture.join("emit.sh"), last.join("emit.sh")).expect("copy");
+    let path = last.join("runtask.yml");
+    let out = h.run(&local("x-1-1", path.to_str().expect("utf-8 path")));
+    assert_eq!(out.code, Some(1), "the last result failed:\n{}", out.stderr);
+}

@@ -175,12 +175,13 @@ pub fn run(
     let _ = record.advance(JobState::Reporting);
     let t = Instant::now();
     let artifacts = job_dir.join("artifacts");
-    let (results, tap) = read_results(&artifacts)
+    let report = read_results(&artifacts)
         .and_then(|by_action| report::finish(&req.formula, &spec, &artifacts, by_action))
         .map_err(|message| RunError::Infra {
             phase: "collect",
             message,
         })?;
+    let (results, tap, verdict) = (report.results, report.tap, report.verdict);
     ui.phase(
         "collect",
         &format!("{} result(s) in {}", results.len(), artifacts.display()),
@@ -192,6 +193,7 @@ pub fn run(
         results,
         tap,
         record,
+        verdict,
     };
     let last = if outcome.passed() {
         JobState::Passed

@@ -56,12 +56,16 @@ pub struct RunOutcome {
     pub results: Vec<TaskResult>,
     pub tap: String,
     pub record: JobRecord,
+    /// What an `exitcode` directive decided, if the task has one.
+    pub verdict: Option<bool>,
 }
 
 impl RunOutcome {
-    /// Every result PASSED or INFO.
+    /// The `exitcode` directive's verdict, else every result PASSED or INFO.
     pub fn passed(&self) -> bool {
-        !self.results.is_empty() && self.results.iter().all(|r| r.outcome.is_ok())
+        self.verdict.unwrap_or_else(|| {
+            !self.results.is_empty() && self.results.iter().all(|r| r.outcome.is_ok())
+        })
     }
 }
 
@@ -172,8 +176,8 @@ pub(crate) fn job_spec(
             .actions
             .iter()
             .filter_map(|a| match &a.directive {
-                // `resultsdb` is the orchestrator's: see `report`.
-                Directive::Resultsdb { .. } => None,
+                // `resultsdb` and `exitcode` are the orchestrator's: see `report`.
+                Directive::Resultsdb { .. } | Directive::Exitcode { .. } => None,
                 Directive::Shell(shell) => Some(proto::Action {
                     name: a.name.clone(),
                     shell: shell.clone(),
@@ -358,7 +362,10 @@ pub fn run(
     let failed = task_error.is_some()
         || !results
             .as_ref()
-            .map(|(r, _)| r.iter().all(|x| x.outcome.is_ok()))
+            .map(|r| {
+                r.verdict
+                    .unwrap_or_else(|| r.results.iter().all(|x| x.outcome.is_ok()))
+            })
             .unwrap_or(false);
     keep_if_asked(
         req,
@@ -390,8 +397,12 @@ pub fn run(
             message,
         });
     }
-    let (results, tap) = match results {
-        Ok((r, tap)) if !r.is_empty() => (r, tap),
+    let report::Report {
+        results,
+        tap,
+        verdict,
+    } = match results {
+        Ok(r) if !r.results.is_empty() => r,
         Ok(_) => {
             return Err(RunError::Infra {
                 phase: "collect",
@@ -411,6 +422,7 @@ pub fn run(
         results,
         tap,
         record,
+        verdict,
     };
     let mut outcome = outcome;
     let final_state = if outcome.passed() {

@@ -8,8 +8,17 @@ use std::path::Path;
 
 use ferrotron_agent::protocol::{self as proto, JobSpec, TaskResult};
 
-use crate::formula::{render_template, Directive, Formula};
+use crate::formula::{render_template, Directive, Formula, Pick};
 use crate::results::{self, resultyaml, CheckResult, Defaults};
+
+/// What a finished job reports.
+#[derive(Debug)]
+pub struct Report {
+    pub results: Vec<TaskResult>,
+    pub tap: String,
+    /// What an `exitcode` directive decided (pass or not), if there is one.
+    pub verdict: Option<bool>,
+}
 
 /// The job's results and their TAP13, after writing both files.
 pub fn finish(
@@ -17,37 +26,53 @@ pub fn finish(
     spec: &JobSpec,
     artifacts: &Path,
     by_action: Vec<TaskResult>,
-) -> Result<(Vec<TaskResult>, String), String> {
-    let reports: Vec<&String> = formula
-        .actions
-        .iter()
-        .filter_map(|a| match &a.directive {
-            Directive::Resultsdb { results } => Some(results),
-            Directive::Shell(_) => None,
-        })
-        .collect();
+) -> Result<Report, String> {
     // A failed action ended the task before its reports: its own result
     // says why, and is the job's.
     let all_ran = by_action.iter().all(|r| r.outcome.is_ok());
-    let checks: Vec<CheckResult> = if reports.is_empty() || !all_ran {
+    let has_reports = formula
+        .actions
+        .iter()
+        .any(|a| !matches!(a.directive, Directive::Shell(_)));
+    let mut vars = spec.vars.clone();
+    if all_ran && has_reports {
+        vars.extend(read_exports(artifacts)?);
+    }
+    let defaults = Defaults::new(&spec.item, &spec.item_type, &spec.name);
+    let parse =
+        |text: &str| results::parse_any(&render_template(text, &vars), &defaults).into_results();
+    let mut reported = Vec::new();
+    let mut verdict = None;
+    for a in &formula.actions {
+        match &a.directive {
+            Directive::Shell(_) => {}
+            Directive::Resultsdb { results } => reported.extend(parse(results)),
+            Directive::Exitcode { pick, results } => {
+                let picked = match pick {
+                    Pick::First => parse(results).into_iter().next(),
+                    Pick::Last => parse(results).into_iter().last(),
+                };
+                verdict = Some(all_ran && picked.is_some_and(|r| r.outcome.is_ok()));
+            }
+        }
+    }
+    let checks: Vec<CheckResult> = if reported.is_empty() || !all_ran {
         by_action.iter().map(CheckResult::from).collect()
     } else {
-        let mut vars = spec.vars.clone();
-        vars.extend(read_exports(artifacts)?);
-        let defaults = Defaults::new(&spec.item, &spec.item_type, &spec.name);
-        reports
-            .iter()
-            .flat_map(|t| results::parse_any(&render_template(t, &vars), &defaults).into_results())
-            .collect()
+        reported
     };
-    let task_results: Vec<TaskResult> = checks.iter().map(to_task_result).collect();
-    let tap = ferrotron_agent::tap::tap13(&task_results);
+    let results: Vec<TaskResult> = checks.iter().map(to_task_result).collect();
+    let tap = ferrotron_agent::tap::tap13(&results);
     write(
         &artifacts.join("results.yml"),
         resultyaml::emit(&checks).as_bytes(),
     )?;
     write(&artifacts.join("results.tap"), tap.as_bytes())?;
-    Ok((task_results, tap))
+    Ok(Report {
+        results,
+        tap,
+        verdict,
+    })
 }
 
 fn read_exports(artifacts: &Path) -> Result<BTreeMap<String, String>, String> {
