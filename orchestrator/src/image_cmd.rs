@@ -121,7 +121,6 @@ fn build(
             }
         }
     }
-    let started = Instant::now();
     let mut step_started = Instant::now();
     let mut progress = |ev: BuildEvent| match ev {
         BuildEvent::Step { name, detail } => {
@@ -152,7 +151,6 @@ fn build(
     ) {
         Ok(built) => {
             println!("{}:{}", built.manifest.name, built.manifest.version);
-            tracing::debug!("build took {:?}", started.elapsed());
             0
         }
         Err(e) => fail(3, &e),

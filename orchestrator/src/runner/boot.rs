@@ -93,7 +93,6 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
         vm_dir,
     };
     let started = Instant::now();
-    tracing::debug!("prepared VM folder in {:?}", started.elapsed());
     // The port was free a moment ago; QEMU may lose it to another process
     // before binding it, so try a few.
     let mut attempt = 0;

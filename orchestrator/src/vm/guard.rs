@@ -78,7 +78,6 @@ pub fn destroy(hv: &Hypervisor, name: &str, vm_dir: &std::path::Path) -> Result<
         Err(e) => problems.push(format!("cannot remove {}: {e}", vm_dir.display())),
     }
     if problems.is_empty() {
-        tracing::debug!("destroyed {name}");
         Ok(())
     } else {
         Err(problems.join("; "))
