@@ -34,6 +34,16 @@ pub struct Output {
 }
 
 impl Output {
+    /// Asserts the exit status and that stderr says `needle`.
+    pub fn assert_exit(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, Some(code), "stderr:\n{}", self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "expected {needle:?} in:\n{}",
+            self.stderr
+        );
+    }
+
     /// The job id printed in the `job <id>:` line, if a job started.
     pub fn job_id(&self) -> Option<String> {
         job_id_in(&self.stderr)

@@ -189,48 +189,28 @@ fn unavailable_directive_is_exit_2_and_starts_nothing() {
 #[test]
 fn unknown_image_and_type_mismatch_are_exit_2() {
     let h = Harness::new("bad-input");
-    let out = h.run(&run_args(
-        "examples/hello/runtask.yml",
-        &["--image", "nosuch"],
-    ));
-    assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
-    assert!(
-        out.stderr.contains("nosuch") && out.stderr.contains("tiny"),
-        "{}",
-        out.stderr
-    );
-    let out = h.run(&[
-        "run",
-        "--libvirt",
-        "-i",
-        "x",
-        "-t",
-        "bodhi_update",
-        "examples/hello/runtask.yml",
-    ]);
-    assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("--type bodhi_update does not match the formula, which takes koji_build"),
-        "{}",
-        out.stderr
-    );
-    let out = h.run(&[
-        "run",
-        "--libvirt",
-        "-i",
-        "x",
-        "-t",
-        "koji_build",
-        "no/such/runtask.yml",
-    ]);
-    assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("no/such/runtask.yml: cannot read formula"),
-        "{}",
-        out.stderr
-    );
+    let hello = "examples/hello/runtask.yml";
+    let cases: [(&[&str], &str); 4] = [
+        (&["--image", "nosuch", hello], "nosuch"),
+        // The message lists the images there are.
+        (&["--image", "nosuch", hello], "tiny"),
+        (
+            &["-t", "bodhi_update", hello],
+            "--type bodhi_update does not match the formula, which takes koji_build",
+        ),
+        (
+            &["no/such/runtask.yml"],
+            "no/such/runtask.yml: cannot read formula",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["run", "--libvirt", "-i", "x"];
+        if !extra.contains(&"-t") {
+            args.extend(["-t", "koji_build"]);
+        }
+        args.extend_from_slice(extra);
+        h.run(&args).assert_exit(2, needle);
+    }
     assert!(!h.data_dir.join("vms").exists());
 }
 

@@ -315,13 +315,25 @@ pub(crate) fn yaml_error_message(err: &yaml_serde::Error) -> String {
     out
 }
 
+/// What the parsers' tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    use super::{Defaults, Parsed};
 
-    fn defaults() -> Defaults {
+    pub fn defaults() -> Defaults {
         Defaults::new("foo-1.0-1.fc40", "koji_build", "rpmlint")
     }
+
+    /// The notes a user reads for each problem.
+    pub fn notes(parsed: &Parsed) -> Vec<String> {
+        parsed.problems.iter().map(|p| p.note()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::defaults;
+    use super::*;
 
     #[test]
     fn detects_tap() {

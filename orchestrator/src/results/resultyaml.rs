@@ -262,13 +262,7 @@ mod tests {
 
     use super::*;
 
-    fn defaults() -> Defaults {
-        Defaults::new("foo-1.0-1.fc40", "koji_build", "rpmlint")
-    }
-
-    fn notes(parsed: &Parsed) -> Vec<String> {
-        parsed.problems.iter().map(|p| p.note()).collect()
-    }
+    use crate::results::test_support::{defaults, notes};
 
     fn only_problem(text: &str) -> (Outcome, String) {
         let parsed = parse(text, &defaults());

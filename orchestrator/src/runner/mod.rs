@@ -63,9 +63,7 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// The `exitcode` directive's verdict, else every result PASSED or INFO.
     pub fn passed(&self) -> bool {
-        self.verdict.unwrap_or_else(|| {
-            !self.results.is_empty() && self.results.iter().all(|r| r.outcome.is_ok())
-        })
+        report::passed(&self.results, self.verdict)
     }
 }
 
@@ -359,14 +357,7 @@ pub fn run(
         t.elapsed(),
     );
 
-    let failed = task_error.is_some()
-        || !results
-            .as_ref()
-            .map(|r| {
-                r.verdict
-                    .unwrap_or_else(|| r.results.iter().all(|x| x.outcome.is_ok()))
-            })
-            .unwrap_or(false);
+    let failed = task_error.is_some() || !results.as_ref().is_ok_and(report::Report::passed);
     keep_if_asked(
         req,
         failed,

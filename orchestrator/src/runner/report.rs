@@ -20,6 +20,18 @@ pub struct Report {
     pub verdict: Option<bool>,
 }
 
+impl Report {
+    pub fn passed(&self) -> bool {
+        passed(&self.results, self.verdict)
+    }
+}
+
+/// Whether a job passed: its `exitcode` directive's verdict when it has
+/// one, else every result PASSED or INFO (and there is at least one).
+pub fn passed(results: &[TaskResult], verdict: Option<bool>) -> bool {
+    verdict.unwrap_or_else(|| !results.is_empty() && results.iter().all(|r| r.outcome.is_ok()))
+}
+
 /// The job's results and their TAP13, after writing both files.
 pub fn finish(
     formula: &Formula,
