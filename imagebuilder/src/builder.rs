@@ -452,12 +452,34 @@ pub(crate) fn assemble(
             memory_mib: recipe.boot.memory_mib,
             vcpus: recipe.boot.vcpus,
             ssh_timeout_secs: recipe.boot.ssh_timeout_secs,
+            warm_start: true,
         },
         recipe_sha256: recipe_sha256.to_string(),
-        builder: format!("ferrotron-imagebuilder {}", env!("CARGO_PKG_VERSION")),
+        builder: builder_id(),
     };
     Ok(Assembled {
         image_dir,
         manifest,
     })
+}
+
+/// Names this builder and the guest contract it writes (init and boot
+/// scripts): an image built by a builder with another id may behave
+/// differently, so `ferrotron image build --if-changed` rebuilds it.
+pub fn builder_id() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(guest::initrd_init(&[]).as_bytes());
+    h.update(guest::boot_script().as_bytes());
+    h.update(guest::INITTAB.as_bytes());
+    // What the manifest says about the guest (e.g. `boot.warm_start`).
+    h.update(b"manifest boot.warm_start");
+    let hex: String = h.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "ferrotron-imagebuilder {} guest {hex}",
+        env!("CARGO_PKG_VERSION")
+    )
 }

@@ -72,6 +72,10 @@ pub struct BootSettings {
     pub memory_mib: u32,
     pub vcpus: u32,
     pub ssh_timeout_secs: u32,
+    /// The guest supports `ferrotron.key=wait` (warm-start templates, see
+    /// docs/images.md). Absent in manifests of older images.
+    #[serde(default)]
+    pub warm_start: bool,
 }
 
 /// The content of `manifest.json`.

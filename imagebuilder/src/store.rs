@@ -616,6 +616,7 @@ mod tests {
                 memory_mib: 256,
                 vcpus: 1,
                 ssh_timeout_secs: 60,
+                warm_start: false,
             },
             recipe_sha256: "00".into(),
             builder: "test".into(),

@@ -38,5 +38,7 @@ pub fn run_local(
 /// Destroys domains and VM folders whose owning process is gone.
 pub fn reap(settings: &Settings) -> Result<reaper::Reaped, crate::vm::HypervisorError> {
     let hv = Hypervisor::connect(&settings.libvirt_uri)?;
-    reaper::reap(&hv, &settings.vms_dir())
+    let mut reaped = reaper::reap(&hv, &settings.vms_dir())?;
+    reaped.templates = crate::runner::warm::prune_orphans(settings);
+    Ok(reaped)
 }

@@ -111,7 +111,9 @@ fn build(
                 == Some(current.manifest.recipe_sha256.as_str());
             let same_agent = ferrotron::util::sha256_file(agent).ok().as_deref()
                 == Some(current.manifest.agent.sha256.as_str());
-            if same_recipe && same_agent {
+            let same_builder =
+                current.manifest.builder == ferrotron_imagebuilder::builder::builder_id();
+            if same_recipe && same_agent && same_builder {
                 eprintln!(
                     "ferrotron: image {} is up to date with {}",
                     current.reference(),

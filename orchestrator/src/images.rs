@@ -23,6 +23,8 @@ pub struct ResolvedImage {
     pub ssh_timeout: Duration,
     pub agent_sha256: String,
     pub agent_version: String,
+    /// The guest can wait for its job (warm-start templates).
+    pub warm_start: bool,
 }
 
 impl ResolvedImage {
@@ -43,6 +45,7 @@ impl ResolvedImage {
             ssh_timeout: Duration::from_secs(u64::from(m.boot.ssh_timeout_secs)),
             agent_sha256: m.agent.sha256.clone(),
             agent_version: m.agent.version.clone(),
+            warm_start: m.boot.warm_start,
             dir,
         }
     }

@@ -36,6 +36,9 @@ struct GlobalArgs {
     /// Image store (default: <data dir>/images).
     #[arg(long, global = true, env = "FERROTRON_IMAGES_DIR")]
     images_dir: Option<PathBuf>,
+    /// Warm-start templates (default: <data dir>/templates).
+    #[arg(long, global = true, env = "FERROTRON_TEMPLATES_DIR")]
+    templates_dir: Option<PathBuf>,
     /// libvirt connection URI.
     #[arg(
         long,
@@ -114,9 +117,14 @@ struct RunArgs {
     /// 5-second heartbeat) this long.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     stall_timeout: Duration,
-    /// Extra kernel command-line word for the guest (repeatable).
+    /// Extra kernel command-line word for the guest (repeatable; implies
+    /// a cold boot).
     #[arg(long = "kernel-arg")]
     kernel_args: Vec<String>,
+    /// How the VM starts: `warm` restores it from a template saved once
+    /// per image and host (the kernel boot skipped); `cold` boots it.
+    #[arg(long, env = "FERROTRON_START", default_value = "warm")]
+    start: ferrotron::settings::StartMode,
     /// Only the TAP on stdout and errors on stderr.
     #[arg(short, long)]
     quiet: bool,
@@ -147,6 +155,9 @@ fn settings(g: &GlobalArgs) -> Settings {
     );
     if let Some(i) = &g.images_dir {
         s.images_dir = i.clone();
+    }
+    if let Some(t) = &g.templates_dir {
+        s.templates_dir = t.clone();
     }
     s.libvirt_uri = g.libvirt_uri.clone();
     s.accel = g.accel;
@@ -199,9 +210,10 @@ fn main() -> ExitCode {
         Command::Cleanup => match ferrotron::commands::reap(&settings) {
             Ok(r) => {
                 println!(
-                    "removed {} domain(s), {} folder(s)",
+                    "removed {} domain(s), {} folder(s), {} warm-start template(s)",
                     r.domains.len(),
-                    r.folders.len()
+                    r.folders.len(),
+                    r.templates.len()
                 );
                 0
             }
@@ -225,6 +237,7 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
     settings.ssh_timeout = args.ssh_timeout;
     settings.extra_cmdline = args.kernel_args.clone();
     settings.stall_timeout = args.stall_timeout;
+    settings.start = args.start;
     let req = RunRequest {
         formula,
         item: args.item,

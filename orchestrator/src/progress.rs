@@ -59,7 +59,7 @@ impl Progress {
             .position(|p| *p == name)
             .map(|i| i + 1)
             .unwrap_or(0);
-        let detail: String = detail.chars().take(60).collect();
+        // Padded so that times line up; never cut (paths, names matter).
         self.emit(&format!(
             "ferrotron: [{n}/{}] {name:<8} {detail:<60} {:>8}",
             self.phases.len(),

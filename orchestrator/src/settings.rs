@@ -14,6 +14,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Image store (default `<data dir>/images`).
     pub images_dir: PathBuf,
+    /// Warm-start templates (default `<data dir>/templates`).
+    pub templates_dir: PathBuf,
     pub libvirt_uri: String,
     pub accel: Accel,
     /// A guest agent to upload when the image's copy differs.
@@ -27,6 +29,18 @@ pub struct Settings {
     /// A running task whose guest says nothing (not even the agent's
     /// heartbeat) this long is declared hung.
     pub stall_timeout: Duration,
+    /// How a job's VM starts: restored from a booted template, or booted.
+    pub start: StartMode,
+}
+
+/// How a job's VM starts. Both give every job a new VM of its own (QEMU
+/// process, overlay, key, ports); `warm` restores it from a template saved
+/// once per image and host right before the guest's per-job set-up, which
+/// skips the kernel boot. See docs/design.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartMode {
+    Warm,
+    Cold,
 }
 
 impl Settings {
@@ -44,6 +58,7 @@ impl Settings {
     pub fn new(data_dir: PathBuf) -> Settings {
         Settings {
             images_dir: data_dir.join("images"),
+            templates_dir: data_dir.join("templates"),
             data_dir,
             libvirt_uri: "qemu:///system".into(),
             accel: Accel::Auto,
@@ -52,6 +67,7 @@ impl Settings {
             kvm_probe_timeout: Duration::from_secs(20),
             extra_cmdline: Vec::new(),
             stall_timeout: Duration::from_secs(60),
+            start: StartMode::Warm,
         }
     }
 

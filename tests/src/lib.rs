@@ -91,6 +91,17 @@ impl Harness {
                 std::env::var("FERROTRON_IMAGES_DIR")
                     .unwrap_or_else(|_| "/var/lib/ferrotron/images".into()),
             )
+            // Warm-start templates are per image and host: share them
+            // between tests, built once (a file lock orders the builders).
+            .env(
+                "FERROTRON_TEMPLATES_DIR",
+                std::env::var("FERROTRON_TEMPLATES_DIR").unwrap_or_else(|_| {
+                    workspace()
+                        .join("target/e2e-templates")
+                        .display()
+                        .to_string()
+                }),
+            )
             // The accel answer is per host: share it with `make demo`.
             .env(
                 "FERROTRON_ACCEL",
@@ -141,6 +152,11 @@ impl Harness {
             lines: rx,
             seen: Vec::new(),
         }
+    }
+
+    /// This test's data folder (`--data-dir`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
     }
 
     pub fn job_dir(&self, job_id: &str) -> PathBuf {

@@ -335,3 +335,124 @@ fn keep_on_failure_keeps_a_reachable_vm_until_ctrl_c() {
     assert_eq!(code, Some(1), "the task failed: {stderr}");
     h.assert_nothing_left(&id);
 }
+
+fn host_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// The clock the `clock` fixture printed, from the action's log.
+fn guest_clock(h: &Harness, id: &str) -> i64 {
+    let log = h.job_dir(id).join("artifacts/actions/01-clock.log");
+    let text = std::fs::read_to_string(&log).expect("the action's log");
+    let at = text
+        .find("guest-clock ")
+        .expect("the task printed its clock")
+        + 12;
+    text[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number after guest-clock")
+}
+
+fn host_key(h: &Harness, id: &str) -> String {
+    std::fs::read_to_string(h.job_dir(id).join("known_hosts")).expect("known_hosts")
+}
+
+#[test]
+fn warm_started_guests_get_their_own_key_host_key_and_the_host_clock() {
+    let h = Harness::new("warm-start");
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let out = h.run(&run_args("tests/fixtures/clock/runtask.yml", &[]));
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(out.stderr.contains(" restored (tcg)"), "{}", out.stderr);
+        // The template was saved long before (minutes, in a long test run):
+        // a restored guest whose clock were not set would lag behind.
+        let id = out.job_id().expect("job id");
+        let skew = (guest_clock(&h, &id) - host_clock()).abs();
+        assert!(skew < 60, "guest clock off by {skew} s\n{}", out.stderr);
+        keys.push(host_key(&h, &id));
+        h.assert_nothing_left(&id);
+    }
+    let key = |k: &str| k.split_whitespace().nth(2).map(str::to_string);
+    assert!(key(&keys[0]).is_some(), "{keys:?}");
+    assert_ne!(
+        key(&keys[0]),
+        key(&keys[1]),
+        "two jobs share an SSH host key"
+    );
+}
+
+#[test]
+fn cold_start_boots_the_kernel() {
+    let h = Harness::new("cold-start");
+    let out = h.run(&run_args(
+        "tests/fixtures/clock/runtask.yml",
+        &["--start", "cold"],
+    ));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains(" booted (tcg)"), "{}", out.stderr);
+    assert!(!out.stderr.contains("warm-start"), "{}", out.stderr);
+    h.assert_nothing_left(&out.job_id().expect("job id"));
+}
+
+#[test]
+fn a_template_libvirt_cannot_restore_is_discarded_and_the_job_boots_cold() {
+    let h = Harness::new("warm-broken");
+    let templates = h.data_dir().join("own-templates");
+    let templates_arg = templates.display().to_string();
+    let mut args = vec!["--templates-dir", templates_arg.as_str()];
+    args.extend(run_args("tests/fixtures/clock/runtask.yml", &[]));
+    let first = h.run(&args);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("preparing the warm-start template"),
+        "{}",
+        first.stderr
+    );
+    // Scramble QEMU's migration stream (the tail of the save file), keeping
+    // libvirt's header intact: the restore itself fails.
+    let state = walk(&templates)
+        .into_iter()
+        .find(|p| p.ends_with("state.sav"))
+        .expect("a saved template");
+    let mut bytes = std::fs::read(&state).expect("read state");
+    let n = bytes.len();
+    for b in &mut bytes[n - n / 2..] {
+        *b = 0x5a;
+    }
+    std::fs::write(&state, &bytes).expect("scramble");
+
+    let out = h.run(&args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: warm start failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("template discarded, booting cold"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(" booted (tcg)"), "{}", out.stderr);
+    assert!(!state.exists(), "the broken template is still there");
+    h.assert_nothing_left(&out.job_id().expect("job id"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -76,6 +76,8 @@ fn probe_kvm(
             cmdline: cmdline(image, &keys, &settings.extra_cmdline),
             ssh_deadline: settings.kvm_probe_timeout,
             cancel,
+            template: None,
+            key_blob: keys.blob(),
         })
         .map_err(|e| first_line(&crate::util::full(&e)))?;
         let waited = started

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::warm::{self, Template};
 use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
 use crate::ssh::wait::{wait_for_banner, WaitFailure};
@@ -33,6 +34,10 @@ pub enum BootError {
     },
     #[error("interrupted by {0} while the VM booted")]
     Cancelled(String),
+    #[error(transparent)]
+    Warm(#[from] super::warm::WarmError),
+    #[error(transparent)]
+    SaveFile(#[from] crate::vm::savefile::SaveFileError),
 }
 
 /// A VM whose domain runs; its SSH server may not answer yet.
@@ -40,6 +45,10 @@ pub struct Started {
     pub guard: VmGuard,
     pub port: u16,
     pub accel: Resolved,
+    /// Restored from a warm-start template rather than booted.
+    pub restored: bool,
+    /// A restored guest's control connection, open until the VM goes.
+    _control: Option<std::os::unix::net::UnixStream>,
     /// Time from the start call to the domain running.
     pub took: Duration,
     console_log: PathBuf,
@@ -57,6 +66,10 @@ pub struct BootRequest<'a> {
     pub cmdline: String,
     pub ssh_deadline: Duration,
     pub cancel: &'a Cancel,
+    /// Restore from this warm-start template instead of booting.
+    pub template: Option<&'a Template>,
+    /// The job's public key, sent to a restored guest.
+    pub key_blob: &'a str,
 }
 
 pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
@@ -73,7 +86,15 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
     .map_err(|e| BootError::Folder(vm_dir.clone(), e))?;
     let overlay_path = vm_dir.join("overlay.qcow2");
     let t = Instant::now();
-    overlay::create(&req.image.disk, &overlay_path)?;
+    let (backing, control_socket, cmdline) = match req.template {
+        Some(t) => (
+            vec![t.disk.clone(), req.image.disk.clone()],
+            Some(vm_dir.join("control.sock")),
+            t.cmdline.clone(),
+        ),
+        None => (vec![req.image.disk.clone()], None, req.cmdline.clone()),
+    };
+    overlay::create(&backing[0], &overlay_path)?;
     tracing::debug!("overlay created in {:?}", t.elapsed());
 
     let mut spec = DomainSpec {
@@ -85,9 +106,10 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
         vcpus: req.image.vcpus,
         kernel: req.image.kernel.clone(),
         initrd: req.image.initrd.clone(),
-        cmdline: req.cmdline.clone(),
+        cmdline,
         overlay: overlay_path,
-        base_disk: req.image.disk.clone(),
+        backing,
+        control_socket,
         console_log: req.console_log.clone(),
         ssh_port: 0,
         vm_dir,
@@ -100,8 +122,19 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
         attempt += 1;
         spec.ssh_port = ports::free_loopback_port().map_err(BootError::Port)?;
         req.cancel.track(req.hv.clone(), &name);
-        match req.hv.start(&spec) {
-            Ok(_) => break,
+        let started = match req.template {
+            Some(t) => {
+                let file = spec.vm_dir.join("restore.sav");
+                t.write_job_file(&spec, &file)?;
+                let r = req.hv.restore(&file);
+                // QEMU has read it all once the restore returns.
+                let _ = std::fs::remove_file(&file);
+                r
+            }
+            None => req.hv.start(&spec).map(drop),
+        };
+        match started {
+            Ok(()) => break,
             Err(e) if e.is_port_conflict() && attempt < 4 => {
                 tracing::debug!("port {} taken, retrying: {e}", spec.ssh_port);
                 continue;
@@ -109,10 +142,16 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
             Err(e) => return Err(e.into()),
         }
     }
+    let control = match (req.template, &spec.control_socket) {
+        (Some(_), Some(sock)) => Some(warm::send_job(sock, req.key_blob)?),
+        _ => None,
+    };
     Ok(Started {
         guard,
         port: spec.ssh_port,
         accel: req.accel,
+        restored: req.template.is_some(),
+        _control: control,
         took: started.elapsed(),
         console_log: req.console_log,
         image: req.image.label(),

@@ -9,6 +9,7 @@ pub mod render;
 pub mod report;
 pub mod task;
 pub mod upload;
+pub mod warm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use crate::formula::{Directive, Formula, FormulaError};
 use crate::images::{self, ResolvedImage};
 use crate::job::{JobRecord, JobState};
 use crate::progress::Progress;
-use crate::settings::Settings;
+use crate::settings::{Settings, StartMode};
 use crate::ssh::{GuestSsh, KeyPair};
 use crate::util::shell_quote;
 use crate::vm::{reaper, Hypervisor, VmGuard};
@@ -252,7 +253,8 @@ pub fn run(
     let keys = KeyPair::generate(&job_dir, &format!("ferrotron-job-{job_id}"))
         .map_err(|e| RunError::infra("boot", e))?;
     let console_log = job_dir.join("console.log");
-    let booted = start(BootRequest {
+    let template = warm_template(settings, &hv, &image, accel, cancel, ui)?;
+    let request = |template| BootRequest {
         hv: &hv,
         image: &image,
         accel,
@@ -262,11 +264,34 @@ pub fn run(
         cmdline: cmdline(&image, &keys, &settings.extra_cmdline),
         ssh_deadline: settings.ssh_timeout.unwrap_or(image.ssh_timeout),
         cancel,
-    })
+        template,
+        key_blob: keys.blob(),
+    };
+    let booted = match (start(request(template.as_ref())), &template) {
+        (Err(e), Some(t)) if !cancel.is_cancelled() => {
+            // A template this libvirt cannot restore is useless: drop it and
+            // boot cold; the next job builds a new one.
+            ui.say(&format!(
+                "warning: warm start failed ({}); template discarded, booting cold",
+                crate::util::full(&e)
+            ));
+            t.discard();
+            start(request(None))
+        }
+        (r, _) => r,
+    }
     .map_err(boot_error)?;
     ui.phase(
         "boot",
-        &format!("{} started ({accel})", booted.guard.name()),
+        &format!(
+            "{} {} ({accel})",
+            booted.guard.name(),
+            if booted.restored {
+                "restored"
+            } else {
+                "booted"
+            }
+        ),
         booted.took,
     );
 
@@ -438,6 +463,37 @@ fn agent_to_upload(settings: &Settings, image: &ResolvedImage) -> std::io::Resul
 /// kernel that panics reboots at once, which ends the domain
 /// (`on_reboot=destroy`) and the job with the console's last lines, instead
 /// of a halted VM waiting for the deadline.
+/// The warm-start template to restore this job's VM from, if warm starts
+/// are on and apply (extra kernel arguments need a real boot). A template
+/// that cannot be built is a warning: the job boots cold.
+fn warm_template(
+    settings: &Settings,
+    hv: &Arc<Hypervisor>,
+    image: &ResolvedImage,
+    accel: crate::vm::accel::Resolved,
+    cancel: &Cancel,
+    ui: &Progress,
+) -> Result<Option<warm::Template>, RunError> {
+    if settings.start != StartMode::Warm || !settings.extra_cmdline.is_empty() {
+        return Ok(None);
+    }
+    if !image.warm_start {
+        tracing::info!("image {} predates warm starts: booting cold", image.label());
+        return Ok(None);
+    }
+    match warm::ensure(settings, hv, image, accel, cancel, &|m| ui.say(m)) {
+        Ok(t) => Ok(Some(t)),
+        Err(_) if cancel.is_cancelled() => Err(RunError::Cancelled(cancel.reason())),
+        Err(e) => {
+            ui.say(&format!(
+                "warning: no warm-start template ({}); booting cold",
+                crate::util::full(&e)
+            ));
+            Ok(None)
+        }
+    }
+}
+
 pub(crate) fn cmdline(image: &ResolvedImage, keys: &KeyPair, extra: &[String]) -> String {
     let mut c = format!("{} panic=-1 ferrotron.key={}", image.cmdline, keys.blob());
     for e in extra {

@@ -24,8 +24,12 @@ pub struct DomainSpec {
     pub cmdline: String,
     /// The job's qcow2 overlay (written by the guest).
     pub overlay: PathBuf,
-    /// The image's disk the overlay is backed by (never written).
-    pub base_disk: PathBuf,
+    /// The overlay's backing chain, nearest first, never written: the
+    /// image's disk, or a warm-start template's disk and then the image's.
+    pub backing: Vec<PathBuf>,
+    /// A second serial port (ttyS1) on a Unix socket QEMU listens on: how a
+    /// guest restored from a warm-start template receives its job's key.
+    pub control_socket: Option<PathBuf>,
     pub console_log: PathBuf,
     /// Host port on 127.0.0.1 forwarded to the guest's port 22.
     pub ssh_port: u16,
@@ -54,6 +58,25 @@ impl DomainSpec {
     }
 
     /// The full transient-domain XML.
+    /// Nested `<backingStore>` elements for the read-only chain, each
+    /// marked `relabel='no'`: libvirt must never chown the shared images.
+    fn backing_xml(&self) -> String {
+        let mut open = String::new();
+        let mut close = String::new();
+        for (i, disk) in self.backing.iter().enumerate() {
+            let pad = "  ".repeat(i + 3);
+            let _ = write!(
+                open,
+                "{pad}<backingStore type='file'>\n{pad}  <format type='qcow2'/>\n\
+                 {pad}  <source file='{}'><seclabel model='dac' relabel='no'/></source>\n",
+                esc(&disk.to_string_lossy())
+            );
+            close = format!("{pad}</backingStore>\n{close}");
+        }
+        let inner = "  ".repeat(self.backing.len() + 3);
+        format!("{open}{inner}<backingStore/>\n{close}")
+    }
+
     pub fn to_xml(&self) -> String {
         let p = |p: &PathBuf| esc(&p.to_string_lossy());
         let mut x = String::with_capacity(2048);
@@ -80,15 +103,12 @@ impl DomainSpec {
              \x20   <disk type='file' device='disk'>\n\
              \x20     <driver name='qemu' type='qcow2' cache='unsafe' discard='unmap'/>\n\
              \x20     <source file='{overlay}'/>\n\
-             \x20     <backingStore type='file'>\n\
-             \x20       <format type='qcow2'/>\n\
-             \x20       <source file='{base}'><seclabel model='dac' relabel='no'/></source>\n\
-             \x20       <backingStore/>\n\
-             \x20     </backingStore>\n\
+             {backing}\
              \x20     <target dev='vda' bus='virtio'/>\n\
              \x20   </disk>\n\
              \x20   <serial type='file'><source path='{console}'/><target port='0'/></serial>\n\
              \x20   <console type='file'><source path='{console}'/><target type='serial' port='0'/></console>\n\
+             {control}\
              \x20   <controller type='usb' model='none'/>\n\
              \x20   <memballoon model='none'/>\n\
              \x20 </devices>\n\
@@ -112,7 +132,14 @@ impl DomainSpec {
                 Resolved::Tcg => "",
             },
             overlay = p(&self.overlay),
-            base = p(&self.base_disk),
+            backing = self.backing_xml(),
+            control = match &self.control_socket {
+                Some(sock) => format!(
+                    "    <serial type='unix'><source mode='bind' path='{}'/><target port='1'/></serial>\n",
+                    p(sock)
+                ),
+                None => String::new(),
+            },
             console = p(&self.console_log),
             port = self.ssh_port,
         );
@@ -204,7 +231,8 @@ mod tests {
             initrd: "/img/initrd.img".into(),
             cmdline: "console=ttyS0 ferrotron.key=AAAA+/=".into(),
             overlay: "/data/vms/it's & <odd>/overlay.qcow2".into(),
-            base_disk: "/img/disk.qcow2".into(),
+            backing: vec!["/img/disk.qcow2".into()],
+            control_socket: None,
             console_log: "/data/jobs/abc/console.log".into(),
             ssh_port: 40022,
             vm_dir: "/data/vms/it's & <odd>".into(),
@@ -225,6 +253,30 @@ mod tests {
         }
         .to_xml();
         assert!(kvm.contains("<domain type='kvm'") && kvm.contains("host-passthrough"));
+    }
+
+    #[test]
+    fn warm_start_xml_chains_the_template_and_adds_the_control_port() {
+        let xml = DomainSpec {
+            backing: vec!["/t/disk.qcow2".into(), "/img/disk.qcow2".into()],
+            control_socket: Some("/data/vms/x/control.sock".into()),
+            ..spec()
+        }
+        .to_xml();
+        let t = xml
+            .find("<source file='/t/disk.qcow2'>")
+            .expect("template in chain");
+        let b = xml
+            .find("<source file='/img/disk.qcow2'>")
+            .expect("base in chain");
+        assert!(t < b, "{xml}");
+        assert_eq!(xml.matches("<backingStore type='file'>").count(), 2);
+        assert_eq!(xml.matches("</backingStore>").count(), 2);
+        assert_eq!(xml.matches("relabel='no'").count(), 2);
+        assert!(xml.contains(
+            "<serial type='unix'><source mode='bind' path='/data/vms/x/control.sock'/><target port='1'/></serial>"
+        ));
+        assert!(!spec().to_xml().contains("type='unix'"));
     }
 
     #[test]

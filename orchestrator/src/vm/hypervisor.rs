@@ -23,6 +23,8 @@ pub enum HypervisorError {
         #[source]
         source: virt::error::Error,
     },
+    #[error(transparent)]
+    SaveRestore(#[from] super::saverestore::SaveRestoreError),
     #[error("libvirt call {call} failed")]
     Call {
         call: &'static str,
@@ -34,9 +36,16 @@ pub enum HypervisorError {
 impl HypervisorError {
     /// True when QEMU could not bind the SSH forward port (taken meanwhile).
     pub fn is_port_conflict(&self) -> bool {
-        matches!(self, HypervisorError::Start { source, .. }
-            if source.message().contains("host forwarding rule")
-                || source.message().contains("Address already in use"))
+        let source = match self {
+            HypervisorError::Start { source, .. } => source,
+            HypervisorError::SaveRestore(super::saverestore::SaveRestoreError::Restore {
+                source,
+                ..
+            }) => source,
+            _ => return false,
+        };
+        source.message().contains("host forwarding rule")
+            || source.message().contains("Address already in use")
     }
 }
 
@@ -84,6 +93,34 @@ impl Hypervisor {
                 name: spec.name.clone(),
                 source,
             })
+    }
+
+    /// Saves the running domain `name` to `path` and stops it.
+    pub fn save(&self, name: &str, path: &std::path::Path) -> Result<(), HypervisorError> {
+        let d = self
+            .conn
+            .lookup_domain_by_name(name)
+            .map_err(|source| HypervisorError::Call {
+                call: "virDomainLookupByName",
+                source,
+            })?;
+        super::saverestore::save(&d, path).map_err(HypervisorError::SaveRestore)
+    }
+
+    /// Starts the domain described inside save file `path`, running. Unlike
+    /// [`start`](Self::start) there is no autodestroy for restored domains:
+    /// after a `kill -9` of the orchestrator the reaper removes them.
+    pub fn restore(&self, path: &std::path::Path) -> Result<(), HypervisorError> {
+        super::saverestore::restore(&self.conn, path).map_err(HypervisorError::SaveRestore)
+    }
+
+    /// libvirt's and the hypervisor's versions, e.g. "libvirt 9000000 qemu 7002022".
+    pub fn versions(&self) -> String {
+        format!(
+            "libvirt {} qemu {}",
+            self.conn.lib_version().unwrap_or(0),
+            self.conn.hyp_version().unwrap_or(0)
+        )
     }
 
     /// Whether a domain of that name is running. Errors count as "not

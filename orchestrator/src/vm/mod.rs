@@ -10,6 +10,8 @@ pub mod overlay;
 pub mod owner;
 pub mod ports;
 pub mod reaper;
+pub mod savefile;
+pub mod saverestore;
 
 pub use accel::Accel;
 pub use domain::DomainSpec;

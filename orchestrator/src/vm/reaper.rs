@@ -15,6 +15,8 @@ use super::owner::Owner;
 pub struct Reaped {
     pub domains: Vec<String>,
     pub folders: Vec<String>,
+    /// Warm-start templates of images no longer in the store.
+    pub templates: Vec<String>,
 }
 
 /// File in each VM folder naming its owner, written before the domain starts.
@@ -24,7 +26,11 @@ pub fn reap(hv: &Hypervisor, vms_dir: &Path) -> Result<Reaped, HypervisorError> 
     let mut reaped = Reaped::default();
     for d in hv.list_ours()? {
         let Some(meta) = d.metadata else {
-            tracing::warn!("domain {} has no Ferrotron metadata: left alone", d.name);
+            // A domain being torn down (killed a moment ago) has no
+            // readable metadata either: only a live one is worth a warning.
+            if hv.is_running(&d.name) {
+                tracing::warn!("domain {} has no Ferrotron metadata: left alone", d.name);
+            }
             continue;
         };
         if meta.owner.is_alive() {
