@@ -7,10 +7,13 @@
 //! - [`output`]: pipe readers, line splitting, output tail.
 //! - [`tap`]: TAP version 13 output.
 
+pub mod artifact;
 pub mod output;
 pub mod protocol;
+pub mod python;
 pub mod runner;
 pub mod tap;
+pub mod template;
 
 pub use protocol::{Event, JobSpec, Outcome, TaskResult};
 pub use tap::tap13;

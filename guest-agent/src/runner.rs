@@ -8,6 +8,7 @@
 //! commands survive it (the VM is thrown away; a local runner must clean up).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -20,8 +21,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::output::{spawn_reader, Chunk, Tail, TAIL_BYTES};
-use crate::protocol::{Action, Event, JobSpec, Outcome, Stream, TaskResult, AGENT_VERSION};
+use crate::protocol::{
+    Action, ActionKind, Event, JobSpec, Outcome, Stream, TaskResult, AGENT_VERSION,
+};
 use crate::tap::tap13;
+use crate::template::render_template;
 
 /// Shell that runs every command, as `/bin/sh -c COMMAND`.
 pub const SHELL: &str = "/bin/sh";
@@ -102,7 +106,14 @@ pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, Ru
         let mut env = base_env.clone();
         env.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
         let log = logs.join(format!("{index:02}-{}.log", slug(&action.name)));
-        let ran = run_action(index, action, &job.workdir, &env, &log, emit)?;
+        let ctx = ActionContext {
+            index,
+            job,
+            env: &env,
+            vars: &vars,
+            log: &log,
+        };
+        let ran = run_action(&ctx, action, emit)?;
         emit(&Event::ActionEnd {
             index,
             name: action.name.clone(),
@@ -232,21 +243,50 @@ struct ActionRun {
     exported: Option<String>,
 }
 
+/// What an action runs with.
+pub(crate) struct ActionContext<'a> {
+    /// 1-based.
+    pub index: usize,
+    pub job: &'a JobSpec,
+    /// The process environment (base, then the variables).
+    pub env: &'a BTreeMap<String, String>,
+    /// Variables so far (inputs, built-ins, exports): what `${var}` renders.
+    pub vars: &'a BTreeMap<String, String>,
+    /// The action's log file.
+    pub log: &'a Path,
+}
+
+impl ActionContext<'_> {
+    /// File beside the action's log, e.g. `02-check.kwargs.json`.
+    pub fn sibling(&self, suffix: &str) -> PathBuf {
+        let mut name = self.log.file_stem().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        self.log.with_file_name(name)
+    }
+}
+
+/// A program and its argument vector: never a shell string.
+pub(crate) struct Argv {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+}
+
 fn run_action(
-    index: usize,
+    ctx: &ActionContext<'_>,
     action: &Action,
-    workdir: &Path,
-    env: &BTreeMap<String, String>,
-    log: &Path,
     emit: &mut dyn FnMut(&Event),
 ) -> Result<ActionRun, RunError> {
+    let log = ctx.log;
     let file =
         File::create(log).map_err(io_error(|| format!("cannot create {}", log.display())))?;
+    let kind = action.kind();
+    // A python action exports its return value, every other its stdout.
+    let exports_stdout = action.export.is_some() && !matches!(kind, Some(ActionKind::Python(_)));
     let mut sink = Sink {
-        index,
+        index: ctx.index,
         log: Some((file, log.to_path_buf())),
         tail: Tail::new(TAIL_BYTES),
-        export: action.export.as_ref().map(|_| Vec::new()),
+        export: exports_stdout.then(Vec::new),
         export_overflow: false,
     };
     let timeout = action.timeout_secs();
@@ -263,51 +303,151 @@ fn run_action(
         output: String::new(),
         exported: None,
     };
-    for (i, command) in action.shell.iter().enumerate() {
-        let n = i + 1;
-        let end = match run_command(command, workdir, env, deadline, &mut sink, emit) {
-            Ok(end) => end,
-            Err(e) => {
-                ran.outcome = Outcome::Error;
-                ran.summary = format!("could not run command {n}: {e}");
-                break;
+    let workdir = &ctx.job.workdir;
+    let run = |argv: &Argv, sink: &mut Sink, emit: &mut dyn FnMut(&Event)| {
+        run_command(argv, workdir, ctx.env, deadline, sink, emit)
+    };
+    let mut returned: Option<String> = None;
+    match kind {
+        Some(ActionKind::Shell(commands)) => {
+            for (i, command) in commands.iter().enumerate() {
+                let n = i + 1;
+                let argv = Argv {
+                    program: SHELL.into(),
+                    args: vec!["-c".into(), command.into()],
+                };
+                let end = run(&argv, &mut sink, emit);
+                let what = format!("command {n}");
+                if !judge(&mut ran, end, &what, &command_summary(command), timeout) {
+                    break;
+                }
             }
-        };
-        ran.exit_code = end.status.code();
-        ran.signal = end.status.signal();
-        if end.timed_out {
-            ran.timed_out = true;
-            ran.outcome = Outcome::Error;
-            ran.summary = format!("timed out after {timeout} s");
-            break;
         }
-        let what = match (end.status.code(), end.status.signal()) {
-            (Some(0), _) => continue,
-            (Some(code), _) => format!("exited with status {code}"),
-            (None, Some(signal)) => format!("killed by signal {signal}"),
-            (None, None) => format!("ended with {}", end.status),
-        };
-        ran.outcome = Outcome::Failed;
-        ran.summary = format!("command {n} {what}: {}", command_summary(command));
-        break;
+        Some(ActionKind::Exec(e)) => {
+            let argv = Argv {
+                program: resolve_program(&e.program, &ctx.job.taskdir),
+                args: e
+                    .args
+                    .iter()
+                    .map(|a| render_template(a, ctx.vars).into())
+                    .collect(),
+            };
+            let end = run(&argv, &mut sink, emit);
+            judge(&mut ran, end, &e.program, "", timeout);
+        }
+        Some(ActionKind::Python(call)) => match crate::python::prepare(ctx, call) {
+            Err(message) => {
+                ran.outcome = Outcome::Failed;
+                ran.summary = message;
+            }
+            Ok(prepared) => {
+                let end = run(&prepared.argv, &mut sink, emit);
+                let failed = !judge(&mut ran, end, "python3", "", timeout);
+                match prepared.finish(failed) {
+                    Ok(value) => returned = value,
+                    Err(message) => {
+                        if !ran.timed_out {
+                            ran.outcome = Outcome::Failed;
+                            ran.summary = message;
+                        }
+                    }
+                }
+            }
+        },
+        Some(ActionKind::Artifact(collect)) => {
+            let mut say = |line: String| {
+                let mut bytes = line.into_bytes();
+                bytes.push(b'\n');
+                sink.line(Stream::Stdout, &bytes, emit);
+            };
+            match crate::artifact::collect(ctx, collect, &mut say) {
+                Ok(n) => ran.summary = format!("collected {n} file(s)"),
+                Err(e) => {
+                    ran.outcome = e.outcome();
+                    ran.summary = e.to_string();
+                    say(format!("artifact: {e}"));
+                }
+            }
+        }
+        None => {
+            ran.outcome = Outcome::Error;
+            ran.summary = "the action has no single directive".to_string();
+        }
     }
-    if let (Outcome::Passed, Some(name), Some(stdout)) =
-        (ran.outcome, &action.export, sink.export.take())
-    {
+    let value = match returned {
+        Some(v) => Some(v.into_bytes()),
+        None => sink.export.take(),
+    };
+    if let (Outcome::Passed, Some(name), Some(stdout)) = (ran.outcome, &action.export, value) {
         let value = String::from_utf8_lossy(&stdout);
         let value = value.trim_end_matches('\n');
-        if sink.export_overflow {
+        if sink.export_overflow || value.len() > MAX_EXPORT {
             ran.outcome = Outcome::Error;
-            ran.summary = format!("stdout to export as {name} is larger than {MAX_EXPORT} bytes");
+            ran.summary = format!("value to export as {name} is larger than {MAX_EXPORT} bytes");
         } else if value.contains('\0') {
             ran.outcome = Outcome::Error;
-            ran.summary = format!("stdout to export as {name} contains a NUL byte");
+            ran.summary = format!("value to export as {name} contains a NUL byte");
         } else {
             ran.exported = Some(value.to_string());
         }
     }
     ran.output = sink.tail.into_string();
     Ok(ran)
+}
+
+/// Records how a process ended in `ran`; true when it exited 0 (and the
+/// action goes on).
+fn judge(
+    ran: &mut ActionRun,
+    end: io::Result<CommandEnd>,
+    what: &str,
+    detail: &str,
+    timeout: u64,
+) -> bool {
+    let end = match end {
+        Ok(end) => end,
+        Err(e) => {
+            ran.outcome = Outcome::Error;
+            ran.summary = if e.kind() == io::ErrorKind::NotFound {
+                format!("could not run {what}: not found (PATH is {DEFAULT_PATH} unless the job sets it)")
+            } else {
+                format!("could not run {what}: {e}")
+            };
+            return false;
+        }
+    };
+    ran.exit_code = end.status.code();
+    ran.signal = end.status.signal();
+    if end.timed_out {
+        ran.timed_out = true;
+        ran.outcome = Outcome::Error;
+        ran.summary = format!("timed out after {timeout} s");
+        return false;
+    }
+    let how = match (end.status.code(), end.status.signal()) {
+        (Some(0), _) => return true,
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => format!("ended with {}", end.status),
+    };
+    ran.outcome = Outcome::Failed;
+    ran.summary = if detail.is_empty() {
+        format!("{what} {how}")
+    } else {
+        format!("{what} {how}: {detail}")
+    };
+    false
+}
+
+/// An `exec` program: a relative path with a `/` is in the task folder, a
+/// bare name is looked up on the action's `PATH`.
+fn resolve_program(program: &str, taskdir: &Path) -> OsString {
+    let p = Path::new(program);
+    if program.contains('/') && p.is_relative() {
+        taskdir.join(p).into_os_string()
+    } else {
+        program.into()
+    }
 }
 
 /// First line of a command, shortened, for a one-line summary.
@@ -363,20 +503,19 @@ struct CommandEnd {
     timed_out: bool,
 }
 
-/// Runs `/bin/sh -c COMMAND` in a new process group until it exits and its
+/// Runs a program (`/bin/sh -c COMMAND` for shell actions) in a new process group until it exits and its
 /// output is read. Past `deadline` the group gets SIGTERM, then SIGKILL
 /// after [`KILL_GRACE`].
 fn run_command(
-    command: &str,
+    argv: &Argv,
     workdir: &Path,
     env: &BTreeMap<String, String>,
     deadline: Instant,
     sink: &mut Sink,
     emit: &mut dyn FnMut(&Event),
 ) -> io::Result<CommandEnd> {
-    let mut child = Command::new(SHELL)
-        .arg("-c")
-        .arg(command)
+    let mut child = Command::new(&argv.program)
+        .args(&argv.args)
         .current_dir(workdir)
         .env_clear()
         .envs(env)
