@@ -335,3 +335,67 @@ fn keep_on_failure_keeps_a_reachable_vm_until_ctrl_c() {
     assert_eq!(code, Some(1), "the task failed: {stderr}");
     h.assert_nothing_left(&id);
 }
+
+#[test]
+fn python_check_with_sub_results_runs_in_the_guest() {
+    let h = Harness::new("vm-python");
+    let out = h.run(&[
+        "run",
+        "--libvirt",
+        "-i",
+        "foo-1.2-3.fc40",
+        "-t",
+        "koji_build",
+        "examples/nvr-policy/runtask.yml",
+    ]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("TAP version 13\n1..4\nok 1 - nvr-policy.nvr for foo-1.2-3.fc40\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("| nvr-policy.disttag: PASSED (dist tag fc40)"),
+        "{}",
+        out.stderr
+    );
+    let id = out.job_id().expect("job id");
+    // The `artifact` action's file came back from the guest.
+    let log = std::fs::read_to_string(h.job_dir(&id).join("artifacts/nvr-policy.log"))
+        .expect("collected log");
+    assert!(
+        log.starts_with("nvr-policy for foo-1.2-3.fc40 on x86_64\n"),
+        "{log}"
+    );
+    h.assert_nothing_left(&id);
+}
+
+#[test]
+fn python_exception_in_the_guest_shows_its_traceback() {
+    let h = Harness::new("vm-python-error");
+    let dir = h.data_dir.join("task");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("runtask.yml"),
+        "name: py\ndesc: d\nmaintainer: m\nactions:\n  - name: call\n    python:\n      file: check.py\n      callable: run\n      n: 0\n",
+    )
+    .expect("write formula");
+    std::fs::write(dir.join("check.py"), "def run(n):\n    return 1 / n\n").expect("write");
+    let formula = dir.join("runtask.yml");
+    let out = h.run(&run_args(formula.to_str().expect("utf-8"), &[]));
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("summary: \"run() in check.py raised ZeroDivisionError: division by zero\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("Traceback (most recent call last)"),
+        "{}",
+        out.stderr
+    );
+    h.assert_nothing_left(&out.job_id().expect("job id"));
+}
