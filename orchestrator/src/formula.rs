@@ -627,10 +627,11 @@ impl Formula {
                 ),
             ));
         }
+        // A generic `item` arg takes an item of any type.
         let declared_types: Vec<&String> = self
             .args
             .iter()
-            .filter(|a| ITEM_TYPES.contains(&a.as_str()))
+            .filter(|a| ITEM_TYPES.contains(&a.as_str()) && *a != "item")
             .collect();
         if !declared_types.is_empty() && !declared_types.iter().any(|a| *a == item_type) {
             return Err(FormulaError::invalid(
@@ -864,6 +865,114 @@ mod tests {
     fn older_task_key_is_accepted() {
         let text = GOOD.replace("actions:", "task:");
         assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn every_item_type_is_accepted_and_a_mismatch_names_both() {
+        for t in ITEM_TYPES {
+            let f =
+                parse(&GOOD.replace("[koji_build, arch]", &format!("[{t}, arch]"))).expect("valid");
+            let vars = f
+                .input_vars("the-item", t, "x86_64")
+                .expect("matching type");
+            assert_eq!(vars[*t], "the-item", "{t}");
+            if *t == "item" {
+                // The generic arg takes any type.
+                let vars = f.input_vars("abc", "compose", "x86_64").expect("any type");
+                assert_eq!(vars["item"], "abc");
+                continue;
+            }
+            let other = if *t == "compose" {
+                "git_commit"
+            } else {
+                "compose"
+            };
+            let err = f
+                .input_vars("the-item", other, "x86_64")
+                .expect_err("mismatch")
+                .to_string();
+            assert_eq!(
+                err,
+                format!("runtask.yml:1: input.args: --type {other} does not match the formula, which takes {t}")
+            );
+        }
+        // Without a typed arg, every type is accepted; unknown types are not.
+        let untyped = parse(&GOOD.replace("[koji_build, arch]", "[arch]")).expect("valid");
+        for t in ITEM_TYPES {
+            assert!(untyped.input_vars("x", t, "x86_64").is_ok(), "{t}");
+        }
+        let err = untyped
+            .input_vars("x", "rpm", "x86_64")
+            .expect_err("unknown type")
+            .to_string();
+        assert_eq!(err, "runtask.yml:1: --type: unknown item type `rpm` (known: koji_build, bodhi_update, koji_tag, compose, git_commit, docker_image, item)");
+    }
+
+    #[test]
+    fn python_bash_exec_artifact_are_checked_before_running() {
+        let head = "name: a\ndesc: b\nmaintainer: c\ninput:\n  args: [koji_build]\nactions:\n  - name: x\n";
+        let f = parse(&format!(
+            "{head}    python:\n      file: lib/check.py\n      callable: Check.run\n      nvr: ${{koji_build}}\n      tags: [a, 1]\n    export: out\n"
+        ))
+        .expect("valid");
+        let Directive::Python {
+            file,
+            callable,
+            kwargs,
+        } = &f.actions[0].directive
+        else {
+            panic!("python expected");
+        };
+        assert_eq!(
+            (file.as_str(), callable.as_str()),
+            ("lib/check.py", "Check.run")
+        );
+        assert_eq!(
+            serde_json::Value::Object(kwargs.clone()),
+            serde_json::json!({"nvr": "${koji_build}", "tags": ["a", 1]})
+        );
+        let cases = [
+            (
+                "    python:\n      file: check.py\n      callable: 1run\n",
+                "runtask.yml:7: actions[0].python.callable: `1run` is not a Python name",
+            ),
+            (
+                "    python:\n      file: ../check.py\n      callable: run\n",
+                "runtask.yml:7: actions[0].python.file: `../check.py` must be a path inside the task folder",
+            ),
+            (
+                "    python:\n      file: check.py\n      callable: run\n      x: ${nope}\n",
+                "runtask.yml:7: actions[0].python.x: undefined variable `${nope}`",
+            ),
+            (
+                "    python:\n      callable: run\n",
+                "runtask.yml:9: actions[0].python: missing field `file`",
+            ),
+            (
+                "    exec:\n      program: ls\n      args: [\"${nope}\"]\n",
+                "runtask.yml:7: actions[0].exec.args[0]: undefined variable `${nope}`",
+            ),
+            (
+                "    bash:\n      script: /bin/run.sh\n",
+                "runtask.yml:7: actions[0].bash.script: `/bin/run.sh` must be a path inside the task folder",
+            ),
+            (
+                "    bash:\n      script: run.sh\n      argz: []\n",
+                "runtask.yml:10: actions[0].bash.argz: unknown field `argz`",
+            ),
+            (
+                "    artifact:\n      paths: [a.log]\n    export: v\n",
+                "runtask.yml:7: actions[0].export: only a `shell`, `python`, `bash` or `exec` action can export",
+            ),
+            (
+                "    artifact:\n      paths: []\n",
+                "runtask.yml:7: actions[0].artifact.paths: give at least one path",
+            ),
+        ];
+        for (body, want) in cases {
+            let err = parse(&format!("{head}{body}")).expect_err(body).to_string();
+            assert!(err.starts_with(want), "{body}\n got: {err}\nwant: {want}");
+        }
     }
 
     #[test]
