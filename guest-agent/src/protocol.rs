@@ -655,6 +655,49 @@ mod tests {
     }
 
     #[test]
+    fn an_action_has_exactly_one_directive() {
+        let python =
+            r#", "python": {"file": "check.py", "callable": "Check.run", "kwargs": {"n": 1}}"#;
+        let e = JobSpec::from_json(&job_json(python)).expect_err("shell and python");
+        assert!(
+            e.to_string().contains("actions[0]: give exactly one of"),
+            "{e}"
+        );
+        let only_python = job_json(python).replace(r#""shell": ["true"], "#, "");
+        let job = JobSpec::from_json(&only_python).expect("python only");
+        assert!(matches!(job.actions[0].kind(), Some(ActionKind::Python(_))));
+        for (bad, says) in [("../check.py", "python.file"), ("/check.py", "python.file")] {
+            let text = only_python.replace("check.py", bad);
+            let e = JobSpec::from_json(&text).expect_err(bad).to_string();
+            assert!(e.contains(says), "{e}");
+        }
+        let text = only_python.replace("Check.run", "run()");
+        let e = JobSpec::from_json(&text)
+            .expect_err("bad callable")
+            .to_string();
+        assert!(e.contains("python.callable"), "{e}");
+        let exec = job_json("").replace(
+            r#""shell": ["true"]"#,
+            r#""exec": {"program": "printf", "args": ["%s", "$(x)"]}"#,
+        );
+        let job = JobSpec::from_json(&exec).expect("exec");
+        assert!(matches!(job.actions[0].kind(), Some(ActionKind::Exec(_))));
+        let art = job_json("").replace(r#""shell": ["true"]"#, r#""artifact": {"paths": []}"#);
+        let e = JobSpec::from_json(&art).expect_err("no paths").to_string();
+        assert!(e.contains("artifact.paths"), "{e}");
+    }
+
+    #[test]
+    fn contained_paths() {
+        for good in ["a", "a/b.txt", "./a", "out/*.log"] {
+            assert!(is_contained_path(good), "{good}");
+        }
+        for bad in ["", "/etc", "../a", "a/../../b", "a/.."] {
+            assert!(!is_contained_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn limits_are_checked() {
         let e = JobSpec::from_json(&job_json(r#", "timeout_secs": 0"#)).expect_err("zero");
         assert!(e.to_string().contains("timeout_secs"), "{e}");

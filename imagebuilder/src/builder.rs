@@ -509,3 +509,43 @@ pub(crate) fn assemble(
         manifest,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trees_copy_everything_but_exclusions_and_find_elf_files() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let lib = root.path().join("usr/lib/py");
+        std::fs::create_dir_all(lib.join("test")).expect("mkdir");
+        std::fs::create_dir_all(lib.join("lib-dynload")).expect("mkdir");
+        std::fs::write(lib.join("os.py"), "x").expect("write");
+        std::fs::write(lib.join("test/t.py"), "x").expect("write");
+        std::fs::write(lib.join("testing.py"), "x").expect("write");
+        std::fs::write(lib.join("lib-dynload/_json.so"), b"\x7fELF....").expect("write");
+        std::os::unix::fs::symlink("os.py", lib.join("alias.py")).expect("link");
+        let (entries, elfs) = tree_files(
+            root.path(),
+            &["/usr/lib/py".to_string()],
+            &["/usr/lib/py/test".to_string()],
+        )
+        .expect("walk");
+        assert_eq!(
+            entries,
+            [
+                "/usr/lib/py",
+                "/usr/lib/py/alias.py",
+                "/usr/lib/py/lib-dynload",
+                "/usr/lib/py/lib-dynload/_json.so",
+                "/usr/lib/py/os.py",
+                "/usr/lib/py/testing.py",
+            ]
+        );
+        assert_eq!(elfs, ["/usr/lib/py/lib-dynload/_json.so"]);
+        let missing = tree_files(root.path(), &["/usr/lib/nope".to_string()], &[])
+            .expect_err("missing tree")
+            .to_string();
+        assert!(missing.contains("/usr/lib/nope"), "{missing}");
+    }
+}

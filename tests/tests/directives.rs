@@ -345,3 +345,22 @@ fn artifact_collects_matches_and_refuses_escapes() {
         out.stdout
     );
 }
+
+#[test]
+fn every_example_passes_formula_check() {
+    let h = Harness::new("examples-check");
+    let mut formulas: Vec<String> = std::fs::read_dir(workspace().join("examples"))
+        .expect("examples/")
+        .flatten()
+        .map(|e| e.path().join("runtask.yml"))
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    formulas.sort();
+    assert!(formulas.len() >= 5, "{formulas:?}");
+    let mut args = vec!["formula", "check"];
+    args.extend(formulas.iter().map(String::as_str));
+    let out = h.run(&args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), formulas.len(), "{}", out.stdout);
+}
