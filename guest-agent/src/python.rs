@@ -12,8 +12,9 @@
 use std::fs;
 use std::path::PathBuf;
 
+use crate::process::Argv;
 use crate::protocol::PythonCall;
-use crate::runner::{ActionContext, Argv};
+use crate::runner::ActionContext;
 use crate::template::render_json;
 
 /// The runner script (see its header for its command line).

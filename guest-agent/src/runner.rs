@@ -1,26 +1,22 @@
-//! Runs a job: the actions' environment, their commands in process groups,
-//! timeouts, logs, and the result files.
+//! Runs a job: the actions' environment, what each kind of action runs
+//! (processes in `process`, `python` in [`crate::python`],
+//! `artifact` in [`crate::artifact`]), logs, exports and the result files.
 //!
-//! Signals: without `unsafe` (forbidden in this workspace) std cannot send
-//! a signal to a process group, so the agent asks `/bin/sh`, which it needs
-//! anyway, to run its builtin `kill` (see [`signal_group`]). The agent does
-//! not catch signals itself: if it is killed, the process groups of running
+//! The agent does not catch signals itself: if it is killed, the process groups of running
 //! commands survive it (the VM is thrown away; a local runner must clean up).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::output::{spawn_reader, Chunk, Tail, TAIL_BYTES};
+use crate::output::{Tail, TAIL_BYTES};
+use crate::process::{run_command, Argv, CommandEnd, Sink};
 use crate::protocol::{
     Action, ActionKind, Event, JobSpec, Outcome, Stream, TaskResult, AGENT_VERSION,
 };
@@ -38,7 +34,6 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long output is still read after a command exited, while processes
 /// it left in the background keep its pipes open.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
-const POLL: Duration = Duration::from_millis(20);
 
 /// A failure of the agent itself (not of the task), such as an unwritable
 /// artifacts directory.
@@ -265,12 +260,6 @@ impl ActionContext<'_> {
     }
 }
 
-/// A program and its argument vector: never a shell string.
-pub(crate) struct Argv {
-    pub program: OsString,
-    pub args: Vec<OsString>,
-}
-
 fn run_action(
     ctx: &ActionContext<'_>,
     action: &Action,
@@ -459,175 +448,6 @@ fn command_summary(command: &str) -> String {
         s.push_str(" ...");
     }
     s
-}
-
-/// Where a command's output goes: the log, the tail, the export buffer and
-/// `output` events.
-struct Sink {
-    index: usize,
-    log: Option<(File, PathBuf)>,
-    tail: Tail,
-    export: Option<Vec<u8>>,
-    export_overflow: bool,
-}
-
-impl Sink {
-    fn line(&mut self, stream: Stream, bytes: &[u8], emit: &mut dyn FnMut(&Event)) {
-        if let Some((file, path)) = &mut self.log {
-            if let Err(e) = file.write_all(bytes) {
-                emit(&Event::Error {
-                    message: format!("cannot write {}: {e}; no longer logging", path.display()),
-                });
-                self.log = None;
-            }
-        }
-        self.tail.push(bytes);
-        if let (Stream::Stdout, Some(buf)) = (stream, &mut self.export) {
-            if buf.len() + bytes.len() > MAX_EXPORT {
-                self.export_overflow = true;
-            } else {
-                buf.extend_from_slice(bytes);
-            }
-        }
-        let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        emit(&Event::Output {
-            index: self.index,
-            stream,
-            line: String::from_utf8_lossy(text).into_owned(),
-        });
-    }
-}
-
-struct CommandEnd {
-    status: ExitStatus,
-    timed_out: bool,
-}
-
-/// Runs a program (`/bin/sh -c COMMAND` for shell actions) in a new process group until it exits and its
-/// output is read. Past `deadline` the group gets SIGTERM, then SIGKILL
-/// after [`KILL_GRACE`].
-fn run_command(
-    argv: &Argv,
-    workdir: &Path,
-    env: &BTreeMap<String, String>,
-    deadline: Instant,
-    sink: &mut Sink,
-    emit: &mut dyn FnMut(&Event),
-) -> io::Result<CommandEnd> {
-    let mut child = Command::new(&argv.program)
-        .args(&argv.args)
-        .current_dir(workdir)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()?;
-    // The child leads its group, and its pid cannot be reused before it is
-    // reaped, so the group id is safe to signal until then.
-    let pgid = child.id();
-    let (tx, rx) = mpsc::channel();
-    let mut open = 0;
-    if let Some(pipe) = child.stdout.take() {
-        spawn_reader(Stream::Stdout, pipe, tx.clone());
-        open += 1;
-    }
-    if let Some(pipe) = child.stderr.take() {
-        spawn_reader(Stream::Stderr, pipe, tx);
-        open += 1;
-    }
-
-    let mut status: Option<ExitStatus> = None;
-    let mut exited_at: Option<Instant> = None;
-    let mut term_sent: Option<Instant> = None;
-    let mut kill_sent = false;
-    let mut last_event = Instant::now();
-    let heartbeat = Duration::from_secs(crate::protocol::HEARTBEAT_SECS);
-    loop {
-        let now = Instant::now();
-        if now >= last_event + heartbeat {
-            emit(&Event::Heartbeat);
-            last_event = now;
-        }
-        if status.is_none() && term_sent.is_none() && now >= deadline {
-            signal_group(pgid, "TERM");
-            term_sent = Some(now);
-        }
-        if let Some(at) = term_sent {
-            // SIGKILL also reaches what ignored SIGTERM or left the pipes.
-            if !kill_sent && (now >= at + KILL_GRACE || (status.is_some() && open == 0)) {
-                signal_group(pgid, "KILL");
-                let _ = child.kill();
-                kill_sent = true;
-            }
-        }
-        if let Some(at) = exited_at {
-            // Output is complete, or background processes hold the pipes.
-            let drained = open == 0 || now >= at + DRAIN_GRACE;
-            if drained && (term_sent.is_none() || kill_sent) {
-                break;
-            }
-        }
-        if open > 0 {
-            match rx.recv_timeout(POLL) {
-                Ok(Chunk::Line(stream, bytes)) => {
-                    sink.line(stream, &bytes, emit);
-                    last_event = Instant::now();
-                }
-                Ok(Chunk::Eof(_)) => open -= 1,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => open = 0,
-            }
-        } else {
-            thread::sleep(POLL);
-        }
-        if status.is_none() {
-            match child.try_wait() {
-                Ok(Some(s)) => {
-                    status = Some(s);
-                    exited_at = Some(Instant::now());
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    signal_group(pgid, "KILL");
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(e);
-                }
-            }
-        }
-    }
-    // Lines that arrived with the last end of file are already handled;
-    // anything still queued from abandoned pipes is shown too.
-    while let Ok(Chunk::Line(stream, bytes)) = rx.try_recv() {
-        sink.line(stream, &bytes, emit);
-    }
-    let status = match status {
-        Some(s) => s,
-        None => child.wait()?,
-    };
-    Ok(CommandEnd {
-        status,
-        timed_out: term_sent.is_some(),
-    })
-}
-
-/// Sends a signal (`TERM`, `KILL`) to a process group with the shell's
-/// builtin `kill`. dash and bash need `--` before a negative pid, busybox
-/// rejects `--` (and procps `kill` without `--` takes `-PGID` for a signal),
-/// hence the second form. Failure (no such group) is ignored.
-fn signal_group(pgid: u32, signal: &str) {
-    let script =
-        format!("kill -{signal} -- -{pgid} 2>/dev/null || kill -{signal} -{pgid} 2>/dev/null");
-    let _ = Command::new(SHELL)
-        .arg("-c")
-        .arg(script)
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// Writes `results.json` and `results.tap`, each through a temporary file
