@@ -51,12 +51,22 @@ pub struct JobSpec {
     pub actions: Vec<Action>,
 }
 
-/// One step of a job: shell commands run one after another.
+/// One step of a job: exactly one of `shell` (commands run one after
+/// another by `/bin/sh`), `python` (a callable in a task file), `exec` (a
+/// program with an argument vector, no shell) or `artifact` (files of the
+/// work folder copied into the artifacts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Action {
     pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shell: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<ArtifactCollect>,
     /// Limit for the whole action; [`DEFAULT_TIMEOUT_SECS`] when absent.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
@@ -65,10 +75,82 @@ pub struct Action {
     pub export: Option<String>,
 }
 
+/// A `python` action: `callable` of the module `file` (relative to
+/// `taskdir`) is called with `kwargs` (strings `${var}`-rendered by the
+/// agent at run time); its return value is what `export` stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonCall {
+    pub file: String,
+    pub callable: String,
+    #[serde(default)]
+    pub kwargs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An `exec` action: `program` run directly with `args` as its argument
+/// vector (each `${var}`-rendered by the agent, never through a shell).
+/// A `program` with a `/` that is relative is found in `taskdir`; one
+/// without is looked up on `PATH`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCall {
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// An `artifact` action: files of `workdir` (paths or `*`/`?` patterns,
+/// relative, `${var}`-rendered) copied into `artifactsdir`, keeping their
+/// relative paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactCollect {
+    pub paths: Vec<String>,
+}
+
+/// What an action does, as the runner sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum ActionKind<'a> {
+    Shell(&'a [String]),
+    Python(&'a PythonCall),
+    Exec(&'a ExecCall),
+    Artifact(&'a ArtifactCollect),
+}
+
 impl Action {
     pub fn timeout_secs(&self) -> u64 {
         self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
     }
+
+    /// The one directive of a validated action.
+    pub fn kind(&self) -> Option<ActionKind<'_>> {
+        let shell = (!self.shell.is_empty()).then_some(ActionKind::Shell(&self.shell));
+        let kinds = [
+            shell,
+            self.python.as_ref().map(ActionKind::Python),
+            self.exec.as_ref().map(ActionKind::Exec),
+            self.artifact.as_ref().map(ActionKind::Artifact),
+        ];
+        let mut given = kinds.into_iter().flatten();
+        match (given.next(), given.next()) {
+            (Some(k), None) => Some(k),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a relative path stays below the folder it is relative to: not
+/// absolute, no `..` component, not empty.
+pub fn is_contained_path(path: &str) -> bool {
+    let p = Path::new(path);
+    !path.is_empty()
+        && !p.is_absolute()
+        && p.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
 }
 
 /// A job file that cannot be used.
@@ -191,8 +273,44 @@ impl JobSpec {
                     "{at}.name: must be non-empty, without control characters"
                 )));
             }
-            if action.shell.is_empty() {
-                return Err(invalid(format!("{at}.shell: needs at least one command")));
+            match action.kind() {
+                None => {
+                    return Err(invalid(format!(
+                    "{at}: give exactly one of a non-empty `shell`, `python`, `exec`, `artifact`"
+                )))
+                }
+                Some(ActionKind::Shell(_)) => {}
+                Some(ActionKind::Python(p)) => {
+                    if !is_contained_path(&p.file) {
+                        return Err(invalid(format!(
+                            "{at}.python.file: must be a path inside the task folder, not {:?}",
+                            p.file
+                        )));
+                    }
+                    if !is_python_name(&p.callable) {
+                        return Err(invalid(format!(
+                            "{at}.python.callable: {:?} is not a Python name",
+                            p.callable
+                        )));
+                    }
+                }
+                Some(ActionKind::Exec(e)) => {
+                    if e.program.is_empty() {
+                        return Err(invalid(format!("{at}.exec.program: must not be empty")));
+                    }
+                    if let Some(j) = e.args.iter().position(|a| a.contains('\0')) {
+                        return Err(invalid(format!(
+                            "{at}.exec.args[{j}]: must not contain NUL"
+                        )));
+                    }
+                }
+                Some(ActionKind::Artifact(a)) => {
+                    if a.paths.is_empty() {
+                        return Err(invalid(format!(
+                            "{at}.artifact.paths: needs at least one path"
+                        )));
+                    }
+                }
             }
             if let Some(j) = action.shell.iter().position(|c| c.contains('\0')) {
                 return Err(invalid(format!("{at}.shell[{j}]: must not contain NUL")));
@@ -289,6 +407,16 @@ fn json_path_at(text: &str, line: usize, column: usize) -> String {
         }
     }
     path
+}
+
+/// A Python identifier (ASCII), possibly dotted (`Checker.run`).
+pub fn is_python_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|part| {
+            let mut chars = part.chars();
+            matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+                && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+        })
 }
 
 /// A variable or environment name must be `[A-Za-z_][A-Za-z0-9_]*` and must
@@ -524,6 +652,49 @@ mod tests {
         assert!(e.to_string().contains("actions[0].export"), "{e}");
         let e = JobSpec::from_json(&job_json(r#", "export": "LANG""#)).expect_err("clash");
         assert!(e.to_string().contains("env"), "{e}");
+    }
+
+    #[test]
+    fn an_action_has_exactly_one_directive() {
+        let python =
+            r#", "python": {"file": "check.py", "callable": "Check.run", "kwargs": {"n": 1}}"#;
+        let e = JobSpec::from_json(&job_json(python)).expect_err("shell and python");
+        assert!(
+            e.to_string().contains("actions[0]: give exactly one of"),
+            "{e}"
+        );
+        let only_python = job_json(python).replace(r#""shell": ["true"], "#, "");
+        let job = JobSpec::from_json(&only_python).expect("python only");
+        assert!(matches!(job.actions[0].kind(), Some(ActionKind::Python(_))));
+        for (bad, says) in [("../check.py", "python.file"), ("/check.py", "python.file")] {
+            let text = only_python.replace("check.py", bad);
+            let e = JobSpec::from_json(&text).expect_err(bad).to_string();
+            assert!(e.contains(says), "{e}");
+        }
+        let text = only_python.replace("Check.run", "run()");
+        let e = JobSpec::from_json(&text)
+            .expect_err("bad callable")
+            .to_string();
+        assert!(e.contains("python.callable"), "{e}");
+        let exec = job_json("").replace(
+            r#""shell": ["true"]"#,
+            r#""exec": {"program": "printf", "args": ["%s", "$(x)"]}"#,
+        );
+        let job = JobSpec::from_json(&exec).expect("exec");
+        assert!(matches!(job.actions[0].kind(), Some(ActionKind::Exec(_))));
+        let art = job_json("").replace(r#""shell": ["true"]"#, r#""artifact": {"paths": []}"#);
+        let e = JobSpec::from_json(&art).expect_err("no paths").to_string();
+        assert!(e.contains("artifact.paths"), "{e}");
+    }
+
+    #[test]
+    fn contained_paths() {
+        for good in ["a", "a/b.txt", "./a", "out/*.log"] {
+            assert!(is_contained_path(good), "{good}");
+        }
+        for bad in ["", "/etc", "../a", "a/../../b", "a/.."] {
+            assert!(!is_contained_path(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -1,27 +1,27 @@
-//! Runs a job: the actions' environment, their commands in process groups,
-//! timeouts, logs, and the result files.
+//! Runs a job: the actions' environment, what each kind of action runs
+//! (processes in `process`, `python` in [`crate::python`],
+//! `artifact` in [`crate::artifact`]), logs, exports and the result files.
 //!
-//! Signals: without `unsafe` (forbidden in this workspace) std cannot send
-//! a signal to a process group, so the agent asks `/bin/sh`, which it needs
-//! anyway, to run its builtin `kill` (see [`signal_group`]). The agent does
-//! not catch signals itself: if it is killed, the process groups of running
+//! The agent does not catch signals itself: if it is killed, the process groups of running
 //! commands survive it (the VM is thrown away; a local runner must clean up).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::output::{spawn_reader, Chunk, Tail, TAIL_BYTES};
-use crate::protocol::{Action, Event, JobSpec, Outcome, Stream, TaskResult, AGENT_VERSION};
+use crate::output::{Tail, TAIL_BYTES};
+use crate::process::{run_command, Argv, CommandEnd, Sink};
+use crate::protocol::{
+    Action, ActionKind, Event, JobSpec, Outcome, Stream, TaskResult, AGENT_VERSION,
+};
 use crate::tap::tap13;
+use crate::template::render_template;
 
 /// Shell that runs every command, as `/bin/sh -c COMMAND`.
 pub const SHELL: &str = "/bin/sh";
@@ -34,7 +34,6 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long output is still read after a command exited, while processes
 /// it left in the background keep its pipes open.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
-const POLL: Duration = Duration::from_millis(20);
 
 /// A failure of the agent itself (not of the task), such as an unwritable
 /// artifacts directory.
@@ -102,7 +101,14 @@ pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, Ru
         let mut env = base_env.clone();
         env.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
         let log = logs.join(format!("{index:02}-{}.log", slug(&action.name)));
-        let ran = run_action(index, action, &job.workdir, &env, &log, emit)?;
+        let ctx = ActionContext {
+            index,
+            job,
+            env: &env,
+            vars: &vars,
+            log: &log,
+        };
+        let ran = run_action(&ctx, action, emit)?;
         emit(&Event::ActionEnd {
             index,
             name: action.name.clone(),
@@ -232,21 +238,44 @@ struct ActionRun {
     exported: Option<String>,
 }
 
+/// What an action runs with.
+pub(crate) struct ActionContext<'a> {
+    /// 1-based.
+    pub index: usize,
+    pub job: &'a JobSpec,
+    /// The process environment (base, then the variables).
+    pub env: &'a BTreeMap<String, String>,
+    /// Variables so far (inputs, built-ins, exports): what `${var}` renders.
+    pub vars: &'a BTreeMap<String, String>,
+    /// The action's log file.
+    pub log: &'a Path,
+}
+
+impl ActionContext<'_> {
+    /// File beside the action's log, e.g. `02-check.kwargs.json`.
+    pub fn sibling(&self, suffix: &str) -> PathBuf {
+        let mut name = self.log.file_stem().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        self.log.with_file_name(name)
+    }
+}
+
 fn run_action(
-    index: usize,
+    ctx: &ActionContext<'_>,
     action: &Action,
-    workdir: &Path,
-    env: &BTreeMap<String, String>,
-    log: &Path,
     emit: &mut dyn FnMut(&Event),
 ) -> Result<ActionRun, RunError> {
+    let log = ctx.log;
     let file =
         File::create(log).map_err(io_error(|| format!("cannot create {}", log.display())))?;
+    let kind = action.kind();
+    // A python action exports its return value, every other its stdout.
+    let exports_stdout = action.export.is_some() && !matches!(kind, Some(ActionKind::Python(_)));
     let mut sink = Sink {
-        index,
+        index: ctx.index,
         log: Some((file, log.to_path_buf())),
         tail: Tail::new(TAIL_BYTES),
-        export: action.export.as_ref().map(|_| Vec::new()),
+        export: exports_stdout.then(Vec::new),
         export_overflow: false,
     };
     let timeout = action.timeout_secs();
@@ -263,51 +292,151 @@ fn run_action(
         output: String::new(),
         exported: None,
     };
-    for (i, command) in action.shell.iter().enumerate() {
-        let n = i + 1;
-        let end = match run_command(command, workdir, env, deadline, &mut sink, emit) {
-            Ok(end) => end,
-            Err(e) => {
-                ran.outcome = Outcome::Error;
-                ran.summary = format!("could not run command {n}: {e}");
-                break;
+    let workdir = &ctx.job.workdir;
+    let run = |argv: &Argv, sink: &mut Sink, emit: &mut dyn FnMut(&Event)| {
+        run_command(argv, workdir, ctx.env, deadline, sink, emit)
+    };
+    let mut returned: Option<String> = None;
+    match kind {
+        Some(ActionKind::Shell(commands)) => {
+            for (i, command) in commands.iter().enumerate() {
+                let n = i + 1;
+                let argv = Argv {
+                    program: SHELL.into(),
+                    args: vec!["-c".into(), command.into()],
+                };
+                let end = run(&argv, &mut sink, emit);
+                let what = format!("command {n}");
+                if !judge(&mut ran, end, &what, &command_summary(command), timeout) {
+                    break;
+                }
             }
-        };
-        ran.exit_code = end.status.code();
-        ran.signal = end.status.signal();
-        if end.timed_out {
-            ran.timed_out = true;
-            ran.outcome = Outcome::Error;
-            ran.summary = format!("timed out after {timeout} s");
-            break;
         }
-        let what = match (end.status.code(), end.status.signal()) {
-            (Some(0), _) => continue,
-            (Some(code), _) => format!("exited with status {code}"),
-            (None, Some(signal)) => format!("killed by signal {signal}"),
-            (None, None) => format!("ended with {}", end.status),
-        };
-        ran.outcome = Outcome::Failed;
-        ran.summary = format!("command {n} {what}: {}", command_summary(command));
-        break;
+        Some(ActionKind::Exec(e)) => {
+            let argv = Argv {
+                program: resolve_program(&e.program, &ctx.job.taskdir),
+                args: e
+                    .args
+                    .iter()
+                    .map(|a| render_template(a, ctx.vars).into())
+                    .collect(),
+            };
+            let end = run(&argv, &mut sink, emit);
+            judge(&mut ran, end, &e.program, "", timeout);
+        }
+        Some(ActionKind::Python(call)) => match crate::python::prepare(ctx, call) {
+            Err(message) => {
+                ran.outcome = Outcome::Failed;
+                ran.summary = message;
+            }
+            Ok(prepared) => {
+                let end = run(&prepared.argv, &mut sink, emit);
+                let failed = !judge(&mut ran, end, "python3", "", timeout);
+                match prepared.finish(failed) {
+                    Ok(value) => returned = value,
+                    Err(message) => {
+                        if !ran.timed_out {
+                            ran.outcome = Outcome::Failed;
+                            ran.summary = message;
+                        }
+                    }
+                }
+            }
+        },
+        Some(ActionKind::Artifact(collect)) => {
+            let mut say = |line: String| {
+                let mut bytes = line.into_bytes();
+                bytes.push(b'\n');
+                sink.line(Stream::Stdout, &bytes, emit);
+            };
+            match crate::artifact::collect(ctx, collect, &mut say) {
+                Ok(n) => ran.summary = format!("collected {n} file(s)"),
+                Err(e) => {
+                    ran.outcome = e.outcome();
+                    ran.summary = e.to_string();
+                    say(format!("artifact: {e}"));
+                }
+            }
+        }
+        None => {
+            ran.outcome = Outcome::Error;
+            ran.summary = "the action has no single directive".to_string();
+        }
     }
-    if let (Outcome::Passed, Some(name), Some(stdout)) =
-        (ran.outcome, &action.export, sink.export.take())
-    {
+    let value = match returned {
+        Some(v) => Some(v.into_bytes()),
+        None => sink.export.take(),
+    };
+    if let (Outcome::Passed, Some(name), Some(stdout)) = (ran.outcome, &action.export, value) {
         let value = String::from_utf8_lossy(&stdout);
         let value = value.trim_end_matches('\n');
-        if sink.export_overflow {
+        if sink.export_overflow || value.len() > MAX_EXPORT {
             ran.outcome = Outcome::Error;
-            ran.summary = format!("stdout to export as {name} is larger than {MAX_EXPORT} bytes");
+            ran.summary = format!("value to export as {name} is larger than {MAX_EXPORT} bytes");
         } else if value.contains('\0') {
             ran.outcome = Outcome::Error;
-            ran.summary = format!("stdout to export as {name} contains a NUL byte");
+            ran.summary = format!("value to export as {name} contains a NUL byte");
         } else {
             ran.exported = Some(value.to_string());
         }
     }
     ran.output = sink.tail.into_string();
     Ok(ran)
+}
+
+/// Records how a process ended in `ran`; true when it exited 0 (and the
+/// action goes on).
+fn judge(
+    ran: &mut ActionRun,
+    end: io::Result<CommandEnd>,
+    what: &str,
+    detail: &str,
+    timeout: u64,
+) -> bool {
+    let end = match end {
+        Ok(end) => end,
+        Err(e) => {
+            ran.outcome = Outcome::Error;
+            ran.summary = if e.kind() == io::ErrorKind::NotFound {
+                format!("could not run {what}: not found (PATH is {DEFAULT_PATH} unless the job sets it)")
+            } else {
+                format!("could not run {what}: {e}")
+            };
+            return false;
+        }
+    };
+    ran.exit_code = end.status.code();
+    ran.signal = end.status.signal();
+    if end.timed_out {
+        ran.timed_out = true;
+        ran.outcome = Outcome::Error;
+        ran.summary = format!("timed out after {timeout} s");
+        return false;
+    }
+    let how = match (end.status.code(), end.status.signal()) {
+        (Some(0), _) => return true,
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => format!("ended with {}", end.status),
+    };
+    ran.outcome = Outcome::Failed;
+    ran.summary = if detail.is_empty() {
+        format!("{what} {how}")
+    } else {
+        format!("{what} {how}: {detail}")
+    };
+    false
+}
+
+/// An `exec` program: a relative path with a `/` is in the task folder, a
+/// bare name is looked up on the action's `PATH`.
+fn resolve_program(program: &str, taskdir: &Path) -> OsString {
+    let p = Path::new(program);
+    if program.contains('/') && p.is_relative() {
+        taskdir.join(p).into_os_string()
+    } else {
+        program.into()
+    }
 }
 
 /// First line of a command, shortened, for a one-line summary.
@@ -319,176 +448,6 @@ fn command_summary(command: &str) -> String {
         s.push_str(" ...");
     }
     s
-}
-
-/// Where a command's output goes: the log, the tail, the export buffer and
-/// `output` events.
-struct Sink {
-    index: usize,
-    log: Option<(File, PathBuf)>,
-    tail: Tail,
-    export: Option<Vec<u8>>,
-    export_overflow: bool,
-}
-
-impl Sink {
-    fn line(&mut self, stream: Stream, bytes: &[u8], emit: &mut dyn FnMut(&Event)) {
-        if let Some((file, path)) = &mut self.log {
-            if let Err(e) = file.write_all(bytes) {
-                emit(&Event::Error {
-                    message: format!("cannot write {}: {e}; no longer logging", path.display()),
-                });
-                self.log = None;
-            }
-        }
-        self.tail.push(bytes);
-        if let (Stream::Stdout, Some(buf)) = (stream, &mut self.export) {
-            if buf.len() + bytes.len() > MAX_EXPORT {
-                self.export_overflow = true;
-            } else {
-                buf.extend_from_slice(bytes);
-            }
-        }
-        let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        emit(&Event::Output {
-            index: self.index,
-            stream,
-            line: String::from_utf8_lossy(text).into_owned(),
-        });
-    }
-}
-
-struct CommandEnd {
-    status: ExitStatus,
-    timed_out: bool,
-}
-
-/// Runs `/bin/sh -c COMMAND` in a new process group until it exits and its
-/// output is read. Past `deadline` the group gets SIGTERM, then SIGKILL
-/// after [`KILL_GRACE`].
-fn run_command(
-    command: &str,
-    workdir: &Path,
-    env: &BTreeMap<String, String>,
-    deadline: Instant,
-    sink: &mut Sink,
-    emit: &mut dyn FnMut(&Event),
-) -> io::Result<CommandEnd> {
-    let mut child = Command::new(SHELL)
-        .arg("-c")
-        .arg(command)
-        .current_dir(workdir)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()?;
-    // The child leads its group, and its pid cannot be reused before it is
-    // reaped, so the group id is safe to signal until then.
-    let pgid = child.id();
-    let (tx, rx) = mpsc::channel();
-    let mut open = 0;
-    if let Some(pipe) = child.stdout.take() {
-        spawn_reader(Stream::Stdout, pipe, tx.clone());
-        open += 1;
-    }
-    if let Some(pipe) = child.stderr.take() {
-        spawn_reader(Stream::Stderr, pipe, tx);
-        open += 1;
-    }
-
-    let mut status: Option<ExitStatus> = None;
-    let mut exited_at: Option<Instant> = None;
-    let mut term_sent: Option<Instant> = None;
-    let mut kill_sent = false;
-    let mut last_event = Instant::now();
-    let heartbeat = Duration::from_secs(crate::protocol::HEARTBEAT_SECS);
-    loop {
-        let now = Instant::now();
-        if now >= last_event + heartbeat {
-            emit(&Event::Heartbeat);
-            last_event = now;
-        }
-        if status.is_none() && term_sent.is_none() && now >= deadline {
-            signal_group(pgid, "TERM");
-            term_sent = Some(now);
-        }
-        if let Some(at) = term_sent {
-            // SIGKILL also reaches what ignored SIGTERM or left the pipes.
-            if !kill_sent && (now >= at + KILL_GRACE || (status.is_some() && open == 0)) {
-                signal_group(pgid, "KILL");
-                let _ = child.kill();
-                kill_sent = true;
-            }
-        }
-        if let Some(at) = exited_at {
-            // Output is complete, or background processes hold the pipes.
-            let drained = open == 0 || now >= at + DRAIN_GRACE;
-            if drained && (term_sent.is_none() || kill_sent) {
-                break;
-            }
-        }
-        if open > 0 {
-            match rx.recv_timeout(POLL) {
-                Ok(Chunk::Line(stream, bytes)) => {
-                    sink.line(stream, &bytes, emit);
-                    last_event = Instant::now();
-                }
-                Ok(Chunk::Eof(_)) => open -= 1,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => open = 0,
-            }
-        } else {
-            thread::sleep(POLL);
-        }
-        if status.is_none() {
-            match child.try_wait() {
-                Ok(Some(s)) => {
-                    status = Some(s);
-                    exited_at = Some(Instant::now());
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    signal_group(pgid, "KILL");
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(e);
-                }
-            }
-        }
-    }
-    // Lines that arrived with the last end of file are already handled;
-    // anything still queued from abandoned pipes is shown too.
-    while let Ok(Chunk::Line(stream, bytes)) = rx.try_recv() {
-        sink.line(stream, &bytes, emit);
-    }
-    let status = match status {
-        Some(s) => s,
-        None => child.wait()?,
-    };
-    Ok(CommandEnd {
-        status,
-        timed_out: term_sent.is_some(),
-    })
-}
-
-/// Sends a signal (`TERM`, `KILL`) to a process group with the shell's
-/// builtin `kill`. dash and bash need `--` before a negative pid, busybox
-/// rejects `--` (and procps `kill` without `--` takes `-PGID` for a signal),
-/// hence the second form. Failure (no such group) is ignored.
-fn signal_group(pgid: u32, signal: &str) {
-    let script =
-        format!("kill -{signal} -- -{pgid} 2>/dev/null || kill -{signal} -{pgid} 2>/dev/null");
-    let _ = Command::new(SHELL)
-        .arg("-c")
-        .arg(script)
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// Writes `results.json` and `results.tap`, each through a temporary file

@@ -141,6 +141,56 @@ fn symlink_if_absent(target: &str, link: &Path) -> Result<(), BuildError> {
     std::os::unix::fs::symlink(target, link).map_err(io_err(link))
 }
 
+/// Every entry (guest path) below the recipe's `trees` in the unpacked
+/// packages, parents first, minus `exclude`; and the ELF files among them.
+fn tree_files(
+    pkgroot: &Path,
+    trees: &[String],
+    exclude: &[String],
+) -> Result<(Vec<String>, Vec<String>), BuildError> {
+    let excluded = |p: &str| {
+        exclude.iter().any(|e| {
+            p == e
+                || p.strip_prefix(e.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        })
+    };
+    let mut entries = Vec::new();
+    let mut elfs = Vec::new();
+    let mut stack: Vec<String> = trees.iter().rev().cloned().collect();
+    while let Some(guest_path) = stack.pop() {
+        if excluded(&guest_path) {
+            continue;
+        }
+        let src = host(pkgroot, &guest_path);
+        let meta = std::fs::symlink_metadata(&src).map_err(|_| {
+            BuildError::Missing(format!(
+                "{guest_path} (from `trees`) is in none of the recipe's packages"
+            ))
+        })?;
+        entries.push(guest_path.clone());
+        if meta.is_dir() {
+            let mut names: Vec<String> = std::fs::read_dir(&src)
+                .map_err(io_err(&src))?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            stack.extend(names.into_iter().rev().map(|n| format!("{guest_path}/{n}")));
+        } else if meta.is_file() {
+            let mut magic = [0u8; 4];
+            let is_elf = std::fs::File::open(&src)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+                .is_ok()
+                && &magic == b"\x7fELF";
+            if is_elf {
+                elfs.push(guest_path);
+            }
+        }
+    }
+    Ok((entries, elfs))
+}
+
 fn host(root: &Path, guest_path: &str) -> PathBuf {
     root.join(guest_path.trim_start_matches('/'))
 }
@@ -314,12 +364,10 @@ pub(crate) fn assemble(
     for (dir, mode) in guest::ROOT_DIRS {
         mkdir_mode(&host(&staging, dir), *mode)?;
     }
-    let files = elf::closure(
-        &pkgroot,
-        &recipe.binaries,
-        &[(&agent_bytes, guest::AGENT_PATH)],
-    )?;
-    for f in &files {
+    let (tree_entries, tree_elfs) = tree_files(&pkgroot, &recipe.trees, &recipe.exclude)?;
+    let programs: Vec<String> = recipe.binaries.iter().cloned().chain(tree_elfs).collect();
+    let files = elf::closure(&pkgroot, &programs, &[(&agent_bytes, guest::AGENT_PATH)])?;
+    for f in tree_entries.iter().chain(&files) {
         elf::copy_entry(&pkgroot, &staging, f)?;
     }
     let busybox_src = pkgroot.join("bin/busybox");
@@ -482,4 +530,44 @@ pub fn builder_id() -> String {
         "ferrotron-imagebuilder {} guest {hex}",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trees_copy_everything_but_exclusions_and_find_elf_files() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let lib = root.path().join("usr/lib/py");
+        std::fs::create_dir_all(lib.join("test")).expect("mkdir");
+        std::fs::create_dir_all(lib.join("lib-dynload")).expect("mkdir");
+        std::fs::write(lib.join("os.py"), "x").expect("write");
+        std::fs::write(lib.join("test/t.py"), "x").expect("write");
+        std::fs::write(lib.join("testing.py"), "x").expect("write");
+        std::fs::write(lib.join("lib-dynload/_json.so"), b"\x7fELF....").expect("write");
+        std::os::unix::fs::symlink("os.py", lib.join("alias.py")).expect("link");
+        let (entries, elfs) = tree_files(
+            root.path(),
+            &["/usr/lib/py".to_string()],
+            &["/usr/lib/py/test".to_string()],
+        )
+        .expect("walk");
+        assert_eq!(
+            entries,
+            [
+                "/usr/lib/py",
+                "/usr/lib/py/alias.py",
+                "/usr/lib/py/lib-dynload",
+                "/usr/lib/py/lib-dynload/_json.so",
+                "/usr/lib/py/os.py",
+                "/usr/lib/py/testing.py",
+            ]
+        );
+        assert_eq!(elfs, ["/usr/lib/py/lib-dynload/_json.so"]);
+        let missing = tree_files(root.path(), &["/usr/lib/nope".to_string()], &[])
+            .expect_err("missing tree")
+            .to_string();
+        assert!(missing.contains("/usr/lib/nope"), "{missing}");
+    }
 }

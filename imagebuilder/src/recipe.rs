@@ -62,6 +62,14 @@ pub struct Recipe {
     /// Extra (empty) directories to create in the root file system.
     #[serde(default)]
     pub directories: Vec<String>,
+    /// Folders copied whole from the unpacked packages (files, folders and
+    /// symlinks), except what `exclude` names; ELF files among them bring
+    /// their shared libraries, as `binaries` do.
+    #[serde(default)]
+    pub trees: Vec<String>,
+    /// Absolute paths left out of `trees` (each with everything below it).
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// Extra symlinks in the root file system: link path -> target.
     #[serde(default)]
     pub symlinks: BTreeMap<String, String>,
@@ -168,6 +176,16 @@ impl Recipe {
                     &format!("directories[{i}]"),
                     format!("`{d}` must be an absolute path"),
                 ));
+            }
+        }
+        for (key, list) in [("trees", &self.trees), ("exclude", &self.exclude)] {
+            for (i, d) in list.iter().enumerate() {
+                if !d.starts_with('/') || d.contains("/../") || d.len() < 2 {
+                    return Err(bad(
+                        &format!("{key}[{i}]"),
+                        format!("`{d}` must be an absolute path below /"),
+                    ));
+                }
             }
         }
         for (link, target) in &self.symlinks {

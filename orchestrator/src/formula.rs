@@ -1,14 +1,17 @@
 //! Task formulas (`runtask.yml`): loading and validation.
 //!
-//! This is the subset of the libtaskotron formula the VM runner needs: `name`,
-//! `desc`, `maintainer`, `namespace`, `input.args`, `environment` and
-//! `actions` (or the older `task`) whose directive is `shell`. Everything is
-//! validated before anything runs: a bad formula is one error naming the file,
-//! the line and the key path.
+//! The libtaskotron formula: `name`, `desc`, `maintainer`, `namespace`,
+//! `input.args`, `environment` and `actions` (or the older `task`), each
+//! with one directive: `shell`, `python`, `bash`, `exec` and `artifact`
+//! (run by the agent), `resultsdb` and `exitcode` (run by the orchestrator
+//! once the agent is done). Everything is validated before anything runs:
+//! a bad formula is one error naming the file, the line and the key path.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ferrotron_agent::protocol as proto;
+pub use ferrotron_agent::template::{json_template_vars, render_template, template_vars};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -66,6 +69,20 @@ pub struct Action {
 pub enum Directive {
     /// Commands run by the guest agent, one after another.
     Shell(Vec<String>),
+    /// `callable` of the task file `file` called with `kwargs` (strings
+    /// `${var}`-rendered at run time); the return value is the export.
+    Python {
+        file: String,
+        callable: String,
+        kwargs: serde_json::Map<String, serde_json::Value>,
+    },
+    /// `bash SCRIPT ARGS...` (script relative to the task folder), no shell
+    /// string: each arg is one argv entry after `${var}` rendering.
+    Bash { script: String, args: Vec<String> },
+    /// A program run with an argument vector (rendered as for `bash`).
+    Exec { program: String, args: Vec<String> },
+    /// Files of the work folder copied into the job's artifacts.
+    Artifact { paths: Vec<String> },
     /// Report results: `results` is ResultYAML or TAP13 text, usually
     /// `${var}` exported by an earlier action. Without `--report` the
     /// results are written to the job's artifacts and printed.
@@ -73,6 +90,27 @@ pub enum Directive {
     /// The task's exit status follows one result of `results` (ResultYAML
     /// or TAP13, usually `${var}`) instead of all of them.
     Exitcode { pick: Pick, results: String },
+}
+
+impl Directive {
+    /// Whether the agent runs it (else the orchestrator does, afterwards).
+    pub fn runs_in_agent(&self) -> bool {
+        !matches!(
+            self,
+            Directive::Resultsdb { .. } | Directive::Exitcode { .. }
+        )
+    }
+
+    /// Whether an `export` may follow it (the directives that produce a value).
+    fn can_export(&self) -> bool {
+        matches!(
+            self,
+            Directive::Shell(_)
+                | Directive::Python { .. }
+                | Directive::Bash { .. }
+                | Directive::Exec { .. }
+        )
+    }
 }
 
 /// Which result an `exitcode` directive looks at.
@@ -165,16 +203,69 @@ struct RawAction {
     /// Directive: commands run one after another as root; variables are
     /// environment variables (`${item}` is expanded by the shell, as data).
     shell: Option<Vec<String>>,
+    /// Directive (libtaskotron): call `callable` from the task file `file`;
+    /// every other key is passed as a keyword argument, as data; the return
+    /// value (usually ResultYAML) is what `export` stores.
+    python: Option<RawPython>,
+    /// Directive: run a script of the task folder with bash; `args` are
+    /// passed as arguments, never through a shell string.
+    bash: Option<RawBash>,
+    /// Directive: run a program (on PATH, or a path in the task folder) with
+    /// an argument list, no shell.
+    exec: Option<RawExec>,
+    /// Directive: copy files of the work folder (paths or `*`/`?` patterns)
+    /// into the job's artifacts.
+    artifact: Option<RawArtifact>,
     /// Directive: report ResultYAML or TAP13, usually `${var}` exported by an
     /// earlier action.
     resultsdb: Option<RawResultsdb>,
     /// Directive: the task's exit status follows the first or the last
     /// result of a ResultYAML/TAP13 text instead of all results.
     exitcode: Option<RawExitcode>,
-    /// Variable that receives the action's stdout.
+    /// Variable that receives the action's stdout (a `python` action's
+    /// return value).
     export: Option<String>,
     /// Time-out of the action in seconds (default 3600).
     timeout: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+struct RawPython {
+    /// The Python file, relative to the task folder.
+    file: String,
+    /// The function (or `Class.method`) to call.
+    callable: String,
+    /// Keyword arguments of the callable, with `${var}` templating in strings.
+    #[serde(flatten)]
+    kwargs: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawBash {
+    /// The script, relative to the task folder.
+    script: String,
+    /// Its arguments, one argv entry each, with `${var}` templating.
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawExec {
+    /// A program on PATH, or a path relative to the task folder (`./x`).
+    program: String,
+    /// Its arguments, one argv entry each, with `${var}` templating.
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawArtifact {
+    /// Paths relative to the work folder; `*` and `?` match within one
+    /// path component.
+    paths: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -200,7 +291,33 @@ impl Formula {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(path, &text)
+        let formula = Self::parse(path, &text)?;
+        formula.check_task_files(&text)?;
+        Ok(formula)
+    }
+
+    /// The files a `python` or `bash` action names must be in the task
+    /// folder: found out now, not after a VM booted.
+    fn check_task_files(&self, text: &str) -> Result<(), FormulaError> {
+        for (i, a) in self.actions.iter().enumerate() {
+            let (file, key) = match &a.directive {
+                Directive::Python { file, .. } => (file, "python.file"),
+                Directive::Bash { script, .. } if !script.contains("${") => (script, "bash.script"),
+                _ => continue,
+            };
+            if !self.task_dir().join(file).is_file() {
+                return Err(FormulaError::invalid(
+                    &self.path,
+                    line_of_nth(text, "- name:", i),
+                    format!("actions[{i}].{key}"),
+                    format!(
+                        "{file} does not exist in the task folder {}",
+                        self.task_dir().display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Validates formula text; `path` is used in messages only.
@@ -289,52 +406,138 @@ impl Formula {
                     None => Ok(()),
                 }
             };
-            let directive = match (a.shell, a.resultsdb, a.exitcode) {
-                (Some(shell), None, None) => {
-                    if shell.is_empty() {
-                        return Err(FormulaError::invalid(path, line, format!("{key}.shell"), "empty command list"));
+            let given: Vec<&str> = [
+                ("shell", a.shell.is_some()),
+                ("python", a.python.is_some()),
+                ("bash", a.bash.is_some()),
+                ("exec", a.exec.is_some()),
+                ("artifact", a.artifact.is_some()),
+                ("resultsdb", a.resultsdb.is_some()),
+                ("exitcode", a.exitcode.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, is)| is.then_some(name))
+            .collect();
+            if given.is_empty() {
+                return Err(FormulaError::invalid(
+                    path,
+                    line,
+                    key,
+                    format!(
+                        "action `{}` has no directive (this runner supports `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb` and `exitcode`)",
+                        a.name
+                    ),
+                ));
+            }
+            if given.len() > 1 {
+                return Err(FormulaError::invalid(
+                    path,
+                    line,
+                    key,
+                    format!(
+                        "action `{}` has more than one directive ({}); give exactly one",
+                        a.name,
+                        given.join(", ")
+                    ),
+                ));
+            }
+            let invalid = |field: &str, message: String| {
+                FormulaError::invalid(path, line, format!("{key}.{field}"), message)
+            };
+            let directive = if let Some(shell) = a.shell {
+                if shell.is_empty() {
+                    return Err(invalid("shell", "empty command list".into()));
+                }
+                Directive::Shell(shell)
+            } else if let Some(p) = a.python {
+                if !proto::is_contained_path(&p.file) || p.file.contains("${") {
+                    return Err(invalid(
+                        "python.file",
+                        format!("`{}` must be a path inside the task folder", p.file),
+                    ));
+                }
+                if !proto::is_python_name(&p.callable) {
+                    return Err(invalid(
+                        "python.callable",
+                        format!("`{}` is not a Python name", p.callable),
+                    ));
+                }
+                for (name, value) in &p.kwargs {
+                    if name.contains('.') || !proto::is_python_name(name) {
+                        return Err(invalid(
+                            &format!("python.{name}"),
+                            format!("`{name}` cannot be a keyword argument (not a Python name)"),
+                        ));
                     }
-                    Directive::Shell(shell)
+                    for var in json_template_vars(value) {
+                        check_vars(&format!("${{{var}}}"), &format!("python.{name}"))?;
+                    }
                 }
-                (None, Some(r), None) => {
-                    check_vars(&r.results, "resultsdb.results")?;
-                    Directive::Resultsdb { results: r.results }
+                Directive::Python {
+                    file: p.file,
+                    callable: p.callable,
+                    kwargs: p.kwargs,
                 }
-                (None, None, Some(e)) => {
-                    let (pick, results, field) = match (e.result_first, e.result_last) {
-                        (Some(t), None) => (Pick::First, t, "exitcode.result_first"),
-                        (None, Some(t)) => (Pick::Last, t, "exitcode.result_last"),
-                        _ => {
-                            return Err(FormulaError::invalid(
-                                path,
-                                line,
-                                format!("{key}.exitcode"),
-                                "give exactly one of `result_first` and `result_last`",
-                            ))
-                        }
-                    };
-                    check_vars(&results, field)?;
-                    Directive::Exitcode { pick, results }
+            } else if let Some(b) = a.bash {
+                if !b.script.contains("${") && !proto::is_contained_path(&b.script) {
+                    return Err(invalid(
+                        "bash.script",
+                        format!("`{}` must be a path inside the task folder", b.script),
+                    ));
                 }
-                (None, None, None) => {
-                    return Err(FormulaError::invalid(
-                        path,
-                        line,
-                        key,
-                        format!(
-                            "action `{}` has no directive (this runner supports `shell`, `resultsdb` and `exitcode`)",
-                            a.name
-                        ),
-                    ))
+                check_vars(&b.script, "bash.script")?;
+                for (j, arg) in b.args.iter().enumerate() {
+                    check_vars(arg, &format!("bash.args[{j}]"))?;
                 }
-                _ => {
-                    return Err(FormulaError::invalid(
-                        path,
-                        line,
-                        key,
-                        format!("action `{}` has more than one directive; give exactly one", a.name),
-                    ))
+                Directive::Bash {
+                    script: b.script,
+                    args: b.args,
                 }
+            } else if let Some(e) = a.exec {
+                if e.program.trim().is_empty() {
+                    return Err(invalid("exec.program", "must not be empty".into()));
+                }
+                for (j, arg) in e.args.iter().enumerate() {
+                    check_vars(arg, &format!("exec.args[{j}]"))?;
+                }
+                Directive::Exec {
+                    program: e.program,
+                    args: e.args,
+                }
+            } else if let Some(art) = a.artifact {
+                if art.paths.is_empty() {
+                    return Err(invalid("artifact.paths", "give at least one path".into()));
+                }
+                for (j, p) in art.paths.iter().enumerate() {
+                    let field = format!("artifact.paths[{j}]");
+                    check_vars(p, &field)?;
+                    if !p.contains("${") && !proto::is_contained_path(p) {
+                        return Err(invalid(
+                            &field,
+                            format!("`{p}` is outside the work folder: give a relative path without `..`"),
+                        ));
+                    }
+                }
+                Directive::Artifact { paths: art.paths }
+            } else if let Some(r) = a.resultsdb {
+                check_vars(&r.results, "resultsdb.results")?;
+                Directive::Resultsdb { results: r.results }
+            } else if let Some(e) = a.exitcode {
+                let (pick, results, field) = match (e.result_first, e.result_last) {
+                    (Some(t), None) => (Pick::First, t, "exitcode.result_first"),
+                    (None, Some(t)) => (Pick::Last, t, "exitcode.result_last"),
+                    _ => {
+                        return Err(invalid(
+                            "exitcode",
+                            "give exactly one of `result_first` and `result_last`".into(),
+                        ))
+                    }
+                };
+                check_vars(&results, field)?;
+                Directive::Exitcode { pick, results }
+            } else {
+                // `given` counted exactly one directive above.
+                return Err(FormulaError::invalid(path, line, key, "no directive"));
             };
             if let Some(var) = &a.export {
                 if !is_var_name(var) {
@@ -345,12 +548,12 @@ impl Formula {
                         format!("`{var}` is not a valid variable name"),
                     ));
                 }
-                if !matches!(directive, Directive::Shell(_)) {
+                if !directive.can_export() {
                     return Err(FormulaError::invalid(
                         path,
                         line,
                         format!("{key}.export"),
-                        "only a `shell` action can export",
+                        "only a `shell`, `python`, `bash` or `exec` action can export",
                     ));
                 }
                 defined.push(var.clone());
@@ -424,10 +627,11 @@ impl Formula {
                 ),
             ));
         }
+        // A generic `item` arg takes an item of any type.
         let declared_types: Vec<&String> = self
             .args
             .iter()
-            .filter(|a| ITEM_TYPES.contains(&a.as_str()))
+            .filter(|a| ITEM_TYPES.contains(&a.as_str()) && *a != "item")
             .collect();
         if !declared_types.is_empty() && !declared_types.iter().any(|a| *a == item_type) {
             return Err(FormulaError::invalid(
@@ -484,16 +688,6 @@ const UNAVAILABLE_DIRECTIVES: &[(&str, &str)] = &[
         "it composes repositories from Koji, which this installation cannot reach",
     ),
     ("createrepo", "it is not implemented yet"),
-    (
-        "python",
-        "it is not implemented yet (use `shell` with a python3 command)",
-    ),
-    ("bash", "it is not implemented yet (use `shell`)"),
-    ("exec", "it is not implemented yet (use `shell`)"),
-    (
-        "artifact",
-        "it is not implemented yet (files in ${artifactsdir} are collected)",
-    ),
     ("xunit", "it is not implemented yet"),
     ("dummy", "it is not implemented yet"),
 ];
@@ -507,50 +701,6 @@ fn directive_message(key: &str) -> Option<String> {
     }
     let (_, why) = UNAVAILABLE_DIRECTIVES.iter().find(|(d, _)| *d == name)?;
     Some(format!("directive `{name}` cannot run here: {why}"))
-}
-
-/// Names referenced as `${name}` in a template.
-pub fn template_vars(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        let after = &rest[i + 2..];
-        match after.find('}') {
-            Some(j) => {
-                out.push(after[..j].to_string());
-                rest = &after[j + 1..];
-            }
-            None => break,
-        }
-    }
-    out
-}
-
-/// Replaces each `${name}` with its value; unknown names stay as they are
-/// (validation rejects them before anything runs).
-pub fn render_template(text: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        match after.find('}') {
-            Some(j) => {
-                let name = &after[..j];
-                match vars.get(name) {
-                    Some(v) => out.push_str(v),
-                    None => out.push_str(&rest[i..i + 2 + j + 1]),
-                }
-                rest = &after[j + 1..];
-            }
-            None => {
-                out.push_str(&rest[i..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 fn is_var_name(s: &str) -> bool {
@@ -634,7 +784,7 @@ mod tests {
         let err = parse(text).expect_err("no directive").to_string();
         assert_eq!(
             err,
-            "runtask.yml:5: actions[0]: action `nothing` has no directive (this runner supports `shell`, `resultsdb` and `exitcode`)"
+            "runtask.yml:5: actions[0]: action `nothing` has no directive (this runner supports `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb` and `exitcode`)"
         );
     }
 
@@ -707,7 +857,7 @@ mod tests {
         let err = parse(two).expect_err("two directives").to_string();
         assert_eq!(
             err,
-            "runtask.yml:5: actions[0]: action `x` has more than one directive; give exactly one"
+            "runtask.yml:5: actions[0]: action `x` has more than one directive (shell, resultsdb); give exactly one"
         );
     }
 
@@ -715,6 +865,114 @@ mod tests {
     fn older_task_key_is_accepted() {
         let text = GOOD.replace("actions:", "task:");
         assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn every_item_type_is_accepted_and_a_mismatch_names_both() {
+        for t in ITEM_TYPES {
+            let f =
+                parse(&GOOD.replace("[koji_build, arch]", &format!("[{t}, arch]"))).expect("valid");
+            let vars = f
+                .input_vars("the-item", t, "x86_64")
+                .expect("matching type");
+            assert_eq!(vars[*t], "the-item", "{t}");
+            if *t == "item" {
+                // The generic arg takes any type.
+                let vars = f.input_vars("abc", "compose", "x86_64").expect("any type");
+                assert_eq!(vars["item"], "abc");
+                continue;
+            }
+            let other = if *t == "compose" {
+                "git_commit"
+            } else {
+                "compose"
+            };
+            let err = f
+                .input_vars("the-item", other, "x86_64")
+                .expect_err("mismatch")
+                .to_string();
+            assert_eq!(
+                err,
+                format!("runtask.yml:1: input.args: --type {other} does not match the formula, which takes {t}")
+            );
+        }
+        // Without a typed arg, every type is accepted; unknown types are not.
+        let untyped = parse(&GOOD.replace("[koji_build, arch]", "[arch]")).expect("valid");
+        for t in ITEM_TYPES {
+            assert!(untyped.input_vars("x", t, "x86_64").is_ok(), "{t}");
+        }
+        let err = untyped
+            .input_vars("x", "rpm", "x86_64")
+            .expect_err("unknown type")
+            .to_string();
+        assert_eq!(err, "runtask.yml:1: --type: unknown item type `rpm` (known: koji_build, bodhi_update, koji_tag, compose, git_commit, docker_image, item)");
+    }
+
+    #[test]
+    fn python_bash_exec_artifact_are_checked_before_running() {
+        let head = "name: a\ndesc: b\nmaintainer: c\ninput:\n  args: [koji_build]\nactions:\n  - name: x\n";
+        let f = parse(&format!(
+            "{head}    python:\n      file: lib/check.py\n      callable: Check.run\n      nvr: ${{koji_build}}\n      tags: [a, 1]\n    export: out\n"
+        ))
+        .expect("valid");
+        let Directive::Python {
+            file,
+            callable,
+            kwargs,
+        } = &f.actions[0].directive
+        else {
+            panic!("python expected");
+        };
+        assert_eq!(
+            (file.as_str(), callable.as_str()),
+            ("lib/check.py", "Check.run")
+        );
+        assert_eq!(
+            serde_json::Value::Object(kwargs.clone()),
+            serde_json::json!({"nvr": "${koji_build}", "tags": ["a", 1]})
+        );
+        let cases = [
+            (
+                "    python:\n      file: check.py\n      callable: 1run\n",
+                "runtask.yml:7: actions[0].python.callable: `1run` is not a Python name",
+            ),
+            (
+                "    python:\n      file: ../check.py\n      callable: run\n",
+                "runtask.yml:7: actions[0].python.file: `../check.py` must be a path inside the task folder",
+            ),
+            (
+                "    python:\n      file: check.py\n      callable: run\n      x: ${nope}\n",
+                "runtask.yml:7: actions[0].python.x: undefined variable `${nope}`",
+            ),
+            (
+                "    python:\n      callable: run\n",
+                "runtask.yml:9: actions[0].python: missing field `file`",
+            ),
+            (
+                "    exec:\n      program: ls\n      args: [\"${nope}\"]\n",
+                "runtask.yml:7: actions[0].exec.args[0]: undefined variable `${nope}`",
+            ),
+            (
+                "    bash:\n      script: /bin/run.sh\n",
+                "runtask.yml:7: actions[0].bash.script: `/bin/run.sh` must be a path inside the task folder",
+            ),
+            (
+                "    bash:\n      script: run.sh\n      argz: []\n",
+                "runtask.yml:10: actions[0].bash.argz: unknown field `argz`",
+            ),
+            (
+                "    artifact:\n      paths: [a.log]\n    export: v\n",
+                "runtask.yml:7: actions[0].export: only a `shell`, `python`, `bash` or `exec` action can export",
+            ),
+            (
+                "    artifact:\n      paths: []\n",
+                "runtask.yml:7: actions[0].artifact.paths: give at least one path",
+            ),
+        ];
+        for (body, want) in cases {
+            let err = parse(&format!("{head}{body}")).expect_err(body).to_string();
+            assert!(err.starts_with(want), "{body}\n got: {err}\nwant: {want}");
+        }
     }
 
     #[test]

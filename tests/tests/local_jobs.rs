@@ -124,6 +124,8 @@ fn local_and_vm_runs_give_the_same_results() {
         "tests/fixtures/bad-results/runtask.yml",
         "examples/whitespace-lint/runtask.yml",
         "examples/fails-on-purpose/runtask.yml",
+        "examples/nvr-policy/runtask.yml",
+        "tests/fixtures/argv/runtask.yml",
     ] {
         // The linter takes a git commit; the others a Koji build.
         let item_type = if formula.contains("whitespace-lint") {

@@ -456,3 +456,112 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn python_check_with_sub_results_runs_in_the_guest() {
+    let h = Harness::new("vm-python");
+    let out = h.run(&[
+        "run",
+        "--libvirt",
+        "-i",
+        "foo-1.2-3.fc40",
+        "-t",
+        "koji_build",
+        "examples/nvr-policy/runtask.yml",
+    ]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("TAP version 13\n1..4\nok 1 - nvr-policy.nvr for foo-1.2-3.fc40\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("| nvr-policy.disttag: PASSED (dist tag fc40)"),
+        "{}",
+        out.stderr
+    );
+    let id = out.job_id().expect("job id");
+    // The `artifact` action's file came back from the guest.
+    let log = std::fs::read_to_string(h.job_dir(&id).join("artifacts/nvr-policy.log"))
+        .expect("collected log");
+    assert!(
+        log.starts_with("nvr-policy for foo-1.2-3.fc40 on x86_64\n"),
+        "{log}"
+    );
+    h.assert_nothing_left(&id);
+}
+
+#[test]
+fn python_exception_in_the_guest_shows_its_traceback() {
+    let h = Harness::new("vm-python-error");
+    let dir = h.data_dir.join("task");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("runtask.yml"),
+        "name: py\ndesc: d\nmaintainer: m\nactions:\n  - name: call\n    python:\n      file: check.py\n      callable: run\n      n: 0\n",
+    )
+    .expect("write formula");
+    std::fs::write(dir.join("check.py"), "def run(n):\n    return 1 / n\n").expect("write");
+    let formula = dir.join("runtask.yml");
+    let out = h.run(&run_args(formula.to_str().expect("utf-8"), &[]));
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("summary: \"run() in check.py raised ZeroDivisionError: division by zero\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("Traceback (most recent call last)"),
+        "{}",
+        out.stderr
+    );
+    h.assert_nothing_left(&out.job_id().expect("job id"));
+}
+
+#[test]
+fn python_and_exec_arguments_are_data_in_the_guest() {
+    let h = Harness::new("vm-python-data");
+    let dir = h.data_dir.join("task");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("runtask.yml"),
+        "name: data\ndesc: d\nmaintainer: m\ninput:\n  args: [koji_build]\nactions:\n  - name: call\n    python:\n      file: echo.py\n      callable: echo\n      item: ${koji_build}\n      code: \"__import__('os').system('touch /tmp/pwned-py')\"\n    export: got\n  - name: argv\n    exec:\n      program: printf\n      args: [\"<%s>\\n\", \"${koji_build}\"]\n  - name: nothing ran\n    shell:\n      - test ! -e /tmp/pwned-py\n",
+    )
+    .expect("write formula");
+    std::fs::write(
+        dir.join("echo.py"),
+        "import json\n\ndef echo(**kwargs):\n    return json.dumps(kwargs, sort_keys=True)\n",
+    )
+    .expect("write");
+    let item = "$(touch /tmp/pwned-py); `touch /tmp/pwned-py`-1-1";
+    let formula = dir.join("runtask.yml");
+    let out = h.run(&[
+        "run",
+        "--libvirt",
+        "-i",
+        item,
+        "-t",
+        "koji_build",
+        formula.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("  | <{item}>\n")),
+        "{}",
+        out.stderr
+    );
+    let id = out.job_id().expect("job id");
+    let exports = std::fs::read_to_string(h.job_dir(&id).join("artifacts/exports.json"))
+        .expect("exports.json");
+    let exports: serde_json::Value = serde_json::from_str(&exports).expect("json");
+    let got: serde_json::Value =
+        serde_json::from_str(exports["got"].as_str().expect("string")).expect("json");
+    assert_eq!(
+        got,
+        serde_json::json!({"item": item, "code": "__import__('os').system('touch /tmp/pwned-py')"})
+    );
+    h.assert_nothing_left(&id);
+}

@@ -174,21 +174,68 @@ pub(crate) fn job_spec(
         actions: f
             .actions
             .iter()
-            .filter_map(|a| match &a.directive {
-                // `resultsdb` and `exitcode` are the orchestrator's: see `report`.
-                Directive::Resultsdb { .. } | Directive::Exitcode { .. } => None,
-                Directive::Shell(shell) => Some(proto::Action {
-                    name: a.name.clone(),
-                    shell: shell.clone(),
-                    timeout_secs: a.timeout_secs,
-                    export: a.export.clone(),
-                }),
-            })
+            .filter(|a| a.directive.runs_in_agent())
+            .map(agent_action)
             .collect(),
     };
     spec.validate()
         .map_err(|e| RunError::BadInput(e.to_string()))?;
     Ok(spec)
+}
+
+/// The agent's form of an action the agent runs. `bash` becomes `exec`
+/// of `bash ${taskdir}/SCRIPT ARGS...`.
+fn agent_action(a: &crate::formula::Action) -> proto::Action {
+    let mut action = proto::Action {
+        name: a.name.clone(),
+        shell: Vec::new(),
+        python: None,
+        exec: None,
+        artifact: None,
+        timeout_secs: a.timeout_secs,
+        export: a.export.clone(),
+    };
+    match &a.directive {
+        Directive::Shell(shell) => action.shell = shell.clone(),
+        Directive::Python {
+            file,
+            callable,
+            kwargs,
+        } => {
+            action.python = Some(proto::PythonCall {
+                file: file.clone(),
+                callable: callable.clone(),
+                kwargs: kwargs.clone(),
+            })
+        }
+        Directive::Bash { script, args } => {
+            let script = if script.starts_with("${") {
+                script.clone()
+            } else {
+                format!("${{taskdir}}/{script}")
+            };
+            action.exec = Some(proto::ExecCall {
+                program: "bash".into(),
+                args: std::iter::once(script)
+                    .chain(args.iter().cloned())
+                    .collect(),
+            })
+        }
+        Directive::Exec { program, args } => {
+            action.exec = Some(proto::ExecCall {
+                program: program.clone(),
+                args: args.clone(),
+            })
+        }
+        Directive::Artifact { paths } => {
+            action.artifact = Some(proto::ArtifactCollect {
+                paths: paths.clone(),
+            })
+        }
+        // The orchestrator's, after the agent: see `report`.
+        Directive::Resultsdb { .. } | Directive::Exitcode { .. } => {}
+    }
+    action
 }
 
 /// Runs the job. Returns Ok for a job whose task ran (passed or failed).

@@ -51,8 +51,10 @@ impl Seen {
                     "timed out".to_string()
                 } else if let Some(s) = signal {
                     format!("killed by signal {s}")
+                } else if let Some(code) = exit_code {
+                    format!("exit {code}")
                 } else {
-                    format!("exit {}", exit_code.unwrap_or(-1))
+                    "no process".to_string()
                 };
                 ui.say(&format!(
                     "action {name}: {outcome} ({how}, {:.2} s)",

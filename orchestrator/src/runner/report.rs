@@ -42,10 +42,7 @@ pub fn finish(
     // A failed action ended the task before its reports: its own result
     // says why, and is the job's.
     let all_ran = by_action.iter().all(|r| r.outcome.is_ok());
-    let has_reports = formula
-        .actions
-        .iter()
-        .any(|a| !matches!(a.directive, Directive::Shell(_)));
+    let has_reports = formula.actions.iter().any(|a| !a.directive.runs_in_agent());
     let mut vars = spec.vars.clone();
     if all_ran && has_reports {
         vars.extend(read_exports(artifacts)?);
@@ -57,7 +54,6 @@ pub fn finish(
     let mut verdict = None;
     for a in &formula.actions {
         match &a.directive {
-            Directive::Shell(_) => {}
             Directive::Resultsdb { results } => reported.extend(parse(results)),
             Directive::Exitcode { pick, results } => {
                 let picked = match pick {
@@ -66,6 +62,7 @@ pub fn finish(
                 };
                 verdict = Some(all_ran && picked.is_some_and(|r| r.outcome.is_ok()));
             }
+            _ => {}
         }
     }
     let checks: Vec<CheckResult> = if reported.is_empty() || !all_ran {

@@ -272,7 +272,7 @@ fn host_key(session: &Session) -> HostKey {
 }
 
 /// Unpacks a tar stream into `dest`, keeping only regular files and
-/// folders with relative, `..`-free paths.
+/// folders with relative, `..`-free paths, and of modes only "executable".
 pub fn unpack_safely(reader: impl Read, dest: &Path) -> std::io::Result<usize> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(false);
@@ -298,8 +298,15 @@ pub fn unpack_safely(reader: impl Read, dest: &Path) -> std::io::Result<usize> {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)?;
             }
+            // Only the executable bit is kept (as `tar -x` in the guest
+            // does), so that `exec: ./script` runs the same on both runners.
+            let executable = entry.header().mode().is_ok_and(|m| m & 0o100 != 0);
             let mut out = std::fs::File::create(&target)?;
             std::io::copy(&mut entry, &mut out)?;
+            if executable {
+                use std::os::unix::fs::PermissionsExt;
+                out.set_permissions(std::fs::Permissions::from_mode(0o755))?;
+            }
             files += 1;
         } else {
             tracing::debug!("skipped {:?} entry {}", kind, rel.display());
