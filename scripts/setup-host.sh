@@ -107,3 +107,6 @@ for _ in $(seq 1 100); do
 done
 virsh -c qemu:///system version >/dev/null 2>&1 || die "libvirtd did not answer on qemu:///system"
 say "libvirt ready ($(virsh -c qemu:///system version 2>/dev/null | awk -F': ' '/Running hypervisor/ {print $2}'))"
+
+# --- RabbitMQ (the AMQP message intake; tests use a real broker) -------------
+"$(dirname "$0")/setup-rabbitmq.sh"

@@ -10,6 +10,7 @@ pub mod cancel;
 pub mod commands;
 pub mod formula;
 pub mod images;
+pub mod intake;
 pub mod job;
 pub mod progress;
 pub mod results;

@@ -1,0 +1,313 @@
+//! AMQP 0.9.1 intake (RabbitMQ, as Fedora Messaging uses it), with `lapin`.
+//!
+//! A durable queue is bound to the configured topics on a topic exchange.
+//! Each delivery is acknowledged only after the handler has stored what the
+//! message makes (manual acks), so a crash between receive and store makes
+//! the broker deliver it again: nothing acknowledged is lost. A message that
+//! can never be handled is rejected without requeue (and logged); one whose
+//! handling failed for a passing reason is requeued. When the broker goes
+//! away the consumer reconnects with exponential backoff.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::watch;
+
+use super::{Envelope, HandleError};
+
+#[derive(Debug, Clone)]
+pub struct AmqpConfig {
+    /// `amqp://user:password@127.0.0.1:5672/%2f`
+    pub url: String,
+    /// Topic exchange the bindings are made on (`amq.topic` by default, as
+    /// Fedora Messaging publishes).
+    pub exchange: String,
+    /// Durable queue of this installation.
+    pub queue: String,
+    /// Routing-key patterns (`org.fedoraproject.prod.buildsys.#`).
+    pub bindings: Vec<String>,
+    /// Unacknowledged messages in flight at once.
+    pub prefetch: u16,
+    /// Longest pause between two reconnection attempts.
+    pub max_backoff: Duration,
+}
+
+impl AmqpConfig {
+    pub fn new(url: &str, queue: &str, bindings: Vec<String>) -> AmqpConfig {
+        AmqpConfig {
+            url: url.to_string(),
+            exchange: "amq.topic".into(),
+            queue: queue.to_string(),
+            bindings,
+            prefetch: 16,
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("AMQP {step} failed")]
+    Broker {
+        step: &'static str,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("the AMQP consumer of queue {0} was cancelled by the broker")]
+    Cancelled(String),
+}
+
+fn broker(step: &'static str) -> impl FnOnce(lapin::Error) -> AmqpError {
+    move |source| AmqpError::Broker { step, source }
+}
+
+/// The URL with its password replaced, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Turns a delivery into an envelope: the routing key is the topic, the
+/// body must be JSON, the AMQP headers become JSON values.
+pub fn envelope(
+    routing_key: &str,
+    message_id: Option<&str>,
+    headers: Option<&FieldTable>,
+    data: &[u8],
+) -> Result<Envelope, HandleError> {
+    let body: serde_json::Value = serde_json::from_slice(data)
+        .map_err(|e| HandleError::Rejected(format!("body is not JSON: {e}")))?;
+    if routing_key.is_empty() {
+        return Err(HandleError::Rejected("no topic (empty routing key)".into()));
+    }
+    let headers = headers
+        .and_then(|h| serde_json::to_value(h).ok())
+        .and_then(|v| match v {
+            serde_json::Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Ok(Envelope {
+        id: message_id.map(str::to_string),
+        topic: routing_key.to_string(),
+        headers,
+        body,
+    })
+}
+
+/// Consumes until `shutdown` turns true, reconnecting after broker failures.
+/// `on_state` hears about connections and losses (for logs and tests).
+pub async fn run<H, F>(
+    cfg: AmqpConfig,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+    on_state: impl Fn(&str),
+) where
+    H: Fn(Envelope) -> F,
+    F: Future<Output = Result<(), HandleError>>,
+{
+    let mut backoff = Duration::from_millis(500);
+    while !*shutdown.borrow() {
+        match consume(&cfg, &handler, &mut shutdown, &on_state).await {
+            Ok(()) => return,
+            Err(e) => {
+                on_state(&format!(
+                    "amqp: {} ({}); reconnecting in {:.1} s",
+                    crate::util::full(&e),
+                    redact(&cfg.url),
+                    backoff.as_secs_f64()
+                ));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(cfg.max_backoff);
+            }
+        }
+    }
+}
+
+/// One connection's life: declare, bind, consume. Ok on shutdown.
+async fn consume<H, F>(
+    cfg: &AmqpConfig,
+    handler: &H,
+    shutdown: &mut watch::Receiver<bool>,
+    on_state: &impl Fn(&str),
+) -> Result<(), AmqpError>
+where
+    H: Fn(Envelope) -> F,
+    F: Future<Output = Result<(), HandleError>>,
+{
+    let conn = Connection::connect(&cfg.url, ConnectionProperties::default())
+        .await
+        .map_err(broker("connect"))?;
+    let channel = conn.create_channel().await.map_err(broker("channel"))?;
+    channel
+        .basic_qos(cfg.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(broker("basic.qos"))?;
+    if cfg.exchange != "amq.topic" {
+        channel
+            .exchange_declare(
+                cfg.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker("exchange.declare"))?;
+    }
+    channel
+        .queue_declare(
+            cfg.queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker("queue.declare"))?;
+    for key in &cfg.bindings {
+        channel
+            .queue_bind(
+                cfg.queue.as_str().into(),
+                cfg.exchange.as_str().into(),
+                key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker("queue.bind"))?;
+    }
+    let mut consumer = channel
+        .basic_consume(
+            cfg.queue.as_str().into(),
+            format!("ferrotron-{}", std::process::id()).as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker("basic.consume"))?;
+    on_state(&format!(
+        "amqp: consuming {} on {} ({} binding(s))",
+        cfg.queue,
+        redact(&cfg.url),
+        cfg.bindings.len()
+    ));
+    loop {
+        let delivery = tokio::select! {
+            d = consumer.next() => d,
+            _ = shutdown.changed() => {
+                let _ = conn.close(200, "shutting down".into()).await;
+                return Ok(());
+            }
+        };
+        let delivery = match delivery {
+            None => return Err(AmqpError::Cancelled(cfg.queue.clone())),
+            Some(Err(e)) => return Err(broker("delivery")(e)),
+            Some(Ok(d)) => d,
+        };
+        let message_id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string());
+        let parsed = envelope(
+            delivery.routing_key.as_str(),
+            message_id.as_deref(),
+            delivery.properties.headers().as_ref(),
+            &delivery.data,
+        );
+        let outcome = match parsed {
+            Ok(env) => handler(env).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(broker("basic.ack"))?,
+            Err(HandleError::Rejected(why)) => {
+                tracing::warn!(
+                    "amqp: dropped a message on {} ({}): {why}",
+                    delivery.routing_key,
+                    message_id.as_deref().unwrap_or("no id")
+                );
+                delivery
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await
+                    .map_err(broker("basic.reject"))?
+            }
+            Err(HandleError::Retry(why)) => {
+                tracing::warn!("amqp: message on {} requeued: {why}", delivery.routing_key);
+                delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(broker("basic.nack"))?;
+                // Do not spin on a store that is down.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                false
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_takes_topic_id_headers_and_json_body() {
+        let mut h = FieldTable::default();
+        h.insert(
+            "fedora_messaging_schema".into(),
+            lapin::types::AMQPValue::LongString("base.message".into()),
+        );
+        let e = envelope("org.x.build", Some("abc"), Some(&h), br#"{"name": "foo"}"#).expect("ok");
+        assert_eq!(e.topic, "org.x.build");
+        assert_eq!(e.id.as_deref(), Some("abc"));
+        assert_eq!(e.body["name"], "foo");
+        assert!(
+            e.headers.contains_key("fedora_messaging_schema"),
+            "{:?}",
+            e.headers
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_rejected_not_retried() {
+        let e = envelope("t", None, None, b"not json").expect_err("bad");
+        assert!(
+            matches!(e, HandleError::Rejected(ref m) if m.contains("not JSON")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            redact("amqp://guest:secret@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(redact("amqp://127.0.0.1/%2f"), "amqp://127.0.0.1/%2f");
+    }
+}
