@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use ferrotron::intake::amqp::{self, AmqpConfig};
 use ferrotron::intake::{Envelope, HandleError};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use tokio::sync::watch;
 
