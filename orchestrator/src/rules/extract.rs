@@ -1,0 +1,244 @@
+//! Field extraction: per-topic mappings turn a message into named fields
+//! (`item`, `item_type`, `name`, `version`, `release`, `distgit_branch`,
+//! `message_type`, `arch`, `commit`, `repo`, ...) that rules query.
+//!
+//! ```yaml
+//! - name: koji build completed
+//!   topic: org.fedoraproject.*.buildsys.build.state.change
+//!   when: {body.new: 1}            # optional query over {id, topic, headers, body}
+//!   fields:
+//!     message_type: KojiBuildPackageCompleted   # a constant
+//!     item: "{name}-{version}-{release}"        # body paths in braces
+//!     item_type: koji_build
+//! ```
+//!
+//! The first mapping whose topic pattern matches and whose `when` holds is
+//! used; a message no mapping matches has no fields (rules may still look
+//! at `topic` and `body.*`). A field whose placeholder the body lacks is
+//! left out and listed in [`Extracted::missing`], never an error: rules
+//! decide with `$exists` what they need.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::message::Message;
+use super::query::Query;
+use super::template::Template;
+use super::topic::TopicPattern;
+
+/// The mappings shipped with Ferrotron (`orchestrator/rules/mappings.yaml`),
+/// used when no other file is given.
+pub const BUILTIN_MAPPINGS: &str = include_str!("../../rules/mappings.yaml");
+
+/// Names rules use for the message itself; a mapping may not define them.
+pub const RESERVED_FIELDS: &[&str] = &["topic", "headers", "body"];
+
+/// A loaded mappings file.
+#[derive(Debug, Clone)]
+pub struct Mappings {
+    pub source: PathBuf,
+    mappings: Vec<Mapping>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mapping {
+    /// Shown by `rules test`; defaults to the topic pattern.
+    name: Option<String>,
+    topic: TopicPattern,
+    #[serde(default)]
+    when: Query,
+    fields: BTreeMap<FieldName, Template>,
+}
+
+/// A field name: letters, digits and `_`, not a reserved name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct FieldName(String);
+
+impl<'de> Deserialize<'de> for FieldName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = s
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(serde::de::Error::custom(format!(
+                "`{s}` is not a field name (letters, digits and `_`)"
+            )));
+        }
+        if RESERVED_FIELDS.contains(&s.as_str()) {
+            return Err(serde::de::Error::custom(format!(
+                "`{s}` is reserved for the message itself (rules query it as `{s}`)"
+            )));
+        }
+        Ok(FieldName(s))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MappingsError {
+    #[error("{path}: cannot read mappings")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// What the mappings made of one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Extracted {
+    /// The mapping used (its name, or its topic pattern), if any matched.
+    pub mapping: Option<String>,
+    /// The fields that could be filled.
+    pub fields: BTreeMap<String, String>,
+    /// Fields the mapping defines that this message could not fill, with why.
+    pub missing: BTreeMap<String, String>,
+}
+
+impl Mappings {
+    /// Reads and validates a mappings file.
+    pub fn load(path: &Path) -> Result<Mappings, MappingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| MappingsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// The built-in mappings.
+    pub fn builtin() -> Result<Mappings, MappingsError> {
+        Self::parse(Path::new("(built-in mappings)"), BUILTIN_MAPPINGS)
+    }
+
+    /// Validates mappings text; `path` is used in messages only.
+    pub fn parse(path: &Path, text: &str) -> Result<Mappings, MappingsError> {
+        let mappings: Vec<Mapping> =
+            crate::yaml::from_str(text).map_err(|e| MappingsError::Invalid {
+                path: path.to_path_buf(),
+                line: e.line,
+                key: e.key,
+                message: e.message,
+            })?;
+        Ok(Mappings {
+            source: path.to_path_buf(),
+            mappings,
+        })
+    }
+
+    /// How many mappings the file has.
+    pub fn len(&self) -> usize {
+        self.mappings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mappings.is_empty()
+    }
+
+    /// The fields of `msg`, by the first mapping that applies.
+    pub fn extract(&self, msg: &Message) -> Extracted {
+        let doc = msg.document();
+        let Some(m) = self
+            .mappings
+            .iter()
+            .find(|m| m.topic.matches(&msg.topic) && m.when.matches(&doc))
+        else {
+            return Extracted::default();
+        };
+        let mut out = Extracted {
+            mapping: Some(m.name.clone().unwrap_or_else(|| m.topic.to_string())),
+            ..Extracted::default()
+        };
+        for (name, template) in &m.fields {
+            match template.render(&msg.body) {
+                Ok(v) => {
+                    out.fields.insert(name.0.clone(), v);
+                }
+                Err(e) => {
+                    out.missing.insert(name.0.clone(), e.to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(text: &str) -> Result<Mappings, MappingsError> {
+        Mappings::parse(Path::new("m.yaml"), text)
+    }
+
+    #[test]
+    fn builtin_mappings_load() {
+        let m = Mappings::builtin().expect("built-in mappings are valid");
+        assert!(m.len() >= 4);
+    }
+
+    #[test]
+    fn first_applicable_mapping_wins() {
+        let m = parse(
+            "- topic: a.#\n  when: {body.new: 1}\n  fields: {item: '{name}-{v}', kind: first}\n\
+             - name: fallback\n  topic: '#'\n  fields: {kind: second, x: '{missing}'}\n",
+        )
+        .expect("valid");
+        let e = m.extract(&Message::new(
+            None,
+            "a.b",
+            json!({"new": 1, "name": "n", "v": 2}),
+        ));
+        assert_eq!(e.mapping.as_deref(), Some("a.#"));
+        assert_eq!(e.fields["item"], "n-2");
+        assert_eq!(e.fields["kind"], "first");
+        let e = m.extract(&Message::new(None, "a.b", json!({"new": 0})));
+        assert_eq!(e.mapping.as_deref(), Some("fallback"));
+        assert_eq!(e.fields["kind"], "second");
+        assert_eq!(e.missing["x"], "no `missing` in the message");
+        let none = parse("- topic: x\n  fields: {}\n").expect("valid");
+        assert_eq!(
+            none.extract(&Message::new(None, "y", json!({}))),
+            Extracted::default()
+        );
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = parse("- topic: a\n  fields:\n    item: '{name'\n").expect_err("template");
+        assert_eq!(
+            e.to_string(),
+            "m.yaml:3: [0].fields.item: `{name`: unclosed `{` (write `{{` for a literal brace)"
+        );
+        let e = parse("- topic: a\n  fields:\n    body: x\n").expect_err("reserved");
+        assert!(
+            e.to_string()
+                .starts_with("m.yaml:3: [0].fields.body: `body` is reserved"),
+            "{e}"
+        );
+        let e = parse("- topic: a..b\n  fields: {}\n").expect_err("topic");
+        assert!(
+            e.to_string()
+                .starts_with("m.yaml:1: [0].topic: topic pattern `a..b` has an empty word"),
+            "{e}"
+        );
+        let e = parse("- topic: a\n  feilds: {}\n").expect_err("unknown key");
+        assert!(
+            e.to_string()
+                .starts_with("m.yaml:2: [0].feilds: unknown field `feilds`"),
+            "{e}"
+        );
+    }
+}
