@@ -172,9 +172,11 @@ impl<'de> Visitor<'de> for QueryVisitor {
             let clause = match key.as_str() {
                 "$and" => Clause::And(map.next_value::<QueryList>()?.0),
                 "$or" => Clause::Or(map.next_value::<QueryList>()?.0),
-                k if k.starts_with('$') => return map.next_value_seed(reject(format!(
+                k if k.starts_with('$') => {
+                    return map.next_value_seed(reject(format!(
                     "unknown operator `{k}` here (a query's keys are field paths, `$and` or `$or`)"
-                ))),
+                )))
+                }
                 "" => return map.next_value_seed(reject("empty field path".into())),
                 _ => Clause::Field {
                     path: key.clone(),
