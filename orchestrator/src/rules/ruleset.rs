@@ -680,4 +680,37 @@ mod tests {
         assert_eq!(t("git@host:r.git"), "git@host:r.git");
         assert_eq!(t("{repo}"), "{repo}");
     }
+
+    /// The reload contract: a failed load returns an error and leaves the
+    /// rules a service holds as they were, so it keeps its last good rules.
+    #[test]
+    fn a_failed_reload_leaves_the_current_rules_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rules.yml");
+        std::fs::write(
+            &path,
+            "- when: {}\n  do:\n    - tasks: [a]\n      repo: /r\n",
+        )
+        .expect("write");
+        let current = std::sync::RwLock::new(Rules::load(&path).expect("good rules"));
+        std::fs::write(
+            &path,
+            "- when: {name: {$regex: '('}}\n  do:\n    - tasks: [a]\n",
+        )
+        .expect("write");
+        match Rules::load(&path) {
+            Ok(new) => *current.write().expect("lock") = new,
+            Err(e) => assert!(
+                e.to_string()
+                    .contains(":1: [0].when.name.$regex: bad regex"),
+                "{e}"
+            ),
+        }
+        let m = Mappings::builtin().expect("valid");
+        let ev = current.read().expect("lock").evaluate(
+            &m,
+            &Message::new(None, "t", json!({"item": "i", "item_type": "koji_build"})),
+        );
+        assert_eq!(ev.jobs.len(), 1, "the old rules still answer");
+    }
 }
