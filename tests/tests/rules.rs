@@ -205,6 +205,7 @@ fn koji_build_complete_makes_the_quick_checks_and_hello_on_two_arches() {
     assert_eq!(ev["mapping"], "koji build completed");
     assert_eq!(ev["fields"]["item"], "bash-5.2.37-1.fc42");
     assert_eq!(ev["fields"]["message_type"], "KojiBuildPackageCompleted");
+    assert_eq!(ev["fields"]["distgit_branch"], "f42", "from the dist tag");
     let nvr = "bash-5.2.37-1.fc42";
     assert_eq!(
         jobs(&ev),
@@ -259,6 +260,10 @@ fn failed_builds_and_excluded_packages_make_no_job() {
     assert_eq!(ev["jobs"], serde_json::json!([]));
     let ev = evaluate(&h, "koji-build-kernel");
     assert_eq!(ev["fields"]["name"], "kernel");
+    assert_eq!(
+        ev["missing"]["distgit_branch"],
+        "`300.el10` does not match `\\.fc([0-9]+)(\\.|$)`"
+    );
     assert_eq!(ev["matched_rules"], serde_json::json!([]));
     assert_eq!(ev["jobs"], serde_json::json!([]));
     let out = h.run(&[

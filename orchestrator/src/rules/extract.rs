@@ -50,7 +50,78 @@ struct Mapping {
     topic: TopicPattern,
     #[serde(default)]
     when: Query,
-    fields: BTreeMap<FieldName, Template>,
+    fields: BTreeMap<FieldName, FieldSpec>,
+}
+
+/// How one field is made: a template, or a template whose text is then
+/// rewritten by a regex (`{from: "{release}", match: '\.fc(\d+)$', replace: 'f$1'}`
+/// gives `f42` for `1.fc42`). A value the regex does not match leaves the
+/// field out, as a missing placeholder does.
+#[derive(Debug, Clone)]
+struct FieldSpec {
+    from: Template,
+    rewrite: Option<(regex::Regex, String)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RewriteSpec {
+    from: Template,
+    #[serde(rename = "match")]
+    pattern: String,
+    replace: String,
+}
+
+impl<'de> Deserialize<'de> for FieldSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FieldSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a template string or {from, match, replace}")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<FieldSpec, E> {
+                Ok(FieldSpec {
+                    from: Template::new(s).map_err(E::custom)?,
+                    rewrite: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<FieldSpec, A::Error> {
+                let r =
+                    RewriteSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                let re = regex::Regex::new(&r.pattern).map_err(|e| {
+                    let why = e.to_string();
+                    let why = why.lines().last().unwrap_or("invalid").trim().to_string();
+                    serde::de::Error::custom(format!("bad regex `{}`: {why}", r.pattern))
+                })?;
+                Ok(FieldSpec {
+                    from: r.from,
+                    rewrite: Some((re, r.replace)),
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl FieldSpec {
+    fn render(&self, body: &serde_json::Value) -> Result<String, String> {
+        let text = self.from.render(body).map_err(|e| e.to_string())?;
+        match &self.rewrite {
+            None => Ok(text),
+            Some((re, replace)) => match re.captures(&text) {
+                Some(caps) => {
+                    let mut out = String::new();
+                    caps.expand(replace, &mut out);
+                    Ok(out)
+                }
+                None => Err(format!("`{text}` does not match `{}`", re.as_str())),
+            },
+        }
+    }
 }
 
 /// A field name: letters, digits and `_`, not a reserved name.
@@ -160,13 +231,13 @@ impl Mappings {
             mapping: Some(m.name.clone().unwrap_or_else(|| m.topic.to_string())),
             ..Extracted::default()
         };
-        for (name, template) in &m.fields {
-            match template.render(&msg.body) {
+        for (name, spec) in &m.fields {
+            match spec.render(&msg.body) {
                 Ok(v) => {
                     out.fields.insert(name.0.clone(), v);
                 }
-                Err(e) => {
-                    out.missing.insert(name.0.clone(), e.to_string());
+                Err(why) => {
+                    out.missing.insert(name.0.clone(), why);
                 }
             }
         }
@@ -212,6 +283,27 @@ mod tests {
         assert_eq!(
             none.extract(&Message::new(None, "y", json!({}))),
             Extracted::default()
+        );
+    }
+
+    #[test]
+    fn regex_rewrites() {
+        let m = parse(
+            "- topic: '#'\n  fields:\n    distgit_branch:\n      from: '{release}'\n      match: '\\.(fc|el)([0-9]+)$'\n      replace: '${1}${2}'\n",
+        )
+        .expect("valid");
+        let e = m.extract(&Message::new(None, "t", json!({"release": "1.fc42"})));
+        assert_eq!(e.fields["distgit_branch"], "fc42");
+        let e = m.extract(&Message::new(None, "t", json!({"release": "1.mga9"})));
+        assert_eq!(
+            e.missing["distgit_branch"],
+            "`1.mga9` does not match `\\.(fc|el)([0-9]+)$`"
+        );
+        let e = parse("- topic: '#'\n  fields:\n    b: {from: x, match: '(', replace: y}\n")
+            .expect_err("regex");
+        assert_eq!(
+            e.to_string(),
+            "m.yaml:3: [0].fields.b: bad regex `(`: error: unclosed group"
         );
     }
 
