@@ -287,6 +287,49 @@ mod tests {
     }
 
     #[test]
+    fn builtin_mappings_cover_bodhi_and_fedmsg_git() {
+        let m = Mappings::builtin().expect("valid");
+        let update = json!({"update": {"alias": "FEDORA-2026-abc", "release": {"name": "F42", "branch": "f42"},
+                                       "builds": [{"nvr": "bash-5.2.37-1.fc42"}], "user": {"name": "u"}}});
+        let e = m.extract(&Message::new(
+            None,
+            "org.fedoraproject.prod.bodhi.update.request.testing",
+            update.clone(),
+        ));
+        assert_eq!(
+            e.mapping.as_deref(),
+            Some("bodhi update submitted or edited")
+        );
+        assert_eq!(e.fields["item"], "FEDORA-2026-abc");
+        assert_eq!(e.fields["distgit_branch"], "f42");
+        let e = m.extract(&Message::new(
+            None,
+            "org.fedoraproject.prod.bodhi.update.comment",
+            update,
+        ));
+        assert_eq!(e.mapping, None, "comments are not updates to test");
+        let push = json!({"commit": {"rev": "abc123", "repo": "bash", "branch": "rawhide", "namespace": "rpms", "username": "u"}});
+        let e = m.extract(&Message::new(
+            None,
+            "org.fedoraproject.prod.git.receive",
+            push,
+        ));
+        assert_eq!(e.fields["item"], "rpms/bash#abc123");
+        assert_eq!(e.fields["distgit_branch"], "rawhide");
+        let tag = json!({"tag": "f42-updates-candidate", "name": "bash", "version": "5", "release": "1.fc42"});
+        let e = m.extract(&Message::new(
+            None,
+            "org.fedoraproject.prod.buildsys.tag",
+            tag,
+        ));
+        assert_eq!(
+            (e.fields["item"].as_str(), e.fields["item_type"].as_str()),
+            ("f42-updates-candidate", "koji_tag")
+        );
+        assert_eq!(e.fields["nvr"], "bash-5-1.fc42");
+    }
+
+    #[test]
     fn regex_rewrites() {
         let m = parse(
             "- topic: '#'\n  fields:\n    distgit_branch:\n      from: '{release}'\n      match: '\\.(fc|el)([0-9]+)$'\n      replace: '${1}${2}'\n",
