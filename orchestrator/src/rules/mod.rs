@@ -9,6 +9,7 @@
 //! can load a new rules file beside the old one and swap only on success.
 
 pub mod extract;
+pub mod jobs;
 pub mod message;
 pub mod query;
 pub mod ruleset;
@@ -16,6 +17,7 @@ pub mod template;
 pub mod topic;
 
 pub use extract::{Extracted, Mappings, MappingsError};
+pub use jobs::{Evaluation, JobRequest, Skipped};
 pub use message::{Message, MessageError};
 pub use query::Query;
-pub use ruleset::{Evaluation, JobRequest, Rules, RulesError};
+pub use ruleset::{Rules, RulesError};

@@ -27,10 +27,11 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::extract::{Extracted, Mappings};
+use super::extract::Mappings;
+use super::jobs::{Evaluation, JobRequest, Skipped};
 use super::message::Message;
 use super::query::Query;
 use super::template::Template;
@@ -175,54 +176,6 @@ pub enum RulesError {
         key: String,
         message: String,
     },
-}
-
-/// One job a message asks for: what the queue stores.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobRequest {
-    /// The message's id (for deduplication of redeliveries), if it had one.
-    pub message_id: Option<String>,
-    pub topic: String,
-    pub item: String,
-    pub item_type: String,
-    pub arch: String,
-    /// The task's name.
-    pub task: String,
-    /// Git repository holding the task (URL or absolute local path).
-    pub repo: String,
-    /// Git ref (branch, tag or commit) to check out.
-    #[serde(rename = "ref")]
-    pub git_ref: String,
-    /// Folder of the task's `runtask.yml` inside the repository (`.` for the root).
-    pub path: String,
-    /// Higher runs first.
-    pub priority: i32,
-    /// Base image; `None` for the formula's own.
-    pub image: Option<String>,
-    /// Index (0-based) of the rule that asked for it.
-    pub rule: usize,
-}
-
-/// A task a matching rule named that could not become a job, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    pub rule: usize,
-    pub task: String,
-    pub reason: String,
-}
-
-/// What the rules made of one message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Evaluation {
-    pub message_id: Option<String>,
-    pub topic: String,
-    #[serde(flatten)]
-    pub extracted: Extracted,
-    /// Indexes (0-based) of the rules whose `when` held.
-    pub matched_rules: Vec<usize>,
-    /// The jobs, in rule order, without duplicates.
-    pub jobs: Vec<JobRequest>,
-    pub skipped: Vec<Skipped>,
 }
 
 impl Rules {
