@@ -15,6 +15,8 @@ pub use ferrotron_agent::template::{json_template_vars, render_template, templat
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::yaml::{line_of, line_of_nth};
+
 /// Item types a formula may declare as an input arg; the arg receives `--item`.
 pub const ITEM_TYPES: &[&str] = &[
     "koji_build",
@@ -322,23 +324,9 @@ impl Formula {
 
     /// Validates formula text; `path` is used in messages only.
     pub fn parse(path: &Path, text: &str) -> Result<Formula, FormulaError> {
-        let de = yaml_serde::Deserializer::from_str(text);
-        let raw: RawFormula = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let line = inner.location().map(|l| l.line()).unwrap_or(1);
-            let message =
-                directive_message(&key).unwrap_or_else(|| strip_location(&inner.to_string()));
-            FormulaError::invalid(
-                path,
-                line,
-                if key == "." {
-                    "(top level)".into()
-                } else {
-                    key
-                },
-                message,
-            )
+        let raw: RawFormula = crate::yaml::from_str(text).map_err(|e| {
+            let message = directive_message(&e.key).unwrap_or(e.message);
+            FormulaError::invalid(path, e.line, e.key, message)
         })?;
 
         let actions = match (raw.actions, raw.task) {
@@ -707,38 +695,6 @@ fn is_var_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// serde_yaml-style messages start with their own key path and end in
-/// " at line L column C"; both are reported separately.
-fn strip_location(msg: &str) -> String {
-    let msg = match msg.find(" at line ") {
-        Some(i) => &msg[..i],
-        None => msg,
-    };
-    match msg.split_once(": ") {
-        Some((head, rest)) if !head.contains(' ') => rest.to_string(),
-        _ => msg.to_string(),
-    }
-}
-
-/// 1-based line of the first `key:` in the text, or 1.
-fn line_of(text: &str, key: &str) -> usize {
-    let needle = format!("{key}:");
-    text.lines()
-        .position(|l| l.trim_start().trim_start_matches("- ").starts_with(&needle))
-        .map(|i| i + 1)
-        .unwrap_or(1)
-}
-
-/// 1-based line of the n-th (0-based) occurrence of `needle`, or 1.
-fn line_of_nth(text: &str, needle: &str, n: usize) -> usize {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| l.trim_start().starts_with(needle))
-        .nth(n)
-        .map(|(i, _)| i + 1)
-        .unwrap_or(1)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! found in the store ([`images`]), the [`runner`] boots a VM ([`vm`]),
 //! talks to the guest agent over [`ssh`], collects the results and destroys
 //! the VM. [`commands`] is the one layer the CLI (and later the HTTP API and
-//! the message intake) call.
+//! the message intake) call. [`rules`] turns bus messages into job requests.
 
 pub mod cancel;
 pub mod commands;
@@ -14,8 +14,10 @@ pub mod intake;
 pub mod job;
 pub mod progress;
 pub mod results;
+pub mod rules;
 pub mod runner;
 pub mod settings;
 pub mod ssh;
 pub mod util;
 pub mod vm;
+pub mod yaml;

@@ -14,6 +14,7 @@ use ferrotron::settings::Settings;
 use ferrotron::vm::Accel;
 
 mod image_cmd;
+mod rules_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +71,9 @@ enum Command {
     /// Work with task formulas.
     #[command(subcommand)]
     Formula(FormulaCommand),
+    /// Check trigger rules and see which jobs a message would create.
+    #[command(subcommand)]
+    Rules(rules_cmd::RulesCommand),
 }
 
 #[derive(Subcommand)]
@@ -184,6 +188,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run(settings, args),
         Command::Image(cmd) => image_cmd::main(&settings, cmd),
+        Command::Rules(cmd) => rules_cmd::main(cmd),
         Command::Formula(FormulaCommand::Check { files }) => {
             let mut bad = 0;
             for f in &files {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrotron::intake::amqp::{self, AmqpConfig};
-use ferrotron::intake::{Envelope, HandleError};
+use ferrotron::intake::{HandleError, Message};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use tokio::sync::watch;
@@ -71,7 +71,7 @@ async fn delete_queue(name: &str) {
     }
 }
 
-type Seen = Arc<Mutex<Vec<Envelope>>>;
+type Seen = Arc<Mutex<Vec<Message>>>;
 
 /// Starts the intake with a handler that "stores" into `seen`; returns the
 /// shutdown switch and the task.
@@ -91,7 +91,7 @@ fn start(
     let task = tokio::spawn(async move {
         amqp::run(
             cfg,
-            move |env: Envelope| {
+            move |env: Message| {
                 let seen = seen.clone();
                 let fail_first = fail_first.clone();
                 let failed_once = failed_once.clone();
@@ -209,7 +209,7 @@ async fn a_crash_before_the_ack_loses_nothing() {
     let st = states.clone();
     let hung = tokio::spawn(amqp::run(
         cfg.clone(),
-        move |_env: Envelope| {
+        move |_env: Message| {
             let g = g.clone();
             async move {
                 *g.lock().expect("lock") = true;

@@ -20,7 +20,7 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::watch;
 
-use super::{Envelope, HandleError};
+use super::{HandleError, Message};
 
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
@@ -89,7 +89,7 @@ pub fn envelope(
     message_id: Option<&str>,
     headers: Option<&FieldTable>,
     data: &[u8],
-) -> Result<Envelope, HandleError> {
+) -> Result<Message, HandleError> {
     let body: serde_json::Value = serde_json::from_slice(data)
         .map_err(|e| HandleError::Rejected(format!("body is not JSON: {e}")))?;
     if routing_key.is_empty() {
@@ -102,12 +102,9 @@ pub fn envelope(
             _ => None,
         })
         .unwrap_or_default();
-    Ok(Envelope {
-        id: message_id.map(str::to_string),
-        topic: routing_key.to_string(),
-        headers,
-        body,
-    })
+    let mut message = Message::new(message_id.map(str::to_string), routing_key, body);
+    message.headers = headers;
+    Ok(message)
 }
 
 /// Consumes until `shutdown` turns true, reconnecting after broker failures.
@@ -118,7 +115,7 @@ pub async fn run<H, F>(
     mut shutdown: watch::Receiver<bool>,
     on_state: impl Fn(&str),
 ) where
-    H: Fn(Envelope) -> F,
+    H: Fn(Message) -> F,
     F: Future<Output = Result<(), HandleError>>,
 {
     let mut backoff = Duration::from_millis(500);
@@ -150,7 +147,7 @@ async fn consume<H, F>(
     on_state: &impl Fn(&str),
 ) -> Result<(), AmqpError>
 where
-    H: Fn(Envelope) -> F,
+    H: Fn(Message) -> F,
     F: Future<Output = Result<(), HandleError>>,
 {
     let conn = Connection::connect(&cfg.url, ConnectionProperties::default())
