@@ -13,6 +13,7 @@ use ferrotron::runner::{RunError, RunRequest};
 use ferrotron::settings::Settings;
 use ferrotron::vm::Accel;
 
+mod cache_cmd;
 mod image_cmd;
 
 #[derive(Parser)]
@@ -64,6 +65,9 @@ enum Command {
     Image(image_cmd::ImageCommand),
     /// Destroy VMs and overlays left by orchestrators that died.
     Cleanup,
+    /// The git cache of task repositories.
+    #[command(subcommand)]
+    Cache(cache_cmd::CacheCommand),
     /// Work with task formulas.
     #[command(subcommand)]
     Formula(FormulaCommand),
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run(settings, args),
         Command::Image(cmd) => image_cmd::main(&settings, cmd),
+        Command::Cache(cmd) => cache_cmd::main(&settings, cmd),
         Command::Formula(FormulaCommand::Check { files }) => {
             let mut bad = 0;
             for f in &files {
