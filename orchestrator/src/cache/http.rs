@@ -117,18 +117,16 @@ async fn manifest(State(cache): State<Shared>, headers: HeaderMap) -> Result<Res
         .map_err(|_| HttpError::NotFound)?;
     let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     let last_modified = httpdate::fmt_http_date(mtime);
+    // HTTP dates have whole seconds: a manifest written during the current
+    // second may be written again within it, so it gets no Last-Modified
+    // (the follower then cannot skip the next pull wrongly).
+    let fresh = secs(mtime) >= secs(SystemTime::now());
     if let Some(since) = headers
         .get(header::IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok())
     {
-        // HTTP dates have whole seconds.
-        let secs = |t: SystemTime| {
-            t.duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        };
-        if secs(mtime) <= secs(since) {
+        if !fresh && secs(mtime) <= secs(since) {
             return Ok((
                 StatusCode::NOT_MODIFIED,
                 [(header::LAST_MODIFIED, last_modified)],
@@ -139,14 +137,19 @@ async fn manifest(State(cache): State<Shared>, headers: HeaderMap) -> Result<Res
     let body = tokio::fs::read(&p)
         .await
         .map_err(|e| HttpError::Internal(e.to_string()))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/gzip".to_string()),
-            (header::LAST_MODIFIED, last_modified),
-        ],
-        body,
-    )
-        .into_response())
+    let mut resp = ([(header::CONTENT_TYPE, "application/gzip")], body).into_response();
+    if !fresh {
+        if let Ok(v) = last_modified.parse() {
+            resp.headers_mut().insert(header::LAST_MODIFIED, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Splits `/group/name.git/info/refs` into the repository and the rest.
@@ -296,7 +299,7 @@ async fn upload_pack(
 /// SIGTERM. Prints the bound address first, so port 0 can be used.
 pub async fn serve(cache: Cache, listen: std::net::SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    println!(
+    eprintln!(
         "serving cache {} on http://{}",
         cache.root.display(),
         listener.local_addr()?

@@ -125,16 +125,24 @@ mod tests {
     #[test]
     fn paths_are_plain_names() {
         assert_eq!(RepoPath::parse("a").expect("in test").as_str(), "/a.git");
-        assert_eq!(RepoPath::parse("/g/a.git").expect("in test").as_str(), "/g/a.git");
+        assert_eq!(
+            RepoPath::parse("/g/a.git").expect("in test").as_str(),
+            "/g/a.git"
+        );
         for bad in [
             "", "/", "../x", "a/../b", ".hidden", "a//b", "a b", "a/.git",
         ] {
             assert!(RepoPath::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            RepoPath::from_url("http://h/x/tasks.git").expect("in test").as_str(),
+            RepoPath::from_url("http://h/x/tasks.git")
+                .expect("in test")
+                .as_str(),
             "/tasks.git"
         );
-        assert_eq!(RepoPath::from_url("/tmp/o/r1").expect("in test").as_str(), "/r1.git");
+        assert_eq!(
+            RepoPath::from_url("/tmp/o/r1").expect("in test").as_str(),
+            "/r1.git"
+        );
     }
 }
