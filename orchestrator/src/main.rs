@@ -51,6 +51,17 @@ struct GlobalArgs {
     /// Guest agent uploaded when the image's copy differs.
     #[arg(long, global = true, env = "FERROTRON_AGENT")]
     agent: Option<PathBuf>,
+    /// How guests reach the git cache: tunnel (over SSH, default) or direct.
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_CACHE_ACCESS",
+        default_value = "tunnel"
+    )]
+    cache_access: ferrotron::cache::checkout::CacheAccess,
+    /// The git cache's URL as guests see it (for --cache-access direct).
+    #[arg(long, global = true, env = "FERROTRON_CACHE_URL")]
+    cache_url: Option<String>,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -121,6 +132,13 @@ struct RunArgs {
     /// Extra kernel command-line word for the guest (repeatable).
     #[arg(long = "kernel-arg")]
     kernel_args: Vec<String>,
+    /// Clone the task from this repository of the git cache (`ferrotron
+    /// cache add`); the guest gets ${git_url} and ${git_commit}.
+    #[arg(long, requires = "libvirt")]
+    git_repo: Option<String>,
+    /// Branch, tag or commit of --git-repo, resolved before the VM boots.
+    #[arg(long, default_value = "HEAD", requires = "git_repo")]
+    git_ref: String,
     /// Only the TAP on stdout and errors on stderr.
     #[arg(short, long)]
     quiet: bool,
@@ -155,6 +173,8 @@ fn settings(g: &GlobalArgs) -> Settings {
     s.libvirt_uri = g.libvirt_uri.clone();
     s.accel = g.accel;
     s.agent = g.agent.clone();
+    s.cache_access = g.cache_access;
+    s.cache_url = g.cache_url.clone();
     s
 }
 
@@ -231,6 +251,10 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
     settings.extra_cmdline = args.kernel_args.clone();
     settings.stall_timeout = args.stall_timeout;
     let req = RunRequest {
+        git: args.git_repo.map(|repo| ferrotron::runner::GitSource {
+            repo,
+            reference: args.git_ref,
+        }),
         formula,
         item: args.item,
         item_type: args.item_type,

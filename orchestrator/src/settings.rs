@@ -27,6 +27,10 @@ pub struct Settings {
     /// A running task whose guest says nothing (not even the agent's
     /// heartbeat) this long is declared hung.
     pub stall_timeout: Duration,
+    /// How guests reach the git cache (`tunnel` or `direct`).
+    pub cache_access: crate::cache::checkout::CacheAccess,
+    /// The cache's URL as guests see it, for `direct` access.
+    pub cache_url: Option<String>,
 }
 
 impl Settings {
@@ -52,6 +56,8 @@ impl Settings {
             kvm_probe_timeout: Duration::from_secs(20),
             extra_cmdline: Vec::new(),
             stall_timeout: Duration::from_secs(60),
+            cache_access: Default::default(),
+            cache_url: None,
         }
     }
 

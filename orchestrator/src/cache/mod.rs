@@ -7,12 +7,14 @@
 //! not depend on the origin being up and does not pay for a full clone over
 //! the network each time.
 
+pub mod checkout;
 pub mod follow;
 pub mod fsck;
 pub mod http;
 pub mod manifest;
 pub mod mirror;
 pub mod sync;
+pub mod tunnel;
 
 use std::path::{Path, PathBuf};
 
