@@ -70,7 +70,7 @@ struct GlobalArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run a task formula against an item.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Build, list and prune base images.
     #[command(subcommand)]
     Image(image_cmd::ImageCommand),
@@ -195,7 +195,7 @@ fn main() -> ExitCode {
         .init();
     let settings = settings(&cli.global);
     let code = match cli.command {
-        Command::Run(args) => run(settings, args),
+        Command::Run(args) => run(settings, *args),
         Command::Image(cmd) => image_cmd::main(&settings, cmd),
         Command::Cache(cmd) => cache_cmd::main(&settings, cmd),
         Command::Formula(FormulaCommand::Check { files }) => {

@@ -18,7 +18,7 @@ pub enum CheckoutError {
     Sync {
         path: RepoPath,
         #[source]
-        source: SyncError,
+        source: Box<SyncError>,
     },
     #[error(transparent)]
     Ref(#[from] MirrorError),
@@ -56,7 +56,12 @@ pub fn resolve(cache: &Cache, repo: &str, reference: &str) -> Result<Checkout, C
     ) {
         Ok(r) => r,
         Err(SyncError::Unknown(p)) => return Err(CheckoutError::NotCached(p)),
-        Err(source) => return Err(CheckoutError::Sync { path, source }),
+        Err(source) => {
+            return Err(CheckoutError::Sync {
+                path,
+                source: Box::new(source),
+            })
+        }
     };
     let stale = report.repos.iter().find_map(|(_, o)| match o {
         Outcome::Failed(e) => Some(crate::util::full(e)),
