@@ -3,3 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/bench.py
+python3 scripts/bench_cache.py
