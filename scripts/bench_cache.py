@@ -76,7 +76,7 @@ def main():
                 ferrotron(env, "cache", "sync", "tasks")
                 sync = time.monotonic() - t0
                 r = ferrotron(env, "run", "--libvirt", "--git-repo", "tasks", "--git-ref", "main",
-                              "-i", "tasks", "-t", "git_commit", str(ROOT / "examples/git-clone/runtask.yml"))
+                              "-i", "tasks", "-t", "git_commit", str(ROOT / "tests/fixtures/git-clone/runtask.yml"))
                 m = re.search(r"action clone from the cache: PASSED \(exit 0, ([0-9.]+) s\)", r.stderr)
                 if not m:
                     raise SystemExit(f"bench: no action time in:\n{r.stderr}")
