@@ -79,7 +79,7 @@ pub struct Notify {
     pub path: String,
 }
 
-async fn notify(
+pub async fn notify(
     State(cache): State<Shared>,
     Json(n): Json<Notify>,
 ) -> Result<Json<serde_json::Value>, HttpError> {
