@@ -256,6 +256,9 @@ impl Conn {
 fn pump(session: Session, mut listener: Listener, target: SocketAddr, stop: &AtomicBool) {
     let mut conns: Vec<Conn> = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
+    // libssh2 has no readiness API we can wait on with the TCP side, so the
+    // pump polls: at once while data flows, backing off to 20 ms when idle.
+    let mut idle = Duration::from_millis(1);
     while !stop.load(Ordering::SeqCst) {
         let mut moved = false;
         match listener.accept() {
@@ -299,8 +302,11 @@ fn pump(session: Session, mut listener: Listener, target: SocketAddr, stop: &Ato
                 false
             }
         });
-        if !moved {
-            std::thread::sleep(Duration::from_millis(2));
+        if moved {
+            idle = Duration::from_millis(1);
+        } else {
+            std::thread::sleep(idle);
+            idle = (idle * 2).min(Duration::from_millis(20));
         }
     }
     drop(conns);
