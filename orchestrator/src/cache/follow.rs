@@ -107,6 +107,12 @@ pub fn follow(cache: &Cache, url: &str) -> Result<(), FollowError> {
     .save(cache)
 }
 
+/// grokmirror's purge protection: deleting `purge` of `total` followed
+/// repositories is allowed when it is at most `max_percent` of them.
+pub fn purge_allowed(purge: usize, total: usize, max_percent: u32) -> bool {
+    purge == 0 || purge * 100 <= total * max_percent as usize
+}
+
 /// What a pull did.
 #[derive(Debug)]
 pub enum Pulled {
@@ -174,16 +180,13 @@ pub fn pull(
             }
         }
     }
-    if !purge.is_empty() && !force_purge {
-        let share = purge.len() * 100 / mine.max(1);
-        if purge.len() * 100 > mine * max_purge_percent as usize {
-            return Err(FollowError::PurgeProtected {
-                purge: purge.len(),
-                total: mine,
-                share,
-                max: max_purge_percent,
-            });
-        }
+    if !force_purge && !purge_allowed(purge.len(), mine, max_purge_percent) {
+        return Err(FollowError::PurgeProtected {
+            purge: purge.len(),
+            total: mine,
+            share: purge.len() * 100 / mine.max(1),
+            max: max_purge_percent,
+        });
     }
     for p in &purge {
         progress(&format!("purging {p} (gone from the master)"));
@@ -229,4 +232,18 @@ pub fn pull(
         report,
         purged: purge,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_protection_allows_a_small_share_only() {
+        assert!(purge_allowed(0, 0, 5));
+        assert!(purge_allowed(1, 20, 5));
+        assert!(!purge_allowed(2, 20, 5));
+        assert!(!purge_allowed(1, 1, 5));
+        assert!(purge_allowed(10, 19, 100));
+    }
 }
