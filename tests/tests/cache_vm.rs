@@ -114,6 +114,22 @@ fn a_missing_repository_or_ref_fails_before_boot() {
     ]);
     out.assert_exit(2, "`no-such-branch` is not a branch, tag or commit");
     assert!(out.job_id().is_none(), "a job started: {}", out.stderr);
+    // Direct access (bridged guests) needs the URL the guest would use.
+    let out = h.run(&[
+        "run",
+        "--libvirt",
+        "--cache-access",
+        "direct",
+        "--git-repo",
+        "tasks",
+        "-i",
+        "x",
+        "-t",
+        "git_commit",
+        "examples/git-clone/runtask.yml",
+    ]);
+    out.assert_exit(2, "cache access `direct` needs the cache's URL");
+    assert!(out.job_id().is_none(), "a job started: {}", out.stderr);
     // Nothing booted, nothing left.
     assert!(
         !h.data_dir.join("vms").exists()
