@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/bench.py
 python3 scripts/bench_api.py
+python3 scripts/bench_cache.py

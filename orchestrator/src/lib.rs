@@ -6,6 +6,7 @@
 //! the VM. [`commands`] is the one layer the CLI (and later the HTTP API and
 //! the message intake) call. [`rules`] turns bus messages into job requests.
 
+pub mod cache;
 pub mod cancel;
 pub mod commands;
 pub mod formula;

@@ -13,6 +13,7 @@ use ferrotron::runner::{RunError, RunRequest};
 use ferrotron::settings::Settings;
 use ferrotron::vm::Accel;
 
+mod cache_cmd;
 mod image_cmd;
 mod rules_cmd;
 
@@ -54,6 +55,17 @@ struct GlobalArgs {
     /// Guest agent uploaded when the image's copy differs.
     #[arg(long, global = true, env = "FERROTRON_AGENT")]
     agent: Option<PathBuf>,
+    /// How guests reach the git cache: tunnel (over SSH, default) or direct.
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_CACHE_ACCESS",
+        default_value = "tunnel"
+    )]
+    cache_access: ferrotron::cache::checkout::CacheAccess,
+    /// The git cache's URL as guests see it (for --cache-access direct).
+    #[arg(long, global = true, env = "FERROTRON_CACHE_URL")]
+    cache_url: Option<String>,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -62,12 +74,15 @@ struct GlobalArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run a task formula against an item.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Build, list and prune base images.
     #[command(subcommand)]
     Image(image_cmd::ImageCommand),
     /// Destroy VMs and overlays left by orchestrators that died.
     Cleanup,
+    /// The git cache of task repositories.
+    #[command(subcommand)]
+    Cache(cache_cmd::CacheCommand),
     /// Work with task formulas.
     #[command(subcommand)]
     Formula(FormulaCommand),
@@ -129,6 +144,13 @@ struct RunArgs {
     /// per image and host (the kernel boot skipped); `cold` boots it.
     #[arg(long, env = "FERROTRON_START", default_value = "warm")]
     start: ferrotron::settings::StartMode,
+    /// Clone the task from this repository of the git cache (`ferrotron
+    /// cache add`); the guest gets ${git_url} and ${git_commit}.
+    #[arg(long, requires = "libvirt")]
+    git_repo: Option<String>,
+    /// Branch, tag or commit of --git-repo, resolved before the VM boots.
+    #[arg(long, default_value = "HEAD", requires = "git_repo")]
+    git_ref: String,
     /// Only the TAP on stdout and errors on stderr.
     #[arg(short, long)]
     quiet: bool,
@@ -166,6 +188,8 @@ fn settings(g: &GlobalArgs) -> Settings {
     s.libvirt_uri = g.libvirt_uri.clone();
     s.accel = g.accel;
     s.agent = g.agent.clone();
+    s.cache_access = g.cache_access;
+    s.cache_url = g.cache_url.clone();
     s
 }
 
@@ -186,9 +210,10 @@ fn main() -> ExitCode {
         .init();
     let settings = settings(&cli.global);
     let code = match cli.command {
-        Command::Run(args) => run(settings, args),
+        Command::Run(args) => run(settings, *args),
         Command::Image(cmd) => image_cmd::main(&settings, cmd),
         Command::Rules(cmd) => rules_cmd::main(cmd),
+        Command::Cache(cmd) => cache_cmd::main(&settings, cmd),
         Command::Formula(FormulaCommand::Check { files }) => {
             let mut bad = 0;
             for f in &files {
@@ -244,6 +269,10 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
     settings.stall_timeout = args.stall_timeout;
     settings.start = args.start;
     let req = RunRequest {
+        git: args.git_repo.map(|repo| ferrotron::runner::GitSource {
+            repo,
+            reference: args.git_ref,
+        }),
         formula,
         item: args.item,
         item_type: args.item_type,

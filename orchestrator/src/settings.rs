@@ -31,6 +31,10 @@ pub struct Settings {
     pub stall_timeout: Duration,
     /// How a job's VM starts: restored from a booted template, or booted.
     pub start: StartMode,
+    /// How guests reach the git cache (`tunnel` or `direct`).
+    pub cache_access: crate::cache::checkout::CacheAccess,
+    /// The cache's URL as guests see it, for `direct` access.
+    pub cache_url: Option<String>,
 }
 
 /// How a job's VM starts. Both give every job a new VM of its own (QEMU
@@ -68,6 +72,8 @@ impl Settings {
             extra_cmdline: Vec::new(),
             stall_timeout: Duration::from_secs(60),
             start: StartMode::Warm,
+            cache_access: Default::default(),
+            cache_url: None,
         }
     }
 

@@ -5,6 +5,8 @@
 //! removed when the test passes and kept (with the console log printed)
 //! when it fails, so CI output shows why a guest did not behave.
 
+pub mod git;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -37,6 +37,8 @@ const GUEST_AGENT: &str = "/usr/libexec/ferrotron/ferrotron-agent";
 /// What the user asked for.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
+    /// The task's git source, resolved from the cache before boot.
+    pub git: Option<GitSource>,
     pub formula: Formula,
     pub item: String,
     pub item_type: String,
@@ -101,6 +103,13 @@ impl RunError {
     }
 }
 
+/// A repository in the git cache and the ref a job checks out.
+#[derive(Debug, Clone)]
+pub struct GitSource {
+    pub repo: String,
+    pub reference: String,
+}
+
 /// Checks everything that can be checked without a VM: the image exists,
 /// the item type matches, the agent to upload is readable. Bad input never
 /// starts a VM.
@@ -115,9 +124,24 @@ pub fn prepare(
         .unwrap_or_else(|| images::DEFAULT_IMAGE.to_string());
     let image = images::resolve(&settings.images_dir, &image_spec)
         .map_err(|e| RunError::BadInput(e.to_string()))?;
-    let vars = req
+    let mut vars = req
         .formula
         .input_vars(&req.item, &req.item_type, &req.arch)?;
+    if let Some(git) = &req.git {
+        let cache = crate::cache::Cache::new(&settings.data_dir);
+        let checkout = crate::cache::checkout::resolve(&cache, &git.repo, &git.reference)
+            .map_err(|e| RunError::BadInput(crate::util::full(&e)))?;
+        if let Some(why) = &checkout.stale {
+            tracing::warn!("using the cached copy of {}: {why}", checkout.repo);
+        }
+        let extra = crate::cache::checkout::job_vars(
+            &checkout,
+            settings.cache_access,
+            settings.cache_url.as_deref(),
+        )
+        .map_err(RunError::BadInput)?;
+        vars.extend(extra);
+    }
     if let Some(agent) = &settings.agent {
         if !agent.is_file() {
             return Err(RunError::BadInput(format!(
@@ -268,6 +292,12 @@ pub fn run(
         req.item,
         image.label()
     ));
+    if let (Some(repo), Some(commit)) = (spec.vars.get("git_repo"), spec.vars.get("git_commit")) {
+        ui.say(&format!(
+            "git: {repo} {} is commit {commit}",
+            spec.vars.get("git_ref").map_or("", String::as_str)
+        ));
+    }
     ui.phase(
         "image",
         &format!(
@@ -357,6 +387,14 @@ pub fn run(
         t.elapsed(),
     );
 
+    // The git cache, for a job that clones its task from it.
+    let cache_access = match (&req.git, settings.cache_access) {
+        (Some(_), crate::cache::checkout::CacheAccess::Tunnel) => {
+            Some(open_cache_tunnel(settings, booted.port, &keys)?)
+        }
+        _ => None,
+    };
+
     // task
     advance(&mut record, JobState::Running);
     let t = Instant::now();
@@ -443,6 +481,7 @@ pub fn run(
 
     // destroy
     let t = Instant::now();
+    drop(cache_access);
     drop(ssh);
     let destroyed = guard.close();
     ui.phase("destroy", &name, t.elapsed());
@@ -495,6 +534,27 @@ pub fn run(
     };
     advance(&mut outcome.record, final_state);
     Ok(outcome)
+}
+
+/// The cache server for this job and the tunnel that brings it to the
+/// guest's 127.0.0.1 (see `cache::tunnel`); dropped before the VM.
+fn open_cache_tunnel(
+    settings: &Settings,
+    ssh_port: u16,
+    keys: &KeyPair,
+) -> Result<
+    (
+        crate::cache::tunnel::Tunnel,
+        crate::cache::tunnel::JobServer,
+    ),
+    RunError,
+> {
+    use crate::cache::tunnel::{JobServer, Tunnel, GUEST_PORT};
+    let server = JobServer::start(crate::cache::Cache::new(&settings.data_dir))
+        .map_err(|e| RunError::infra("ssh", e))?;
+    let tunnel = Tunnel::open(ssh_port, keys, GUEST_PORT, server.addr)
+        .map_err(|e| RunError::infra("ssh", e))?;
+    Ok((tunnel, server))
 }
 
 /// The local agent when it differs from the image's copy.

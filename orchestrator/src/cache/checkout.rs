@@ -1,0 +1,122 @@
+//! What a job needs from the cache before its VM boots: the repository is
+//! mirrored, brought up to date if its origin answers, and the job's ref
+//! resolved to one commit, which the job records and the guest checks out.
+//! A repository the cache does not have, or a ref it does not know, is an
+//! error now, not a hung job later.
+
+use super::mirror::{self, MirrorError};
+use super::sync::{self, Outcome, SyncError, SyncOptions};
+use super::{Cache, PathError, RepoPath};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("{0} is not in the git cache; add it with `ferrotron cache add URL --path {0}`")]
+    NotCached(RepoPath),
+    #[error("cannot sync {path} from its origin")]
+    Sync {
+        path: RepoPath,
+        #[source]
+        source: Box<SyncError>,
+    },
+    #[error(transparent)]
+    Ref(#[from] MirrorError),
+}
+
+/// A job's task source, resolved.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    pub repo: RepoPath,
+    pub reference: String,
+    pub commit: String,
+    /// Set when the origin could not be reached and the cached copy is used.
+    pub stale: Option<String>,
+}
+
+impl Checkout {
+    /// The clone URL under a cache base URL (`http://127.0.0.1:8471`).
+    pub fn url(&self, base: &str) -> String {
+        format!("{}{}", base.trim_end_matches('/'), self.repo)
+    }
+}
+
+/// Syncs `repo` (an unreachable origin is tolerated: the cached copy is the
+/// point of a cache) and resolves `reference` to a commit.
+pub fn resolve(cache: &Cache, repo: &str, reference: &str) -> Result<Checkout, CheckoutError> {
+    let path = RepoPath::parse(repo)?;
+    let report = match sync::sync(
+        cache,
+        std::slice::from_ref(&path),
+        &SyncOptions {
+            attempts: 1,
+            ..SyncOptions::default()
+        },
+        &|l| tracing::info!("cache: {l}"),
+    ) {
+        Ok(r) => r,
+        Err(SyncError::Unknown(p)) => return Err(CheckoutError::NotCached(p)),
+        Err(source) => {
+            return Err(CheckoutError::Sync {
+                path,
+                source: Box::new(source),
+            })
+        }
+    };
+    let stale = report.repos.iter().find_map(|(_, o)| match o {
+        Outcome::Failed(e) => Some(crate::util::full(e)),
+        _ => None,
+    });
+    let commit = mirror::resolve(&cache.repo_dir(&path), reference)?;
+    Ok(Checkout {
+        repo: path,
+        reference: reference.to_string(),
+        commit,
+        stale,
+    })
+}
+
+/// How guests reach the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheAccess {
+    /// A reverse tunnel over SSH to the guest's `127.0.0.1:8471` (guests on
+    /// `restrict=on` user networking reach nothing else).
+    #[default]
+    Tunnel,
+    /// The guest reaches the cache server itself at `cache_url` (hosts whose
+    /// guests sit on a bridge).
+    Direct,
+}
+
+impl std::str::FromStr for CacheAccess {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tunnel" => Ok(CacheAccess::Tunnel),
+            "direct" => Ok(CacheAccess::Direct),
+            _ => Err(format!("`{s}`: cache access is `tunnel` or `direct`")),
+        }
+    }
+}
+
+/// The variables a job with a git source gets: `git_url` (what the guest
+/// clones), `git_commit` (what it checks out), `git_repo`, `git_ref`.
+pub fn job_vars(
+    checkout: &Checkout,
+    access: CacheAccess,
+    direct_url: Option<&str>,
+) -> Result<Vec<(String, String)>, String> {
+    let base = match (access, direct_url) {
+        (CacheAccess::Tunnel, _) => format!("http://127.0.0.1:{}", super::tunnel::GUEST_PORT),
+        (CacheAccess::Direct, Some(u)) => u.to_string(),
+        (CacheAccess::Direct, None) => {
+            return Err("cache access `direct` needs the cache's URL as the guest sees it (--cache-url or FERROTRON_CACHE_URL)".into())
+        }
+    };
+    Ok(vec![
+        ("git_url".into(), checkout.url(&base)),
+        ("git_commit".into(), checkout.commit.clone()),
+        ("git_repo".into(), checkout.repo.as_str().to_string()),
+        ("git_ref".into(), checkout.reference.clone()),
+    ])
+}

@@ -1,0 +1,321 @@
+//! The cache over git's smart HTTP protocol, read-only: `info/refs` and
+//! `git-upload-pack` are answered by `git upload-pack --stateless-rpc` on
+//! the bare mirror; anything that would push (`git-receive-pack`) is
+//! refused with 403. The manifest is served too (with Last-Modified, and
+//! 304 on If-Modified-Since) so another cache can follow this one. Only
+//! paths listed in the manifest are served, so no request reaches a file
+//! outside the cache.
+//!
+//! [`router`] is what `ferrotron serve` mounts; `ferrotron cache serve`
+//! runs it alone.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::io::AsyncWriteExt;
+
+use super::manifest::Manifest;
+use super::sync::{self, Outcome, SyncOptions};
+use super::{Cache, RepoPath};
+
+/// What a client is told; details go to the log, not to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("not found")]
+    NotFound,
+    #[error("this cache is read-only: push is not allowed")]
+    Push,
+    #[error("bad request: {0}")]
+    Bad(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            HttpError::NotFound => StatusCode::NOT_FOUND,
+            HttpError::Push => StatusCode::FORBIDDEN,
+            HttpError::Bad(_) => StatusCode::BAD_REQUEST,
+            HttpError::Internal(detail) => {
+                tracing::error!("cache http: {detail}");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        (status, format!("{self}\n")).into_response()
+    }
+}
+
+type Shared = Arc<Cache>;
+
+/// The cache's read-only git service and its manifest.
+pub fn router(cache: Cache) -> Router {
+    Router::new()
+        .route("/manifest.js.gz", get(manifest))
+        .fallback(git)
+        .layer(DefaultBodyLimit::max(64 << 20))
+        .with_state(Arc::new(cache))
+}
+
+/// `POST /api/v1/cache/notify` with `{"path": "/tasks.git"}`: syncs that
+/// repository now (a push hook at the origin calls it). Token checking is
+/// the API server's job.
+pub fn notify_router(cache: Cache) -> Router {
+    Router::new()
+        .route("/api/v1/cache/notify", post(notify))
+        .with_state(Arc::new(cache))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    pub path: String,
+}
+
+pub async fn notify(
+    State(cache): State<Shared>,
+    Json(n): Json<Notify>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    let path = RepoPath::parse(&n.path).map_err(|e| HttpError::Bad(e.to_string()))?;
+    let p = path.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        sync::sync(&cache, &[p], &SyncOptions::default(), &|l| {
+            tracing::info!("cache notify: {l}")
+        })
+    })
+    .await
+    .map_err(|e| HttpError::Internal(e.to_string()))?
+    .map_err(|e| match e {
+        sync::SyncError::Unknown(_) => HttpError::NotFound,
+        e => HttpError::Internal(crate::util::full(&e)),
+    })?;
+    let outcome = match report.repos.first().map(|(_, o)| o) {
+        Some(Outcome::Cloned) => "cloned",
+        Some(Outcome::Fetched) => "fetched",
+        Some(Outcome::Unchanged) => "unchanged",
+        Some(Outcome::Failed(e)) => {
+            return Err(HttpError::Internal(crate::util::full(e)));
+        }
+        None => "unchanged",
+    };
+    Ok(Json(
+        serde_json::json!({ "path": path.as_str(), "outcome": outcome }),
+    ))
+}
+
+async fn manifest(State(cache): State<Shared>, headers: HeaderMap) -> Result<Response, HttpError> {
+    let p = cache.manifest_path();
+    let meta = tokio::fs::metadata(&p)
+        .await
+        .map_err(|_| HttpError::NotFound)?;
+    let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let last_modified = httpdate::fmt_http_date(mtime);
+    // HTTP dates have whole seconds: a manifest written during the current
+    // second may be written again within it, so it gets no Last-Modified
+    // (the follower then cannot skip the next pull wrongly).
+    let fresh = secs(mtime) >= secs(SystemTime::now());
+    if let Some(since) = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    {
+        if !fresh && secs(mtime) <= secs(since) {
+            return Ok((
+                StatusCode::NOT_MODIFIED,
+                [(header::LAST_MODIFIED, last_modified)],
+            )
+                .into_response());
+        }
+    }
+    let body = tokio::fs::read(&p)
+        .await
+        .map_err(|e| HttpError::Internal(e.to_string()))?;
+    let mut resp = ([(header::CONTENT_TYPE, "application/gzip")], body).into_response();
+    if !fresh {
+        if let Ok(v) = last_modified.parse() {
+            resp.headers_mut().insert(header::LAST_MODIFIED, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Splits `/group/name.git/info/refs` into the repository and the rest.
+fn split(uri_path: &str) -> Option<(&str, &str)> {
+    for suffix in ["/info/refs", "/git-upload-pack", "/git-receive-pack"] {
+        if let Some(repo) = uri_path.strip_suffix(suffix) {
+            return Some((repo, suffix));
+        }
+    }
+    None
+}
+
+/// The mirror behind a request path, if the manifest lists it.
+async fn lookup(cache: &Cache, repo: &str) -> Result<std::path::PathBuf, HttpError> {
+    let path = RepoPath::parse(repo).map_err(|_| HttpError::NotFound)?;
+    let c = cache.clone();
+    let m = tokio::task::spawn_blocking(move || Manifest::load(&c.manifest_path()))
+        .await
+        .map_err(|e| HttpError::Internal(e.to_string()))?
+        .map_err(|e| HttpError::Internal(crate::util::full(&e)))?;
+    if !m.repos.contains_key(path.as_str()) {
+        return Err(HttpError::NotFound);
+    }
+    Ok(cache.repo_dir(&path))
+}
+
+async fn git(State(cache): State<Shared>, req: Request) -> Result<Response, HttpError> {
+    let uri_path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let (repo, what) = split(&uri_path).ok_or(HttpError::NotFound)?;
+    let service = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("service="))
+        .unwrap_or("");
+    if what == "/git-receive-pack" || service == "git-receive-pack" {
+        return Err(HttpError::Push);
+    }
+    let dir = lookup(&cache, repo).await?;
+    match (method, what) {
+        (Method::GET, "/info/refs") => {
+            if service != "git-upload-pack" {
+                // Dumb HTTP is not offered: it would serve raw files.
+                return Err(HttpError::Bad(
+                    "only smart HTTP (service=git-upload-pack) is served".into(),
+                ));
+            }
+            let out = upload_pack(&dir, true, Bytes::new()).await?;
+            let mut body = pkt_line("# service=git-upload-pack\n");
+            body.extend_from_slice(b"0000");
+            body.extend_from_slice(&out);
+            Ok((
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/x-git-upload-pack-advertisement",
+                    ),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                body,
+            )
+                .into_response())
+        }
+        (Method::POST, "/git-upload-pack") => {
+            let gzip = headers
+                .get(header::CONTENT_ENCODING)
+                .is_some_and(|v| v.as_bytes() == b"gzip");
+            let body = axum::body::to_bytes(req.into_body(), 64 << 20)
+                .await
+                .map_err(|e| HttpError::Bad(e.to_string()))?;
+            let body = if gzip {
+                let mut plain = Vec::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut plain)
+                    .map_err(|e| HttpError::Bad(format!("bad gzip body: {e}")))?;
+                Bytes::from(plain)
+            } else {
+                body
+            };
+            let out = upload_pack(&dir, false, body).await?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "application/x-git-upload-pack-result"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                out,
+            )
+                .into_response())
+        }
+        _ => Err(HttpError::NotFound),
+    }
+}
+
+fn pkt_line(s: &str) -> Vec<u8> {
+    let mut v = format!("{:04x}", s.len() + 4).into_bytes();
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+/// `git upload-pack --stateless-rpc [--advertise-refs] DIR`, `input` on
+/// its stdin. The child is killed if the client goes away.
+async fn upload_pack(
+    dir: &std::path::Path,
+    advertise: bool,
+    input: Bytes,
+) -> Result<Vec<u8>, HttpError> {
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.arg("upload-pack").arg("--stateless-rpc");
+    if advertise {
+        cmd.arg("--advertise-refs");
+    }
+    cmd.arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| HttpError::Internal(format!("cannot run git upload-pack: {e}")))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| HttpError::Internal("no stdin".into()))?;
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(&input).await;
+        let _ = stdin.shutdown().await;
+    });
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| HttpError::Internal(e.to_string()))?;
+    let _ = writer.await;
+    if !out.status.success() {
+        return Err(HttpError::Internal(format!(
+            "git upload-pack {} exited with {}: {}",
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out.stdout)
+}
+
+/// Serves [`router`] (and the notify webhook) on `listen` until SIGINT or
+/// SIGTERM. Prints the bound address first, so port 0 can be used.
+pub async fn serve(cache: Cache, listen: std::net::SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    eprintln!(
+        "serving cache {} on http://{}",
+        cache.root.display(),
+        listener.local_addr()?
+    );
+    let app = router(cache.clone()).merge(notify_router(cache));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => return std::future::pending().await,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        })
+        .await
+}

@@ -1,0 +1,175 @@
+//! The manifest, in grokmirror's format: `manifest.js.gz`, a gzipped JSON
+//! object mapping each repository path (`/name.git`) to its `modified` time
+//! (epoch of the newest commit), `fingerprint` (sha1 of the `git show-ref`
+//! listing), `head`, `description` and `owner`. A grokmirror client can
+//! follow a Ferrotron cache and the other way round.
+//!
+//! It is written to a temporary file in the same folder and renamed over the
+//! old one, so a reader (the HTTP server, a follower) never sees half of it.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read manifest {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("manifest {path} is not a grokmirror manifest")]
+    Parse {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write manifest {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One repository's entry, with grokmirror's field names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Epoch seconds of the newest commit any ref points at.
+    pub modified: i64,
+    /// sha1 of the `git show-ref` listing; `None` for a repository with no
+    /// refs (grokmirror writes null too).
+    pub fingerprint: Option<String>,
+    /// `ref: refs/heads/main`.
+    #[serde(default)]
+    pub head: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Where the mirror fetches from. Not a grokmirror field; grokmirror
+    /// ignores unknown keys and so does a follower of ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+/// Path (`/name.git`) → entry, sorted so the file is stable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Manifest {
+    pub repos: BTreeMap<String, Entry>,
+}
+
+impl Manifest {
+    /// Reads `path`; a missing file is an empty manifest (a new cache).
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
+            Err(source) => {
+                return Err(ManifestError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        Manifest::from_gz(&bytes, &path.display().to_string())
+    }
+
+    /// Parses a gzipped manifest (or a plain one: grokmirror accepts both).
+    pub fn from_gz(bytes: &[u8], origin: &str) -> Result<Manifest, ManifestError> {
+        let mut json = Vec::new();
+        let plain = if bytes.starts_with(&[0x1f, 0x8b]) {
+            flate2::read::GzDecoder::new(bytes)
+                .read_to_end(&mut json)
+                .map_err(|source| ManifestError::Read {
+                    path: origin.into(),
+                    source,
+                })?;
+            &json[..]
+        } else {
+            bytes
+        };
+        serde_json::from_slice(plain).map_err(|source| ManifestError::Parse {
+            path: origin.to_string(),
+            source,
+        })
+    }
+
+    /// Writes the manifest atomically: temp file, fsync, rename.
+    pub fn save(&self, path: &Path) -> Result<(), ManifestError> {
+        let err = |source| ManifestError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
+        {
+            let mut gz =
+                flate2::write::GzEncoder::new(tmp.as_file_mut(), flate2::Compression::default());
+            gz.write_all(&json).map_err(err)?;
+            gz.finish().map_err(err)?;
+        }
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+}
+
+/// grokmirror's fingerprint: the sha1 of what `git show-ref` prints
+/// (`<sha> <refname>` per ref, sorted by name), stripped of its final
+/// newline as grokmirror's `run_git_command` strips it. `None` without refs.
+pub fn fingerprint<'a>(refs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
+    let mut refs: Vec<(&str, &str)> = refs.into_iter().collect();
+    if refs.is_empty() {
+        return None;
+    }
+    refs.sort_by(|a, b| a.0.cmp(b.0));
+    let listing = refs
+        .iter()
+        .map(|(name, sha)| format!("{sha} {name}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(hex::encode(Sha1::digest(listing.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_gzip_atomically() {
+        let dir = tempfile::tempdir().expect("in test");
+        let p = dir.path().join("manifest.js.gz");
+        let mut m = Manifest::default();
+        m.repos.insert(
+            "/a.git".into(),
+            Entry {
+                modified: 1,
+                fingerprint: Some("x".into()),
+                head: Some("ref: refs/heads/main".into()),
+                description: None,
+                owner: None,
+                origin: None,
+            },
+        );
+        m.save(&p).expect("in test");
+        assert_eq!(Manifest::load(&p).expect("in test"), m);
+        // Only the manifest is left: no temp file.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("in test").count(), 1);
+    }
+
+    #[test]
+    fn fingerprint_is_sha1_of_show_ref() {
+        // printf '1111 refs/heads/a\n2222 refs/tags/b' | sha1sum
+        let f = fingerprint([("refs/tags/b", "2222"), ("refs/heads/a", "1111")]).expect("in test");
+        assert_eq!(f, "4e8b5c7ecc5aa4096ee948115a422d5c9266ed34");
+        assert_eq!(fingerprint([]), None);
+    }
+}

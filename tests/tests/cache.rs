@@ -1,0 +1,417 @@
+//! The git cache (`ferrotron cache ...`) against origin repositories the
+//! tests create with the real git CLI: what gets fetched, what a force push
+//! or a deletion looks like in the mirror, purge protection when following
+//! another cache, fsck repairing a corrupt mirror, and read-only smart HTTP.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ferrotron_tests::git::{commit, git, origin};
+use ferrotron_tests::{Harness, Running};
+
+fn mirror(h: &Harness, name: &str) -> PathBuf {
+    h.data_dir.join("cache").join(format!("{name}.git"))
+}
+
+/// `git show-ref` of a repository (non-bare or bare).
+fn show_ref(dir: &Path) -> String {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(if dir.join(".git").is_dir() {
+            dir.join(".git")
+        } else {
+            dir.to_path_buf()
+        })
+        .arg("show-ref")
+        .output()
+        .expect("git show-ref");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ok(h: &Harness, args: &[&str]) -> ferrotron_tests::Output {
+    let out = h.run(args);
+    assert_eq!(out.code, Some(0), "{args:?}:\n{}", out.stderr);
+    out
+}
+
+/// Starts `cache serve` on a free loopback port; returns it and its URL.
+fn serve(h: &Harness) -> (Running, String) {
+    let mut s = h.spawn(&["cache", "serve", "--listen", "127.0.0.1:0"]);
+    let line = s.wait_for("serving cache", Duration::from_secs(30));
+    let url = line
+        .rsplit(' ')
+        .next()
+        .expect("url in the serve line")
+        .to_string();
+    (s, url)
+}
+
+/// Stops a server the way an operator would and checks it exits cleanly.
+fn stop(s: Running) {
+    s.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, _) = s.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "cache serve did not exit cleanly");
+}
+
+#[test]
+fn sync_fetches_only_the_repository_that_changed() {
+    let h = Harness::new("cache-one-of-twenty");
+    let origins = h.data_dir.join("origins");
+    let mut dirs = Vec::new();
+    for i in 0..20 {
+        let d = origin(&origins, &format!("task{i:02}"), 2);
+        let url = d.to_string_lossy().into_owned();
+        let out = ok(&h, &["cache", "add", &url]);
+        assert!(out.stdout.contains(&format!("added /task{i:02}.git")));
+        dirs.push(d);
+    }
+    // First sync: nothing changed since the adds.
+    let out = ok(&h, &["cache", "sync"]);
+    assert!(
+        out.stdout
+            .contains("sync: 0 cloned, 0 fetched, 20 unchanged, 0 failed"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stderr.contains("fetching"), "{}", out.stderr);
+
+    let new = commit(&dirs[7], "a change");
+    let out = ok(&h, &["cache", "sync"]);
+    let fetches: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("cache: fetching"))
+        .collect();
+    assert_eq!(fetches.len(), 1, "{}", out.stderr);
+    assert!(fetches[0].contains("/task07.git"), "{}", fetches[0]);
+    assert!(
+        out.stdout
+            .contains("sync: 0 cloned, 1 fetched, 19 unchanged, 0 failed"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(show_ref(&mirror(&h, "task07")), show_ref(&dirs[7]));
+    assert!(show_ref(&mirror(&h, "task07")).contains(&new));
+
+    // The manifest's fingerprint is grokmirror's: sha1 of `git show-ref`
+    // without its final newline.
+    let list = ok(&h, &["cache", "list"]).stdout;
+    let line = list
+        .lines()
+        .find(|l| l.starts_with("/task07.git\t"))
+        .expect("task07 listed");
+    let listing = show_ref(&dirs[7]);
+    let mut sha1 = Command::new("sha1sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha1sum");
+    sha1.stdin
+        .take()
+        .expect("stdin")
+        .write_all(listing.trim_end().as_bytes())
+        .expect("write");
+    let sum = String::from_utf8(sha1.wait_with_output().expect("sha1sum").stdout).expect("utf8");
+    let sum = sum.split_whitespace().next().expect("sum");
+    assert!(line.contains(sum), "{line} lacks fingerprint {sum}");
+    assert!(line.contains("ref: refs/heads/main"), "{line}");
+}
+
+#[test]
+fn force_pushed_and_deleted_refs_are_mirrored() {
+    let h = Harness::new("cache-force-push");
+    let o = origin(&h.data_dir.join("origins"), "tasks", 3);
+    git(&o, &["branch", "feature"]);
+    git(&o, &["tag", "v1"]);
+    ok(
+        &h,
+        &[
+            "cache",
+            "add",
+            &o.to_string_lossy(),
+            "--path",
+            "group/tasks",
+        ],
+    );
+    let m = h.data_dir.join("cache/group/tasks.git");
+    assert_eq!(show_ref(&m), show_ref(&o));
+
+    // Rewrite main (not a fast-forward), delete a branch and a tag.
+    git(&o, &["reset", "-q", "--hard", "HEAD~2"]);
+    let rewritten = commit(&o, "rewritten history");
+    git(&o, &["branch", "-D", "feature"]);
+    git(&o, &["tag", "-d", "v1"]);
+    let out = ok(&h, &["cache", "sync", "group/tasks"]);
+    assert!(out.stdout.contains("1 fetched"), "{}", out.stdout);
+    let refs = show_ref(&m);
+    assert_eq!(refs, show_ref(&o));
+    assert!(
+        refs.contains(&format!("{rewritten} refs/heads/main")),
+        "{refs}"
+    );
+    assert!(!refs.contains("feature") && !refs.contains("v1"), "{refs}");
+}
+
+#[test]
+fn clear_errors_for_unknown_repositories_and_unreachable_origins() {
+    let h = Harness::new("cache-errors");
+    let out = h.run(&["cache", "sync", "nope"]);
+    out.assert_exit(2, "/nope.git is not in the cache");
+
+    let missing = h.data_dir.join("no-such-origin");
+    let url = missing.to_string_lossy().into_owned();
+    let out = h.run(&["cache", "add", &url]);
+    out.assert_exit(3, &format!("cannot reach origin {url}"));
+    assert!(
+        !mirror(&h, "no-such-origin").exists(),
+        "half-made mirror left"
+    );
+
+    let out = h.run(&["cache", "add", &url, "--path", "../escape"]);
+    out.assert_exit(2, "is not a relative path");
+
+    // An origin that disappears after it was added: the sync says which.
+    let o = origin(&h.data_dir.join("origins"), "gone", 1);
+    ok(&h, &["cache", "add", &o.to_string_lossy()]);
+    std::fs::remove_dir_all(&o).expect("remove origin");
+    let out = h.run(&["cache", "sync"]);
+    out.assert_exit(
+        3,
+        &format!("failed /gone.git: cannot reach origin {}", o.display()),
+    );
+    assert!(out.stdout.contains("1 failed"), "{}", out.stdout);
+    // The mirror is kept: jobs can still use it.
+    assert!(mirror(&h, "gone").join("HEAD").is_file());
+}
+
+#[test]
+fn fsck_reclones_a_corrupt_mirror() {
+    let h = Harness::new("cache-fsck");
+    let origins = h.data_dir.join("origins");
+    let good = origin(&origins, "good", 3);
+    let bad = origin(&origins, "bad", 5);
+    ok(&h, &["cache", "add", &good.to_string_lossy()]);
+    ok(&h, &["cache", "add", &bad.to_string_lossy()]);
+
+    // Truncate the mirror's pack files: objects are lost.
+    let pack = mirror(&h, "bad").join("objects/pack");
+    let mut corrupted = 0;
+    for e in std::fs::read_dir(&pack).expect("pack dir").flatten() {
+        if e.path().extension().is_some_and(|x| x == "pack") {
+            let len = e.metadata().expect("metadata").len();
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(e.path())
+                .expect("open pack");
+            f.set_len(len / 2).expect("truncate");
+            corrupted += 1;
+        }
+    }
+    assert!(
+        corrupted > 0,
+        "no pack file to corrupt in {}",
+        pack.display()
+    );
+    let before = Command::new("git")
+        .arg("--git-dir")
+        .arg(mirror(&h, "bad"))
+        .args(["fsck", "--full"])
+        .output()
+        .expect("git fsck");
+    assert!(!before.status.success(), "the corruption did not take");
+
+    let out = ok(&h, &["cache", "fsck"]);
+    assert!(
+        out.stdout.contains("fsck: 2 checked, 1 repaired, 0 broken"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("/bad.git: corrupt"), "{}", out.stderr);
+    assert!(out.stderr.contains("/good.git: ok"), "{}", out.stderr);
+    let after = Command::new("git")
+        .arg("--git-dir")
+        .arg(mirror(&h, "bad"))
+        .args(["fsck", "--full"])
+        .output()
+        .expect("git fsck");
+    assert!(
+        after.status.success(),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    assert_eq!(show_ref(&mirror(&h, "bad")), show_ref(&bad));
+    // Nothing left beside the mirrors.
+    let mut names: Vec<String> = std::fs::read_dir(h.data_dir.join("cache"))
+        .expect("cache dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".lock", "bad.git", "good.git", "manifest.js.gz"]);
+}
+
+#[test]
+fn smart_http_clones_and_refuses_push_and_notify_syncs() {
+    let h = Harness::new("cache-http");
+    let o = origin(&h.data_dir.join("origins"), "tasks", 3);
+    ok(&h, &["cache", "add", &o.to_string_lossy()]);
+    let (server, url) = serve(&h);
+
+    let clone = h.data_dir.join("clone");
+    let out = Command::new("git")
+        .args(["clone", "-q", &format!("{url}/tasks.git")])
+        .arg(&clone)
+        .output()
+        .expect("git clone");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        git(&clone, &["rev-parse", "HEAD"]),
+        git(&o, &["rev-parse", "HEAD"])
+    );
+
+    commit(&clone, "try to push");
+    let push = Command::new("git")
+        .arg("-C")
+        .arg(&clone)
+        .args(["push", "origin", "main"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git push");
+    assert!(!push.status.success(), "push was accepted");
+    let err = String::from_utf8_lossy(&push.stderr);
+    assert!(err.contains("read-only") && err.contains("403"), "{err}");
+    // The mirror did not change.
+    assert_eq!(show_ref(&mirror(&h, "tasks")), show_ref(&o));
+
+    // Repositories outside the manifest do not exist for the server.
+    for path in [
+        "/other.git",
+        "/../origins/tasks/.git",
+        "/tasks.git/../../manifest.js.gz",
+    ] {
+        let (status, _) = http(
+            &url,
+            "GET",
+            &format!("{path}/info/refs?service=git-upload-pack"),
+            "",
+        );
+        assert_eq!(status, 404, "{path}");
+    }
+
+    // The webhook syncs one repository now.
+    let new = commit(&o, "pushed at the origin");
+    let (status, body) = http(
+        &url,
+        "POST",
+        "/api/v1/cache/notify",
+        r#"{"path": "/tasks.git"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""outcome":"fetched""#), "{body}");
+    git(&clone, &["fetch", "-q", "origin"]);
+    assert_eq!(git(&clone, &["rev-parse", "origin/main"]).trim(), new);
+    let (status, _) = http(
+        &url,
+        "POST",
+        "/api/v1/cache/notify",
+        r#"{"path": "/nope.git"}"#,
+    );
+    assert_eq!(status, 404);
+
+    stop(server);
+}
+
+/// A minimal HTTP/1.1 request; returns the status and the body.
+fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[test]
+fn a_follower_mirrors_a_central_cache_with_purge_protection() {
+    let central = Harness::new("cache-central");
+    let site = Harness::new("cache-site");
+    let origins = central.data_dir.join("origins");
+    for i in 0..20 {
+        let d = origin(&origins, &format!("r{i:02}"), 1);
+        ok(&central, &["cache", "add", &d.to_string_lossy()]);
+    }
+    // Date the manifest in the past so Last-Modified is given and stable.
+    let manifest = central.data_dir.join("cache/manifest.js.gz");
+    let touch = |when: &str| {
+        let st = Command::new("touch")
+            .args(["-d", when])
+            .arg(&manifest)
+            .status()
+            .expect("touch");
+        assert!(st.success());
+    };
+    touch("2020-01-01 00:00:00");
+    let (server, url) = serve(&central);
+    ok(
+        &site,
+        &["cache", "follow", &format!("{url}/manifest.js.gz")],
+    );
+
+    // First sync: everything cloned from the central cache.
+    let out = ok(&site, &["cache", "sync"]);
+    assert!(
+        out.stdout
+            .contains("follow: 20 cloned, 0 fetched, 0 unchanged, 0 failed, 0 purged"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(ok(&site, &["cache", "list"]).stdout.lines().count(), 20);
+    // Unchanged master: one 304.
+    let out = ok(&site, &["cache", "sync"]);
+    assert!(
+        out.stdout.contains("follow: not modified"),
+        "{}",
+        out.stdout
+    );
+
+    // One repository gone (5%): purged.
+    ok(&central, &["cache", "remove", "r00"]);
+    touch("2020-01-02 00:00:00");
+    let out = ok(&site, &["cache", "sync"]);
+    assert!(out.stdout.contains("1 purged"), "{}", out.stdout);
+    assert!(!mirror(&site, "r00").exists());
+    assert_eq!(ok(&site, &["cache", "list"]).stdout.lines().count(), 19);
+
+    // Ten gone at once: refused, nothing deleted.
+    for i in 1..11 {
+        ok(&central, &["cache", "remove", &format!("r{i:02}")]);
+    }
+    touch("2020-01-03 00:00:00");
+    let out = site.run(&["cache", "sync"]);
+    out.assert_exit(3, "refusing to purge 10 of 19 followed repositories");
+    assert_eq!(ok(&site, &["cache", "list"]).stdout.lines().count(), 19);
+    assert!(mirror(&site, "r05").join("HEAD").is_file());
+
+    // The operator confirms.
+    let out = ok(&site, &["cache", "sync", "--force-purge"]);
+    assert!(out.stdout.contains("10 purged"), "{}", out.stdout);
+    assert_eq!(ok(&site, &["cache", "list"]).stdout.lines().count(), 9);
+    stop(server);
+}
