@@ -6,15 +6,18 @@
 //! the VM. [`commands`] is the one layer the CLI (and later the HTTP API and
 //! the message intake) call.
 
+pub mod api;
 pub mod cancel;
 pub mod commands;
 pub mod formula;
 pub mod images;
 pub mod job;
 pub mod progress;
+pub mod report_client;
 pub mod results;
 pub mod runner;
 pub mod settings;
 pub mod ssh;
+pub mod store;
 pub mod util;
 pub mod vm;

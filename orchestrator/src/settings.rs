@@ -27,6 +27,9 @@ pub struct Settings {
     /// A running task whose guest says nothing (not even the agent's
     /// heartbeat) this long is declared hung.
     pub stall_timeout: Duration,
+    /// The results store: `postgres://...` for PostgreSQL, else SQLite
+    /// (default `<data dir>/ferrotron.db`).
+    pub database_url: Option<String>,
 }
 
 impl Settings {
@@ -52,11 +55,19 @@ impl Settings {
             kvm_probe_timeout: Duration::from_secs(20),
             extra_cmdline: Vec::new(),
             stall_timeout: Duration::from_secs(60),
+            database_url: None,
         }
     }
 
     pub fn jobs_dir(&self) -> PathBuf {
         self.data_dir.join("jobs")
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| crate::store::default_url(&self.data_dir))
     }
 
     /// Per-VM folders (overlay, owner file); removed with each VM.
