@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use super::auth::{Reader, Writer};
 use super::error::{ApiError, ApiJson, ErrorBody};
-use super::{paged, params, AppState, BaseUrl};
+use super::{paged, params, segs, AppState, BaseUrl};
 use crate::job::JobState;
 use crate::store::{
     format_time, now_micros, parse_state, parse_time, Artifact, Job, JobUpdate, TransitionRow,
@@ -441,7 +441,7 @@ async fn list_artifacts(
         .await?
         .into_iter()
         .map(|a| ArtifactJson {
-            href: format!("{base}/api/v1/jobs/{uuid}/artifacts/{}", a.path),
+            href: format!("{base}/api/v1/jobs/{uuid}/artifacts/{}", segs(&a.path)),
             path: a.path,
             size: a.size,
             sha256: a.sha256,
@@ -572,7 +572,7 @@ async fn put_artifact(
     Ok((
         StatusCode::CREATED,
         Json(ArtifactJson {
-            href: format!("{base}/api/v1/jobs/{uuid}/artifacts/{}", a.path),
+            href: format!("{base}/api/v1/jobs/{uuid}/artifacts/{}", segs(&a.path)),
             path: a.path,
             size: a.size,
             sha256: a.sha256,

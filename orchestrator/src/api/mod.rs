@@ -194,6 +194,24 @@ pub async fn serve(
         .map_err(ServeError::Serve)
 }
 
+/// One URL path segment, percent-encoded (testcase names have spaces).
+pub(crate) fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A relative path, each segment percent-encoded.
+pub(crate) fn segs(p: &str) -> String {
+    p.split('/').map(seg).collect::<Vec<_>>().join("/")
+}
+
 /// JSON for `{prev, next, data}` pages.
 pub(crate) fn paged<T: serde::Serialize>(
     base: &str,

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use super::auth::{Reader, Writer};
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::params::{self, Pairs};
-use super::{paged, AppState, BaseUrl};
+use super::{paged, seg, AppState, BaseUrl};
 use crate::store::{format_time, now_micros, parse_time, Group, NewResult, ResultRow, Testcase};
 
 pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -145,7 +145,7 @@ fn testcase_json(base: &str, t: &Testcase) -> TestcaseJson {
     TestcaseJson {
         name: t.name.clone(),
         ref_url: t.ref_url.clone(),
-        href: format!("{base}{V2}/testcases/{}", t.name),
+        href: format!("{base}{V2}/testcases/{}", seg(&t.name)),
     }
 }
 
@@ -154,8 +154,8 @@ fn group_json(base: &str, g: &Group) -> GroupJson {
         uuid: g.uuid.clone(),
         description: g.description.clone(),
         ref_url: g.ref_url.clone(),
-        results: format!("{base}{V2}/results?groups={}", g.uuid),
-        href: format!("{base}{V2}/groups/{}", g.uuid),
+        results: format!("{base}{V2}/results?groups={}", seg(&g.uuid)),
+        href: format!("{base}{V2}/groups/{}", seg(&g.uuid)),
     }
 }
 

@@ -197,6 +197,12 @@ impl Store {
                 what: "job",
                 name: uuid.to_string(),
             })?;
+        if job.state.is_final() {
+            return Err(StoreError::Conflict(format!(
+                "job {uuid} has already ended ({}); nothing to cancel",
+                job.state
+            )));
+        }
         let u = JobUpdate {
             state: JobState::Cancelled,
             item: job.item,
