@@ -349,6 +349,9 @@ fn resultsdb_clients_replay(backend: Backend) {
     s.stop();
 }
 
+/// Method, path, body, token; expected status, code, message part.
+type BadCase<'a> = (&'a str, String, String, Option<&'a str>, u16, &'a str, &'a str);
+
 /// Each bad request: its status, stable code and the message a user reads.
 fn bad_input_gets_4xx_with_code_and_message(backend: Backend) {
     let s = Server::start("bad-input", backend, &[]);
@@ -374,7 +377,7 @@ fn bad_input_gets_4xx_with_code_and_message(backend: Backend) {
         "{{\"outcome\": \"PASSED\", \"note\": \"{}\"}}",
         "x".repeat(2 << 20)
     );
-    let table: Vec<(&str, String, String, Option<&str>, u16, &str, &str)> = vec![
+    let table: Vec<BadCase> = vec![
         (
             "POST",
             "/api/v2.0/results".into(),
