@@ -33,7 +33,8 @@ missing_pkgs() {
 # --- packages -----------------------------------------------------------------
 PKGS=(qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev
       genisoimage cpio socat busybox-static dropbear-bin e2fsprogs
-      libssl-dev pkg-config git xz-utils zstd python3 openssh-client tini)
+      libssl-dev pkg-config git xz-utils zstd python3 python3-venv openssh-client tini
+      wrk)
 need=$(missing_pkgs "${PKGS[@]}")
 if [ -n "$need" ]; then
     apt_update_once

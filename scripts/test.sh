@@ -24,6 +24,9 @@ else
     cargo test --release --workspace -- --test-threads="${VM_TEST_THREADS:-2}" || status=$?
 fi
 
+# The API's OpenAPI document, fuzzed by schemathesis (no 5xx allowed).
+./scripts/schemathesis.sh || status=$?
+
 after=$(leftovers)
 if [ -n "$after" ] && [ "$after" != "$before" ]; then
     echo "test: FAIL: domains left behind: $after" >&2
