@@ -350,7 +350,15 @@ fn resultsdb_clients_replay(backend: Backend) {
 }
 
 /// Method, path, body, token; expected status, code, message part.
-type BadCase<'a> = (&'a str, String, String, Option<&'a str>, u16, &'a str, &'a str);
+type BadCase<'a> = (
+    &'a str,
+    String,
+    String,
+    Option<&'a str>,
+    u16,
+    &'a str,
+    &'a str,
+);
 
 /// Each bad request: its status, stable code and the message a user reads.
 fn bad_input_gets_4xx_with_code_and_message(backend: Backend) {
