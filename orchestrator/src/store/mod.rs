@@ -200,6 +200,7 @@ fn redact(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub(crate) enum Param {
     Text(String),
+    OptText(Option<String>),
     Int(i64),
 }
 
@@ -209,6 +210,7 @@ fn bind_all<'q>(mut q: AnyQuery<'q>, params: &[Param]) -> AnyQuery<'q> {
     for p in params {
         q = match p {
             Param::Text(s) => q.bind(s.clone()),
+            Param::OptText(s) => q.bind(s.clone()),
             Param::Int(i) => q.bind(*i),
         };
     }

@@ -58,6 +58,10 @@ impl Binder {
         self.params.push(Param::Text(s.to_string()));
         format!("${}", self.params.len())
     }
+    pub fn opt_text(&mut self, s: Option<&str>) -> String {
+        self.params.push(Param::OptText(s.map(str::to_string)));
+        format!("${}", self.params.len())
+    }
     pub fn int(&mut self, i: i64) -> String {
         self.params.push(Param::Int(i));
         format!("${}", self.params.len())
