@@ -107,16 +107,10 @@ impl Server {
         let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
         assert!(token.starts_with("fto_"), "{token}");
 
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        let mut c = with_db(h.command(&args));
-        c.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let proc = spawn(c);
         let mut s = Server {
             h,
             db,
-            proc: Some(proc),
+            proc: None,
             base: String::new(),
             token,
             http: Client::builder()
@@ -124,18 +118,45 @@ impl Server {
                 .build()
                 .expect("client"),
         };
-        let line = s
-            .proc
-            .as_mut()
-            .expect("running")
-            .wait_for("listening on ", Duration::from_secs(60));
-        s.base = line
+        s.spawn(extra);
+        s
+    }
+
+    /// A `ferrotron` command on this server's data folder and database.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = self.h.command(args);
+        if let Some(db) = &self.db {
+            c.env("FERROTRON_DATABASE_URL", &db.url);
+        }
+        c
+    }
+
+    fn spawn(&mut self, extra: &[&str]) {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut c = self.command(&args);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut proc = spawn(c);
+        let line = proc.wait_for("listening on ", Duration::from_secs(60));
+        self.base = line
             .split("listening on ")
             .nth(1)
             .expect("url")
             .trim()
             .to_string();
-        s
+        self.proc = Some(proc);
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything) and
+    /// starts it again on the same data.
+    fn crash_and_restart(&mut self) {
+        if let Some(p) = self.proc.take() {
+            p.signal(Signal::SIGKILL);
+            let (code, _) = p.finish(Duration::from_secs(30));
+            assert_eq!(code, None, "killed by a signal");
+        }
+        self.spawn(&[]);
     }
 
     fn url(&self, path: &str) -> String {
@@ -218,6 +239,7 @@ both!(bad_input_gets_4xx_with_code_and_message);
 both!(jobs_logs_and_artifacts);
 both!(run_report_lands_queryable_results);
 both!(reads_can_require_a_token);
+both!(bulk_results_page_and_survive_a_crash);
 
 /// What `resultsdb_api.create_result(...)`, Bodhi and Greenwave send.
 fn resultsdb_clients_replay(backend: Backend) {
@@ -876,11 +898,10 @@ fn reads_can_require_a_token(backend: Backend) {
     // The health check stays open for load balancers.
     assert_eq!(s.get("/api/v2.0/healthcheck").status(), StatusCode::OK);
 
-    let mut revoke = s.h.command(&["token", "revoke", "ci"]);
-    if let Some(db) = &s.db {
-        revoke.env("FERROTRON_DATABASE_URL", &db.url);
-    }
-    let out = revoke.output().expect("revoke");
+    let out = s
+        .command(&["token", "revoke", "ci"])
+        .output()
+        .expect("revoke");
     assert!(
         out.status.success(),
         "{}",
@@ -894,5 +915,48 @@ fn reads_can_require_a_token(backend: Backend) {
         .expect("GET");
     let (st, _, msg) = status_and_error(after);
     assert_eq!((st, msg.as_str()), (401, "unknown or revoked token"));
+    s.stop();
+}
+
+/// Results from the bulk path are queryable and paged (default 20); an
+/// acknowledged write survives `kill -9` of the server.
+fn bulk_results_page_and_survive_a_crash(backend: Backend) {
+    let mut s = Server::start("bulk", backend, &[]);
+    let out = s
+        .command(&["store", "seed", "--results", "1200"])
+        .output()
+        .expect("seed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = s.get_json("/api/v2.0/results");
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(20));
+    assert!(page["next"].as_str().is_some_and(|u| u.ends_with("page=1")));
+    // Items are pkg{i % 1000}: pkg7 is results 7 and 1007, newest first.
+    let item = s.get_json("/api/v2.0/results?item=pkg7-1.0-1.fc40&type=koji_build");
+    let notes: Vec<&str> = item["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|r| r["note"].as_str())
+        .collect();
+    assert_eq!(notes, ["synthetic result 1007", "synthetic result 7"]);
+    let last = s.get_json("/api/v2.0/results?limit=1000&page=1");
+    assert_eq!(last["data"].as_array().map(Vec::len), Some(200));
+    assert_eq!(last["next"], Value::Null);
+
+    let r = s.post(
+        "/api/v2.0/results",
+        &json!({"outcome": "PASSED", "testcase": "dist.durable", "data": {"item": "durable-1-1"}}),
+    );
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().expect("json")["id"].as_i64().expect("id");
+    assert!(id > 1200, "ids continue after the bulk insert: {id}");
+    s.crash_and_restart();
+    let after = s.get_json(&format!("/api/v2.0/results/{id}"));
+    assert_eq!(after["testcase"]["name"], "dist.durable");
+    assert_eq!(after["data"]["item"], json!(["durable-1-1"]));
     s.stop();
 }
