@@ -39,7 +39,7 @@ CREATE TABLE result_data (
     key TEXT NOT NULL,
     value TEXT NOT NULL
 );
-CREATE INDEX result_data_key_value ON result_data (key, value);
+CREATE INDEX result_data_key_value ON result_data (key, value, result_id);
 CREATE INDEX result_data_result ON result_data (result_id);
 
 CREATE TABLE jobs (

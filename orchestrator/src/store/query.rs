@@ -103,8 +103,8 @@ impl ResultFilter {
         }
         if !self.groups.is_empty() {
             conds.push(format!(
-                "EXISTS (SELECT 1 FROM results_groups rg JOIN groups g ON g.id = rg.group_id \
-                 WHERE rg.result_id = r.id AND g.uuid IN ({}))",
+                "r.id IN (SELECT rg.result_id FROM results_groups rg \
+                 JOIN groups g ON g.id = rg.group_id WHERE g.uuid IN ({}))",
                 b.list(&self.groups)
             ));
         }
@@ -120,8 +120,8 @@ impl ResultFilter {
                 format!("d.value IN ({})", b.list(&f.values))
             };
             conds.push(format!(
-                "EXISTS (SELECT 1 FROM result_data d WHERE d.result_id = r.id \
-                 AND d.key = {key} AND ({values}))"
+                "r.id IN (SELECT d.result_id FROM result_data d \
+                 WHERE d.key = {key} AND ({values}))"
             ));
         }
         if conds.is_empty() {
