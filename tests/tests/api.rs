@@ -309,6 +309,9 @@ fn resultsdb_clients_replay(backend: Backend) {
 
     let like = s.get_json("/api/v2.0/results?testcases:like=dist.*&item=foo-1.0-1.fc40");
     assert_eq!(like["data"].as_array().map(Vec::len), Some(4));
+    // Patterns are case-sensitive on both backends, as in ResultsDB on PostgreSQL.
+    let upper = s.get_json("/api/v2.0/results?testcases:like=DIST.*");
+    assert_eq!(upper["data"], json!([]));
     let since = s.get_json("/api/v2.0/results?since=2024-01-01T00:00:00,2024-02-01");
     assert_eq!(
         since["data"].as_array().map(Vec::len),

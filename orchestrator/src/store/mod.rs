@@ -109,8 +109,11 @@ impl Store {
             opts.after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(
+                        // case_sensitive_like: `:like` filters match
+                        // the same rows as on PostgreSQL.
                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-                         PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;",
+                         PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; \
+                         PRAGMA case_sensitive_like=ON;",
                     )
                     .await?;
                     Ok(())
