@@ -55,12 +55,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeCommandError> {
     let store = open_store(&settings).await?;
-    let state = crate::api::AppState {
-        store: store.clone(),
-        settings: std::sync::Arc::new(settings),
-        config: std::sync::Arc::new(config),
-    };
-    let r = crate::api::serve(state, listen, shutdown).await;
+    let (state, stopper) = crate::api::AppState::new(store.clone(), settings, config);
+    let r = crate::api::serve(state, stopper, listen, shutdown).await;
     store.close().await;
     Ok(r?)
 }

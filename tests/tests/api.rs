@@ -240,6 +240,7 @@ both!(jobs_logs_and_artifacts);
 both!(run_report_lands_queryable_results);
 both!(reads_can_require_a_token);
 both!(bulk_results_page_and_survive_a_crash);
+both!(stopping_the_server_ends_followed_logs);
 
 /// What `resultsdb_api.create_result(...)`, Bodhi and Greenwave send.
 fn resultsdb_clients_replay(backend: Backend) {
@@ -965,4 +966,37 @@ fn bulk_results_page_and_survive_a_crash(backend: Backend) {
     assert_eq!(after["testcase"]["name"], "dist.durable");
     assert_eq!(after["data"]["item"], json!(["durable-1-1"]));
     s.stop();
+}
+
+/// SIGTERM while a client follows a running job's log: the log response
+/// ends and the server exits 0 (graceful shutdown does not wait for the job).
+fn stopping_the_server_ends_followed_logs(backend: Backend) {
+    let s = Server::start("stop-follow", backend, &[]);
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = s.put(
+        &format!("/api/v1/jobs/{id}"),
+        &json!({"state": "scheduled", "item": "x", "type": "koji_build", "arch": "x86_64", "formula": "f"}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s
+        .http
+        .put(s.url(&format!("/api/v1/jobs/{id}/artifacts/runner.log")))
+        .bearer_auth(&s.token)
+        .body("booting\n")
+        .send()
+        .expect("upload");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let mut live = s
+        .http
+        .get(s.url(&format!("/api/v1/jobs/{id}/log")))
+        .send()
+        .expect("log");
+    let mut first = [0u8; 8];
+    live.read_exact(&mut first).expect("first line");
+    assert_eq!(&first, b"booting\n");
+    s.stop();
+    let mut rest = String::new();
+    live.read_to_string(&mut rest)
+        .expect("the response ends cleanly");
+    assert_eq!(rest, "");
 }

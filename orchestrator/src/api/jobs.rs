@@ -403,8 +403,17 @@ async fn job_log(
             if f.finished {
                 return None;
             }
+            if *f.st.stopping.borrow() {
+                return None;
+            }
             match f.st.store.get_job(&f.uuid).await {
-                Ok(Some(j)) if !j.state.is_final() => tokio::time::sleep(FOLLOW_EVERY).await,
+                Ok(Some(j)) if !j.state.is_final() => {
+                    let mut stopping = f.st.stopping.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+                        _ = stopping.changed() => {}
+                    }
+                }
                 // Ended (or vanished): one more read drains what was written last.
                 _ => f.finished = true,
             }

@@ -58,7 +58,26 @@ pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub config: Arc<ApiConfig>,
+    /// Becomes true when the server shuts down: long responses (a followed
+    /// log) end, so graceful shutdown does not wait for a job to finish.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
+
+impl AppState {
+    pub fn new(store: Store, settings: Settings, config: ApiConfig) -> (AppState, Stopper) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let state = AppState {
+            store,
+            settings: Arc::new(settings),
+            config: Arc::new(config),
+            stopping: rx,
+        };
+        (state, Stopper(tx))
+    }
+}
+
+/// Tells long responses that the server is stopping.
+pub struct Stopper(tokio::sync::watch::Sender<bool>);
 
 /// `scheme://host[:port]` for URLs in responses.
 pub struct BaseUrl(pub String);
@@ -172,9 +191,11 @@ pub enum ServeError {
     Serve(#[source] std::io::Error),
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Serves until `shutdown` resolves, then finishes in-flight requests
+/// (followed logs end at once).
 pub async fn serve(
     state: AppState,
+    stopper: Stopper,
     listen: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
@@ -189,7 +210,10 @@ pub async fn serve(
     // Tests and scripts wait for this line.
     eprintln!("ferrotron: listening on http://{local}");
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopper.0.send(true);
+        })
         .await
         .map_err(ServeError::Serve)
 }
