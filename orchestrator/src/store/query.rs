@@ -119,10 +119,21 @@ impl ResultFilter {
             } else {
                 format!("d.value IN ({})", b.list(&f.values))
             };
-            conds.push(format!(
-                "r.id IN (SELECT d.result_id FROM result_data d \
-                 WHERE d.key = {key} AND ({values}))"
-            ));
+            // `item` is what consumers filter by and it is selective: its
+            // matches drive the query. Other keys (`type`, `arch`) match
+            // most rows and are checked per candidate through the covering
+            // (key, value, result_id) index; materialising them cost 100x.
+            if f.key == "item" && !f.like {
+                conds.push(format!(
+                    "r.id IN (SELECT d.result_id FROM result_data d \
+                     WHERE d.key = {key} AND ({values}))"
+                ));
+            } else {
+                conds.push(format!(
+                    "EXISTS (SELECT 1 FROM result_data d WHERE d.result_id = r.id \
+                     AND d.key = {key} AND ({values}))"
+                ));
+            }
         }
         if conds.is_empty() {
             String::new()
