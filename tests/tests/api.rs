@@ -391,7 +391,11 @@ fn bad_input_gets_4xx_with_code_and_message(backend: Backend) {
     // A small body limit: an oversized body then still fits in the socket
     // buffers, so the client has sent it all before the 413 arrives (with
     // megabytes, the server's early close races the client's upload).
-    let s = Server::start("bad-input", backend, &["--max-body-bytes", "2048"]);
+    let s = Server::start(
+        "bad-input",
+        backend,
+        &["--max-body-bytes", "2048", "--max-artifact-bytes", "1000"],
+    );
     let ok_job = uuid::Uuid::new_v4().to_string();
     let r = s.put(
         &format!("/api/v1/jobs/{ok_job}"),
@@ -651,6 +655,15 @@ fn bad_input_gets_4xx_with_code_and_message(backend: Backend) {
             "must stay inside the job's artifacts",
         ),
         (
+            "PUT",
+            format!("/api/v1/jobs/{ok_job}/artifacts/big.bin"),
+            "x".repeat(3000),
+            t,
+            413,
+            "body_too_large",
+            "artifact `big.bin` exceeds 1000 bytes",
+        ),
+        (
             "GET",
             format!("/api/v1/jobs/{ok_job}/artifacts/missing.log"),
             String::new(),
@@ -682,6 +695,12 @@ fn bad_input_gets_4xx_with_code_and_message(backend: Backend) {
     assert_eq!(s.get_json("/api/v2.0/testcases")["data"], json!([]));
     let escaped = s.h.data_dir.join("escape");
     assert!(!escaped.exists());
+    // The refused upload left no file, partial or whole.
+    let job_dir = s.h.data_dir.join("artifacts").join(&ok_job);
+    let left: Vec<_> = std::fs::read_dir(&job_dir)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", job_dir.display());
     s.stop();
 }
 
