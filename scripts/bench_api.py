@@ -22,10 +22,12 @@ BIN = os.environ.get("FERROTRON_BIN", str(ROOT / "target/release/ferrotron"))
 RESULTS = int(os.environ.get("BENCH_API_RESULTS", "100000"))
 DURATION = os.environ.get("BENCH_API_DURATION", "15s")
 CONNECTIONS = int(os.environ.get("BENCH_API_CONNECTIONS", "16"))
-PG_ADMIN = os.environ.get("FERROTRON_TEST_PG_URL", "postgres://ferrotron:ferrotron@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "FERROTRON_TEST_PG_URL", "postgres://ferrotron:ferrotron@127.0.0.1:5432/postgres")
 QUERIES = [
     ("newest page (`/api/v2.0/results`)", "/api/v2.0/results"),
-    ("one item (`?item=pkg7-1.0-1.fc40&type=koji_build`)", "/api/v2.0/results?item=pkg7-1.0-1.fc40&type=koji_build"),
+    ("one item (`?item=pkg7-1.0-1.fc40&type=koji_build`)",
+     "/api/v2.0/results?item=pkg7-1.0-1.fc40&type=koji_build"),
 ]
 
 
@@ -37,13 +39,26 @@ def wrk(url):
     out = subprocess.run(
         ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency", url],
         check=True, capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise SystemExit(f"bench: {url}: {errors.group(1)} non-2xx responses")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     return rps, float(p99.group(1)) * scale
+
+
+def wait_for_url(server, log_path):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        m = re.search(r"listening on (http://\S+)", log_path.read_text())
+        if m:
+            return m.group(1)
+        if server.poll() is not None:
+            raise SystemExit(
+                f"bench: server exited with {server.returncode}: {log_path.read_text()}")
+        time.sleep(0.1)
+    raise SystemExit("bench: server did not start in 60 s")
 
 
 def run_backend(name):
@@ -61,22 +76,11 @@ def run_backend(name):
         subprocess.run([BIN, "store", "seed", "--results", str(RESULTS)], env=env, check=True)
         seed = time.monotonic() - t
         print(f"bench: {name}: seeded {RESULTS} results in {seed:.1f} s", file=sys.stderr)
-        log = open(data / "serve.log", "w+")
-        server = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=log)
-        base = None
-        deadline = time.monotonic() + 60
-        while base is None and time.monotonic() < deadline:
-            log.seek(0)
-            m = re.search(r"listening on (http://\S+)", log.read())
-            if m:
-                base = m.group(1)
-            elif server.poll() is not None:
-                raise SystemExit(f"bench: server exited: {open(data / 'serve.log').read()}")
-            else:
-                time.sleep(0.1)
-        if base is None:
-            raise SystemExit("bench: server did not start in 60 s")
+        log_path = data / "serve.log"
+        with open(log_path, "w") as log:
+            server = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=log)
+        base = wait_for_url(server, log_path)
         rows = []
         for label, path in QUERIES:
             rps, p99 = wrk(base + path)
@@ -99,14 +103,17 @@ def main():
     doc = ROOT / "docs/performance.md"
     text = doc.read_text() if doc.exists() else "# Performance\n"
     begin, end = "<!-- bench:api:begin -->", "<!-- bench:api:end -->"
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                if l.startswith("model name")), "?")
     lines = [
         begin,
         "## Results API under load",
         "",
-        f"Measured by `make bench` (scripts/bench_api.py) on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({cpu}):",
-        f"`wrk -t2 -c{CONNECTIONS} -d{DURATION} --latency` against the release `ferrotron serve` on 127.0.0.1,",
-        f"{RESULTS:,} stored results (10 testcases, 1,000 items, 3 data values each), wrk on the same machine.",
+        f"Measured by `make bench` (scripts/bench_api.py) on {time.strftime('%Y-%m-%d')}, "
+        f"{os.cpu_count()} cores ({cpu}):",
+        f"`wrk -t2 -c{CONNECTIONS} -d{DURATION} --latency` against the release "
+        "`ferrotron serve` on 127.0.0.1 (wrk on the same machine),",
+        f"{RESULTS:,} stored results (10 testcases, 1,000 items, 3 data values each).",
         "",
         "| backend | query | requests/s | p99 latency | seeding (bulk) |",
         "| --- | --- | --- | --- | --- |",

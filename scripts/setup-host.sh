@@ -2,7 +2,8 @@
 # Install and start what Ferrotron needs on a Debian 12 host, idempotently.
 # Run as root. Safe to run again: every step checks before it acts.
 #
-#   scripts/setup-host.sh            virtualisation stack (libvirt, qemu, image tools)
+#   scripts/setup-host.sh            virtualisation stack (libvirt, qemu, image tools),
+#                                    PostgreSQL for the results store tests
 #
 # Prints one line per step; exits non-zero with the failing step named.
 set -euo pipefail
@@ -32,7 +33,8 @@ missing_pkgs() {
 # --- packages -----------------------------------------------------------------
 PKGS=(qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev
       genisoimage cpio socat busybox-static dropbear-bin e2fsprogs
-      libssl-dev pkg-config git xz-utils zstd python3 openssh-client tini)
+      libssl-dev pkg-config git xz-utils zstd python3 python3-venv openssh-client tini
+      wrk)
 need=$(missing_pkgs "${PKGS[@]}")
 if [ -n "$need" ]; then
     apt_update_once
@@ -107,6 +109,47 @@ for _ in $(seq 1 100); do
 done
 virsh -c qemu:///system version >/dev/null 2>&1 || die "libvirtd did not answer on qemu:///system"
 say "libvirt ready ($(virsh -c qemu:///system version 2>/dev/null | awk -F': ' '/Running hypervisor/ {print $2}'))"
+
+# --- PostgreSQL (the results store's second backend; tests run against it) -----
+# Debian's package, one cluster listening on loopback only, started with
+# pg_ctlcluster (no systemd here), and a role the tests use to create and drop
+# their own databases. FERROTRON_TEST_PG_URL in scripts/test.sh points at it.
+PG_ROLE=ferrotron
+PG_PASSWORD=ferrotron
+need=$(missing_pkgs postgresql)
+if [ -n "$need" ]; then
+    apt_update_once
+    say "installing: postgresql"
+    apt-get install -y -qq --no-install-recommends postgresql >/tmp/ferrotron-apt.log 2>&1 \
+        || { tail -20 /tmp/ferrotron-apt.log >&2; die "apt-get install postgresql failed (log: /tmp/ferrotron-apt.log)"; }
+fi
+pg_ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
+[ -n "$pg_ver" ] || die "no PostgreSQL server under /usr/lib/postgresql"
+if ! pg_lsclusters -h | awk '{print $1"/"$2}' | grep -qx "$pg_ver/main"; then
+    say "creating PostgreSQL $pg_ver cluster main"
+    pg_createcluster "$pg_ver" main >/dev/null || die "pg_createcluster failed"
+fi
+conf="/etc/postgresql/$pg_ver/main/postgresql.conf"
+if ! grep -q "^listen_addresses = '127.0.0.1'" "$conf"; then
+    echo "listen_addresses = '127.0.0.1'    # set by ferrotron setup: loopback only" >>"$conf"
+    pg_lsclusters -h | awk -v v="$pg_ver" '$1 == v && $2 == "main" {print $4}' | grep -qx online \
+        && pg_ctlcluster "$pg_ver" main restart
+fi
+if ! pg_lsclusters -h | awk -v v="$pg_ver" '$1 == v && $2 == "main" {print $4}' | grep -qx online; then
+    say "starting PostgreSQL $pg_ver/main"
+    mkdir -p /var/run/postgresql && chown postgres:postgres /var/run/postgresql
+    pg_ctlcluster "$pg_ver" main start || die "pg_ctlcluster $pg_ver main start failed (log: /var/log/postgresql/postgresql-$pg_ver-main.log)"
+fi
+for _ in $(seq 1 100); do
+    su postgres -c "psql -qAtc 'SELECT 1'" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+su postgres -c "psql -qAtc 'SELECT 1'" >/dev/null 2>&1 || die "PostgreSQL does not answer"
+if [ "$(su postgres -c "psql -qAtc \"SELECT 1 FROM pg_roles WHERE rolname = '$PG_ROLE'\"")" != 1 ]; then
+    say "creating PostgreSQL role $PG_ROLE"
+    su postgres -c "psql -qc \"CREATE ROLE $PG_ROLE LOGIN CREATEDB PASSWORD '$PG_PASSWORD'\"" >/dev/null
+fi
+say "PostgreSQL ready (postgres://$PG_ROLE:***@127.0.0.1:5432/postgres)"
 
 # --- RabbitMQ (the AMQP message intake; tests use a real broker) -------------
 "$(dirname "$0")/setup-rabbitmq.sh"

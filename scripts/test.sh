@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 export FERROTRON_BIN="$PWD/target/release/ferrotron"
 [ -x "$FERROTRON_BIN" ] || { echo "test: $FERROTRON_BIN missing: run make build" >&2; exit 1; }
 
+# The API suite runs against PostgreSQL too (scripts/setup-host.sh starts it
+# and creates this role); each test creates and drops its own database.
+export FERROTRON_TEST_PG_URL="${FERROTRON_TEST_PG_URL:-postgres://ferrotron:ferrotron@127.0.0.1:5432/postgres}"
+
 leftovers() {
     virsh -c qemu:///system list --all --name 2>/dev/null | grep '^ferrotron-' || true
 }
@@ -19,6 +23,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --release --workspace -- --test-threads="${VM_TEST_THREADS:-2}" || status=$?
 fi
+
+# The API's OpenAPI document, fuzzed by schemathesis (no 5xx allowed).
+./scripts/schemathesis.sh || status=$?
 
 after=$(leftovers)
 if [ -n "$after" ] && [ "$after" != "$before" ]; then

@@ -6,6 +6,7 @@
 //! the VM. [`commands`] is the one layer the CLI (and later the HTTP API and
 //! the message intake) call. [`rules`] turns bus messages into job requests.
 
+pub mod api;
 pub mod cache;
 pub mod cancel;
 pub mod commands;
@@ -14,11 +15,13 @@ pub mod images;
 pub mod intake;
 pub mod job;
 pub mod progress;
+pub mod report_client;
 pub mod results;
 pub mod rules;
 pub mod runner;
 pub mod settings;
 pub mod ssh;
+pub mod store;
 pub mod util;
 pub mod vm;
 pub mod yaml;

@@ -16,6 +16,7 @@ use ferrotron::vm::Accel;
 mod cache_cmd;
 mod image_cmd;
 mod rules_cmd;
+mod serve_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +67,10 @@ struct GlobalArgs {
     /// The git cache's URL as guests see it (for --cache-access direct).
     #[arg(long, global = true, env = "FERROTRON_CACHE_URL")]
     cache_url: Option<String>,
+    /// Results store: postgres://... for PostgreSQL, else a SQLite URL
+    /// (default: sqlite://<data dir>/ferrotron.db).
+    #[arg(long, global = true, env = "FERROTRON_DATABASE_URL")]
+    database_url: Option<String>,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -89,6 +94,14 @@ enum Command {
     /// Check trigger rules and see which jobs a message would create.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCommand),
+    /// Serve the HTTP API (ResultsDB v2.0 and Ferrotron's jobs API).
+    Serve(serve_cmd::ServeArgs),
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(serve_cmd::TokenCommand),
+    /// Maintenance of the results store.
+    #[command(subcommand, hide = true)]
+    Store(serve_cmd::StoreCommand),
 }
 
 #[derive(Subcommand)]
@@ -151,6 +164,13 @@ struct RunArgs {
     /// Branch, tag or commit of --git-repo, resolved before the VM boots.
     #[arg(long, default_value = "HEAD", requires = "git_repo")]
     git_ref: String,
+    /// Record the job, its artifacts and its results on this Ferrotron
+    /// server (results go to its ResultsDB API).
+    #[arg(long, value_name = "URL")]
+    report: Option<String>,
+    /// API token for --report.
+    #[arg(long, env = "FERROTRON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Only the TAP on stdout and errors on stderr.
     #[arg(short, long)]
     quiet: bool,
@@ -190,6 +210,7 @@ fn settings(g: &GlobalArgs) -> Settings {
     s.agent = g.agent.clone();
     s.cache_access = g.cache_access;
     s.cache_url = g.cache_url.clone();
+    s.database_url = g.database_url.clone();
     s
 }
 
@@ -237,6 +258,9 @@ fn main() -> ExitCode {
             print!("{}", ferrotron::formula::Formula::json_schema());
             0
         }
+        Command::Serve(args) => serve_cmd::serve(settings, args),
+        Command::Token(cmd) => serve_cmd::token(&settings, cmd),
+        Command::Store(cmd) => serve_cmd::store(&settings, cmd),
         Command::Cleanup => match ferrotron::commands::reap(&settings) {
             Ok(r) => {
                 println!(
@@ -268,6 +292,20 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
     settings.extra_cmdline = args.kernel_args.clone();
     settings.stall_timeout = args.stall_timeout;
     settings.start = args.start;
+    let reporter = match &args.report {
+        Some(url) => match ferrotron::report_client::Reporter::new(url, args.token.clone()) {
+            Ok(r) => Some(r),
+            Err(e) => return fail(2, &e),
+        },
+        None => None,
+    };
+    let mut info = ferrotron::report_client::JobInfo {
+        item: args.item.clone(),
+        item_type: args.item_type.clone(),
+        arch: args.arch.clone(),
+        formula: formula.name.clone(),
+        exit_status: 0,
+    };
     let req = RunRequest {
         git: args.git_repo.map(|repo| ferrotron::runner::GitSource {
             repo,
@@ -339,10 +377,24 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
                     outcome.job_dir.display()
                 );
             }
-            if passed {
-                0
-            } else {
-                1
+            let code = if passed { 0 } else { 1 };
+            match reporter {
+                None => code,
+                Some(r) => {
+                    info.exit_status = code;
+                    match rt.block_on(r.report(&info, &outcome)) {
+                        Ok(n) => {
+                            if !quiet {
+                                eprintln!(
+                                    "ferrotron: reported {} result(s) and {} artifact(s) of job {}",
+                                    n.results, n.artifacts, outcome.job_id
+                                );
+                            }
+                            code
+                        }
+                        Err(e) => fail(3, &e),
+                    }
+                }
             }
         }
         Ok((Err(e), _)) | Err(e) => {

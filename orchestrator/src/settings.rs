@@ -35,6 +35,9 @@ pub struct Settings {
     pub cache_access: crate::cache::checkout::CacheAccess,
     /// The cache's URL as guests see it, for `direct` access.
     pub cache_url: Option<String>,
+    /// The results store: `postgres://...` for PostgreSQL, else SQLite
+    /// (default `<data dir>/ferrotron.db`).
+    pub database_url: Option<String>,
 }
 
 /// How a job's VM starts. Both give every job a new VM of its own (QEMU
@@ -74,11 +77,19 @@ impl Settings {
             start: StartMode::Warm,
             cache_access: Default::default(),
             cache_url: None,
+            database_url: None,
         }
     }
 
     pub fn jobs_dir(&self) -> PathBuf {
         self.data_dir.join("jobs")
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| crate::store::default_url(&self.data_dir))
     }
 
     /// Per-VM folders (overlay, owner file); removed with each VM.

@@ -134,26 +134,9 @@ impl Harness {
 
     /// Starts `ferrotron ARGS` in the background, stderr read line by line.
     pub fn spawn(&self, args: &[&str]) -> Running {
-        let mut child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ferrotron");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
+        let mut c = self.command(args);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        Running::from_command(c)
     }
 
     /// This test's data folder (`--data-dir`).
@@ -227,6 +210,25 @@ pub struct Running {
 }
 
 impl Running {
+    /// Starts `c` (stdout and stderr piped), stderr read line by line.
+    pub fn from_command(mut c: Command) -> Running {
+        let mut child = c.spawn().expect("spawn ferrotron");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
     /// Waits for a stderr line containing `needle`; panics with what was
     /// seen if it does not come within `timeout`.
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {

@@ -1,0 +1,134 @@
+//! The one error type of the HTTP API. Clients get a stable `code` and a
+//! human `message`; internal causes go to the server log only.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+/// What every error response carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable, machine-readable (snake_case).
+    pub code: String,
+    /// For humans; may change between versions.
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A problem with the request, shown to the client as is.
+    #[error("{message}")]
+    Client {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("file system error")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Client {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::Client {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::Client {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: message.into(),
+        }
+    }
+
+    pub fn too_large(message: impl Into<String>) -> ApiError {
+        ApiError::Client {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "body_too_large",
+            message: message.into(),
+        }
+    }
+}
+
+fn body(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            code: code.to_string(),
+            message,
+        }),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Client {
+                status,
+                code,
+                message,
+            } => body(status, code, message),
+            ApiError::Store(StoreError::NotFound { what, name }) => body(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} `{name}` not found"),
+            ),
+            ApiError::Store(StoreError::Conflict(m)) => body(StatusCode::CONFLICT, "conflict", m),
+            other => {
+                tracing::error!(error = %crate::util::full(&other), "request failed");
+                body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "internal error; the server log has the details".into(),
+                )
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        let (status, code) = match &r {
+            JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            JsonRejection::JsonDataError(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            JsonRejection::MissingJsonContentType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+            }
+            _ => (StatusCode::BAD_REQUEST, "invalid_body"),
+        };
+        ApiError::Client {
+            status,
+            code,
+            message: r.body_text(),
+        }
+    }
+}
+
+/// A JSON body whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);

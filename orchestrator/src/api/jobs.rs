@@ -1,0 +1,633 @@
+//! Ferrotron's own API for jobs: records (list, get, create/advance,
+//! cancel), the runner's log (followed live until the job ends), and
+//! artifacts (listing, download with HTTP ranges, upload). Artifacts are
+//! files under `<data dir>/artifacts/<job uuid>/`; the database only
+//! references them.
+
+use std::path::{Component, Path as FsPath, PathBuf};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{Reader, Writer};
+use super::error::{ApiError, ApiJson, ErrorBody};
+use super::{paged, params, segs, AppState, BaseUrl};
+use crate::job::JobState;
+use crate::store::{
+    format_time, now_micros, parse_state, parse_time, Artifact, Job, JobUpdate, TransitionRow,
+};
+
+pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(list_jobs))
+        .routes(routes!(get_job, put_job))
+        .routes(routes!(cancel_job))
+        .routes(routes!(job_log))
+        .routes(routes!(list_artifacts))
+}
+
+/// Artifact download and upload take a multi-segment path, which the
+/// OpenAPI router cannot express; they are routed here and documented by
+/// [`ArtifactDoc`].
+pub(super) fn artifact_routes() -> Router<AppState> {
+    Router::new().route(
+        "/api/v1/jobs/{uuid}/artifacts/{*path}",
+        get(get_artifact)
+            .put(put_artifact)
+            .layer(DefaultBodyLimit::disable()),
+    )
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(get_artifact, put_artifact),
+    components(schemas(ArtifactJson, ErrorBody))
+)]
+pub(super) struct ArtifactDoc;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionJson {
+    pub state: String,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobJson {
+    pub uuid: String,
+    /// queued, scheduled, booting, running, reporting, passed, failed, error, cancelled.
+    pub state: String,
+    pub item: String,
+    #[serde(rename = "type")]
+    pub item_type: String,
+    pub arch: String,
+    pub formula: String,
+    pub host: Option<String>,
+    pub exit_status: Option<i64>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub transitions: Vec<TransitionJson>,
+    pub log: String,
+    pub artifacts: String,
+    /// This job's results (its uuid is their group).
+    pub results: String,
+    pub href: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobsPage {
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    pub data: Vec<JobJson>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionBody {
+    pub state: String,
+    /// ISO 8601.
+    pub at: String,
+}
+
+/// A job record as a runner reports it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobBody {
+    pub state: String,
+    pub item: String,
+    #[serde(rename = "type")]
+    pub item_type: String,
+    pub arch: String,
+    /// The formula's name.
+    pub formula: String,
+    pub host: Option<String>,
+    pub exit_status: Option<i64>,
+    /// For a new job: its history from `queued`.
+    pub transitions: Option<Vec<TransitionBody>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArtifactJson {
+    pub path: String,
+    pub size: i64,
+    pub sha256: String,
+    pub created_at: String,
+    pub href: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArtifactsList {
+    pub data: Vec<ArtifactJson>,
+}
+
+fn job_json(base: &str, j: Job) -> JobJson {
+    let href = format!("{base}/api/v1/jobs/{}", j.uuid);
+    JobJson {
+        log: format!("{href}/log"),
+        artifacts: format!("{href}/artifacts"),
+        results: format!("{base}/api/v2.0/results?groups={}", j.uuid),
+        href,
+        uuid: j.uuid,
+        state: j.state.to_string(),
+        item: j.item,
+        item_type: j.item_type,
+        arch: j.arch,
+        formula: j.formula,
+        host: j.host,
+        exit_status: j.exit_status,
+        created_at: format_time(j.created_at),
+        started_at: j.started_at.map(format_time),
+        finished_at: j.finished_at.map(format_time),
+        transitions: j
+            .transitions
+            .into_iter()
+            .map(|t| TransitionJson {
+                state: t.state.to_string(),
+                at: format_time(t.at),
+            })
+            .collect(),
+    }
+}
+
+/// Job ids are UUIDs; anything else is refused before it reaches a path.
+fn job_id(s: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(s)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| ApiError::bad_request("bad_job_id", format!("`{s}` is not a job UUID")))
+}
+
+fn state_of(s: &str) -> Result<JobState, ApiError> {
+    parse_state(s).ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_state",
+            format!("state `{s}` is not one of queued, scheduled, booting, running, reporting, passed, failed, error, cancelled"),
+        )
+    })
+}
+
+fn artifacts_root(st: &AppState) -> PathBuf {
+    st.settings.data_dir.join("artifacts")
+}
+
+/// A relative artifact path with only normal components.
+pub(crate) fn safe_relative(p: &str) -> Result<PathBuf, ApiError> {
+    let bad = |why: &str| {
+        ApiError::bad_request("bad_artifact_path", format!("artifact path `{p}`: {why}"))
+    };
+    if p.is_empty() || p.len() > 1024 {
+        return Err(bad("must be 1 to 1024 characters"));
+    }
+    if p.contains('\0') || p.contains('\\') {
+        return Err(bad("contains a NUL or a backslash"));
+    }
+    let path = FsPath::new(p);
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => {
+                return Err(bad(
+                    "must stay inside the job's artifacts (no `..`, no leading `/`)",
+                ))
+            }
+        }
+    }
+    if out.as_os_str().is_empty() || p.split('/').any(|s| s == "..") {
+        return Err(bad(
+            "must stay inside the job's artifacts (no `..`, no leading `/`)",
+        ));
+    }
+    Ok(out)
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/jobs", tag = "jobs",
+    params(
+        ("page" = Option<i64>, Query, description = "Page number, from 0"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 20)"),
+        ("state" = Option<String>, Query, description = "Only jobs in this state"),
+        ("item" = Option<String>, Query, description = "Only jobs about this item"),
+    ),
+    responses((status = 200, body = JobsPage), (status = 400, body = ErrorBody))
+)]
+async fn list_jobs(
+    State(st): State<AppState>,
+    _r: Reader,
+    BaseUrl(base): BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let pairs = params::pairs(q.as_deref())?;
+    let page = params::page(&pairs)?;
+    let mut state = None;
+    let mut item = None;
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "state" => state = Some(state_of(v)?),
+            "item" => item = Some(v.clone()),
+            "page" | "limit" => {}
+            _ => {
+                return Err(ApiError::bad_request(
+                    "bad_filter",
+                    format!("unknown filter `{k}`"),
+                ))
+            }
+        }
+    }
+    let (jobs, more) = st.store.list_jobs(state, item.as_deref(), page).await?;
+    let data: Vec<JobJson> = jobs.into_iter().map(|j| job_json(&base, j)).collect();
+    Ok(paged(&base, "/api/v1/jobs", &pairs, page, more, data))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/jobs/{uuid}", tag = "jobs",
+    params(("uuid" = String, Path, description = "Job UUID")),
+    responses((status = 200, body = JobJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn get_job(
+    State(st): State<AppState>,
+    _r: Reader,
+    BaseUrl(base): BaseUrl,
+    Path(uuid): Path<String>,
+) -> Result<Json<JobJson>, ApiError> {
+    let uuid = job_id(&uuid)?;
+    let job = st
+        .store
+        .get_job(&uuid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job `{uuid}` not found")))?;
+    Ok(Json(job_json(&base, job)))
+}
+
+/// Creates a job record or moves it to a new state (checked transitions).
+#[utoipa::path(
+    put, path = "/api/v1/jobs/{uuid}", tag = "jobs",
+    params(("uuid" = String, Path, description = "Job UUID")),
+    request_body = JobBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = JobJson),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    )
+)]
+async fn put_job(
+    State(st): State<AppState>,
+    _w: Writer,
+    BaseUrl(base): BaseUrl,
+    Path(uuid): Path<String>,
+    ApiJson(body): ApiJson<JobBody>,
+) -> Result<Json<JobJson>, ApiError> {
+    let uuid = job_id(&uuid)?;
+    let mut transitions = Vec::new();
+    for (i, t) in body.transitions.iter().flatten().enumerate() {
+        transitions.push(TransitionRow {
+            state: state_of(&t.state)?,
+            at: parse_time(&t.at).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_body",
+                    format!("transitions[{i}].at: `{}` is not an ISO 8601 time", t.at),
+                )
+            })?,
+        });
+    }
+    let update = JobUpdate {
+        state: state_of(&body.state)?,
+        item: body.item,
+        item_type: body.item_type,
+        arch: body.arch,
+        formula: body.formula,
+        host: body.host,
+        exit_status: body.exit_status,
+        transitions,
+    };
+    let job = st.store.put_job(&uuid, &update).await?;
+    Ok(Json(job_json(&base, job)))
+}
+
+/// Marks a job cancelled; the scheduler stops it.
+#[utoipa::path(
+    post, path = "/api/v1/jobs/{uuid}/cancel", tag = "jobs",
+    params(("uuid" = String, Path, description = "Job UUID")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = JobJson),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    )
+)]
+async fn cancel_job(
+    State(st): State<AppState>,
+    _w: Writer,
+    BaseUrl(base): BaseUrl,
+    Path(uuid): Path<String>,
+) -> Result<Json<JobJson>, ApiError> {
+    let uuid = job_id(&uuid)?;
+    let job = st.store.cancel_job(&uuid).await?;
+    Ok(Json(job_json(&base, job)))
+}
+
+/// How often a live log is polled for growth.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
+/// The runner's log; while the job runs, the response stays open and
+/// follows the file until the job reaches a final state.
+#[utoipa::path(
+    get, path = "/api/v1/jobs/{uuid}/log", tag = "jobs",
+    params(("uuid" = String, Path, description = "Job UUID")),
+    responses(
+        (status = 200, content_type = "text/plain", body = String),
+        (status = 404, body = ErrorBody),
+    )
+)]
+async fn job_log(
+    State(st): State<AppState>,
+    _r: Reader,
+    Path(uuid): Path<String>,
+) -> Result<Response, ApiError> {
+    let uuid = job_id(&uuid)?;
+    let job = st
+        .store
+        .get_job(&uuid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job `{uuid}` not found")))?;
+    let path = artifacts_root(&st).join(&uuid).join("runner.log");
+    if job.state.is_final() && !path.exists() {
+        return Err(ApiError::not_found(format!("job `{uuid}` has no log")));
+    }
+    struct Follow {
+        st: AppState,
+        uuid: String,
+        path: PathBuf,
+        file: Option<tokio::fs::File>,
+        finished: bool,
+    }
+    let init = Follow {
+        st,
+        uuid,
+        path,
+        file: None,
+        finished: false,
+    };
+    let stream = futures_util::stream::unfold(init, |mut f| async move {
+        loop {
+            if f.file.is_none() {
+                f.file = tokio::fs::File::open(&f.path).await.ok();
+            }
+            if let Some(file) = f.file.as_mut() {
+                let mut buf = vec![0u8; 64 * 1024];
+                match file.read(&mut buf).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        buf.truncate(n);
+                        return Some((Ok::<_, std::io::Error>(buf), f));
+                    }
+                    Err(e) => return Some((Err(e), f)),
+                }
+            }
+            // At end of file: stop once the job had ended before this read.
+            if f.finished {
+                return None;
+            }
+            if *f.st.stopping.borrow() {
+                return None;
+            }
+            match f.st.store.get_job(&f.uuid).await {
+                Ok(Some(j)) if !j.state.is_final() => {
+                    let mut stopping = f.st.stopping.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+                        _ = stopping.changed() => {}
+                    }
+                }
+                // Ended (or vanished): one more read drains what was written last.
+                _ => f.finished = true,
+            }
+        }
+    });
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/jobs/{uuid}/artifacts", tag = "jobs",
+    params(("uuid" = String, Path, description = "Job UUID")),
+    responses((status = 200, body = ArtifactsList), (status = 404, body = ErrorBody))
+)]
+async fn list_artifacts(
+    State(st): State<AppState>,
+    _r: Reader,
+    BaseUrl(base): BaseUrl,
+    Path(uuid): Path<String>,
+) -> Result<Json<ArtifactsList>, ApiError> {
+    let uuid = job_id(&uuid)?;
+    if st.store.get_job(&uuid).await?.is_none() {
+        return Err(ApiError::not_found(format!("job `{uuid}` not found")));
+    }
+    let data = st
+        .store
+        .list_artifacts(&uuid)
+        .await?
+        .into_iter()
+        .map(|a| ArtifactJson {
+            href: format!("{base}/api/v1/jobs/{uuid}/artifacts/{}", segs(&a.path)),
+            path: a.path,
+            size: a.size,
+            sha256: a.sha256,
+            created_at: format_time(a.created_at),
+        })
+        .collect();
+    Ok(Json(ArtifactsList { data }))
+}
+
+fn path_args(
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(String, PathBuf, String), ApiError> {
+    let Path((uuid, rel)) =
+        p.map_err(|e| ApiError::bad_request("bad_artifact_path", e.body_text()))?;
+    let uuid = job_id(&uuid)?;
+    let path = safe_relative(&rel)?;
+    Ok((uuid, path, rel))
+}
+
+/// One artifact file; `Range` requests get `206 Partial Content`.
+#[utoipa::path(
+    get, path = "/api/v1/jobs/{uuid}/artifacts/{path}", tag = "jobs",
+    params(
+        ("uuid" = String, Path, description = "Job UUID"),
+        ("path" = String, Path, description = "Path inside the job's artifacts"),
+    ),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+async fn get_artifact(
+    State(st): State<AppState>,
+    _r: Reader,
+    p: Result<Path<(String, String)>, PathRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (uuid, rel, shown) = path_args(p)?;
+    let root = artifacts_root(&st).join(&uuid);
+    let full = root.join(&rel);
+    let not_found = || ApiError::not_found(format!("job `{uuid}` has no artifact `{shown}`"));
+    // Symlinks must not lead out of the job's folder.
+    let (Ok(real_root), Ok(real)) = (
+        tokio::fs::canonicalize(&root).await,
+        tokio::fs::canonicalize(&full).await,
+    ) else {
+        return Err(not_found());
+    };
+    if !real.starts_with(&real_root) || !real.is_file() {
+        return Err(not_found());
+    }
+    let resp = tower_http::services::ServeFile::new(real)
+        .try_call(req)
+        .await
+        .map_err(ApiError::Io)?;
+    Ok(resp.map(Body::new))
+}
+
+/// Stores one artifact file (the request body), replacing any previous one.
+#[utoipa::path(
+    put, path = "/api/v1/jobs/{uuid}/artifacts/{path}", tag = "jobs",
+    params(
+        ("uuid" = String, Path, description = "Job UUID"),
+        ("path" = String, Path, description = "Path inside the job's artifacts"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = ArtifactJson),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+    )
+)]
+async fn put_artifact(
+    State(st): State<AppState>,
+    _w: Writer,
+    BaseUrl(base): BaseUrl,
+    p: Result<Path<(String, String)>, PathRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (uuid, rel, shown) = path_args(p)?;
+    if st.store.get_job(&uuid).await?.is_none() {
+        return Err(ApiError::not_found(format!("job `{uuid}` not found")));
+    }
+    let full = artifacts_root(&st).join(&uuid).join(&rel);
+    let dir = full
+        .parent()
+        .map(FsPath::to_path_buf)
+        .ok_or_else(|| ApiError::bad_request("bad_artifact_path", "no file name"))?;
+    tokio::fs::create_dir_all(&dir).await?;
+    // Written beside the target, renamed when complete: readers never see
+    // half a file, and a failed upload leaves nothing.
+    let tmp = dir.join(format!(".upload-{}", uuid::Uuid::new_v4().simple()));
+    let guard = TempFile(Some(tmp.clone()));
+    let mut file = tokio::fs::File::create(&tmp).await?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("upload_failed", format!("reading the body: {e}"))
+        })?;
+        size += chunk.len() as u64;
+        if size > st.config.max_artifact_bytes {
+            return Err(ApiError::too_large(format!(
+                "artifact `{shown}` exceeds {} bytes",
+                st.config.max_artifact_bytes
+            )));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await?;
+    }
+    file.sync_all().await?;
+    drop(file);
+    tokio::fs::rename(&tmp, &full).await?;
+    guard.keep();
+    let a = Artifact {
+        path: rel.to_string_lossy().into_owned(),
+        size: i64::try_from(size).unwrap_or(i64::MAX),
+        sha256: hex::encode(hasher.finalize()),
+        created_at: now_micros(),
+    };
+    st.store.put_artifact(&uuid, &a).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ArtifactJson {
+            href: format!("{base}/api/v1/jobs/{uuid}/artifacts/{}", segs(&a.path)),
+            path: a.path,
+            size: a.size,
+            sha256: a.sha256,
+            created_at: format_time(a.created_at),
+        }),
+    )
+        .into_response())
+}
+
+/// Removes a partial upload unless kept.
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_paths() {
+        assert_eq!(
+            safe_relative("task_output/out.log").expect("ok"),
+            PathBuf::from("task_output/out.log")
+        );
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/../../b",
+            "",
+            "a\\b",
+            "..",
+            "a/..",
+        ] {
+            assert!(safe_relative(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Query strings as ResultsDB reads them: `page`/`limit`, `since`,
+//! `outcome`, `testcases`, `testcases:like`, `groups`, and any other key as
+//! a filter on result data (comma means OR, `key:like` takes `*`).
+
+use std::str::FromStr;
+
+use ferrotron_agent::protocol::Outcome;
+
+use super::error::ApiError;
+use crate::store::{parse_time, DataFilter, Page, ResultFilter};
+
+/// ResultsDB's default page size.
+pub const DEFAULT_LIMIT: i64 = 20;
+/// Larger pages are refused, so one request cannot load the whole store.
+pub const MAX_LIMIT: i64 = 1000;
+
+/// Parameters that never filter (JSONP callback, ResultsDB's internals).
+const IGNORED: &[&str] = &["callback", "_distinct_on"];
+
+pub type Pairs = Vec<(String, String)>;
+
+/// Decodes a raw query string into its pairs, in order.
+pub fn pairs(raw: Option<&str>) -> Result<Pairs, ApiError> {
+    serde_urlencoded::from_str::<Pairs>(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request("bad_query", format!("cannot decode the query: {e}")))
+}
+
+/// Comma-separated values, blanks dropped.
+fn split(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `page` (from 0) and `limit` (1..=1000, default 20).
+pub fn page(pairs: &Pairs) -> Result<Page, ApiError> {
+    let mut p = Page {
+        page: 0,
+        limit: DEFAULT_LIMIT,
+    };
+    for (k, v) in pairs {
+        match k.as_str() {
+            "page" => {
+                p.page = match i64::from_str(v.trim()) {
+                    Ok(n) if n >= 0 => n,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "bad_pagination",
+                            format!("page must be a whole number from 0, not `{v}`"),
+                        ))
+                    }
+                }
+            }
+            "limit" => {
+                p.limit = match i64::from_str(v.trim()) {
+                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "bad_pagination",
+                            format!(
+                                "limit must be a whole number from 1 to {MAX_LIMIT}, not `{v}`"
+                            ),
+                        ))
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+/// An outcome as ResultsDB accepts it (any case), or a 400 naming the
+/// allowed ones.
+pub fn outcome(v: &str) -> Result<String, ApiError> {
+    let up = v.trim().to_ascii_uppercase();
+    Outcome::from_str(&up)
+        .map(|o| o.as_str().to_string())
+        .map_err(|_| {
+            ApiError::bad_request(
+                "unknown_outcome",
+                format!(
+                    "outcome `{v}` is not one of {}",
+                    Outcome::ALL.map(|o| o.as_str()).join(", ")
+                ),
+            )
+        })
+}
+
+fn since(v: &str) -> Result<(i64, Option<i64>), ApiError> {
+    let bad = |part: &str| {
+        ApiError::bad_request(
+            "bad_since",
+            format!("since: `{part}` is not a date/time like 2024-01-31 or 2024-01-31T12:00:00"),
+        )
+    };
+    let mut it = v.splitn(2, ',');
+    let start = it.next().unwrap_or("");
+    let start_t = parse_time(start).ok_or_else(|| bad(start))?;
+    let end_t = match it.next() {
+        Some(e) => Some(parse_time(e).ok_or_else(|| bad(e))?),
+        None => None,
+    };
+    Ok((start_t, end_t))
+}
+
+/// Every filter of `GET /results` (and `/results/latest`).
+pub fn result_filter(pairs: &Pairs) -> Result<ResultFilter, ApiError> {
+    let mut f = ResultFilter::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "page" | "limit" => {}
+            k if IGNORED.contains(&k) => {}
+            "since" => f.since = Some(since(v)?),
+            "outcome" => {
+                for o in split(v) {
+                    f.outcomes.push(outcome(&o)?);
+                }
+            }
+            "testcases" => f.testcases.extend(split(v)),
+            "testcases:like" => f.testcases_like.extend(split(v)),
+            "groups" => f.groups.extend(split(v)),
+            key => {
+                let (key, like) = match key.split_once(':') {
+                    None => (key, false),
+                    Some((key, "like")) => (key, true),
+                    Some((_, op)) => {
+                        return Err(ApiError::bad_request(
+                            "bad_filter",
+                            format!("`{k}`: unknown operator `{op}` (only `:like` exists)"),
+                        ))
+                    }
+                };
+                if key.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "bad_filter",
+                        format!("`{k}`: a filter needs a key"),
+                    ));
+                }
+                let values = split(v);
+                if values.is_empty() {
+                    continue;
+                }
+                match f.data.iter_mut().find(|d| d.key == key && d.like == like) {
+                    Some(d) => d.values.extend(values),
+                    None => f.data.push(DataFilter {
+                        key: key.to_string(),
+                        values,
+                        like,
+                    }),
+                }
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// `base + path` with the same query but `page` set to `page`.
+pub fn page_url(base: &str, path: &str, pairs: &Pairs, page: i64) -> String {
+    let mut out: Pairs = pairs.iter().filter(|(k, _)| k != "page").cloned().collect();
+    out.push(("page".into(), page.to_string()));
+    let q = serde_urlencoded::to_string(&out).unwrap_or_default();
+    format!("{base}{path}?{q}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(q: &str) -> Pairs {
+        pairs(Some(q)).expect("decodes")
+    }
+
+    #[test]
+    fn resultsdb_client_queries() {
+        let f = result_filter(&p(
+            "item=foo-1.0-1.fc40&type=koji_build&testcases=dist.rpmdeplint,dist.abicheck",
+        ))
+        .expect("valid");
+        assert_eq!(f.testcases, ["dist.rpmdeplint", "dist.abicheck"]);
+        assert_eq!(f.data.len(), 2);
+        assert_eq!(f.data[0].values, ["foo-1.0-1.fc40"]);
+        let f = result_filter(&p("testcases:like=dist.*&outcome=passed,failed")).expect("valid");
+        assert_eq!(f.testcases_like, ["dist.*"]);
+        assert_eq!(f.outcomes, ["PASSED", "FAILED"]);
+        let f = result_filter(&p("since=2024-01-01T00:00:00,2024-02-01")).expect("valid");
+        assert!(f.since.is_some_and(|(s, e)| e.is_some_and(|e| e > s)));
+        let f = result_filter(&p("item:like=foo-*&item:like=bar-*")).expect("valid");
+        assert_eq!(f.data[0].values, ["foo-*", "bar-*"]);
+        assert!(f.data[0].like);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let msg = |q: &str| match result_filter(&p(q)).and_then(|_| page(&p(q))) {
+            Err(ApiError::Client { code, message, .. }) => format!("{code}: {message}"),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(msg("outcome=GREAT"), "unknown_outcome: outcome `GREAT` is not one of PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, WAIVED, ABORTED");
+        assert_eq!(
+            msg("limit=0"),
+            "bad_pagination: limit must be a whole number from 1 to 1000, not `0`"
+        );
+        assert_eq!(
+            msg("page=-1"),
+            "bad_pagination: page must be a whole number from 0, not `-1`"
+        );
+        assert_eq!(msg("since=yesterday"), "bad_since: since: `yesterday` is not a date/time like 2024-01-31 or 2024-01-31T12:00:00");
+        assert_eq!(
+            msg("item:regex=x"),
+            "bad_filter: `item:regex`: unknown operator `regex` (only `:like` exists)"
+        );
+    }
+
+    #[test]
+    fn next_page_keeps_the_filters() {
+        let url = page_url(
+            "http://h",
+            "/api/v2.0/results",
+            &p("item=a&page=0&limit=5"),
+            1,
+        );
+        assert_eq!(url, "http://h/api/v2.0/results?item=a&limit=5&page=1");
+    }
+}

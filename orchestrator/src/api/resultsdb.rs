@@ -1,0 +1,798 @@
+//! ResultsDB API v2.0: what dashboards, gating (Greenwave) and release
+//! tooling (Bodhi) call. Shapes follow ResultsDB: results carry `href`s,
+//! lists are `{prev, next, data}`, POST bodies take the same loose forms
+//! (a testcase by name or object, groups by uuid or object, data values as
+//! strings or lists).
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{Reader, Writer};
+use super::error::{ApiError, ApiJson, ErrorBody};
+use super::params::{self, Pairs};
+use super::{paged, seg, AppState, BaseUrl};
+use crate::store::{format_time, now_micros, parse_time, Group, NewResult, ResultRow, Testcase};
+
+pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(list_results, create_result))
+        .routes(routes!(latest_results))
+        .routes(routes!(get_result))
+        .routes(routes!(list_testcases, create_testcase))
+        .routes(routes!(get_testcase))
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(get_group))
+        .routes(routes!(group_results))
+        .routes(routes!(healthcheck))
+}
+
+const V2: &str = "/api/v2.0";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestcaseJson {
+    pub name: String,
+    pub ref_url: Option<String>,
+    pub href: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupJson {
+    pub uuid: String,
+    pub description: Option<String>,
+    pub ref_url: Option<String>,
+    /// This group's results.
+    pub results: String,
+    pub href: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultJson {
+    pub id: i64,
+    pub testcase: TestcaseJson,
+    /// PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, WAIVED or ABORTED.
+    pub outcome: String,
+    pub note: Option<String>,
+    pub ref_url: Option<String>,
+    /// UTC, `2024-01-31T12:00:00.000000`.
+    pub submit_time: String,
+    /// Group uuids.
+    pub groups: Vec<String>,
+    /// Every key maps to a list of values.
+    #[schema(value_type = Object)]
+    pub data: std::collections::BTreeMap<String, Vec<String>>,
+    pub href: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultsPage {
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    pub data: Vec<ResultJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatestResults {
+    pub data: Vec<ResultJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestcasesPage {
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    pub data: Vec<TestcaseJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupsPage {
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    pub data: Vec<GroupJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub message: String,
+}
+
+/// A result to create (ResultsDB's body).
+/// Documentation only: bodies are checked field by field for ResultsDB's loose forms.
+#[derive(Debug, ToSchema)]
+#[expect(dead_code, reason = "describes the body in the OpenAPI document")]
+pub struct CreateResultBody {
+    /// Any case; PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, WAIVED, ABORTED.
+    pub outcome: String,
+    /// A name, or `{name, ref_url}`; created when unknown.
+    #[schema(value_type = Object)]
+    pub testcase: Value,
+    /// Uuids or `{uuid, description, ref_url}` objects; created when unknown.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub groups: Option<Value>,
+    pub note: Option<String>,
+    pub ref_url: Option<String>,
+    /// Values are strings or numbers, or lists of them; keys may not contain `:`.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+    /// Epoch milliseconds or ISO 8601 (UTC when no zone); default: now.
+    #[schema(value_type = Option<String>)]
+    pub submit_time: Option<Value>,
+}
+
+/// Documentation only: bodies are checked field by field for ResultsDB's loose forms.
+#[derive(Debug, ToSchema)]
+#[expect(dead_code, reason = "describes the body in the OpenAPI document")]
+pub struct CreateTestcaseBody {
+    pub name: String,
+    pub ref_url: Option<String>,
+}
+
+/// Documentation only: bodies are checked field by field for ResultsDB's loose forms.
+#[derive(Debug, ToSchema)]
+#[expect(dead_code, reason = "describes the body in the OpenAPI document")]
+pub struct CreateGroupBody {
+    /// Generated when missing.
+    pub uuid: Option<String>,
+    pub description: Option<String>,
+    pub ref_url: Option<String>,
+}
+
+fn testcase_json(base: &str, t: &Testcase) -> TestcaseJson {
+    TestcaseJson {
+        name: t.name.clone(),
+        ref_url: t.ref_url.clone(),
+        href: format!("{base}{V2}/testcases/{}", seg(&t.name)),
+    }
+}
+
+fn group_json(base: &str, g: &Group) -> GroupJson {
+    GroupJson {
+        uuid: g.uuid.clone(),
+        description: g.description.clone(),
+        ref_url: g.ref_url.clone(),
+        results: format!("{base}{V2}/results?groups={}", seg(&g.uuid)),
+        href: format!("{base}{V2}/groups/{}", seg(&g.uuid)),
+    }
+}
+
+fn result_json(base: &str, r: ResultRow) -> ResultJson {
+    ResultJson {
+        id: r.id,
+        testcase: testcase_json(base, &r.testcase),
+        outcome: r.outcome,
+        note: r.note,
+        ref_url: r.ref_url,
+        submit_time: format_time(r.submit_time),
+        groups: r.groups,
+        data: r.data,
+        href: format!("{base}{V2}/results/{}", r.id),
+    }
+}
+
+// ---- body validation -------------------------------------------------
+
+fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(code, message)
+}
+
+fn opt_string(obj: &Map<String, Value>, key: &str, ctx: &str) -> Result<Option<String>, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(bad(
+            "invalid_body",
+            format!("{ctx}{key}: expected a string, got {}", kind(other)),
+        )),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn name_ok(name: &str, what: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.len() > 255 {
+        return Err(bad(
+            "invalid_body",
+            format!("{what}: must be 1 to 255 characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn testcase_of(v: Option<&Value>) -> Result<Testcase, ApiError> {
+    match v {
+        None | Some(Value::Null) => Err(bad("invalid_body", "testcase: required")),
+        Some(Value::String(name)) => {
+            name_ok(name, "testcase")?;
+            Ok(Testcase {
+                name: name.clone(),
+                ref_url: None,
+            })
+        }
+        Some(Value::Object(o)) => {
+            let name = opt_string(o, "name", "testcase.")?
+                .ok_or_else(|| bad("invalid_body", "testcase.name: required"))?;
+            name_ok(&name, "testcase.name")?;
+            Ok(Testcase {
+                name,
+                ref_url: opt_string(o, "ref_url", "testcase.")?,
+            })
+        }
+        Some(other) => Err(bad(
+            "invalid_body",
+            format!(
+                "testcase: expected a name or an object, got {}",
+                kind(other)
+            ),
+        )),
+    }
+}
+
+fn group_of(i: usize, v: &Value) -> Result<Group, ApiError> {
+    match v {
+        Value::String(uuid) => {
+            name_ok(uuid, &format!("groups[{i}]"))?;
+            Ok(Group {
+                uuid: uuid.clone(),
+                description: None,
+                ref_url: None,
+            })
+        }
+        Value::Object(o) => {
+            let ctx = format!("groups[{i}].");
+            let uuid =
+                opt_string(o, "uuid", &ctx)?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            name_ok(&uuid, &format!("groups[{i}].uuid"))?;
+            Ok(Group {
+                uuid,
+                description: opt_string(o, "description", &ctx)?,
+                ref_url: opt_string(o, "ref_url", &ctx)?,
+            })
+        }
+        other => Err(bad(
+            "invalid_body",
+            format!(
+                "groups[{i}]: expected a uuid or an object, got {}",
+                kind(other)
+            ),
+        )),
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "True" } else { "False" }.to_string()),
+        _ => None,
+    }
+}
+
+fn data_of(v: Option<&Value>) -> Result<Vec<(String, String)>, ApiError> {
+    let obj = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(o)) => o,
+        Some(other) => {
+            return Err(bad(
+                "invalid_body",
+                format!("data: expected an object, got {}", kind(other)),
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for (k, v) in obj {
+        if k.contains(':') {
+            return Err(bad(
+                "bad_data_key",
+                format!("data: key `{k}` contains `:`, which is reserved for query operators"),
+            ));
+        }
+        if k.is_empty() || k.len() > 255 {
+            return Err(bad(
+                "bad_data_key",
+                "data: keys must be 1 to 255 characters",
+            ));
+        }
+        let wrong = |got: &Value| {
+            bad(
+                "bad_data_value",
+                format!(
+                    "data.{k}: expected a string, a number or a list of them, got {}",
+                    kind(got)
+                ),
+            )
+        };
+        match v {
+            Value::Array(items) => {
+                for item in items {
+                    out.push((k.clone(), scalar(item).ok_or_else(|| wrong(item))?));
+                }
+            }
+            Value::Null => {}
+            other => out.push((k.clone(), scalar(other).ok_or_else(|| wrong(other))?)),
+        }
+    }
+    Ok(out)
+}
+
+fn submit_time_of(v: Option<&Value>) -> Result<i64, ApiError> {
+    let bad_time = |s: String| {
+        bad(
+            "bad_submit_time",
+            format!("submit_time: `{s}` is neither epoch milliseconds nor an ISO 8601 time"),
+        )
+    };
+    match v {
+        None | Some(Value::Null) => Ok(now_micros()),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .filter(|ms| (0..=253_402_300_799_000).contains(ms))
+            .map(|ms| ms * 1000)
+            .ok_or_else(|| bad_time(n.to_string())),
+        Some(Value::String(s)) => match s.parse::<i64>() {
+            Ok(ms) if (0..=253_402_300_799_000).contains(&ms) => Ok(ms * 1000),
+            Ok(_) => Err(bad_time(s.clone())),
+            Err(_) => parse_time(s).ok_or_else(|| bad_time(s.clone())),
+        },
+        Some(other) => Err(bad_time(kind(other).to_string())),
+    }
+}
+
+/// Checks a POST /results body the way ResultsDB does.
+pub(crate) fn new_result(body: &Value) -> Result<NewResult, ApiError> {
+    let Value::Object(obj) = body else {
+        return Err(bad(
+            "invalid_body",
+            format!("the body must be a JSON object, got {}", kind(body)),
+        ));
+    };
+    let outcome = match obj.get("outcome") {
+        Some(Value::String(s)) => params::outcome(s)?,
+        None | Some(Value::Null) => return Err(bad("invalid_body", "outcome: required")),
+        Some(other) => {
+            return Err(bad(
+                "invalid_body",
+                format!("outcome: expected a string, got {}", kind(other)),
+            ))
+        }
+    };
+    let groups = match obj.get("groups") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, g)| group_of(i, g))
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(bad(
+                "invalid_body",
+                format!("groups: expected a list, got {}", kind(other)),
+            ))
+        }
+    };
+    Ok(NewResult {
+        testcase: testcase_of(obj.get("testcase"))?,
+        outcome,
+        note: opt_string(obj, "note", "")?,
+        ref_url: opt_string(obj, "ref_url", "")?,
+        submit_time: submit_time_of(obj.get("submit_time"))?,
+        groups,
+        data: data_of(obj.get("data"))?,
+    })
+}
+
+// ---- handlers ----------------------------------------------------------
+
+/// Results, newest first, filtered like ResultsDB.
+#[utoipa::path(
+    get, path = "/api/v2.0/results", tag = "resultsdb",
+    params(
+        ("page" = Option<i64>, Query, description = "Page number, from 0"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 20)"),
+        ("since" = Option<String>, Query, description = "`start[,end]`, ISO 8601"),
+        ("outcome" = Option<String>, Query, description = "Comma-separated outcomes"),
+        ("testcases" = Option<String>, Query, description = "Comma-separated testcase names"),
+        ("testcases:like" = Option<String>, Query, description = "Testcase name patterns with `*`"),
+        ("groups" = Option<String>, Query, description = "Comma-separated group uuids"),
+    ),
+    responses(
+        (status = 200, body = ResultsPage),
+        (status = 400, body = ErrorBody),
+    )
+)]
+async fn list_results(
+    State(st): State<AppState>,
+    _r: Reader,
+    BaseUrl(base): BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let pairs = params::pairs(q.as_deref())?;
+    let filter = params::result_filter(&pairs)?;
+    let page = params::page(&pairs)?;
+    let (rows, more) = st.store.list_results(&filter, page).await?;
+    let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
+    Ok(paged(
+        &base,
+        &format!("{V2}/results"),
+        &pairs,
+        page,
+        more,
+        data,
+    ))
+}
+
+/// Creates a result (and its testcase and groups when new).
+#[utoipa::path(
+    post, path = "/api/v2.0/results", tag = "resultsdb",
+    request_body = CreateResultBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = ResultJson),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+    )
+)]
+async fn create_result(
+    State(st): State<AppState>,
+    _w: Writer,
+    BaseUrl(base): BaseUrl,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    let new = new_result(&body)?;
+    let row = st.store.create_result(&new).await?;
+    Ok((StatusCode::CREATED, Json(result_json(&base, row))))
+}
+
+/// The newest matching result of each testcase.
+#[utoipa::path(
+    get, path = "/api/v2.0/results/latest", tag = "resultsdb",
+    params(
+        ("since" = Option<String>, Query, description = "`start[,end]`, ISO 8601"),
+        ("outcome" = Option<String>, Query, description = "Comma-separated outcomes"),
+        ("testcases" = Option<String>, Query, description = "Comma-separated testcase names"),
+        ("testcases:like" = Option<String>, Query, description = "Testcase name patterns with `*`"),
+        ("groups" = Option<String>, Query, description = "Comma-separated group uuids"),
+    ),
+    responses((status = 200, body = LatestResults), (status = 400, body = ErrorBody))
+)]
+async fn latest_results(
+    State(st): State<AppState>,
+    _r: Reader,
+    BaseUrl(base): BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let pairs = params::pairs(q.as_deref())?;
+    let filter = params::result_filter(&pairs)?;
+    let rows = st.store.latest_results(&filter).await?;
+    let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
+    Ok(Json(LatestResults { data }))
+}
+
+#[utoipa::path(
+    get, path = "/api/v2.0/results/{id}", tag = "resultsdb",
+    params(("id" = String, Path, description = "Result id")),
+    responses((status = 200, body = ResultJson), (status = 404, body = ErrorBody))
+)]
+async fn get_result(
+    State(st): State<AppState>,
+    _r: Reader,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let not_found = || ApiError::not_found(format!("result `{id}` not found"));
+    let n: i64 = id.parse().map_err(|_| not_found())?;
+    let row = st.store.get_result(n).await?.ok_or_else(not_found)?;
+    Ok(Json(result_json(&base, row)))
+}
+
+#[utoipa::path(
+    get, path = "/api/v2.0/testcases", tag = "resultsdb",
+    params(
+        ("page" = Option<i64>, Query, description = "Page number, from 0"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 20)"),
+        ("name" = Option<String>, Query, description = "Comma-separated names"),
+        ("name:like" = Option<String>, Query, description = "Name patterns with `*`"),
+    ),
+    responses((status = 200, body = TestcasesPage), (status = 400, body = ErrorBody))
+)]
+async fn list_testcases(
+    State(st): State<AppState>,
+    _r: Reader,
+    BaseUrl(base): BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let pairs = params::pairs(q.as_deref())?;
+    let page = params::page(&pairs)?;
+    let (names, like) = name_filters(&pairs, "name")?;
+    let (rows, more) = st.store.list_testcases(&names, &like, page).await?;
+    let data: Vec<TestcaseJson> = rows.iter().map(|t| testcase_json(&base, t)).collect();
+    Ok(paged(
+        &base,
+        &format!("{V2}/testcases"),
+        &pairs,
+        page,
+        more,
+        data,
+    ))
+}
+
+/// `key=a,b` and `key:like=x*` values; other keys are refused.
+fn name_filters(pairs: &Pairs, key: &str) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let like_key = format!("{key}:like");
+    let mut exact = Vec::new();
+    let mut like = Vec::new();
+    for (k, v) in pairs {
+        let values = v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from);
+        if k == key {
+            exact.extend(values);
+        } else if *k == like_key {
+            like.extend(values);
+        } else if !matches!(k.as_str(), "page" | "limit" | "callback") {
+            return Err(bad("bad_filter", format!("unknown filter `{k}`")));
+        }
+    }
+    Ok((exact, like))
+}
+
+#[utoipa::path(
+    post, path = "/api/v2.0/testcases", tag = "resultsdb",
+    request_body = CreateTestcaseBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = TestcaseJson),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+async fn create_testcase(
+    State(st): State<AppState>,
+    _w: Writer,
+    BaseUrl(base): BaseUrl,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    let tc = testcase_of(Some(&body))?;
+    let tc = st.store.put_testcase(&tc).await?;
+    Ok((StatusCode::CREATED, Json(testcase_json(&base, &tc))))
+}
+
+#[utoipa::path(
+    get, path = "/api/v2.0/testcases/{name}", tag = "resultsdb",
+    params(("name" = String, Path, description = "Testcase name")),
+    responses((status = 200, body = TestcaseJson), (status = 404, body = ErrorBody))
+)]
+async fn get_testcase(
+    State(st): State<AppState>,
+    _r: Reader,
+    BaseUrl(base): BaseUrl,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let tc = st
+        .store
+        .get_testcase(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("testcase `{name}` not found")))?;
+    Ok(Json(testcase_json(&base, &tc)))
+}
+
+#[utoipa::path(
+    get, path = "/api/v2.0/groups", tag = "resultsdb",
+    params(
+        ("page" = Option<i64>, Query, description = "Page number, from 0"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 20)"),
+        ("uuid" = Option<String>, Query, description = "Comma-separated uuids"),
+        ("description:like" = Option<String>, Query, description = "Description pattern with `*`"),
+    ),
+    responses((status = 200, body = GroupsPage), (status = 400, body = ErrorBody))
+)]
+async fn list_groups(
+    State(st): State<AppState>,
+    _r: Reader,
+    BaseUrl(base): BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let pairs = params::pairs(q.as_deref())?;
+    let page = params::page(&pairs)?;
+    let mut uuids = Vec::new();
+    let mut like = None;
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "uuid" => uuids.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            ),
+            "description:like" => like = Some(v.clone()),
+            "page" | "limit" | "callback" => {}
+            _ => return Err(bad("bad_filter", format!("unknown filter `{k}`"))),
+        }
+    }
+    let (rows, more) = st.store.list_groups(&uuids, like.as_deref(), page).await?;
+    let data: Vec<GroupJson> = rows.iter().map(|g| group_json(&base, g)).collect();
+    Ok(paged(
+        &base,
+        &format!("{V2}/groups"),
+        &pairs,
+        page,
+        more,
+        data,
+    ))
+}
+
+#[utoipa::path(
+    post, path = "/api/v2.0/groups", tag = "resultsdb",
+    request_body = CreateGroupBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = GroupJson),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+async fn create_group(
+    State(st): State<AppState>,
+    _w: Writer,
+    BaseUrl(base): BaseUrl,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Value::Object(_) = &body else {
+        return Err(bad(
+            "invalid_body",
+            format!("the body must be a JSON object, got {}", kind(&body)),
+        ));
+    };
+    let g = group_of(0, &body).map_err(|e| match e {
+        ApiError::Client {
+            status,
+            code,
+            message,
+        } => ApiError::Client {
+            status,
+            code,
+            message: message.replacen("groups[0].", "", 1),
+        },
+        other => other,
+    })?;
+    let g = st.store.put_group(&g).await?;
+    Ok((StatusCode::CREATED, Json(group_json(&base, &g))))
+}
+
+#[utoipa::path(
+    get, path = "/api/v2.0/groups/{uuid}", tag = "resultsdb",
+    params(("uuid" = String, Path, description = "Group uuid")),
+    responses((status = 200, body = GroupJson), (status = 404, body = ErrorBody))
+)]
+async fn get_group(
+    State(st): State<AppState>,
+    _r: Reader,
+    BaseUrl(base): BaseUrl,
+    Path(uuid): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let g = st
+        .store
+        .get_group(&uuid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("group `{uuid}` not found")))?;
+    Ok(Json(group_json(&base, &g)))
+}
+
+/// The results of one group (same filters and paging as `/results`).
+#[utoipa::path(
+    get, path = "/api/v2.0/groups/{uuid}/results", tag = "resultsdb",
+    params(
+        ("uuid" = String, Path, description = "Group uuid"),
+        ("page" = Option<i64>, Query, description = "Page number, from 0"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 20)"),
+    ),
+    responses(
+        (status = 200, body = ResultsPage),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+async fn group_results(
+    State(st): State<AppState>,
+    _r: Reader,
+    BaseUrl(base): BaseUrl,
+    Path(uuid): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    if st.store.get_group(&uuid).await?.is_none() {
+        return Err(ApiError::not_found(format!("group `{uuid}` not found")));
+    }
+    let pairs = params::pairs(q.as_deref())?;
+    let mut filter = params::result_filter(&pairs)?;
+    filter.groups = vec![uuid.clone()];
+    let page = params::page(&pairs)?;
+    let (rows, more) = st.store.list_results(&filter, page).await?;
+    let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
+    Ok(paged(
+        &base,
+        &format!("{V2}/groups/{uuid}/results"),
+        &pairs,
+        page,
+        more,
+        data,
+    ))
+}
+
+#[utoipa::path(
+    get, path = "/api/v2.0/healthcheck", tag = "resultsdb",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody))
+)]
+async fn healthcheck(State(st): State<AppState>) -> Result<Json<Health>, ApiError> {
+    match st.store.ping().await {
+        Ok(()) => Ok(Json(Health {
+            message: "Health check OK".into(),
+        })),
+        Err(e) => {
+            tracing::error!(error = %crate::util::full(&e), "health check failed");
+            Err(ApiError::Client {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "database_unavailable",
+                message: "Unable to communicate with the database".into(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: Value) -> String {
+        match new_result(&body) {
+            Err(ApiError::Client { code, message, .. }) => format!("{code}: {message}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn resultsdb_bodies() {
+        let r = new_result(&serde_json::json!({
+            "outcome": "passed",
+            "testcase": {"name": "dist.rpmdeplint", "ref_url": "http://x"},
+            "groups": [{"uuid": "g1", "description": "d"}, "g2"],
+            "data": {"item": "x", "type": "koji_build", "arch": ["x86_64", "noarch"], "n": 3},
+            "submit_time": 1_700_000_000_000i64
+        }))
+        .expect("valid");
+        assert_eq!(r.outcome, "PASSED");
+        assert_eq!(r.groups.len(), 2);
+        assert_eq!(r.data.len(), 5);
+        assert_eq!(r.submit_time, 1_700_000_000_000_000);
+        assert_eq!(
+            err(serde_json::json!({"outcome": "OK", "testcase": "t"})),
+            "unknown_outcome: outcome `OK` is not one of PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, WAIVED, ABORTED"
+        );
+        assert_eq!(
+            err(serde_json::json!({"outcome": "PASSED", "testcase": "t", "data": {"a:b": "x"}})),
+            "bad_data_key: data: key `a:b` contains `:`, which is reserved for query operators"
+        );
+        assert_eq!(
+            err(serde_json::json!({"outcome": "PASSED"})),
+            "invalid_body: testcase: required"
+        );
+        assert_eq!(
+            err(serde_json::json!({"outcome": "PASSED", "testcase": "t", "data": {"k": {"x": 1}}})),
+            "bad_data_value: data.k: expected a string, a number or a list of them, got an object"
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Images in the store and the hosts that run jobs (this host, until the
+//! scheduler knows others).
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Reader;
+use super::error::{ApiError, ErrorBody};
+use super::AppState;
+
+pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(list_images)).routes(routes!(list_hosts))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageJson {
+    pub name: String,
+    pub version: String,
+    /// RFC 3339.
+    pub created: String,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImagesList {
+    pub data: Vec<ImageJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostJson {
+    pub name: String,
+    pub cpus: usize,
+    pub libvirt_uri: String,
+    /// kvm, tcg or auto.
+    pub accel: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostsList {
+    pub data: Vec<HostJson>,
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/images", tag = "system",
+    responses((status = 200, body = ImagesList), (status = 500, body = ErrorBody))
+)]
+async fn list_images(State(st): State<AppState>, _r: Reader) -> Result<Json<ImagesList>, ApiError> {
+    let root = st.settings.images_dir.clone();
+    let list = tokio::task::spawn_blocking(move || {
+        if !root.exists() {
+            return Ok(Vec::new());
+        }
+        ferrotron_imagebuilder::ImageStore::new(root).list()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(crate::util::full(&e)))?;
+    Ok(Json(ImagesList {
+        data: list
+            .into_iter()
+            .map(|i| ImageJson {
+                name: i.name,
+                version: i.version,
+                created: i.created,
+                size_bytes: i.size_bytes,
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/hosts", tag = "system",
+    responses((status = 200, body = HostsList))
+)]
+async fn list_hosts(State(st): State<AppState>, _r: Reader) -> Json<HostsList> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    Json(HostsList {
+        data: vec![HostJson {
+            name,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            libvirt_uri: st.settings.libvirt_uri.clone(),
+            accel: match st.settings.accel {
+                crate::vm::Accel::Auto => "auto",
+                crate::vm::Accel::Kvm => "kvm",
+                crate::vm::Accel::Tcg => "tcg",
+            }
+            .into(),
+        }],
+    })
+}

@@ -1,0 +1,233 @@
+//! `ferrotron run --report URL`: records a finished job on a Ferrotron
+//! server (or, for the results, any ResultsDB v2.0): the job record with its
+//! transitions, its artifact files, then one result per check, grouped
+//! under the job's UUID.
+
+use std::path::{Path, PathBuf};
+
+use reqwest::{Client, StatusCode, Url};
+use serde_json::json;
+
+use crate::runner::RunOutcome;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("`{0}` is not an http(s) URL")]
+    BadUrl(String),
+    #[error("cannot reach {url}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url} answered {status}: {body}")]
+    Refused {
+        url: String,
+        status: StatusCode,
+        body: String,
+    },
+    #[error("cannot read artifact {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the job was about (the runner's request, minus the formula body).
+#[derive(Debug, Clone)]
+pub struct JobInfo {
+    pub item: String,
+    pub item_type: String,
+    pub arch: String,
+    pub formula: String,
+    pub exit_status: i32,
+}
+
+/// What was sent.
+#[derive(Debug, Default)]
+pub struct Reported {
+    pub results: usize,
+    pub artifacts: usize,
+}
+
+pub struct Reporter {
+    client: Client,
+    base: Url,
+    token: Option<String>,
+}
+
+impl Reporter {
+    pub fn new(base: &str, token: Option<String>) -> Result<Reporter, ReportError> {
+        let base = Url::parse(base.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| ReportError::BadUrl(base.to_string()))?;
+        let client = Client::builder()
+            .user_agent(concat!("ferrotron/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| ReportError::Http {
+                url: base.to_string(),
+                source,
+            })?;
+        Ok(Reporter {
+            client,
+            base,
+            token,
+        })
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut u = self.base.clone();
+        if let Ok(mut s) = u.path_segments_mut() {
+            s.pop_if_empty();
+            s.extend(segments);
+        }
+        u
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, url: &Url) -> Result<(), ReportError> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await.map_err(|source| ReportError::Http {
+            url: url.to_string(),
+            source,
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(ReportError::Refused {
+            url: url.to_string(),
+            status,
+            body: body.chars().take(500).collect(),
+        })
+    }
+
+    /// Records `outcome` on the server.
+    pub async fn report(
+        &self,
+        info: &JobInfo,
+        outcome: &RunOutcome,
+    ) -> Result<Reported, ReportError> {
+        let id = outcome.job_id.as_str();
+        let job_url = self.url(&["api", "v1", "jobs", id]);
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok();
+        let transitions: Vec<_> = outcome
+            .record
+            .transitions
+            .iter()
+            .map(|t| json!({"state": t.state, "at": t.at}))
+            .collect();
+        let body = json!({
+            "state": outcome.record.state,
+            "item": info.item,
+            "type": info.item_type,
+            "arch": info.arch,
+            "formula": info.formula,
+            "host": host,
+            "exit_status": info.exit_status,
+            "transitions": transitions,
+        });
+        self.send(self.client.put(job_url.clone()).json(&body), &job_url)
+            .await?;
+
+        let mut reported = Reported::default();
+        for (rel, path) in files(&outcome.job_dir) {
+            let mut segs = vec!["api", "v1", "jobs", id, "artifacts"];
+            segs.extend(rel.split('/'));
+            let url = self.url(&segs);
+            let bytes = tokio::fs::read(&path)
+                .await
+                .map_err(|source| ReportError::Read { path, source })?;
+            self.send(self.client.put(url.clone()).body(bytes), &url)
+                .await?;
+            reported.artifacts += 1;
+        }
+
+        let results_url = self.url(&["api", "v2.0", "results"]);
+        let artifacts_url = self.url(&["api", "v1", "jobs", id, "artifacts"]);
+        for r in &outcome.results {
+            let body = json!({
+                "outcome": r.outcome.as_str(),
+                "testcase": {"name": r.checkname},
+                "groups": [{
+                    "uuid": id,
+                    "description": format!("ferrotron job {id}: {} on {}", info.formula, info.item),
+                    "ref_url": job_url.as_str(),
+                }],
+                "note": r.summary,
+                "ref_url": artifacts_url.as_str(),
+                "data": {"item": r.item, "type": r.item_type, "arch": info.arch},
+            });
+            self.send(
+                self.client.post(results_url.clone()).json(&body),
+                &results_url,
+            )
+            .await?;
+            reported.results += 1;
+        }
+        Ok(reported)
+    }
+}
+
+/// Files of a job folder that are never uploaded: the job's SSH key pair
+/// and host key record are credentials, not results.
+const PRIVATE: &[&str] = &["id_ed25519", "id_ed25519.pub", "known_hosts"];
+
+/// Regular files under `root` (symlinks and [`PRIVATE`] files skipped), as
+/// `/`-separated relative paths, sorted.
+fn files(root: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            let p = e.path();
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() && !PRIVATE.iter().any(|n| e.file_name() == *n) {
+                if let Ok(rel) = p.strip_prefix(root) {
+                    let rel = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    out.push((rel, p));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_not_uploaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in [
+            "runner.log",
+            "id_ed25519",
+            "known_hosts",
+            "artifacts/results.tap",
+        ] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, "x").expect("write");
+        }
+        let names: Vec<String> = files(dir.path()).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["artifacts/results.tap", "runner.log"]);
+    }
+}

@@ -1,0 +1,171 @@
+//! `ferrotron serve`, `ferrotron token ...` and the hidden `ferrotron
+//! store ...`: argument parsing and printing; the work is in
+//! `ferrotron::commands`.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Subcommand};
+use ferrotron::api::ApiConfig;
+use ferrotron::settings::Settings;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FERROTRON_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Require a token for reads too (writes always need one).
+    #[arg(long, env = "FERROTRON_REQUIRE_TOKEN_FOR_READS")]
+    require_token_for_reads: bool,
+    /// Base of the URLs in responses (default: http:// + the Host header).
+    #[arg(long, env = "FERROTRON_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Largest JSON body accepted, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Largest artifact upload accepted, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024 * 1024)]
+    max_artifact_bytes: u64,
+    /// Print the OpenAPI document and exit.
+    #[arg(long)]
+    print_openapi: bool,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once and only its hash is stored.
+    Create { name: String },
+    /// List tokens (names and dates, never secrets).
+    List,
+    /// Revoke a token.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Apply migrations and exit.
+    Migrate,
+    /// Insert N synthetic results in bulk (benchmarks).
+    Seed {
+        #[arg(long)]
+        results: usize,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
+    if args.print_openapi {
+        print!("{}", ferrotron::api::openapi_json());
+        return 0;
+    }
+    let config = ApiConfig {
+        require_token_for_reads: args.require_token_for_reads,
+        public_url: args.public_url,
+        max_body_bytes: args.max_body_bytes,
+        max_artifact_bytes: args.max_artifact_bytes,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return crate::fail(3, &e),
+    };
+    match rt.block_on(ferrotron::commands::serve(
+        settings,
+        config,
+        args.listen,
+        shutdown_signal(),
+    )) {
+        Ok(()) => 0,
+        Err(e) => crate::fail(3, &e),
+    }
+}
+
+pub fn token(settings: &Settings, cmd: TokenCommand) -> i32 {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return crate::fail(3, &e),
+    };
+    let bad_input = |e: &ferrotron::commands::TokenError| match e {
+        ferrotron::commands::TokenError::BadName(_)
+        | ferrotron::commands::TokenError::Store(
+            ferrotron::store::StoreError::Conflict(_)
+            | ferrotron::store::StoreError::NotFound { .. },
+        ) => 2,
+        _ => 3,
+    };
+    match cmd {
+        TokenCommand::Create { name } => {
+            match rt.block_on(ferrotron::commands::token_create(settings, &name)) {
+                Ok(secret) => {
+                    println!("{secret}");
+                    eprintln!("ferrotron: token `{name}` created; it is shown only now");
+                    0
+                }
+                Err(e) => crate::fail(bad_input(&e), &e),
+            }
+        }
+        TokenCommand::List => match rt.block_on(ferrotron::commands::token_list(settings)) {
+            Ok(list) => {
+                for t in list {
+                    println!(
+                        "{}\tcreated {}",
+                        t.name,
+                        ferrotron::store::format_time(t.created_at)
+                    );
+                }
+                0
+            }
+            Err(e) => crate::fail(bad_input(&e), &e),
+        },
+        TokenCommand::Revoke { name } => {
+            match rt.block_on(ferrotron::commands::token_revoke(settings, &name)) {
+                Ok(()) => {
+                    println!("revoked {name}");
+                    0
+                }
+                Err(e) => crate::fail(bad_input(&e), &e),
+            }
+        }
+    }
+}
+
+pub fn store(settings: &Settings, cmd: StoreCommand) -> i32 {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return crate::fail(3, &e),
+    };
+    let r = rt.block_on(async {
+        let store = ferrotron::commands::open_store(settings).await?;
+        let r = match cmd {
+            StoreCommand::Migrate => Ok(()),
+            StoreCommand::Seed { results } => {
+                ferrotron::commands::seed_results(&store, results).await
+            }
+        };
+        store.close().await;
+        r
+    });
+    match r {
+        Ok(()) => 0,
+        Err(e) => crate::fail(3, &e),
+    }
+}

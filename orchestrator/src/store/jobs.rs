@@ -1,0 +1,333 @@
+//! Job records: state, what ran where, every state transition with its
+//! time (checked by [`JobState::can_become`]), and the job's artifacts.
+
+use sqlx::any::AnyRow;
+
+use super::query::Binder;
+use super::{bind_all, now_micros, row_get, Page, Store, StoreError};
+use crate::job::JobState;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionRow {
+    pub state: JobState,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub uuid: String,
+    pub state: JobState,
+    pub item: String,
+    pub item_type: String,
+    pub arch: String,
+    pub formula: String,
+    pub host: Option<String>,
+    pub exit_status: Option<i64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub transitions: Vec<TransitionRow>,
+}
+
+/// What a runner reports about a job. For a new job, `transitions` (if
+/// any) is its history from `queued`; for a known job only `state` counts.
+#[derive(Debug, Clone)]
+pub struct JobUpdate {
+    pub state: JobState,
+    pub item: String,
+    pub item_type: String,
+    pub arch: String,
+    pub formula: String,
+    pub host: Option<String>,
+    pub exit_status: Option<i64>,
+    pub transitions: Vec<TransitionRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub path: String,
+    pub size: i64,
+    pub sha256: String,
+    pub created_at: i64,
+}
+
+pub fn parse_state(s: &str) -> Option<JobState> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+fn conflict(uuid: &str, from: JobState, to: JobState) -> StoreError {
+    StoreError::Conflict(format!("job {uuid}: invalid transition {from} -> {to}"))
+}
+
+fn job_from_row(r: &AnyRow) -> Result<Job, StoreError> {
+    let state: String = row_get(r, "state")?;
+    Ok(Job {
+        uuid: row_get(r, "uuid")?,
+        state: parse_state(&state).unwrap_or(JobState::Error),
+        item: row_get(r, "item")?,
+        item_type: row_get(r, "item_type")?,
+        arch: row_get(r, "arch")?,
+        formula: row_get(r, "formula")?,
+        host: row_get(r, "host")?,
+        exit_status: row_get(r, "exit_status")?,
+        created_at: row_get(r, "created_at")?,
+        started_at: row_get(r, "started_at")?,
+        finished_at: row_get(r, "finished_at")?,
+        transitions: Vec::new(),
+    })
+}
+
+const JOB_COLUMNS: &str = "uuid, state, item, item_type, arch, formula, host, exit_status, \
+                           created_at, started_at, finished_at";
+
+impl Store {
+    /// Creates or advances a job record.
+    pub async fn put_job(&self, uuid: &str, u: &JobUpdate) -> Result<Job, StoreError> {
+        let mut tx = self.begin().await?;
+        let current = sqlx::query("SELECT state FROM jobs WHERE uuid = $1")
+            .bind(uuid.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        let now = now_micros();
+        match current {
+            None => {
+                let mut history = if u.transitions.is_empty() {
+                    vec![TransitionRow {
+                        state: JobState::Queued,
+                        at: now,
+                    }]
+                } else {
+                    u.transitions.clone()
+                };
+                if history[0].state != JobState::Queued {
+                    return Err(StoreError::Conflict(format!(
+                        "job {uuid}: a new job's history starts with `queued`, not `{}`",
+                        history[0].state
+                    )));
+                }
+                for w in history.windows(2) {
+                    if !w[0].state.can_become(w[1].state) {
+                        return Err(conflict(uuid, w[0].state, w[1].state));
+                    }
+                }
+                let last = history[history.len() - 1].state;
+                if last != u.state {
+                    if !last.can_become(u.state) {
+                        return Err(conflict(uuid, last, u.state));
+                    }
+                    history.push(TransitionRow {
+                        state: u.state,
+                        at: now,
+                    });
+                }
+                let started = history
+                    .iter()
+                    .find(|t| matches!(t.state, JobState::Booting | JobState::Running))
+                    .map(|t| t.at);
+                let finished = history.iter().find(|t| t.state.is_final()).map(|t| t.at);
+                sqlx::query(
+                    "INSERT INTO jobs (uuid, state, item, item_type, arch, formula, host, \
+                     exit_status, created_at, started_at, finished_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(uuid.to_string())
+                .bind(u.state.to_string())
+                .bind(u.item.clone())
+                .bind(u.item_type.clone())
+                .bind(u.arch.clone())
+                .bind(u.formula.clone())
+                .bind(u.host.clone())
+                .bind(u.exit_status)
+                .bind(history[0].at)
+                .bind(started)
+                .bind(finished)
+                .execute(&mut *tx.tx)
+                .await?;
+                for t in &history {
+                    insert_transition(&mut tx.tx, uuid, t).await?;
+                }
+            }
+            Some(row) => {
+                let s: String = row_get(&row, "state")?;
+                let from = parse_state(&s).unwrap_or(JobState::Error);
+                if from != u.state {
+                    if !from.can_become(u.state) {
+                        return Err(conflict(uuid, from, u.state));
+                    }
+                    let t = TransitionRow {
+                        state: u.state,
+                        at: now,
+                    };
+                    insert_transition(&mut tx.tx, uuid, &t).await?;
+                }
+                let started =
+                    matches!(u.state, JobState::Booting | JobState::Running).then_some(now);
+                let finished = u.state.is_final().then_some(now);
+                sqlx::query(
+                    "UPDATE jobs SET state = $1, host = COALESCE($2, host), \
+                     exit_status = COALESCE($3, exit_status), \
+                     started_at = COALESCE(started_at, $4), \
+                     finished_at = COALESCE(finished_at, $5) WHERE uuid = $6",
+                )
+                .bind(u.state.to_string())
+                .bind(u.host.clone())
+                .bind(u.exit_status)
+                .bind(started)
+                .bind(finished)
+                .bind(uuid.to_string())
+                .execute(&mut *tx.tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        self.get_job(uuid)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "job",
+                name: uuid.to_string(),
+            })
+    }
+
+    /// Marks a job cancelled (the scheduler acts on the state).
+    pub async fn cancel_job(&self, uuid: &str) -> Result<Job, StoreError> {
+        let job = self
+            .get_job(uuid)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "job",
+                name: uuid.to_string(),
+            })?;
+        if job.state.is_final() {
+            return Err(StoreError::Conflict(format!(
+                "job {uuid} has already ended ({}); nothing to cancel",
+                job.state
+            )));
+        }
+        let u = JobUpdate {
+            state: JobState::Cancelled,
+            item: job.item,
+            item_type: job.item_type,
+            arch: job.arch,
+            formula: job.formula,
+            host: None,
+            exit_status: None,
+            transitions: Vec::new(),
+        };
+        self.put_job(uuid, &u).await
+    }
+
+    pub async fn get_job(&self, uuid: &str) -> Result<Option<Job>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE uuid = $1");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(uuid.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut job = job_from_row(&row)?;
+        let rows =
+            sqlx::query("SELECT state, at FROM job_transitions WHERE job_uuid = $1 ORDER BY id")
+                .bind(uuid.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        for r in rows {
+            let s: String = row_get(&r, "state")?;
+            job.transitions.push(TransitionRow {
+                state: parse_state(&s).unwrap_or(JobState::Error),
+                at: row_get(&r, "at")?,
+            });
+        }
+        Ok(Some(job))
+    }
+
+    /// Jobs, newest first, optionally in one state or about one item.
+    pub async fn list_jobs(
+        &self,
+        state: Option<JobState>,
+        item: Option<&str>,
+        page: Page,
+    ) -> Result<(Vec<Job>, bool), StoreError> {
+        let mut b = Binder::default();
+        let mut conds = Vec::new();
+        if let Some(s) = state {
+            conds.push(format!("state = {}", b.text(&s.to_string())));
+        }
+        if let Some(i) = item {
+            conds.push(format!("item = {}", b.text(i)));
+        }
+        let w = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let limit = b.int(page.limit + 1);
+        let offset = b.int(page.page.saturating_mul(page.limit));
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs {w} ORDER BY created_at DESC, uuid \
+             LIMIT {limit} OFFSET {offset}"
+        );
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = out.len() as i64 > page.limit;
+        out.truncate(usize::try_from(page.limit).unwrap_or(0));
+        Ok((out, more))
+    }
+
+    /// Records (or replaces) an artifact file already written under the
+    /// data folder.
+    pub async fn put_artifact(&self, uuid: &str, a: &Artifact) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO artifacts (job_uuid, path, size, sha256, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_uuid, path) DO UPDATE SET \
+             size = excluded.size, sha256 = excluded.sha256, created_at = excluded.created_at",
+        )
+        .bind(uuid.to_string())
+        .bind(a.path.clone())
+        .bind(a.size)
+        .bind(a.sha256.clone())
+        .bind(a.created_at)
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.commit().await
+    }
+
+    pub async fn list_artifacts(&self, uuid: &str) -> Result<Vec<Artifact>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT path, size, sha256, created_at FROM artifacts WHERE job_uuid = $1 ORDER BY path",
+        )
+        .bind(uuid.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Artifact {
+                    path: row_get(r, "path")?,
+                    size: row_get(r, "size")?,
+                    sha256: row_get(r, "sha256")?,
+                    created_at: row_get(r, "created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn insert_transition(
+    conn: &mut sqlx::AnyConnection,
+    uuid: &str,
+    t: &TransitionRow,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO job_transitions (job_uuid, state, at) VALUES ($1, $2, $3)")
+        .bind(uuid.to_string())
+        .bind(t.state.to_string())
+        .bind(t.at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! The results store: testcases, groups, results (with their multi-valued
+//! data), job records with their state transitions, artifact references and
+//! API tokens.
+//!
+//! One set of queries serves SQLite (the embedded default, a file under the
+//! data folder) and PostgreSQL (when the database URL says `postgres://`)
+//! through sqlx's `Any` driver: every statement uses `$N` markers (sqlx's
+//! SQLite driver binds `$N` as argument N), integer times (microseconds
+//! since the epoch, UTC) and standard SQL only. The two dialects differ in
+//! their DDL alone, hence one migration folder per backend.
+//!
+//! Every write runs in a transaction; SQLite runs with `synchronous=FULL`
+//! so that an acknowledged write survives a crash.
+
+mod jobs;
+mod query;
+mod results;
+mod time;
+mod tokens;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor};
+
+pub use jobs::{parse_state, Artifact, Job, JobUpdate, TransitionRow};
+pub use query::{DataFilter, Page, ResultFilter};
+pub use results::{Group, NewGroup, NewResult, ResultRow, Testcase};
+pub use time::{format_time, now_micros, parse_time};
+pub use tokens::{hash_token, Token};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot create the data folder {path}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database query failed")]
+    Query(#[from] sqlx::Error),
+    #[error("{what} `{name}` not found")]
+    NotFound { what: &'static str, name: String },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Which SQL engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool plus what differs between backends.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer; serialising writers here turns lock
+    /// contention into queueing instead of `SQLITE_BUSY` errors.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The default database: `<data dir>/ferrotron.db`.
+pub fn default_url(data_dir: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("ferrotron.db").display()
+    )
+}
+
+impl Store {
+    /// Opens (creating when needed) the database at `url` and applies the
+    /// migrations of its backend.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        if backend == Backend::Sqlite {
+            if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf)) {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(&parent).map_err(|source| StoreError::DataDir {
+                        path: parent.display().to_string(),
+                        source,
+                    })?;
+                }
+            }
+        }
+        let connect = |source| StoreError::Connect {
+            url: redact(url),
+            source,
+        };
+        let opts =
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        let opts = if backend == Backend::Sqlite {
+            opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        // case_sensitive_like: `:like` filters match
+                        // the same rows as on PostgreSQL.
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                         PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; \
+                         PRAGMA case_sensitive_like=ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+        } else {
+            opts
+        };
+        let pool = opts.connect(url).await.map_err(connect)?;
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Store {
+            pool,
+            backend,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction (after taking the writer lock on SQLite).
+    async fn begin(&self) -> Result<WriteTx, StoreError> {
+        let guard = match self.backend {
+            Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
+            Backend::Postgres => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(WriteTx { tx, _guard: guard })
+    }
+}
+
+/// A transaction plus the writer lock it holds (SQLite).
+struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The file path in a `sqlite://PATH?opts` URL.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A value bound to a dynamically built statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+fn bind_all<'q>(mut q: AnyQuery<'q>, params: &[Param]) -> AnyQuery<'q> {
+    for p in params {
+        q = match p {
+            Param::Text(s) => q.bind(s.clone()),
+            Param::OptText(s) => q.bind(s.clone()),
+            Param::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+fn row_get<T>(row: &AnyRow, col: &str) -> Result<T, StoreError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    use sqlx::Row;
+    Ok(row.try_get(col)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://u:secret@localhost/db"),
+            "postgres://u:***@localhost/db"
+        );
+        assert_eq!(redact("sqlite:///x/y.db"), "sqlite:///x/y.db");
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/f/ferrotron.db?mode=rwc"),
+            Some("/var/lib/f/ferrotron.db".into())
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+}

@@ -1,0 +1,542 @@
+//! Testcases, groups and results: ResultsDB's data model.
+
+use std::collections::BTreeMap;
+
+use sqlx::any::AnyRow;
+
+use super::query::{like_pattern, Binder};
+use super::{bind_all, row_get, Page, ResultFilter, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Testcase {
+    pub name: String,
+    pub ref_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub uuid: String,
+    pub description: Option<String>,
+    pub ref_url: Option<String>,
+}
+
+/// A group to attach (created on demand; given fields update it).
+pub type NewGroup = Group;
+
+/// A validated result to store.
+#[derive(Debug, Clone)]
+pub struct NewResult {
+    pub testcase: Testcase,
+    pub outcome: String,
+    pub note: Option<String>,
+    pub ref_url: Option<String>,
+    /// Microseconds since the epoch.
+    pub submit_time: i64,
+    pub groups: Vec<NewGroup>,
+    /// Key/value pairs; a key appears once per value.
+    pub data: Vec<(String, String)>,
+}
+
+/// A stored result with its groups and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRow {
+    pub id: i64,
+    pub testcase: Testcase,
+    pub outcome: String,
+    pub note: Option<String>,
+    pub ref_url: Option<String>,
+    pub submit_time: i64,
+    pub groups: Vec<String>,
+    pub data: BTreeMap<String, Vec<String>>,
+}
+
+const RESULT_COLUMNS: &str = "r.id, t.name AS tc_name, t.ref_url AS tc_ref_url, r.outcome, \
+                              r.note, r.ref_url, r.submit_time";
+
+fn result_from_row(row: &AnyRow) -> Result<ResultRow, StoreError> {
+    Ok(ResultRow {
+        id: row_get(row, "id")?,
+        testcase: Testcase {
+            name: row_get(row, "tc_name")?,
+            ref_url: row_get(row, "tc_ref_url")?,
+        },
+        outcome: row_get(row, "outcome")?,
+        note: row_get(row, "note")?,
+        ref_url: row_get(row, "ref_url")?,
+        submit_time: row_get(row, "submit_time")?,
+        groups: Vec::new(),
+        data: BTreeMap::new(),
+    })
+}
+
+async fn upsert_testcase(conn: &mut sqlx::AnyConnection, tc: &Testcase) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO testcases (name, ref_url) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET ref_url = COALESCE(excluded.ref_url, testcases.ref_url) \
+         RETURNING id",
+    )
+    .bind(tc.name.clone())
+    .bind(tc.ref_url.clone())
+    .fetch_one(&mut *conn)
+    .await?;
+    row_get(&row, "id")
+}
+
+async fn upsert_group(conn: &mut sqlx::AnyConnection, g: &Group) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO groups (uuid, description, ref_url) VALUES ($1, $2, $3) \
+         ON CONFLICT (uuid) DO UPDATE SET \
+           description = COALESCE(excluded.description, groups.description), \
+           ref_url = COALESCE(excluded.ref_url, groups.ref_url) \
+         RETURNING id",
+    )
+    .bind(g.uuid.clone())
+    .bind(g.description.clone())
+    .bind(g.ref_url.clone())
+    .fetch_one(&mut *conn)
+    .await?;
+    row_get(&row, "id")
+}
+
+async fn insert_result(
+    conn: &mut sqlx::AnyConnection,
+    r: &NewResult,
+    testcase_id: i64,
+    group_ids: &[i64],
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO results (testcase_id, outcome, note, ref_url, submit_time) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(testcase_id)
+    .bind(r.outcome.clone())
+    .bind(r.note.clone())
+    .bind(r.ref_url.clone())
+    .bind(r.submit_time)
+    .fetch_one(&mut *conn)
+    .await?;
+    let id: i64 = row_get(&row, "id")?;
+    for gid in group_ids {
+        sqlx::query(
+            "INSERT INTO results_groups (result_id, group_id) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(*gid)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !r.data.is_empty() {
+        let mut b = Binder::default();
+        let rid = b.int(id);
+        let values = r
+            .data
+            .iter()
+            .map(|(k, v)| format!("({rid}, {}, {})", b.text(k), b.text(v)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO result_data (result_id, key, value) VALUES {values}");
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(id)
+}
+
+impl Store {
+    /// Stores one result, creating its testcase and groups on demand.
+    pub async fn create_result(&self, r: &NewResult) -> Result<ResultRow, StoreError> {
+        let mut tx = self.begin().await?;
+        let tc = upsert_testcase(&mut tx.tx, &r.testcase).await?;
+        let mut gids = Vec::with_capacity(r.groups.len());
+        for g in &r.groups {
+            gids.push(upsert_group(&mut tx.tx, g).await?);
+        }
+        let id = insert_result(&mut tx.tx, r, tc, &gids).await?;
+        tx.commit().await?;
+        self.get_result(id).await?.ok_or(StoreError::NotFound {
+            what: "result",
+            name: id.to_string(),
+        })
+    }
+
+    /// Stores many results quickly (seeding, imports): ids are allocated
+    /// up front (the sequence on PostgreSQL; after the current maximum on
+    /// SQLite, under the writer lock), so each chunk is three multi-row
+    /// statements in one transaction instead of one round trip per row.
+    pub async fn create_results_bulk(&self, results: &[NewResult]) -> Result<(), StoreError> {
+        // 400 rows keep every statement under SQLite's 32766 parameters even
+        // with a dozen data values per result.
+        for chunk in results.chunks(400) {
+            let mut tx = self.begin().await?;
+            let mut testcases: BTreeMap<String, i64> = BTreeMap::new();
+            let mut groups: BTreeMap<String, i64> = BTreeMap::new();
+            for r in chunk {
+                if !testcases.contains_key(&r.testcase.name) {
+                    let id = upsert_testcase(&mut tx.tx, &r.testcase).await?;
+                    testcases.insert(r.testcase.name.clone(), id);
+                }
+                for g in &r.groups {
+                    if !groups.contains_key(&g.uuid) {
+                        let id = upsert_group(&mut tx.tx, g).await?;
+                        groups.insert(g.uuid.clone(), id);
+                    }
+                }
+            }
+            let ids = self.allocate_result_ids(&mut tx.tx, chunk.len()).await?;
+            let mut b = Binder::default();
+            let mut rows = Vec::with_capacity(chunk.len());
+            let mut links = Vec::new();
+            let mut data = Vec::new();
+            for (r, id) in chunk.iter().zip(&ids) {
+                let tc = testcases.get(&r.testcase.name).copied().unwrap_or_default();
+                rows.push(format!(
+                    "({}, {}, {}, {}, {}, {})",
+                    b.int(*id),
+                    b.int(tc),
+                    b.text(&r.outcome),
+                    b.opt_text(r.note.as_deref()),
+                    b.opt_text(r.ref_url.as_deref()),
+                    b.int(r.submit_time)
+                ));
+                for g in &r.groups {
+                    if let Some(gid) = groups.get(&g.uuid) {
+                        links.push((*id, *gid));
+                    }
+                }
+                for (k, v) in &r.data {
+                    data.push((*id, k.as_str(), v.as_str()));
+                }
+            }
+            let sql = format!(
+                "INSERT INTO results (id, testcase_id, outcome, note, ref_url, submit_time) VALUES {}",
+                rows.join(", ")
+            );
+            bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+                .execute(&mut *tx.tx)
+                .await?;
+            if !links.is_empty() {
+                let mut b = Binder::default();
+                let values = links
+                    .iter()
+                    .map(|(r, g)| format!("({}, {})", b.int(*r), b.int(*g)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO results_groups (result_id, group_id) VALUES {values} \
+                     ON CONFLICT DO NOTHING"
+                );
+                bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+                    .execute(&mut *tx.tx)
+                    .await?;
+            }
+            for part in data.chunks(3000) {
+                let mut b = Binder::default();
+                let values = part
+                    .iter()
+                    .map(|(r, k, v)| format!("({}, {}, {})", b.int(*r), b.text(k), b.text(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql =
+                    format!("INSERT INTO result_data (result_id, key, value) VALUES {values}");
+                bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+                    .execute(&mut *tx.tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// `n` fresh result ids, inside the caller's write transaction.
+    async fn allocate_result_ids(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        n: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        match self.backend {
+            super::Backend::Postgres => {
+                let rows = sqlx::query(
+                    "SELECT nextval(pg_get_serial_sequence('results', 'id')) AS id \
+                     FROM generate_series(1, $1)",
+                )
+                .bind(n)
+                .fetch_all(&mut *conn)
+                .await?;
+                rows.iter().map(|r| row_get(r, "id")).collect()
+            }
+            super::Backend::Sqlite => {
+                // The in-process writer lock is held; another process writing
+                // meanwhile makes this transaction fail (SQLITE_BUSY), not collide.
+                let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id FROM results")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let max: i64 = row_get(&row, "id")?;
+                Ok((1..=n).map(|i| max + i).collect())
+            }
+        }
+    }
+
+    pub async fn get_result(&self, id: i64) -> Result<Option<ResultRow>, StoreError> {
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM results r JOIN testcases t ON t.id = r.testcase_id \
+             WHERE r.id = $1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut rows = vec![result_from_row(&row)?];
+        self.hydrate(&mut rows).await?;
+        Ok(rows.pop())
+    }
+
+    /// One page of matching results, newest first, and whether more follow.
+    pub async fn list_results(
+        &self,
+        filter: &ResultFilter,
+        page: Page,
+    ) -> Result<(Vec<ResultRow>, bool), StoreError> {
+        let mut b = Binder::default();
+        let w = filter.where_clause(&mut b);
+        let limit = b.int(page.limit + 1);
+        let offset = b.int(page.page.saturating_mul(page.limit));
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM results r JOIN testcases t ON t.id = r.testcase_id {w} \
+             ORDER BY r.submit_time DESC, r.id DESC LIMIT {limit} OFFSET {offset}"
+        );
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(result_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = out.len() as i64 > page.limit;
+        out.truncate(usize::try_from(page.limit).unwrap_or(0));
+        self.hydrate(&mut out).await?;
+        Ok((out, more))
+    }
+
+    /// The newest matching result of each testcase.
+    pub async fn latest_results(
+        &self,
+        filter: &ResultFilter,
+    ) -> Result<Vec<ResultRow>, StoreError> {
+        let mut b = Binder::default();
+        let w = filter.where_clause(&mut b);
+        let sql = format!(
+            "SELECT * FROM (SELECT {RESULT_COLUMNS}, ROW_NUMBER() OVER \
+               (PARTITION BY r.testcase_id ORDER BY r.submit_time DESC, r.id DESC) AS rn \
+             FROM results r JOIN testcases t ON t.id = r.testcase_id {w}) x \
+             WHERE x.rn = 1 ORDER BY x.submit_time DESC, x.id DESC"
+        );
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(result_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.hydrate(&mut out).await?;
+        Ok(out)
+    }
+
+    /// Fills in groups and data of `rows` (two queries for the whole page).
+    async fn hydrate(&self, rows: &mut [ResultRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // Integers from the database: safe to inline.
+        let ids = rows
+            .iter()
+            .map(|r| r.id.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let index: BTreeMap<i64, usize> = rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+        let sql = format!(
+            "SELECT rg.result_id, g.uuid FROM results_groups rg JOIN groups g ON g.id = rg.group_id \
+             WHERE rg.result_id IN ({ids}) ORDER BY g.uuid"
+        );
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let rid: i64 = row_get(&row, "result_id")?;
+            if let Some(i) = index.get(&rid) {
+                rows[*i].groups.push(row_get(&row, "uuid")?);
+            }
+        }
+        let sql = format!(
+            "SELECT result_id, key, value FROM result_data WHERE result_id IN ({ids}) ORDER BY id"
+        );
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let rid: i64 = row_get(&row, "result_id")?;
+            if let Some(i) = index.get(&rid) {
+                rows[*i]
+                    .data
+                    .entry(row_get(&row, "key")?)
+                    .or_default()
+                    .push(row_get(&row, "value")?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a testcase or updates its `ref_url`.
+    pub async fn put_testcase(&self, tc: &Testcase) -> Result<Testcase, StoreError> {
+        let mut tx = self.begin().await?;
+        upsert_testcase(&mut tx.tx, tc).await?;
+        tx.commit().await?;
+        self.get_testcase(&tc.name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "testcase",
+                name: tc.name.clone(),
+            })
+    }
+
+    pub async fn get_testcase(&self, name: &str) -> Result<Option<Testcase>, StoreError> {
+        let row = sqlx::query("SELECT name, ref_url FROM testcases WHERE name = $1")
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Testcase {
+                name: row_get(&r, "name")?,
+                ref_url: row_get(&r, "ref_url")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Testcases by name (exact names, or `*` patterns), sorted by name.
+    pub async fn list_testcases(
+        &self,
+        names: &[String],
+        like: &[String],
+        page: Page,
+    ) -> Result<(Vec<Testcase>, bool), StoreError> {
+        let mut b = Binder::default();
+        let mut conds = Vec::new();
+        if !names.is_empty() {
+            let l = names
+                .iter()
+                .map(|n| b.text(n))
+                .collect::<Vec<_>>()
+                .join(", ");
+            conds.push(format!("name IN ({l})"));
+        }
+        for p in like {
+            conds.push(format!(
+                "name LIKE {} ESCAPE '\\'",
+                b.text(&like_pattern(p))
+            ));
+        }
+        let w = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" OR "))
+        };
+        let limit = b.int(page.limit + 1);
+        let offset = b.int(page.page.saturating_mul(page.limit));
+        let sql = format!(
+            "SELECT name, ref_url FROM testcases {w} ORDER BY name LIMIT {limit} OFFSET {offset}"
+        );
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(Testcase {
+                    name: row_get(r, "name")?,
+                    ref_url: row_get(r, "ref_url")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let more = out.len() as i64 > page.limit;
+        out.truncate(usize::try_from(page.limit).unwrap_or(0));
+        Ok((out, more))
+    }
+
+    /// Creates a group or updates its description and `ref_url`.
+    pub async fn put_group(&self, g: &Group) -> Result<Group, StoreError> {
+        let mut tx = self.begin().await?;
+        upsert_group(&mut tx.tx, g).await?;
+        tx.commit().await?;
+        self.get_group(&g.uuid)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "group",
+                name: g.uuid.clone(),
+            })
+    }
+
+    pub async fn get_group(&self, uuid: &str) -> Result<Option<Group>, StoreError> {
+        let row = sqlx::query("SELECT uuid, description, ref_url FROM groups WHERE uuid = $1")
+            .bind(uuid.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(group_from_row).transpose()
+    }
+
+    /// Groups, newest first, optionally by uuid or description pattern.
+    pub async fn list_groups(
+        &self,
+        uuids: &[String],
+        description_like: Option<&str>,
+        page: Page,
+    ) -> Result<(Vec<Group>, bool), StoreError> {
+        let mut b = Binder::default();
+        let mut conds = Vec::new();
+        if !uuids.is_empty() {
+            let l = uuids
+                .iter()
+                .map(|n| b.text(n))
+                .collect::<Vec<_>>()
+                .join(", ");
+            conds.push(format!("uuid IN ({l})"));
+        }
+        if let Some(p) = description_like {
+            conds.push(format!(
+                "description LIKE {} ESCAPE '\\'",
+                b.text(&like_pattern(p))
+            ));
+        }
+        let w = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let limit = b.int(page.limit + 1);
+        let offset = b.int(page.page.saturating_mul(page.limit));
+        let sql = format!(
+            "SELECT uuid, description, ref_url FROM groups {w} ORDER BY id DESC \
+             LIMIT {limit} OFFSET {offset}"
+        );
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(group_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = out.len() as i64 > page.limit;
+        out.truncate(usize::try_from(page.limit).unwrap_or(0));
+        Ok((out, more))
+    }
+}
+
+fn group_from_row(r: &AnyRow) -> Result<Group, StoreError> {
+    Ok(Group {
+        uuid: row_get(r, "uuid")?,
+        description: row_get(r, "description")?,
+        ref_url: row_get(r, "ref_url")?,
+    })
+}

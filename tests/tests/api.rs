@@ -1,0 +1,1021 @@
+//! The HTTP API through the real `ferrotron serve` on 127.0.0.1 (a port the
+//! kernel picks), driven by a real HTTP client, against SQLite and against
+//! PostgreSQL: every test runs once per backend. Requests are shaped like
+//! ResultsDB's own clients (resultsdb_api, Bodhi, Greenwave) send them.
+//!
+//! PostgreSQL: `FERROTRON_TEST_PG_URL` (set by scripts/test.sh; default
+//! `postgres://ferrotron:ferrotron@127.0.0.1:5432/postgres`, the role
+//! scripts/setup-host.sh creates). Each test creates its own database and
+//! drops it at the end.
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
+
+use ferrotron_tests::{Harness, Running};
+use nix::sys::signal::Signal;
+use reqwest::blocking::{Client, Response};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("FERROTRON_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://ferrotron:ferrotron@127.0.0.1:5432/postgres".into())
+}
+
+/// A database of its own for one test, dropped at the end.
+struct PgDatabase {
+    name: String,
+    url: String,
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql, &pg_admin_url()])
+        .output()
+        .expect("run psql (scripts/setup-host.sh installs PostgreSQL)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl PgDatabase {
+    fn new(test: &str) -> PgDatabase {
+        let name = format!(
+            "ft_{}_{}",
+            test.replace('-', "_"),
+            uuid::Uuid::new_v4().simple()
+        );
+        psql(&format!("CREATE DATABASE {name}"));
+        let admin = pg_admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        PgDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+/// `ferrotron serve` with its own data folder and database.
+struct Server {
+    h: Harness,
+    db: Option<PgDatabase>,
+    proc: Option<Running>,
+    base: String,
+    token: String,
+    http: Client,
+}
+
+impl Server {
+    fn start(test: &str, backend: Backend, extra: &[&str]) -> Server {
+        let h = Harness::new(&format!("api-{test}-{backend:?}").to_lowercase());
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::new(test)),
+        };
+        let with_db = |mut c: Command| {
+            if let Some(db) = &db {
+                c.env("FERROTRON_DATABASE_URL", &db.url);
+            }
+            c
+        };
+        let out = with_db(h.command(&["token", "create", "ci"]))
+            .output()
+            .expect("token create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(token.starts_with("fto_"), "{token}");
+
+        let mut s = Server {
+            h,
+            db,
+            proc: None,
+            base: String::new(),
+            token,
+            http: Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+        };
+        s.spawn(extra);
+        s
+    }
+
+    /// A `ferrotron` command on this server's data folder and database.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = self.h.command(args);
+        if let Some(db) = &self.db {
+            c.env("FERROTRON_DATABASE_URL", &db.url);
+        }
+        c
+    }
+
+    fn spawn(&mut self, extra: &[&str]) {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut c = self.command(&args);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut proc = spawn(c);
+        let line = proc.wait_for("listening on ", Duration::from_secs(60));
+        self.base = line
+            .split("listening on ")
+            .nth(1)
+            .expect("url")
+            .trim()
+            .to_string();
+        self.proc = Some(proc);
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything) and
+    /// starts it again on the same data.
+    fn crash_and_restart(&mut self) {
+        if let Some(p) = self.proc.take() {
+            p.signal(Signal::SIGKILL);
+            let (code, _) = p.finish(Duration::from_secs(30));
+            assert_eq!(code, None, "killed by a signal");
+        }
+        self.spawn(&[]);
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.http.get(self.url(path)).send().expect("GET")
+    }
+
+    fn get_json(&self, path: &str) -> Value {
+        let r = self.get(path);
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.json().expect("json")
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .expect("POST")
+    }
+
+    fn put(&self, path: &str, body: &Value) -> Response {
+        self.http
+            .put(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .expect("PUT")
+    }
+
+    /// Stops the server with SIGTERM and checks it exits cleanly.
+    fn stop(mut self) {
+        if let Some(p) = self.proc.take() {
+            p.signal(Signal::SIGTERM);
+            let (code, log) = p.finish(Duration::from_secs(30));
+            assert_eq!(code, Some(0), "server log:\n{log}");
+        }
+        drop(self.db.take());
+        drop(self.h);
+    }
+}
+
+/// Like `Harness::spawn`, for a prepared command.
+fn spawn(c: Command) -> Running {
+    Running::from_command(c)
+}
+
+fn status_and_error(r: Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().expect("error bodies are JSON");
+    (
+        status,
+        body["code"].as_str().unwrap_or("").to_string(),
+        body["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// One test body, run once per backend.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(super::Backend::Sqlite);
+            }
+            #[test]
+            fn postgres() {
+                super::$name(super::Backend::Postgres);
+            }
+        }
+    };
+}
+
+both!(resultsdb_clients_replay);
+both!(bad_input_gets_4xx_with_code_and_message);
+both!(jobs_logs_and_artifacts);
+both!(run_report_lands_queryable_results);
+both!(reads_can_require_a_token);
+both!(bulk_results_page_and_survive_a_crash);
+both!(stopping_the_server_ends_followed_logs);
+
+/// What `resultsdb_api.create_result(...)`, Bodhi and Greenwave send.
+fn resultsdb_clients_replay(backend: Backend) {
+    let s = Server::start("replay", backend, &[]);
+    assert_eq!(
+        s.get_json("/api/v2.0/healthcheck")["message"],
+        "Health check OK"
+    );
+    let nvr = "foo-1.0-1.fc40";
+    let mut ids = Vec::new();
+    for (tc, outcome, time) in [
+        ("dist.rpmdeplint", "PASSED", "2024-01-10T08:00:00"),
+        ("dist.rpmdeplint", "FAILED", "2024-01-20T08:00:00"),
+        ("dist.abicheck", "passed", "2024-03-01T08:00:00"),
+        ("dist.upgradepath", "INFO", "2023-12-01T08:00:00"),
+    ] {
+        let r = s.post(
+            "/api/v2.0/results",
+            &json!({
+                "outcome": outcome,
+                "testcase": {"name": tc, "ref_url": format!("https://docs.example/{tc}")},
+                "groups": [{"uuid": "3a5c7f1e-0000-4000-8000-000000000001", "description": "taskotron job"}],
+                "note": "",
+                "ref_url": "https://taskotron.example/artifacts/x",
+                "data": {"item": nvr, "type": "koji_build", "arch": ["x86_64", "noarch"]},
+                "submit_time": time,
+            }),
+        );
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let body: Value = r.json().expect("json");
+        assert_eq!(body["outcome"], outcome.to_uppercase());
+        assert_eq!(body["data"]["arch"], json!(["x86_64", "noarch"]));
+        assert_eq!(body["submit_time"], format!("{time}.000000"));
+        ids.push(body["id"].as_i64().expect("id"));
+    }
+    // Another item, and a testcase by bare name, submit_time in epoch ms.
+    let r = s.post(
+        "/api/v2.0/results",
+        &json!({"outcome": "PASSED", "testcase": "dist.rpmdeplint",
+                "data": {"item": "bar-2.0-1.fc40", "type": "koji_build"},
+                "submit_time": 1_706_000_000_000i64}),
+    );
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // Bodhi / Greenwave: the latest result of each testcase for one build.
+    let latest = s.get_json(&format!(
+        "/api/v2.0/results/latest?item={nvr}&type=koji_build&testcases=dist.rpmdeplint,dist.abicheck"
+    ));
+    let got: Vec<(String, String)> = latest["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| {
+            (
+                r["testcase"]["name"].as_str().unwrap_or("").to_string(),
+                r["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("dist.abicheck".to_string(), "PASSED".to_string()),
+            ("dist.rpmdeplint".to_string(), "FAILED".to_string())
+        ]
+    );
+
+    let like = s.get_json("/api/v2.0/results?testcases:like=dist.*&item=foo-1.0-1.fc40");
+    assert_eq!(like["data"].as_array().map(Vec::len), Some(4));
+    // Patterns are case-sensitive on both backends, as in ResultsDB on PostgreSQL.
+    let upper = s.get_json("/api/v2.0/results?testcases:like=DIST.*");
+    assert_eq!(upper["data"], json!([]));
+    let since = s.get_json("/api/v2.0/results?since=2024-01-01T00:00:00,2024-02-01");
+    assert_eq!(
+        since["data"].as_array().map(Vec::len),
+        Some(3),
+        "two rpmdeplint runs in January plus bar's: {since}"
+    );
+    // Comma means OR; `:like` takes wildcards; outcome is case-blind.
+    let or = s.get_json("/api/v2.0/results?item=foo-1.0-1.fc40,bar-2.0-1.fc40&outcome=passed");
+    assert_eq!(or["data"].as_array().map(Vec::len), Some(3));
+    let wild = s.get_json("/api/v2.0/results?item:like=bar-*");
+    assert_eq!(wild["data"][0]["data"]["item"], json!(["bar-2.0-1.fc40"]));
+    let arch = s.get_json("/api/v2.0/results?arch=noarch");
+    assert_eq!(arch["data"].as_array().map(Vec::len), Some(4));
+
+    // Pagination: newest first, full URLs, filters kept.
+    let p0 = s.get_json("/api/v2.0/results?item=foo-1.0-1.fc40&limit=3");
+    assert_eq!(p0["prev"], Value::Null);
+    let next = p0["next"].as_str().expect("a next page");
+    assert_eq!(
+        next,
+        format!(
+            "{}/api/v2.0/results?item=foo-1.0-1.fc40&limit=3&page=1",
+            s.base
+        )
+    );
+    let p1: Value = s.http.get(next).send().expect("GET").json().expect("json");
+    assert_eq!(p1["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(p1["next"], Value::Null);
+    assert!(p1["prev"].as_str().is_some_and(|u| u.ends_with("page=0")));
+    assert_eq!(p0["data"][0]["testcase"]["name"], "dist.abicheck");
+
+    // One result, testcases and groups.
+    let one = s.get_json(&format!("/api/v2.0/results/{}", ids[0]));
+    assert_eq!(one["testcase"]["name"], "dist.rpmdeplint");
+    assert_eq!(
+        one["groups"],
+        json!(["3a5c7f1e-0000-4000-8000-000000000001"])
+    );
+    let tc = s.get_json("/api/v2.0/testcases/dist.abicheck");
+    assert_eq!(tc["ref_url"], "https://docs.example/dist.abicheck");
+    let tcs = s.get_json("/api/v2.0/testcases?name:like=dist.*");
+    assert_eq!(tcs["data"].as_array().map(Vec::len), Some(3));
+    let g = s.get_json("/api/v2.0/groups/3a5c7f1e-0000-4000-8000-000000000001");
+    assert_eq!(g["description"], "taskotron job");
+    let gr = s.get_json("/api/v2.0/groups/3a5c7f1e-0000-4000-8000-000000000001/results");
+    assert_eq!(gr["data"].as_array().map(Vec::len), Some(4));
+    let r = s.post(
+        "/api/v2.0/testcases",
+        &json!({"name": "dist.new", "ref_url": "https://x"}),
+    );
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = s.post("/api/v2.0/groups", &json!({"description": "made by hand"}));
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let g: Value = r.json().expect("json");
+    assert_eq!(g["uuid"].as_str().map(str::len), Some(36));
+    assert_eq!(
+        s.get("/api/v2.0/results/999999").status(),
+        StatusCode::NOT_FOUND
+    );
+    s.stop();
+}
+
+/// Method, path, body, token; expected status, code, message part.
+type BadCase<'a> = (
+    &'a str,
+    String,
+    String,
+    Option<&'a str>,
+    u16,
+    &'a str,
+    &'a str,
+);
+
+/// Each bad request: its status, stable code and the message a user reads.
+fn bad_input_gets_4xx_with_code_and_message(backend: Backend) {
+    // A small body limit: an oversized body then still fits in the socket
+    // buffers, so the client has sent it all before the 413 arrives (with
+    // megabytes, the server's early close races the client's upload).
+    let s = Server::start(
+        "bad-input",
+        backend,
+        &["--max-body-bytes", "2048", "--max-artifact-bytes", "1000"],
+    );
+    let ok_job = uuid::Uuid::new_v4().to_string();
+    let r = s.put(
+        &format!("/api/v1/jobs/{ok_job}"),
+        &json!({"state": "scheduled", "item": "x", "type": "koji_build", "arch": "x86_64", "formula": "f"}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let raw = |method: &str, path: &str, body: &str, token: Option<&str>| {
+        let mut req = s
+            .http
+            .request(method.parse().expect("method"), s.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().expect("send")
+    };
+    let t = Some(s.token.as_str());
+    let big = format!(
+        "{{\"outcome\": \"PASSED\", \"note\": \"{}\"}}",
+        "x".repeat(4000)
+    );
+    let table: Vec<BadCase> = vec![
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            "{\"outcome\": ".into(),
+            t,
+            400,
+            "malformed_json",
+            "EOF while parsing",
+        ),
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            "[1, 2]".into(),
+            t,
+            400,
+            "invalid_body",
+            "the body must be a JSON object, got a list",
+        ),
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            r#"{"outcome": 5, "testcase": "t"}"#.into(),
+            t,
+            400,
+            "invalid_body",
+            "outcome: expected a string, got a number",
+        ),
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            r#"{"outcome": "GREAT", "testcase": "t"}"#.into(),
+            t,
+            400,
+            "unknown_outcome",
+            "outcome `GREAT` is not one of PASSED, INFO, FAILED",
+        ),
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            r#"{"outcome": "PASSED"}"#.into(),
+            t,
+            400,
+            "invalid_body",
+            "testcase: required",
+        ),
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            r#"{"outcome": "PASSED", "testcase": "t", "data": {"a:b": "x"}}"#.into(),
+            t,
+            400,
+            "bad_data_key",
+            "data: key `a:b` contains `:`",
+        ),
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            r#"{"outcome": "PASSED", "testcase": "t", "data": {"k": {"x": 1}}}"#.into(),
+            t,
+            400,
+            "bad_data_value",
+            "data.k: expected a string, a number or a list of them, got an object",
+        ),
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            r#"{"outcome": "PASSED", "testcase": "t", "submit_time": "soon"}"#.into(),
+            t,
+            400,
+            "bad_submit_time",
+            "submit_time: `soon` is neither epoch milliseconds nor an ISO 8601 time",
+        ),
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            r#"{"outcome": "PASSED", "testcase": "t", "groups": "g"}"#.into(),
+            t,
+            400,
+            "invalid_body",
+            "groups: expected a list, got a string",
+        ),
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            big,
+            t,
+            413,
+            "body_too_large",
+            "length limit exceeded",
+        ),
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            r#"{"outcome": "PASSED", "testcase": "t"}"#.into(),
+            None,
+            401,
+            "unauthorized",
+            "Authorization: Bearer <token>",
+        ),
+        (
+            "POST",
+            "/api/v2.0/results".into(),
+            r#"{"outcome": "PASSED", "testcase": "t"}"#.into(),
+            Some("fto_wrong"),
+            401,
+            "unauthorized",
+            "unknown or revoked token",
+        ),
+        (
+            "GET",
+            "/api/v2.0/results?limit=0".into(),
+            String::new(),
+            None,
+            400,
+            "bad_pagination",
+            "limit must be a whole number from 1 to 1000, not `0`",
+        ),
+        (
+            "GET",
+            "/api/v2.0/results?limit=abc".into(),
+            String::new(),
+            None,
+            400,
+            "bad_pagination",
+            "limit must be a whole number from 1 to 1000, not `abc`",
+        ),
+        (
+            "GET",
+            "/api/v2.0/results?page=-2".into(),
+            String::new(),
+            None,
+            400,
+            "bad_pagination",
+            "page must be a whole number from 0, not `-2`",
+        ),
+        (
+            "GET",
+            "/api/v2.0/results?outcome=GOOD".into(),
+            String::new(),
+            None,
+            400,
+            "unknown_outcome",
+            "outcome `GOOD` is not one of",
+        ),
+        (
+            "GET",
+            "/api/v2.0/results?since=last-week".into(),
+            String::new(),
+            None,
+            400,
+            "bad_since",
+            "since: `last-week` is not a date/time",
+        ),
+        (
+            "GET",
+            "/api/v2.0/results?item:regex=x".into(),
+            String::new(),
+            None,
+            400,
+            "bad_filter",
+            "unknown operator `regex`",
+        ),
+        (
+            "GET",
+            "/api/v2.0/testcases/nope".into(),
+            String::new(),
+            None,
+            404,
+            "not_found",
+            "testcase `nope` not found",
+        ),
+        (
+            "GET",
+            "/api/v2.0/nothing".into(),
+            String::new(),
+            None,
+            404,
+            "not_found",
+            "no such endpoint",
+        ),
+        (
+            "GET",
+            "/api/v1/jobs/not-a-uuid".into(),
+            String::new(),
+            None,
+            400,
+            "bad_job_id",
+            "`not-a-uuid` is not a job UUID",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/jobs/{ok_job}"),
+            r#"{"state": "sleeping", "item": "x", "type": "t", "arch": "a", "formula": "f"}"#
+                .into(),
+            t,
+            400,
+            "unknown_state",
+            "state `sleeping` is not one of",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/jobs/{ok_job}"),
+            r#"{"state": "passed", "item": "x", "type": "t", "arch": "a", "formula": "f"}"#.into(),
+            t,
+            409,
+            "conflict",
+            "invalid transition scheduled -> passed",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/jobs/{ok_job}"),
+            r#"{"state": "booting", "item": 1, "type": "t", "arch": "a", "formula": "f"}"#.into(),
+            t,
+            400,
+            "invalid_body",
+            "item: invalid type: integer `1`, expected a string",
+        ),
+        (
+            "GET",
+            format!("/api/v1/jobs/{ok_job}/artifacts/..%2f..%2f..%2fetc%2fpasswd"),
+            String::new(),
+            None,
+            400,
+            "bad_artifact_path",
+            "artifact path `../../../etc/passwd`: must stay inside the job's artifacts",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/jobs/{ok_job}/artifacts/a%2f..%2f..%2fescape"),
+            "x".into(),
+            t,
+            400,
+            "bad_artifact_path",
+            "must stay inside the job's artifacts",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/jobs/{ok_job}/artifacts/big.bin"),
+            "x".repeat(3000),
+            t,
+            413,
+            "body_too_large",
+            "artifact `big.bin` exceeds 1000 bytes",
+        ),
+        (
+            "GET",
+            format!("/api/v1/jobs/{ok_job}/artifacts/missing.log"),
+            String::new(),
+            None,
+            404,
+            "not_found",
+            "has no artifact `missing.log`",
+        ),
+    ];
+    for (method, path, body, token, status, code, message) in table {
+        let (got_status, got_code, got_message) =
+            status_and_error(raw(method, &path, &body, token));
+        assert_eq!(
+            (got_status, got_code.as_str()),
+            (status, code),
+            "{method} {path}: {got_message}"
+        );
+        assert!(
+            got_message.contains(message),
+            "{method} {path}: expected {message:?} in {got_message:?}"
+        );
+    }
+    // Nothing half-written: no result, testcase or artifact came of it.
+    assert_eq!(
+        s.get_json("/api/v2.0/results")["data"],
+        json!([]),
+        "a refused request stored something"
+    );
+    assert_eq!(s.get_json("/api/v2.0/testcases")["data"], json!([]));
+    let escaped = s.h.data_dir.join("escape");
+    assert!(!escaped.exists());
+    // The refused upload left no file, partial or whole.
+    let job_dir = s.h.data_dir.join("artifacts").join(&ok_job);
+    let left: Vec<_> = std::fs::read_dir(&job_dir)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", job_dir.display());
+    s.stop();
+}
+
+/// Job records, the log followed live, artifacts with ranges, cancel.
+fn jobs_logs_and_artifacts(backend: Backend) {
+    let s = Server::start("jobs", backend, &[]);
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = s.put(
+        &format!("/api/v1/jobs/{id}"),
+        &json!({"state": "running", "item": "hello-1.0-1.fc40", "type": "koji_build",
+                "arch": "x86_64", "formula": "hello", "host": "hv1",
+                "transitions": [
+                    {"state": "queued", "at": "2024-05-01T10:00:00Z"},
+                    {"state": "scheduled", "at": "2024-05-01T10:00:01Z"},
+                    {"state": "booting", "at": "2024-05-01T10:00:02Z"},
+                    {"state": "running", "at": "2024-05-01T10:00:05Z"}]}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let upload = |path: &str, bytes: &[u8]| {
+        s.http
+            .put(s.url(&format!("/api/v1/jobs/{id}/artifacts/{path}")))
+            .bearer_auth(&s.token)
+            .body(bytes.to_vec())
+            .send()
+            .expect("upload")
+    };
+    let r = upload("runner.log", b"first line\n");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let content: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let r = upload("task_output/data.bin", &content);
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // Follow the log while the job runs; the response ends with the job.
+    let log_url = s.url(&format!("/api/v1/jobs/{id}/log"));
+    let mut live = s.http.get(&log_url).send().expect("log");
+    assert_eq!(live.status(), StatusCode::OK);
+    let mut first = [0u8; 11];
+    live.read_exact(&mut first).expect("first line arrives");
+    assert_eq!(&first, b"first line\n");
+    let log_path = s.h.data_dir.join("artifacts").join(&id).join("runner.log");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log_path)
+        .expect("open log");
+    f.write_all(b"second line\n").expect("append");
+    drop(f);
+    let r = s.put(
+        &format!("/api/v1/jobs/{id}"),
+        &json!({"state": "reporting", "item": "hello-1.0-1.fc40", "type": "koji_build", "arch": "x86_64", "formula": "hello"}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s
+        .http
+        .post(s.url(&format!("/api/v1/jobs/{id}/cancel")))
+        .bearer_auth(&s.token)
+        .send()
+        .expect("cancel");
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut rest = String::new();
+    live.read_to_string(&mut rest)
+        .expect("log ends with the job");
+    assert_eq!(rest, "second line\n");
+    let again = s
+        .http
+        .post(s.url(&format!("/api/v1/jobs/{id}/cancel")))
+        .bearer_auth(&s.token)
+        .send()
+        .expect("cancel");
+    let (st, code, msg) = status_and_error(again);
+    assert_eq!((st, code.as_str()), (409, "conflict"), "{msg}");
+
+    let job = s.get_json(&format!("/api/v1/jobs/{id}"));
+    assert_eq!(job["state"], "cancelled");
+    assert_eq!(job["host"], "hv1");
+    let states: Vec<&str> = job["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .filter_map(|t| t["state"].as_str())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "queued",
+            "scheduled",
+            "booting",
+            "running",
+            "reporting",
+            "cancelled"
+        ]
+    );
+    assert_eq!(job["created_at"], "2024-05-01T10:00:00.000000");
+    let list = s.get_json("/api/v1/jobs?state=cancelled");
+    assert_eq!(list["data"][0]["uuid"], id.as_str());
+
+    let arts = s.get_json(&format!("/api/v1/jobs/{id}/artifacts"));
+    let paths: Vec<&str> = arts["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|a| a["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["runner.log", "task_output/data.bin"]);
+    let whole = s
+        .get(&format!("/api/v1/jobs/{id}/artifacts/task_output/data.bin"))
+        .bytes()
+        .expect("bytes");
+    assert_eq!(&whole[..], &content[..]);
+    let part = s
+        .http
+        .get(s.url(&format!("/api/v1/jobs/{id}/artifacts/task_output/data.bin")))
+        .header("Range", "bytes=100-199")
+        .send()
+        .expect("range");
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok()),
+        Some("bytes 100-199/10000")
+    );
+    assert_eq!(&part.bytes().expect("bytes")[..], &content[100..200]);
+    let hosts = s.get_json("/api/v1/hosts");
+    assert_eq!(hosts["data"].as_array().map(Vec::len), Some(1));
+    let images = s.get("/api/v1/images");
+    assert_eq!(images.status(), StatusCode::OK);
+    // No partial uploads left beside the artifacts.
+    let dir = s.h.data_dir.join("artifacts").join(&id).join("task_output");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["data.bin"]);
+    s.stop();
+}
+
+/// `ferrotron run --report URL` (local runner): results queryable by item,
+/// grouped by the job, with the job record and its artifacts.
+fn run_report_lands_queryable_results(backend: Backend) {
+    let s = Server::start("report", backend, &[]);
+    let item = format!("hello-{}-1.fc40", uuid::Uuid::new_v4().simple());
+    let out =
+        s.h.command(&[
+            "run",
+            "-i",
+            &item,
+            "-t",
+            "koji_build",
+            "examples/hello/runtask.yml",
+            "--report",
+            &s.base,
+        ])
+        .env("FERROTRON_TOKEN", &s.token)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("reported 2 result(s)"), "{stderr}");
+    let job_id = ferrotron_tests::job_id_in(&stderr).expect("job id");
+    let res = s.get_json(&format!("/api/v2.0/results?item={item}&type=koji_build"));
+    let data = res["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2, "{res}");
+    for r in data {
+        assert_eq!(r["outcome"], "PASSED");
+        assert_eq!(r["groups"], json!([job_id]));
+        assert_eq!(r["data"]["arch"], json!(["x86_64"]));
+    }
+    let job = s.get_json(&format!("/api/v1/jobs/{job_id}"));
+    assert_eq!(job["state"], "passed");
+    assert_eq!(job["exit_status"], 0);
+    assert_eq!(job["formula"], "hello");
+    let arts = s.get_json(&format!("/api/v1/jobs/{job_id}/artifacts"));
+    let paths: Vec<&str> = arts["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|a| a["path"].as_str())
+        .collect();
+    assert!(paths.contains(&"runner.log"), "{paths:?}");
+    assert!(paths.contains(&"artifacts/results.tap"), "{paths:?}");
+    let log = s
+        .get(&format!("/api/v1/jobs/{job_id}/log"))
+        .text()
+        .expect("log");
+    assert!(log.contains("check the NVR"), "{log}");
+
+    // Without a token the report is refused, with the server's message.
+    let out =
+        s.h.command(&[
+            "run",
+            "-i",
+            &item,
+            "-t",
+            "koji_build",
+            "examples/hello/runtask.yml",
+            "--report",
+            &s.base,
+        ])
+        .env_remove("FERROTRON_TOKEN")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("401 Unauthorized"), "{stderr}");
+    s.stop();
+}
+
+/// `--require-token-for-reads`, and token revocation.
+fn reads_can_require_a_token(backend: Backend) {
+    let s = Server::start("read-token", backend, &["--require-token-for-reads"]);
+    let (st, code, _) = status_and_error(s.get("/api/v2.0/results"));
+    assert_eq!((st, code.as_str()), (401, "unauthorized"));
+    let ok = s
+        .http
+        .get(s.url("/api/v2.0/results"))
+        .bearer_auth(&s.token)
+        .send()
+        .expect("GET");
+    assert_eq!(ok.status(), StatusCode::OK);
+    // The health check stays open for load balancers.
+    assert_eq!(s.get("/api/v2.0/healthcheck").status(), StatusCode::OK);
+
+    let out = s
+        .command(&["token", "revoke", "ci"])
+        .output()
+        .expect("revoke");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = s
+        .http
+        .get(s.url("/api/v2.0/results"))
+        .bearer_auth(&s.token)
+        .send()
+        .expect("GET");
+    let (st, _, msg) = status_and_error(after);
+    assert_eq!((st, msg.as_str()), (401, "unknown or revoked token"));
+    s.stop();
+}
+
+/// Results from the bulk path are queryable and paged (default 20); an
+/// acknowledged write survives `kill -9` of the server.
+fn bulk_results_page_and_survive_a_crash(backend: Backend) {
+    let mut s = Server::start("bulk", backend, &[]);
+    let out = s
+        .command(&["store", "seed", "--results", "1200"])
+        .output()
+        .expect("seed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = s.get_json("/api/v2.0/results");
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(20));
+    assert!(page["next"].as_str().is_some_and(|u| u.ends_with("page=1")));
+    // Items are pkg{i % 1000}: pkg7 is results 7 and 1007, newest first.
+    let item = s.get_json("/api/v2.0/results?item=pkg7-1.0-1.fc40&type=koji_build");
+    let notes: Vec<&str> = item["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|r| r["note"].as_str())
+        .collect();
+    assert_eq!(notes, ["synthetic result 1007", "synthetic result 7"]);
+    let last = s.get_json("/api/v2.0/results?limit=1000&page=1");
+    assert_eq!(last["data"].as_array().map(Vec::len), Some(200));
+    assert_eq!(last["next"], Value::Null);
+
+    let r = s.post(
+        "/api/v2.0/results",
+        &json!({"outcome": "PASSED", "testcase": "dist.durable", "data": {"item": "durable-1-1"}}),
+    );
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().expect("json")["id"].as_i64().expect("id");
+    assert!(id > 1200, "ids continue after the bulk insert: {id}");
+    s.crash_and_restart();
+    let after = s.get_json(&format!("/api/v2.0/results/{id}"));
+    assert_eq!(after["testcase"]["name"], "dist.durable");
+    assert_eq!(after["data"]["item"], json!(["durable-1-1"]));
+    s.stop();
+}
+
+/// SIGTERM while a client follows a running job's log: the log response
+/// ends and the server exits 0 (graceful shutdown does not wait for the job).
+fn stopping_the_server_ends_followed_logs(backend: Backend) {
+    let s = Server::start("stop-follow", backend, &[]);
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = s.put(
+        &format!("/api/v1/jobs/{id}"),
+        &json!({"state": "scheduled", "item": "x", "type": "koji_build", "arch": "x86_64", "formula": "f"}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s
+        .http
+        .put(s.url(&format!("/api/v1/jobs/{id}/artifacts/runner.log")))
+        .bearer_auth(&s.token)
+        .body("booting\n")
+        .send()
+        .expect("upload");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let mut live = s
+        .http
+        .get(s.url(&format!("/api/v1/jobs/{id}/log")))
+        .send()
+        .expect("log");
+    let mut first = [0u8; 8];
+    live.read_exact(&mut first).expect("first line");
+    assert_eq!(&first, b"booting\n");
+    s.stop();
+    let mut rest = String::new();
+    live.read_to_string(&mut rest)
+        .expect("the response ends cleanly");
+    assert_eq!(rest, "");
+}
