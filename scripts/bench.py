@@ -14,6 +14,8 @@ Writes the medians and the ratio to docs/performance.md.
 import json, os, socket, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
+from benchdoc import markers, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 FERROTRON = ROOT / "target/release/ferrotron"
@@ -118,9 +120,7 @@ def main():
 
 
 def write_report(manifest, base, ferro, cold, mb, mf, mc, ratio):
-    doc = ROOT / "docs/performance.md"
-    text = doc.read_text() if doc.exists() else "# Performance\n"
-    begin, end = "<!-- bench:vm-job:begin -->", "<!-- bench:vm-job:end -->"
+    begin, end = markers("vm-job")
     fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     section = f"""{begin}
@@ -138,12 +138,7 @@ acceleration `{ACCEL}`, image `{manifest['name']}:{manifest['version']}` ({manif
 
 **Ratio: {ratio:.3f}** (goal: at most 1.15); with `--start cold`: {mc / mb:.3f}.
 {end}"""
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    doc.write_text(text)
-    print(f"bench: wrote {doc}", file=sys.stderr)
+    write_section("vm-job", section)
 
 
 if __name__ == "__main__":

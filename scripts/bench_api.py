@@ -17,6 +17,8 @@ import time
 import uuid
 from pathlib import Path
 
+from benchdoc import markers, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = os.environ.get("FERROTRON_BIN", str(ROOT / "target/release/ferrotron"))
 RESULTS = int(os.environ.get("BENCH_API_RESULTS", "100000"))
@@ -100,9 +102,7 @@ def main():
     if not os.access(BIN, os.X_OK):
         raise SystemExit(f"bench: {BIN} missing: run make build")
     results = {b: run_backend(b) for b in ("SQLite", "PostgreSQL")}
-    doc = ROOT / "docs/performance.md"
-    text = doc.read_text() if doc.exists() else "# Performance\n"
-    begin, end = "<!-- bench:api:begin -->", "<!-- bench:api:end -->"
+    begin, end = markers("api")
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                 if l.startswith("model name")), "?")
     lines = [
@@ -123,12 +123,7 @@ def main():
             lines.append(f"| {backend} | {label} | {rps:,.0f} | {p99:.1f} ms | {seed:.1f} s |")
     lines.append(end)
     section = "\n".join(lines)
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    doc.write_text(text)
-    print(f"bench: wrote {doc}", file=sys.stderr)
+    write_section("api", section)
 
 
 if __name__ == "__main__":

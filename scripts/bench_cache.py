@@ -14,6 +14,8 @@ Writes the medians to docs/performance.md between the bench:cache markers.
 import os, re, signal, socket, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
+from benchdoc import markers, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 FERROTRON = Path(os.environ.get("FERROTRON_BIN", ROOT / "target/release/ferrotron"))
@@ -102,9 +104,7 @@ def main():
 
 
 def write_report(sync_runs, cache_runs, origin_runs, ms, mc, mo):
-    doc = ROOT / "docs/performance.md"
-    text = doc.read_text()
-    begin, end = "<!-- bench:cache:begin -->", "<!-- bench:cache:end -->"
+    begin, end = markers("cache")
     fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)
     section = f"""{begin}
 ## A task into the guest: git cache vs. origin ({COMMITS} commits)
@@ -127,12 +127,7 @@ comparable with the host's clone, and a guest cannot reach an origin at all
 (`restrict=on`), so without the cache the host would have to clone and
 upload the tree instead.
 {end}"""
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    doc.write_text(text)
-    print(f"bench: wrote {doc}", file=sys.stderr)
+    write_section("cache", section)
 
 
 if __name__ == "__main__":
