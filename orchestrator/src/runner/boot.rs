@@ -89,7 +89,10 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
     let (backing, control_socket, cmdline) = match req.template {
         Some(t) => (
             vec![t.disk.clone(), req.image.disk.clone()],
-            Some(vm_dir.join("control.sock")),
+            Some(
+                crate::vm::prepare_control_socket(&name)
+                    .map_err(|e| BootError::Folder(crate::vm::control_socket_path(&name), e))?,
+            ),
             t.cmdline.clone(),
         ),
         None => (vec![req.image.disk.clone()], None, req.cmdline.clone()),

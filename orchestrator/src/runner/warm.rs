@@ -247,7 +247,7 @@ fn build(
         cmdline: template_cmdline(image),
         overlay: disk.clone(),
         backing: vec![image.disk.clone()],
-        control_socket: Some(work.join("control.sock")),
+        control_socket: Some(crate::vm::prepare_control_socket(&name).map_err(folder)?),
         console_log: console_log.clone(),
         ssh_port: ports::free_loopback_port().map_err(folder)?,
         vm_dir: work.clone(),

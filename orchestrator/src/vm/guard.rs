@@ -72,6 +72,8 @@ pub fn destroy(hv: &Hypervisor, name: &str, vm_dir: &std::path::Path) -> Result<
         problems.push(crate::util::full(&e));
     }
     tracing::debug!("{name} destroyed in {:?}", t.elapsed());
+    // libvirt removes the sockets it bound; this covers a domain it lost.
+    let _ = std::fs::remove_file(super::control_socket_path(name));
     match std::fs::remove_dir_all(vm_dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
