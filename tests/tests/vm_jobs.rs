@@ -414,6 +414,7 @@ fn a_template_libvirt_cannot_restore_is_discarded_and_the_job_boots_cold() {
         "{}",
         first.stderr
     );
+    assert!(first.stderr.contains(" restored (tcg)"), "{}", first.stderr);
     // Scramble QEMU's migration stream (the tail of the save file), keeping
     // libvirt's header intact: the restore itself fails.
     let state = walk(&templates)
