@@ -318,7 +318,7 @@ impl Store {
     }
 }
 
-async fn insert_transition(
+pub(super) async fn insert_transition(
     conn: &mut sqlx::AnyConnection,
     uuid: &str,
     t: &TransitionRow,
