@@ -110,6 +110,8 @@ pub async fn run(
 ) {
     let cfg = Arc::new(cfg);
     let mut running: JoinSet<()> = JoinSet::new();
+    // What the last "host idle" line said, so it is logged on change only.
+    let mut idle_waiting: Option<i64> = None;
     tracing::info!(
         "scheduler {} started: at most {} VM(s) at once",
         cfg.owner,
@@ -131,6 +133,20 @@ pub async fn run(
                 true
             }
         };
+        if idle {
+            let waiting = store
+                .queue_counts()
+                .await
+                .ok()
+                .and_then(|c| c.into_iter().find(|(s, _)| s == "queued").map(|(_, n)| n))
+                .unwrap_or(0);
+            if idle_waiting != Some(waiting) {
+                tracing::info!("host idle: {waiting} job(s) waiting");
+                idle_waiting = Some(waiting);
+            }
+        } else if idle_waiting.take().is_some() {
+            tracing::info!("host resumed");
+        }
         while !idle && running.len() < cfg.capacity {
             match store.claim_next(&cfg.owner, micros(cfg.lease)).await {
                 Ok(Some(job)) => {

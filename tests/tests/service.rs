@@ -1,0 +1,282 @@
+//! The service end to end: `ferrotron serve` with rules and its scheduler,
+//! messages POSTed over HTTP, jobs run in real VMs, results read back
+//! through the ResultsDB API; duplicates, failing tasks, idle mode, and a
+//! kill -9 of the service while a job runs.
+
+use std::time::{Duration, Instant};
+
+use ferrotron_tests::{domain_exists, workspace, Harness, Running};
+use nix::sys::signal::Signal;
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+
+const JOB_DEADLINE: Duration = Duration::from_secs(600);
+
+/// `hello` for items named `hello-*`, `fails-on-purpose` for `broken-*`.
+fn rules(h: &Harness) -> String {
+    let ws = workspace();
+    let text = format!(
+        "- when: {{message_type: Generic, item: {{$regex: '^hello-'}}}}\n  do:\n    - tasks: [{{name: hello, path: examples/hello}}]\n      repo: {ws}\n\
+         - when: {{message_type: Generic, item: {{$regex: '^broken-'}}}}\n  do:\n    - tasks: [{{name: fails-on-purpose, path: examples/fails-on-purpose}}]\n      repo: {ws}\n",
+        ws = ws.display()
+    );
+    let p = h.data_dir.join("rules.yml");
+    std::fs::write(&p, text).expect("write rules");
+    p.display().to_string()
+}
+
+struct Service {
+    proc: Running,
+    base: String,
+}
+
+fn token(h: &Harness) -> String {
+    let out = h.run(&["token", "create", "ci"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.stdout.trim().to_string()
+}
+
+fn start(h: &Harness, extra: &[&str]) -> Service {
+    let rules = rules(h);
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rules",
+        rules.as_str(),
+        "--lease-secs",
+        "3",
+        "--retry-backoff-secs",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let mut c = h.command(&args);
+    c.env("FERROTRON_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut proc = Running::from_command(c);
+    let line = proc.wait_for("listening on http://", Duration::from_secs(60));
+    let base = line
+        .rsplit_once("listening on ")
+        .map(|(_, u)| u.trim().to_string())
+        .expect("url");
+    Service { proc, base }
+}
+
+fn http() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+fn post_message(s: &Service, token: &str, id: &str, item: &str) -> (u16, Value) {
+    let msg = json!({
+        "id": id,
+        "topic": "org.example.test",
+        "body": {"item": item, "item_type": "koji_build", "arch": "x86_64"},
+    });
+    let r = http()
+        .post(format!("{}/api/v1/messages", s.base))
+        .bearer_auth(token)
+        .json(&msg)
+        .send()
+        .expect("POST message");
+    let status = r.status().as_u16();
+    (status, r.json().expect("JSON answer"))
+}
+
+fn job(s: &Service, uuid: &str) -> Value {
+    http()
+        .get(format!("{}/api/v1/jobs/{uuid}", s.base))
+        .send()
+        .expect("GET job")
+        .json()
+        .expect("job JSON")
+}
+
+/// Waits (bounded) until the job is in a final state; returns it.
+fn wait_final(s: &Service, uuid: &str) -> Value {
+    let deadline = Instant::now() + JOB_DEADLINE;
+    loop {
+        let j = job(s, uuid);
+        let state = j["state"].as_str().unwrap_or("").to_string();
+        if ["passed", "failed", "error", "cancelled"].contains(&state.as_str()) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job {uuid} still {state}: {j}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn states(j: &Value) -> Vec<String> {
+    j["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .map(|t| t["state"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn jobs_of(v: &Value) -> Vec<String> {
+    v["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j.as_str().expect("uuid").to_string())
+        .collect()
+}
+
+/// The runner's job folders in this test's data folder (one per VM run).
+fn runner_jobs(h: &Harness) -> Vec<String> {
+    std::fs::read_dir(h.data_dir.join("jobs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn stop(s: Service) {
+    s.proc.signal(Signal::SIGTERM);
+    let (code, _) = s.proc.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn message_becomes_a_passed_job_with_results_once() {
+    let h = Harness::new("service-pass");
+    let t = token(&h);
+    let s = start(&h, &["--max-vms", "1"]);
+    let item = "hello-1.0-1.fc40";
+    let (status, first) = post_message(&s, &t, "msg-pass-1", item);
+    assert_eq!(status, 201, "{first}");
+    let uuids = jobs_of(&first);
+    assert_eq!(uuids.len(), 1, "{first}");
+    // The same message again: the same job, nothing new.
+    let (status, again) = post_message(&s, &t, "msg-pass-1", item);
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(jobs_of(&again), uuids);
+
+    let j = wait_final(&s, &uuids[0]);
+    assert_eq!(j["state"], "passed", "{j}");
+    assert_eq!(j["exit_status"], 0, "{j}");
+    assert_eq!(
+        states(&j),
+        ["queued", "scheduled", "booting", "running", "reporting", "passed"]
+    );
+    let results: Value = http()
+        .get(format!("{}/api/v2.0/results?item={item}", s.base))
+        .send()
+        .expect("results")
+        .json()
+        .expect("results JSON");
+    let data = results["data"].as_array().expect("data");
+    assert!(!data.is_empty(), "{results}");
+    for r in data {
+        assert_eq!(r["outcome"], "PASSED", "{r}");
+        let groups = r["groups"].to_string();
+        assert!(groups.contains(&uuids[0]), "{r}");
+    }
+    // All jobs in the store: exactly one, for two deliveries.
+    let list: Value = http()
+        .get(format!("{}/api/v1/jobs", s.base))
+        .send()
+        .expect("jobs")
+        .json()
+        .expect("jobs JSON");
+    assert_eq!(list["data"].as_array().expect("data").len(), 1, "{list}");
+    let ran = runner_jobs(&h);
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    h.assert_nothing_left(&ran[0]);
+    stop(s);
+}
+
+#[test]
+fn failing_task_is_failed_and_not_retried() {
+    let h = Harness::new("service-fail");
+    let t = token(&h);
+    let s = start(&h, &["--max-vms", "1"]);
+    let (status, v) = post_message(&s, &t, "msg-fail-1", "broken-1.0-1.fc40");
+    assert_eq!(status, 201, "{v}");
+    let uuid = jobs_of(&v).remove(0);
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "failed", "{j}");
+    assert_eq!(j["exit_status"], 1, "{j}");
+    let st = states(&j);
+    assert_eq!(st.iter().filter(|s| *s == "scheduled").count(), 1, "{st:?}");
+    let ran = runner_jobs(&h);
+    assert_eq!(ran.len(), 1, "one VM run, no retry: {ran:?}");
+    h.assert_nothing_left(&ran[0]);
+    stop(s);
+}
+
+#[test]
+fn idle_host_keeps_jobs_queued_until_resume() {
+    let h = Harness::new("service-idle");
+    let t = token(&h);
+    let out = h.run(&["host", "idle"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mut s = start(&h, &["--max-vms", "1"]);
+    s.proc.wait_for("host idle: 0 job(s) waiting", Duration::from_secs(60));
+    let (status, v) = post_message(&s, &t, "msg-idle-1", "hello-2.0-1.fc40");
+    assert_eq!(status, 201, "{v}");
+    let uuid = jobs_of(&v).remove(0);
+    // The scheduler saw the job and did not start it.
+    s.proc.wait_for("host idle: 1 job(s) waiting", Duration::from_secs(60));
+    assert_eq!(job(&s, &uuid)["state"], "queued");
+    let status = h.run(&["host", "status"]);
+    assert!(status.stdout.contains("idle\nqueued\t1"), "{}", status.stdout);
+    assert!(runner_jobs(&h).is_empty());
+    let out = h.run(&["host", "resume"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "passed", "{j}");
+    stop(s);
+}
+
+#[test]
+fn kill_9_mid_job_leaks_nothing_and_the_jobs_run_after_restart() {
+    let h = Harness::new("service-kill");
+    let t = token(&h);
+    let mut s = start(&h, &["--max-vms", "1"]);
+    let (_, a) = post_message(&s, &t, "msg-kill-a", "hello-3.0-1.fc40");
+    let (_, b) = post_message(&s, &t, "msg-kill-b", "hello-4.0-1.fc40");
+    let (a, b) = (jobs_of(&a).remove(0), jobs_of(&b).remove(0));
+    s.proc
+        .wait_for(&format!("job {a}: booting"), Duration::from_secs(120));
+    // Wait for its VM to exist, then kill the service outright.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let domain = loop {
+        if let Some(id) = runner_jobs(&h).first() {
+            let name = format!("ferrotron-{id}");
+            if domain_exists(&name) {
+                break name;
+            }
+        }
+        assert!(Instant::now() < deadline, "no VM for job {a}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    s.proc.signal(Signal::SIGKILL);
+    let _ = s.proc.finish(Duration::from_secs(30));
+    assert!(domain_exists(&domain), "the VM outlives a kill -9");
+
+    let mut s = start(&h, &["--max-vms", "1"]);
+    s.proc.wait_for("leftover domain", Duration::from_secs(60));
+    assert!(!domain_exists(&domain), "{domain} left after restart");
+    let ja = wait_final(&s, &a);
+    let jb = wait_final(&s, &b);
+    // The interrupted job ran again (a retry), the queued one ran.
+    assert_eq!(ja["state"], "passed", "{ja}");
+    assert_eq!(jb["state"], "passed", "{jb}");
+    let st = states(&ja);
+    assert_eq!(st.iter().filter(|s| *s == "scheduled").count(), 2, "{st:?}");
+    let ran = runner_jobs(&h);
+    assert_eq!(ran.len(), 3, "{ran:?}");
+    for id in &ran {
+        h.assert_nothing_left(id);
+    }
+    stop(s);
+}
