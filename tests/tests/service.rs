@@ -165,7 +165,14 @@ fn message_becomes_a_passed_job_with_results_once() {
     assert_eq!(j["exit_status"], 0, "{j}");
     assert_eq!(
         states(&j),
-        ["queued", "scheduled", "booting", "running", "reporting", "passed"]
+        [
+            "queued",
+            "scheduled",
+            "booting",
+            "running",
+            "reporting",
+            "passed"
+        ]
     );
     let results: Value = http()
         .get(format!("{}/api/v2.0/results?item={item}", s.base))
@@ -220,15 +227,21 @@ fn idle_host_keeps_jobs_queued_until_resume() {
     let out = h.run(&["host", "idle"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let mut s = start(&h, &["--max-vms", "1"]);
-    s.proc.wait_for("host idle: 0 job(s) waiting", Duration::from_secs(60));
+    s.proc
+        .wait_for("host idle: 0 job(s) waiting", Duration::from_secs(60));
     let (status, v) = post_message(&s, &t, "msg-idle-1", "hello-2.0-1.fc40");
     assert_eq!(status, 201, "{v}");
     let uuid = jobs_of(&v).remove(0);
     // The scheduler saw the job and did not start it.
-    s.proc.wait_for("host idle: 1 job(s) waiting", Duration::from_secs(60));
+    s.proc
+        .wait_for("host idle: 1 job(s) waiting", Duration::from_secs(60));
     assert_eq!(job(&s, &uuid)["state"], "queued");
     let status = h.run(&["host", "status"]);
-    assert!(status.stdout.contains("idle\nqueued\t1"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("idle\nqueued\t1"),
+        "{}",
+        status.stdout
+    );
     assert!(runner_jobs(&h).is_empty());
     let out = h.run(&["host", "resume"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -263,8 +276,16 @@ fn kill_9_mid_job_leaks_nothing_and_the_jobs_run_after_restart() {
     let _ = s.proc.finish(Duration::from_secs(30));
     assert!(domain_exists(&domain), "the VM outlives a kill -9");
 
-    let mut s = start(&h, &["--max-vms", "1"]);
-    s.proc.wait_for("leftover domain", Duration::from_secs(60));
+    let s = start(&h, &["--max-vms", "1"]);
+    // The reaper runs before the server listens.
+    assert!(
+        s.proc
+            .seen
+            .iter()
+            .any(|l| l.contains("removed 1 leftover domain(s)")),
+        "{:?}",
+        s.proc.seen
+    );
     assert!(!domain_exists(&domain), "{domain} left after restart");
     let ja = wait_final(&s, &a);
     let jb = wait_final(&s, &b);
