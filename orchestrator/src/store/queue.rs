@@ -385,3 +385,192 @@ impl Store {
         row.map(|r| row_get(&r, "value")).transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(task: &str, priority: i64) -> NewQueuedJob {
+        NewQueuedJob {
+            item: format!("{task}-1.0-1.fc40"),
+            item_type: "koji_build".into(),
+            arch: "x86_64".into(),
+            task: task.into(),
+            repo: "/srv/tasks".into(),
+            git_ref: String::new(),
+            path: task.into(),
+            priority,
+            image: None,
+            max_attempts: 2,
+        }
+    }
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
+        Store::open(&url).await.expect("open")
+    }
+
+    /// The same queries on PostgreSQL (the role scripts/setup-host.sh
+    /// creates): a fresh database per call.
+    fn pg_admin() -> String {
+        std::env::var("FERROTRON_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://ferrotron:ferrotron@127.0.0.1:5432/postgres".into())
+    }
+
+    async fn pg_drop(s: Store, name: &str) {
+        use sqlx::Executor;
+        s.close().await;
+        let pool = sqlx::AnyPool::connect(&pg_admin()).await.expect("admin");
+        pool.execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await
+        .expect("drop database");
+        pool.close().await;
+    }
+
+    async fn pg_store() -> (Store, String) {
+        use sqlx::Executor;
+        let admin = pg_admin();
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&admin)
+            .await
+            .expect("PostgreSQL is running");
+        let name = format!("ft_queue_{}", uuid::Uuid::new_v4().simple());
+        pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create database");
+        pool.close().await;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let s = Store::open(&format!("{base}/{name}")).await.expect("open");
+        (s, name)
+    }
+
+    #[tokio::test]
+    async fn postgres_queue_round_trip() {
+        let (s, name) = pg_store().await;
+        let e = s
+            .enqueue("m1", "t", &[job("a", 0), job("b", 1)])
+            .await
+            .expect("enqueue");
+        assert!(s.enqueue("m1", "t", &[]).await.expect("dup").duplicate);
+        let c = s
+            .claim_next("w1", 60_000_000)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(c.task, "b");
+        assert_eq!(
+            s.renew_lease(&c.uuid, "w1", 60_000_000)
+                .await
+                .expect("renew"),
+            Some(JobState::Scheduled)
+        );
+        for to in [
+            JobState::Booting,
+            JobState::Running,
+            JobState::Reporting,
+            JobState::Passed,
+        ] {
+            assert!(s
+                .advance_claimed(&c.uuid, "w1", to, Some(0), None, None)
+                .await
+                .expect("advance"));
+        }
+        let c = s.claim_next("w1", -1).await.expect("claim").expect("job");
+        assert_eq!(s.requeue_expired().await.expect("requeue"), (1, 0));
+        s.set_flag("idle", Some("1")).await.expect("flag");
+        assert_eq!(
+            s.get_flag("idle").await.expect("flag").as_deref(),
+            Some("1")
+        );
+        let j = s.get_job(&c.uuid).await.expect("get").expect("job");
+        assert_eq!(j.state, JobState::Queued);
+        assert_eq!(e.jobs.len(), 2);
+        pg_drop(s, &name).await;
+    }
+
+    #[tokio::test]
+    async fn duplicates_store_nothing_and_return_the_first_jobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        let first = s
+            .enqueue("m1", "t", &[job("a", 0), job("b", 0)])
+            .await
+            .expect("enqueue");
+        assert!(!first.duplicate);
+        assert_eq!(first.jobs.len(), 2);
+        let again = s.enqueue("m1", "t", &[job("a", 0)]).await.expect("again");
+        assert!(again.duplicate);
+        assert_eq!(again.jobs, first.jobs);
+        assert_eq!(
+            s.queue_counts().await.expect("counts"),
+            [("queued".to_string(), 2)]
+        );
+    }
+
+    /// Priority first; then the task with fewer jobs in progress, so a
+    /// flood for one task does not starve another; never one job twice.
+    #[tokio::test]
+    async fn claims_follow_priority_then_fairness_and_never_repeat() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        let flood: Vec<_> = (0..5).map(|_| job("flood", 0)).collect();
+        s.enqueue("m1", "t", &flood).await.expect("flood");
+        s.enqueue("m2", "t", &[job("other", 0)])
+            .await
+            .expect("other");
+        s.enqueue("m3", "t", &[job("urgent", 5)])
+            .await
+            .expect("urgent");
+        let lease = 60_000_000;
+        let c1 = s
+            .claim_next("w1", lease)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(c1.task, "urgent");
+        let c2 = s
+            .claim_next("w1", lease)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(c2.task, "flood");
+        let c3 = s
+            .claim_next("w2", lease)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(
+            c3.task, "other",
+            "one flood job runs: the other task goes first"
+        );
+        // Two workers racing for the rest get distinct jobs.
+        let (a, b) = tokio::join!(s.claim_next("w1", lease), s.claim_next("w2", lease));
+        let (a, b) = (a.expect("a").expect("a"), b.expect("b").expect("b"));
+        assert_ne!(a.uuid, b.uuid);
+        assert_eq!(c2.attempts, 1);
+    }
+
+    #[tokio::test]
+    async fn expired_leases_requeue_then_error_after_max_attempts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        let e = s.enqueue("m1", "t", &[job("a", 0)]).await.expect("enqueue");
+        let uuid = &e.jobs[0];
+        // A lease already over: the worker "died".
+        let c = s.claim_next("w1", -1).await.expect("claim").expect("job");
+        assert_eq!(&c.uuid, uuid);
+        assert_eq!(s.requeue_expired().await.expect("requeue"), (1, 0));
+        assert_eq!(s.renew_lease(uuid, "w1", 1).await.expect("renew"), None);
+        let c = s.claim_next("w2", -1).await.expect("claim").expect("again");
+        assert_eq!(c.attempts, 2);
+        assert_eq!(s.requeue_expired().await.expect("requeue"), (0, 1));
+        let j = s.get_job(uuid).await.expect("get").expect("job");
+        assert_eq!(j.state, JobState::Error);
+        let st: Vec<_> = j.transitions.iter().map(|t| t.state).collect();
+        use JobState::*;
+        assert_eq!(st, [Queued, Scheduled, Queued, Scheduled, Error]);
+        assert!(s.claim_next("w3", 1).await.expect("claim").is_none());
+    }
+}
