@@ -102,7 +102,7 @@ pub async fn serve(
                     Ok(())
                 }
             };
-            crate::intake::amqp::run(cfg, handler, stop, |s| tracing::info!("amqp: {s}")).await;
+            crate::intake::amqp::run(cfg, handler, stop, |s| tracing::info!("{s}")).await;
         });
     }
     let r = crate::api::serve(state, stopper, listen, shutdown).await;

@@ -301,3 +301,107 @@ fn kill_9_mid_job_leaks_nothing_and_the_jobs_run_after_restart() {
     }
     stop(s);
 }
+
+fn amqp_url() -> String {
+    std::env::var("FERROTRON_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Runs `f` against the test broker (scripts/setup-rabbitmq.sh starts it).
+fn with_broker<T>(f: impl AsyncFnOnce(&lapin::Channel) -> Result<T, lapin::Error>) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ on 127.0.0.1:5672 (scripts/setup-rabbitmq.sh)");
+        let ch = conn.create_channel().await.expect("channel");
+        let r = f(&ch).await.expect("broker operation");
+        let _ = conn.close(200, "done".into()).await;
+        r
+    })
+}
+
+/// Publishes durably with a publisher confirm.
+fn publish(topic: &str, id: &str, body: &Value) {
+    let payload = body.to_string();
+    let acked = with_broker(async |ch| {
+        use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        let c = ch
+            .basic_publish(
+                "amq.topic".into(),
+                topic.into(),
+                BasicPublishOptions::default(),
+                payload.as_bytes(),
+                lapin::BasicProperties::default()
+                    .with_message_id(id.into())
+                    .with_delivery_mode(2),
+            )
+            .await?
+            .await?;
+        Ok(c.is_ack())
+    });
+    assert!(acked, "the broker did not confirm {id}");
+}
+
+/// Deletes the test's queue when the test ends, passed or not.
+struct QueueGuard(String);
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        with_broker(async |ch| {
+            ch.queue_delete(name.as_str().into(), Default::default())
+                .await
+                .map(|_| ())
+        });
+    }
+}
+
+#[test]
+fn amqp_messages_become_jobs_once() {
+    let h = Harness::new("service-amqp");
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let queue = format!("ferrotron-service-test-{tag}");
+    let _guard = QueueGuard(queue.clone());
+    let binding = format!("ferrotron.svc.{tag}.#");
+    let url = amqp_url();
+    let mut s = start(
+        &h,
+        &[
+            "--max-vms",
+            "1",
+            "--amqp-url",
+            url.as_str(),
+            "--amqp-queue",
+            queue.as_str(),
+            "--amqp-binding",
+            binding.as_str(),
+        ],
+    );
+    s.proc.wait_for("amqp: consuming", Duration::from_secs(60));
+    let topic = format!("ferrotron.svc.{tag}.build");
+    let body = json!({"item": "hello-5.0-1.fc40", "item_type": "koji_build", "arch": "x86_64"});
+    // The same message twice (a redelivery), and one on an unbound topic.
+    publish(&topic, "amqp-msg-1", &body);
+    publish(&topic, "amqp-msg-1", &body);
+    publish(&format!("ferrotron.other.{tag}"), "amqp-msg-2", &body);
+    s.proc
+        .wait_for("amqp message Some(\"amqp-msg-1\")", Duration::from_secs(60));
+    s.proc.wait_for(", a duplicate", Duration::from_secs(60));
+    let list: Value = http()
+        .get(format!("{}/api/v1/jobs", s.base))
+        .send()
+        .expect("jobs")
+        .json()
+        .expect("jobs JSON");
+    let data = list["data"].as_array().expect("data");
+    assert_eq!(data.len(), 1, "{list}");
+    let uuid = data[0]["uuid"].as_str().expect("uuid").to_string();
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "passed", "{j}");
+    stop(s);
+}
