@@ -405,3 +405,65 @@ fn amqp_messages_become_jobs_once() {
     assert_eq!(j["state"], "passed", "{j}");
     stop(s);
 }
+
+#[test]
+fn submitted_job_cancelled_while_running_loses_its_vm() {
+    let h = Harness::new("service-cancel");
+    let t = token(&h);
+    let dir = h.data_dir.join("slow");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("runtask.yml"),
+        "name: slow\ndesc: waits\nmaintainer: ferrotron-devs\ninput:\n  args: [koji_build]\nactions:\n  - name: wait\n    shell:\n      - echo started\n      - sleep 600\n    timeout: 900\n",
+    )
+    .expect("write formula");
+    let mut s = start(&h, &["--max-vms", "1"]);
+    let out = h.run(&[
+        "submit",
+        dir.to_str().expect("utf-8"),
+        "--item",
+        "slow-1.0-1.fc40",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let uuid = out.stdout.trim().to_string();
+    s.proc
+        .wait_for(&format!("job {uuid}: booting"), Duration::from_secs(120));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (runner, domain) = loop {
+        if let Some(id) = runner_jobs(&h).first() {
+            let name = format!("ferrotron-{id}");
+            if domain_exists(&name) {
+                break (id.clone(), name);
+            }
+        }
+        assert!(Instant::now() < deadline, "no VM for job {uuid}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let r = http()
+        .post(format!("{}/api/v1/jobs/{uuid}/cancel", s.base))
+        .bearer_auth(&t)
+        .send()
+        .expect("cancel");
+    assert_eq!(r.status().as_u16(), 200);
+    s.proc.wait_for(
+        &format!("job {uuid}: cancelled; destroying its VM"),
+        Duration::from_secs(60),
+    );
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "cancelled", "{j}");
+    h.assert_nothing_left(&runner);
+    assert!(!domain_exists(&domain));
+    // Not retried: still one VM run.
+    assert_eq!(runner_jobs(&h).len(), 1);
+    stop(s);
+}
+
+#[test]
+fn submit_refuses_a_bad_formula_before_queueing() {
+    let h = Harness::new("service-submit-bad");
+    let out = h.run(&["submit", "/nonexistent/task", "--item", "x-1-1"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("/nonexistent/task"), "{}", out.stderr);
+    let status = h.run(&["host", "status"]);
+    assert_eq!(status.stdout, "active\n", "nothing queued");
+}
