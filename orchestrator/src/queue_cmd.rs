@@ -16,7 +16,8 @@ pub enum HostCommand {
     Idle,
     /// Start jobs again.
     Resume,
-    /// Whether the host is idle, and the queue's jobs per state.
+    /// Whether the host is idle, the queue's jobs per state, and the
+    /// number of messages accepted.
     Status,
 }
 
@@ -110,15 +111,17 @@ pub fn host(settings: &Settings, cmd: HostCommand) -> i32 {
                 let store = ferrotron::commands::open_store(settings).await?;
                 let idle = store.get_flag(ferrotron::scheduler::IDLE_FLAG).await?;
                 let counts = store.queue_counts().await?;
+                let messages = store.message_count().await?;
                 store.close().await;
-                Ok::<_, ferrotron::store::StoreError>((idle, counts))
+                Ok::<_, ferrotron::store::StoreError>((idle, counts, messages))
             });
             match r {
-                Ok((idle, counts)) => {
+                Ok((idle, counts, messages)) => {
                     println!("{}", if idle.is_some() { "idle" } else { "active" });
                     for (state, n) in counts {
                         println!("{state}\t{n}");
                     }
+                    println!("messages\t{messages}");
                     0
                 }
                 Err(e) => crate::fail(3, &e),

@@ -360,6 +360,14 @@ impl Store {
             .collect()
     }
 
+    /// Messages accepted so far (duplicates not counted).
+    pub async fn message_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM messages")
+            .fetch_one(&self.pool)
+            .await?;
+        row_get(&row, "n")
+    }
+
     /// Sets or clears a host-wide flag.
     pub async fn set_flag(&self, name: &str, value: Option<&str>) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
@@ -503,6 +511,7 @@ mod tests {
         let again = s.enqueue("m1", "t", &[job("a", 0)]).await.expect("again");
         assert!(again.duplicate);
         assert_eq!(again.jobs, first.jobs);
+        assert_eq!(s.message_count().await.expect("count"), 1);
         assert_eq!(
             s.queue_counts().await.expect("counts"),
             [("queued".to_string(), 2)]
