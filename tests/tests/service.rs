@@ -468,3 +468,71 @@ fn submit_refuses_a_bad_formula_before_queueing() {
     let status = h.run(&["host", "status"]);
     assert_eq!(status.stdout, "active\nmessages\t0\n", "nothing queued");
 }
+
+/// A burst of messages for two tasks: every one becomes a job, all end
+/// passed or failed as their task says, and the scheduler never had more
+/// than `--max-vms` jobs in progress (from the stored transitions).
+#[test]
+fn burst_of_messages_runs_within_capacity() {
+    let h = Harness::new("service-burst");
+    let t = token(&h);
+    let s = start(&h, &["--max-vms", "2"]);
+    let started = Instant::now();
+    let n = 12;
+    let mut uuids = Vec::new();
+    for i in 0..n {
+        let item = if i % 3 == 0 {
+            format!("broken-{i}.0-1.fc40")
+        } else {
+            format!("hello-{i}.0-1.fc40")
+        };
+        let (status, v) = post_message(&s, &t, &format!("burst-{i}"), &item);
+        assert_eq!(status, 201, "{v}");
+        uuids.extend(jobs_of(&v));
+    }
+    assert_eq!(uuids.len(), n);
+    let mut events = Vec::new();
+    let (mut passed, mut failed) = (0, 0);
+    for u in &uuids {
+        let j = wait_final(&s, u);
+        match j["state"].as_str() {
+            Some("passed") => passed += 1,
+            Some("failed") => failed += 1,
+            other => panic!("job {u} ended {other:?}: {j}"),
+        }
+        // The first transition is the enqueue, not a job leaving a slot.
+        for tr in j["transitions"]
+            .as_array()
+            .expect("transitions")
+            .iter()
+            .skip(1)
+        {
+            let at = tr["at"].as_str().expect("at").to_string();
+            match tr["state"].as_str() {
+                Some("scheduled") => events.push((at, 1)),
+                Some("passed" | "failed" | "error" | "queued" | "cancelled") => {
+                    events.push((at, -1))
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!((passed, failed), (8, 4));
+    events.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, d) in &events {
+        now += d;
+        most = most.max(now);
+    }
+    assert_eq!(most, 2, "at most --max-vms jobs in progress: {events:?}");
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "burst: {n} jobs in {secs:.1} s at --max-vms 2: {:.1} jobs/min",
+        n as f64 * 60.0 / secs
+    );
+    assert_eq!(runner_jobs(&h).len(), n);
+    for id in runner_jobs(&h) {
+        h.assert_nothing_left(&id);
+    }
+    stop(s);
+}
