@@ -139,7 +139,12 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
                 r.folders.len()
             ),
             Ok(_) => {}
-            Err(e) => return crate::fail(3, &e),
+            // Intake and the API still work; jobs will fail as infrastructure
+            // errors (and be retried) until libvirt answers.
+            Err(e) => eprintln!(
+                "ferrotron: warning: cannot look for leftover VMs: {}",
+                ferrotron::util::full(&e)
+            ),
         }
     }
     let amqp = args.amqp_url.as_deref().map(|url| {

@@ -536,3 +536,56 @@ fn burst_of_messages_runs_within_capacity() {
     }
     stop(s);
 }
+
+/// libvirt unreachable: an infrastructure error, retried with backoff up to
+/// `--max-attempts`, then `error` with exit status 3.
+#[test]
+fn infrastructure_errors_are_retried_up_to_the_cap() {
+    let h = Harness::new("service-infra");
+    let t = token(&h);
+    let rules = rules(&h);
+    let mut c = h.command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rules",
+        rules.as_str(),
+        "--retry-backoff-secs",
+        "1",
+        "--max-attempts",
+        "2",
+    ]);
+    c.env("FERROTRON_LOG", "info")
+        .env(
+            "FERROTRON_LIBVIRT_URI",
+            "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut proc = Running::from_command(c);
+    let line = proc.wait_for("listening on http://", Duration::from_secs(60));
+    let base = line
+        .rsplit_once("listening on ")
+        .map(|(_, u)| u.trim().to_string())
+        .expect("url");
+    let s = Service { proc, base };
+    let (status, v) = post_message(&s, &t, "msg-infra-1", "hello-9.0-1.fc40");
+    assert_eq!(status, 201, "{v}");
+    let uuid = jobs_of(&v).remove(0);
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "error", "{j}");
+    assert_eq!(j["exit_status"], 3, "{j}");
+    assert_eq!(
+        states(&j),
+        [
+            "queued",
+            "scheduled",
+            "booting",
+            "queued",
+            "scheduled",
+            "booting",
+            "error"
+        ]
+    );
+    stop(s);
+}
