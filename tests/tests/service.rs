@@ -589,3 +589,27 @@ fn infrastructure_errors_are_retried_up_to_the_cap() {
     );
     stop(s);
 }
+
+/// Bad input found when the job starts (an image that does not exist) is
+/// an `error` with exit status 2 at once: never retried, no VM.
+#[test]
+fn bad_image_is_an_error_without_retry() {
+    let h = Harness::new("service-bad-image");
+    let s = start(&h, &["--max-attempts", "3"]);
+    let out = h.run(&[
+        "submit",
+        "examples/hello",
+        "--item",
+        "hello-1.0-1.fc40",
+        "--image",
+        "no-such-image",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let uuid = out.stdout.trim().to_string();
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "error", "{j}");
+    assert_eq!(j["exit_status"], 2, "{j}");
+    assert_eq!(states(&j), ["queued", "scheduled", "booting", "error"]);
+    assert!(runner_jobs(&h).is_empty());
+    stop(s);
+}
