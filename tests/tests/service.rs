@@ -587,6 +587,8 @@ fn infrastructure_errors_are_retried_up_to_the_cap() {
             "error"
         ]
     );
+    let why = j["error"].as_str().unwrap_or("");
+    assert!(why.starts_with("boot: "), "{j}");
     stop(s);
 }
 
@@ -610,6 +612,8 @@ fn bad_image_is_an_error_without_retry() {
     assert_eq!(j["state"], "error", "{j}");
     assert_eq!(j["exit_status"], 2, "{j}");
     assert_eq!(states(&j), ["queued", "scheduled", "booting", "error"]);
+    let why = j["error"].as_str().unwrap_or("");
+    assert!(why.contains("no-such-image"), "{j}");
     assert!(runner_jobs(&h).is_empty());
     stop(s);
 }
