@@ -49,18 +49,105 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StoreError> {
     Store::open(&settings.database_url()).await
 }
 
-/// Serves the HTTP API until `shutdown` resolves.
+/// What `ferrotron serve` runs besides the HTTP API.
+pub struct ServiceConfig {
+    /// Rules for message intake (HTTP and AMQP); none: no intake.
+    pub intake: Option<crate::intake::enqueue::Intake>,
+    /// The scheduler (none: this server only records).
+    pub scheduler: Option<crate::scheduler::SchedulerConfig>,
+    /// Consume messages from RabbitMQ.
+    pub amqp: Option<crate::intake::amqp::AmqpConfig>,
+}
+
+/// Serves the HTTP API, the scheduler and the AMQP intake until
+/// `shutdown` resolves; then running jobs are stopped and requeued.
 pub async fn serve(
     settings: Settings,
     config: crate::api::ApiConfig,
     listen: std::net::SocketAddr,
+    service: ServiceConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeCommandError> {
     let store = open_store(&settings).await?;
-    let (state, stopper) = crate::api::AppState::new(store.clone(), settings, config);
+    let settings_arc = std::sync::Arc::new(settings.clone());
+    let (mut state, stopper) = crate::api::AppState::new(store.clone(), settings, config);
+    let intake = service.intake.map(std::sync::Arc::new);
+    state.intake = intake.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(cfg) = service.scheduler {
+        tasks.spawn(crate::scheduler::run(
+            store.clone(),
+            settings_arc,
+            cfg,
+            stop_rx.clone(),
+        ));
+    }
+    if let (Some(cfg), Some(intake)) = (service.amqp, intake) {
+        let store = store.clone();
+        let stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let handler = move |msg: crate::rules::Message| {
+                let intake = intake.clone();
+                let store = store.clone();
+                async move {
+                    let r = intake.handle(&store, &msg).await?;
+                    tracing::info!(
+                        "amqp message {:?} ({}): {} job(s){}",
+                        msg.id,
+                        msg.topic,
+                        r.jobs.len(),
+                        if r.duplicate { ", a duplicate" } else { "" }
+                    );
+                    Ok(())
+                }
+            };
+            crate::intake::amqp::run(cfg, handler, stop, |s| tracing::info!("{s}")).await;
+        });
+    }
     let r = crate::api::serve(state, stopper, listen, shutdown).await;
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
     store.close().await;
     Ok(r?)
+}
+
+/// Stops (`true`) or resumes the scheduling of jobs on this installation;
+/// intake keeps recording jobs meanwhile.
+pub async fn set_idle(settings: &Settings, idle: bool) -> Result<(), StoreError> {
+    let store = open_store(settings).await?;
+    let value = idle.then(|| crate::store::now_micros().to_string());
+    let r = store
+        .set_flag(crate::scheduler::IDLE_FLAG, value.as_deref())
+        .await;
+    store.close().await;
+    r
+}
+
+/// Queues one job directly (no rules); returns its UUID.
+pub async fn submit_job(
+    settings: &Settings,
+    job: &crate::store::NewQueuedJob,
+) -> Result<String, StoreError> {
+    let store = open_store(settings).await?;
+    let id = format!("submit-{}", uuid::Uuid::new_v4());
+    let r = store
+        .enqueue(&id, "ferrotron.submit", std::slice::from_ref(job))
+        .await;
+    store.close().await;
+    Ok(r?.jobs.into_iter().next().unwrap_or_default())
+}
+
+/// Puts a message through the rules into the queue (`ferrotron trigger`).
+pub async fn trigger_message(
+    settings: &Settings,
+    intake: &crate::intake::enqueue::Intake,
+    msg: &crate::rules::Message,
+) -> Result<crate::store::Enqueued, StoreError> {
+    let store = open_store(settings).await?;
+    let r = intake.handle(&store, msg).await;
+    store.close().await;
+    r.map_err(|crate::intake::enqueue::EnqueueError::Store(e)| e)
 }
 
 #[derive(Debug, thiserror::Error)]

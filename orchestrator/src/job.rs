@@ -36,6 +36,9 @@ impl JobState {
             (_, Cancelled | Error)
                 | (Queued, Scheduled)
                 | (Scheduled, Booting | Queued)
+                // A retry: an infrastructure error, or a lease that expired
+                // because the worker died.
+                | (Booting | Running, Queued)
                 | (Booting, Running)
                 | (Running, Reporting)
                 | (Reporting, Passed | Failed)

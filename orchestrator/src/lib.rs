@@ -19,6 +19,7 @@ pub mod report_client;
 pub mod results;
 pub mod rules;
 pub mod runner;
+pub mod scheduler;
 pub mod settings;
 pub mod ssh;
 pub mod store;

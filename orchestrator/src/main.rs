@@ -15,6 +15,7 @@ use ferrotron::vm::Accel;
 
 mod cache_cmd;
 mod image_cmd;
+mod queue_cmd;
 mod rules_cmd;
 mod serve_cmd;
 
@@ -99,6 +100,13 @@ enum Command {
     /// Create, list and revoke API tokens.
     #[command(subcommand)]
     Token(serve_cmd::TokenCommand),
+    /// Stop (idle) or resume starting jobs on this installation.
+    #[command(subcommand)]
+    Host(queue_cmd::HostCommand),
+    /// Queue one job directly (no rules).
+    Submit(queue_cmd::SubmitArgs),
+    /// Put a message through the rules into the job queue.
+    Trigger(queue_cmd::TriggerArgs),
     /// Maintenance of the results store.
     #[command(subcommand, hide = true)]
     Store(serve_cmd::StoreCommand),
@@ -261,6 +269,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::serve(settings, args),
         Command::Token(cmd) => serve_cmd::token(&settings, cmd),
         Command::Store(cmd) => serve_cmd::store(&settings, cmd),
+        Command::Host(cmd) => queue_cmd::host(&settings, cmd),
+        Command::Submit(a) => queue_cmd::submit(&settings, a),
+        Command::Trigger(a) => queue_cmd::trigger(&settings, a),
         Command::Cleanup => match ferrotron::commands::reap(&settings) {
             Ok(r) => {
                 println!(

@@ -182,7 +182,7 @@ const PRIVATE: &[&str] = &["id_ed25519", "id_ed25519.pub", "known_hosts"];
 
 /// Regular files under `root` (symlinks and [`PRIVATE`] files skipped), as
 /// `/`-separated relative paths, sorted.
-fn files(root: &Path) -> Vec<(String, PathBuf)> {
+pub(crate) fn files(root: &Path) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {

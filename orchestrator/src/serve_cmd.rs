@@ -3,6 +3,7 @@
 //! `ferrotron::commands`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use ferrotron::api::ApiConfig;
@@ -28,6 +29,36 @@ pub struct ServeArgs {
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     print_openapi: bool,
+    /// Trigger rules for message intake (`POST /api/v1/messages`, AMQP).
+    #[arg(long, env = "FERROTRON_RULES")]
+    rules: Option<PathBuf>,
+    /// Field mappings for the rules (default: the built-in ones).
+    #[arg(long, env = "FERROTRON_MAPPINGS")]
+    mappings: Option<PathBuf>,
+    /// Most VMs this host runs at once.
+    #[arg(long, env = "FERROTRON_MAX_VMS", default_value_t = 2)]
+    max_vms: usize,
+    /// Do not run jobs here (record and serve only).
+    #[arg(long)]
+    no_scheduler: bool,
+    /// Attempts per job: infrastructure errors are retried up to this.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: i64,
+    /// First retry delay in seconds (doubled per attempt, at most 300).
+    #[arg(long, default_value_t = 5)]
+    retry_backoff_secs: u64,
+    /// Seconds a claimed job's lease lasts without renewal.
+    #[arg(long, default_value_t = 30)]
+    lease_secs: u64,
+    /// Consume messages from this RabbitMQ (amqp://user:pass@host:port/vhost).
+    #[arg(long, env = "FERROTRON_AMQP_URL", requires = "rules")]
+    amqp_url: Option<String>,
+    /// The durable queue to consume.
+    #[arg(long, default_value = "ferrotron")]
+    amqp_queue: String,
+    /// Topic bindings of the queue (repeatable).
+    #[arg(long = "amqp-binding")]
+    amqp_bindings: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -84,6 +115,46 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
         max_body_bytes: args.max_body_bytes,
         max_artifact_bytes: args.max_artifact_bytes,
     };
+    let intake = match &args.rules {
+        Some(path) => {
+            match crate::queue_cmd::load_intake(path, args.mappings.as_deref(), args.max_attempts) {
+                Ok(i) => Some(i),
+                Err(code) => return code,
+            }
+        }
+        None => None,
+    };
+    let scheduler = (!args.no_scheduler).then(|| {
+        let mut c = ferrotron::scheduler::SchedulerConfig::new(args.max_vms);
+        c.backoff = std::time::Duration::from_secs(args.retry_backoff_secs);
+        c.lease = std::time::Duration::from_secs(args.lease_secs.max(3));
+        c
+    });
+    if scheduler.is_some() {
+        // VMs of a previous run that died (kill -9) go before new ones start.
+        match ferrotron::commands::reap(&settings) {
+            Ok(r) if !r.domains.is_empty() || !r.folders.is_empty() => eprintln!(
+                "ferrotron: removed {} leftover domain(s) and {} folder(s)",
+                r.domains.len(),
+                r.folders.len()
+            ),
+            Ok(_) => {}
+            // Intake and the API still work; jobs will fail as infrastructure
+            // errors (and be retried) until libvirt answers.
+            Err(e) => eprintln!(
+                "ferrotron: warning: cannot look for leftover VMs: {}",
+                ferrotron::util::full(&e)
+            ),
+        }
+    }
+    let amqp = args.amqp_url.as_deref().map(|url| {
+        ferrotron::intake::amqp::AmqpConfig::new(url, &args.amqp_queue, args.amqp_bindings.clone())
+    });
+    let service = ferrotron::commands::ServiceConfig {
+        intake,
+        scheduler,
+        amqp,
+    };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => return crate::fail(3, &e),
@@ -92,6 +163,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
         settings,
         config,
         args.listen,
+        service,
         shutdown_signal(),
     )) {
         Ok(()) => 0,

@@ -78,6 +78,8 @@ pub struct JobJson {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// Why the job ended in error or was last retried.
+    pub error: Option<String>,
     pub transitions: Vec<TransitionJson>,
     pub log: String,
     pub artifacts: String,
@@ -150,6 +152,7 @@ fn job_json(base: &str, j: Job) -> JobJson {
         created_at: format_time(j.created_at),
         started_at: j.started_at.map(format_time),
         finished_at: j.finished_at.map(format_time),
+        error: j.last_error,
         transitions: j
             .transitions
             .into_iter()

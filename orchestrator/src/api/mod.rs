@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod jobs;
+mod messages;
 mod params;
 mod resultsdb;
 mod system;
@@ -61,6 +62,8 @@ pub struct AppState {
     /// Becomes true when the server shuts down: long responses (a followed
     /// log) end, so graceful shutdown does not wait for a job to finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Rules and mappings for `POST /api/v1/messages` (none: 503).
+    pub intake: Option<Arc<crate::intake::enqueue::Intake>>,
 }
 
 impl AppState {
@@ -71,6 +74,7 @@ impl AppState {
             settings: Arc::new(settings),
             config: Arc::new(config),
             stopping: rx,
+            intake: None,
         };
         (state, Stopper(tx))
     }
@@ -131,6 +135,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let r = OpenApiRouter::with_openapi(ApiDoc::openapi());
     let r = resultsdb::routes(r);
     let r = jobs::routes(r);
+    let r = messages::routes(r);
     let r = system::routes(r);
     r.split_for_parts()
 }

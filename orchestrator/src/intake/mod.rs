@@ -3,6 +3,7 @@
 //! of the command layer, which turns it into stored jobs.
 
 pub mod amqp;
+pub mod enqueue;
 
 pub use crate::rules::Message;
 

@@ -26,6 +26,8 @@ pub struct Job {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Why the last attempt ended in error or was retried (queued jobs).
+    pub last_error: Option<String>,
     pub transitions: Vec<TransitionRow>,
 }
 
@@ -73,12 +75,13 @@ fn job_from_row(r: &AnyRow) -> Result<Job, StoreError> {
         created_at: row_get(r, "created_at")?,
         started_at: row_get(r, "started_at")?,
         finished_at: row_get(r, "finished_at")?,
+        last_error: row_get(r, "last_error")?,
         transitions: Vec::new(),
     })
 }
 
 const JOB_COLUMNS: &str = "uuid, state, item, item_type, arch, formula, host, exit_status, \
-                           created_at, started_at, finished_at";
+                           created_at, started_at, finished_at, last_error";
 
 impl Store {
     /// Creates or advances a job record.
@@ -318,7 +321,7 @@ impl Store {
     }
 }
 
-async fn insert_transition(
+pub(super) async fn insert_transition(
     conn: &mut sqlx::AnyConnection,
     uuid: &str,
     t: &TransitionRow,

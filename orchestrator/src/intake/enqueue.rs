@@ -1,0 +1,72 @@
+//! The one handler every intake calls: a message goes through the field
+//! mappings and the rules, and the jobs it asks for are stored in the queue
+//! in one transaction (a message id seen before stores nothing and returns
+//! the jobs it made the first time).
+
+use crate::rules::{JobRequest, Mappings, Message, Rules};
+use crate::store::{Enqueued, NewQueuedJob, Store, StoreError};
+
+use super::HandleError;
+
+/// Rules and mappings in force, plus queue defaults.
+pub struct Intake {
+    pub rules: Rules,
+    pub mappings: Mappings,
+    /// Attempts per job (1 + retries of infrastructure errors).
+    pub max_attempts: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<EnqueueError> for HandleError {
+    fn from(e: EnqueueError) -> HandleError {
+        HandleError::Retry(crate::util::full(&e))
+    }
+}
+
+/// The queue record of a job request.
+pub fn queued_job(j: &JobRequest, max_attempts: i64) -> NewQueuedJob {
+    NewQueuedJob {
+        item: j.item.clone(),
+        item_type: j.item_type.clone(),
+        arch: j.arch.clone(),
+        task: j.task.clone(),
+        repo: j.repo.clone(),
+        git_ref: j.git_ref.clone(),
+        path: j.path.clone(),
+        priority: i64::from(j.priority),
+        image: j.image.clone(),
+        max_attempts,
+    }
+}
+
+impl Intake {
+    /// Evaluates `msg` and stores its jobs. A message without an id gets a
+    /// fresh one (it cannot be recognised when sent again).
+    pub async fn handle(&self, store: &Store, msg: &Message) -> Result<Enqueued, EnqueueError> {
+        let eval = self.rules.evaluate(&self.mappings, msg);
+        for s in &eval.skipped {
+            tracing::warn!(
+                "message {:?}: rule {} task {} skipped: {}",
+                msg.id,
+                s.rule,
+                s.task,
+                s.reason
+            );
+        }
+        let jobs: Vec<NewQueuedJob> = eval
+            .jobs
+            .iter()
+            .map(|j| queued_job(j, self.max_attempts))
+            .collect();
+        let id = msg
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()));
+        Ok(store.enqueue(&id, &msg.topic, &jobs).await?)
+    }
+}

@@ -1,0 +1,223 @@
+//! `ferrotron host idle|resume|status`, `ferrotron submit` and
+//! `ferrotron trigger`: the queue from the command line. The work is in
+//! `ferrotron::commands`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use ferrotron::intake::enqueue::Intake;
+use ferrotron::rules::{Mappings, Message, Rules};
+use ferrotron::settings::Settings;
+use ferrotron::store::NewQueuedJob;
+
+#[derive(Subcommand)]
+pub enum HostCommand {
+    /// Stop starting jobs here; intake keeps queueing them.
+    Idle,
+    /// Start jobs again.
+    Resume,
+    /// Whether the host is idle, the queue's jobs per state, and the
+    /// number of messages accepted.
+    Status,
+}
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// The task's formula (`runtask.yml`) or its folder, on this host.
+    formula: PathBuf,
+    /// The item under test.
+    #[arg(long)]
+    item: String,
+    /// The item's type.
+    #[arg(long = "type", default_value = "koji_build")]
+    item_type: String,
+    #[arg(long, default_value = "x86_64")]
+    arch: String,
+    /// Base image (default: the formula's).
+    #[arg(long)]
+    image: Option<String>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0)]
+    priority: i64,
+    /// Attempts (infrastructure errors are retried).
+    #[arg(long, default_value_t = 3)]
+    max_attempts: i64,
+}
+
+#[derive(Args)]
+pub struct TriggerArgs {
+    /// The message's topic.
+    #[arg(long)]
+    topic: String,
+    /// The message body (JSON file).
+    #[arg(long)]
+    body: PathBuf,
+    /// The message id (for deduplication; default: a fresh one).
+    #[arg(long)]
+    id: Option<String>,
+    /// Trigger rules.
+    #[arg(long, env = "FERROTRON_RULES")]
+    rules: PathBuf,
+    /// Field mappings (default: the built-in ones).
+    #[arg(long, env = "FERROTRON_MAPPINGS")]
+    mappings: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    max_attempts: i64,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Loads rules and mappings; on error prints it and returns exit status 2.
+pub fn load_intake(
+    rules: &Path,
+    mappings: Option<&Path>,
+    max_attempts: i64,
+) -> Result<Intake, i32> {
+    let mappings = match mappings {
+        Some(p) => Mappings::load(p),
+        None => Mappings::builtin(),
+    }
+    .map_err(|e| crate::fail(2, &e))?;
+    let rules = Rules::load(rules).map_err(|e| crate::fail(2, &e))?;
+    Ok(Intake {
+        rules,
+        mappings,
+        max_attempts,
+    })
+}
+
+pub fn host(settings: &Settings, cmd: HostCommand) -> i32 {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return crate::fail(3, &e),
+    };
+    match cmd {
+        HostCommand::Idle | HostCommand::Resume => {
+            let idle = matches!(cmd, HostCommand::Idle);
+            match rt.block_on(ferrotron::commands::set_idle(settings, idle)) {
+                Ok(()) => {
+                    println!("{}", if idle { "idle" } else { "resumed" });
+                    0
+                }
+                Err(e) => crate::fail(3, &e),
+            }
+        }
+        HostCommand::Status => {
+            let r = rt.block_on(async {
+                let store = ferrotron::commands::open_store(settings).await?;
+                let idle = store.get_flag(ferrotron::scheduler::IDLE_FLAG).await?;
+                let counts = store.queue_counts().await?;
+                let messages = store.message_count().await?;
+                store.close().await;
+                Ok::<_, ferrotron::store::StoreError>((idle, counts, messages))
+            });
+            match r {
+                Ok((idle, counts, messages)) => {
+                    println!("{}", if idle.is_some() { "idle" } else { "active" });
+                    for (state, n) in counts {
+                        println!("{state}\t{n}");
+                    }
+                    println!("messages\t{messages}");
+                    0
+                }
+                Err(e) => crate::fail(3, &e),
+            }
+        }
+    }
+}
+
+pub fn submit(settings: &Settings, a: SubmitArgs) -> i32 {
+    let Ok(abs) = std::path::absolute(&a.formula) else {
+        eprintln!(
+            "ferrotron: error: {}: not a usable path",
+            a.formula.display()
+        );
+        return 2;
+    };
+    // The formula must load now: bad input never reaches the queue.
+    let file = if abs.is_dir() {
+        abs.join("runtask.yml")
+    } else {
+        abs.clone()
+    };
+    let formula = match ferrotron::commands::load_formula(&file) {
+        Ok(f) => f,
+        Err(e) => return crate::fail(2, &e),
+    };
+    let (repo, path) = match (file.parent(), file.file_name()) {
+        (Some(dir), Some(name)) => (
+            dir.display().to_string(),
+            name.to_string_lossy().into_owned(),
+        ),
+        _ => return crate::fail(2, &std::io::Error::other("no formula file name")),
+    };
+    let job = NewQueuedJob {
+        item: a.item,
+        item_type: a.item_type,
+        arch: a.arch,
+        task: formula.name.clone(),
+        repo,
+        git_ref: String::new(),
+        path,
+        priority: a.priority,
+        image: a.image,
+        max_attempts: a.max_attempts,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return crate::fail(3, &e),
+    };
+    match rt.block_on(ferrotron::commands::submit_job(settings, &job)) {
+        Ok(uuid) => {
+            println!("{uuid}");
+            0
+        }
+        Err(e) => crate::fail(3, &e),
+    }
+}
+
+pub fn trigger(settings: &Settings, a: TriggerArgs) -> i32 {
+    let intake = match load_intake(&a.rules, a.mappings.as_deref(), a.max_attempts) {
+        Ok(i) => i,
+        Err(code) => return code,
+    };
+    let text = match std::fs::read_to_string(&a.body) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ferrotron: error: cannot read {}: {e}", a.body.display());
+            return 2;
+        }
+    };
+    let body: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("ferrotron: error: {}: {e}", a.body.display());
+            return 2;
+        }
+    };
+    let msg = Message::new(a.id, a.topic, body);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return crate::fail(3, &e),
+    };
+    match rt.block_on(ferrotron::commands::trigger_message(
+        settings, &intake, &msg,
+    )) {
+        Ok(r) => {
+            for j in &r.jobs {
+                println!("{j}");
+            }
+            if r.duplicate {
+                eprintln!("ferrotron: a duplicate message: its jobs were queued before");
+            } else {
+                eprintln!("ferrotron: {} job(s) queued", r.jobs.len());
+            }
+            0
+        }
+        Err(e) => crate::fail(3, &e),
+    }
+}

@@ -1,0 +1,472 @@
+//! The scheduler: claims queued jobs from the store (under a lease, so
+//! several schedulers on several hosts can share one queue) within this
+//! host's capacity, runs each in a fresh VM on a blocking thread, renews
+//! its lease while it runs, and records every state, the results (grouped
+//! under the job's UUID) and the artifacts in the store.
+//!
+//! Infrastructure errors (boot, SSH, libvirt) are retried with exponential
+//! backoff up to the job's `max_attempts`; a task that ran and failed is
+//! final. A job cancelled through the API is seen at the next lease renewal
+//! and its VM destroyed through the runner's [`Cancel`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::cancel::Cancel;
+use crate::formula::Formula;
+use crate::job::JobState;
+use crate::progress::{Progress, VM_PHASES};
+use crate::runner::{self, RunError, RunOutcome, RunRequest};
+use crate::settings::Settings;
+use crate::store::{
+    now_micros, Artifact, ClaimedJob, NewGroup, NewResult, Store, StoreError, Testcase,
+};
+
+/// The flag (in the store) that stops this host from starting jobs.
+pub const IDLE_FLAG: &str = "idle";
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Most VMs running at once on this host.
+    pub capacity: usize,
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+    /// How often the queue is looked at when nothing happens.
+    pub poll: Duration,
+    /// This worker's name in leases (`host:pid:random`).
+    pub owner: String,
+    /// First retry delay; doubled per attempt, up to `backoff_cap`.
+    pub backoff: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl SchedulerConfig {
+    pub fn new(capacity: usize) -> SchedulerConfig {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let rand = uuid::Uuid::new_v4().simple().to_string();
+        SchedulerConfig {
+            capacity: capacity.max(1),
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+            owner: format!("{host}:{}:{}", std::process::id(), &rand[..8]),
+            backoff: Duration::from_secs(5),
+            backoff_cap: Duration::from_secs(300),
+        }
+    }
+
+    fn retry_delay(&self, attempts: i64) -> Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+        self.backoff
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.backoff_cap)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("a task in a git URL repository ({0}) is not supported by the scheduler yet; use a local repository path")]
+    RemoteRepo(String),
+    #[error("task formula {path}: {message}")]
+    Formula { path: PathBuf, message: String },
+}
+
+/// Where a queued job's formula is on this host: `<repo>/<path>/runtask.yml`.
+pub fn formula_path(job: &ClaimedJob) -> Result<PathBuf, SchedulerError> {
+    if job.repo.contains("://") || job.repo.starts_with("git@") || !job.repo.starts_with('/') {
+        return Err(SchedulerError::RemoteRepo(job.repo.clone()));
+    }
+    let dir = Path::new(&job.repo).join(if job.path.is_empty() { "." } else { &job.path });
+    Ok(
+        if dir.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+            dir
+        } else {
+            dir.join("runtask.yml")
+        },
+    )
+}
+
+fn load_formula(job: &ClaimedJob) -> Result<Formula, SchedulerError> {
+    let path = formula_path(job)?;
+    Formula::load(&path).map_err(|e| SchedulerError::Formula {
+        message: crate::util::full(&e),
+        path,
+    })
+}
+
+/// Runs the scheduler until `stop` becomes true; running jobs are then
+/// cancelled (their VMs destroyed) and put back in the queue.
+pub async fn run(
+    store: Store,
+    settings: Arc<Settings>,
+    cfg: SchedulerConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let cfg = Arc::new(cfg);
+    let mut running: JoinSet<()> = JoinSet::new();
+    // What the last "host idle" line said, so it is logged on change only.
+    let mut idle_waiting: Option<i64> = None;
+    tracing::info!(
+        "scheduler {} started: at most {} VM(s) at once",
+        cfg.owner,
+        cfg.capacity
+    );
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match store.requeue_expired().await {
+            Ok((0, 0)) => {}
+            Ok((r, e)) => tracing::warn!("expired leases: {r} job(s) requeued, {e} marked error"),
+            Err(e) => tracing::error!("requeue: {}", crate::util::full(&e)),
+        }
+        let idle = match store.get_flag(IDLE_FLAG).await {
+            Ok(f) => f.is_some(),
+            Err(e) => {
+                tracing::error!("reading the idle flag: {}", crate::util::full(&e));
+                true
+            }
+        };
+        if idle {
+            let waiting = store
+                .queue_counts()
+                .await
+                .ok()
+                .and_then(|c| c.into_iter().find(|(s, _)| s == "queued").map(|(_, n)| n))
+                .unwrap_or(0);
+            if idle_waiting != Some(waiting) {
+                tracing::info!("host idle: {waiting} job(s) waiting");
+                idle_waiting = Some(waiting);
+            }
+        } else if idle_waiting.take().is_some() {
+            tracing::info!("host resumed");
+        }
+        while !idle && running.len() < cfg.capacity {
+            match store.claim_next(&cfg.owner, micros(cfg.lease)).await {
+                Ok(Some(job)) => {
+                    tracing::info!("job {}: claimed ({} for {})", job.uuid, job.task, job.item);
+                    running.spawn(run_job(
+                        store.clone(),
+                        settings.clone(),
+                        cfg.clone(),
+                        job,
+                        stop.clone(),
+                    ));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("claim: {}", crate::util::full(&e));
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.poll) => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            _ = stop.changed() => {}
+        }
+    }
+    while running.join_next().await.is_some() {}
+    tracing::info!("scheduler {} stopped", cfg.owner);
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Why the scheduler cancelled a job's run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    UserCancel,
+    LeaseLost,
+    Shutdown,
+}
+
+async fn run_job(
+    store: Store,
+    settings: Arc<Settings>,
+    cfg: Arc<SchedulerConfig>,
+    job: ClaimedJob,
+    mut stop: watch::Receiver<bool>,
+) {
+    let owner = cfg.owner.as_str();
+    let uuid = job.uuid.clone();
+    let advance = |to: JobState,
+                   exit: Option<i64>,
+                   not_before: Option<i64>,
+                   err: Option<String>| {
+        let store = store.clone();
+        let uuid = uuid.clone();
+        let owner = owner.to_string();
+        async move {
+            match store
+                .advance_claimed(&uuid, &owner, to, exit, not_before, err.as_deref())
+                .await
+            {
+                Ok(true) => tracing::info!("job {uuid}: {to}"),
+                Ok(false) => {
+                    tracing::warn!("job {uuid}: not moved to {to} (cancelled or lease lost)")
+                }
+                Err(e) => tracing::error!("job {uuid}: storing {to}: {}", crate::util::full(&e)),
+            }
+        }
+    };
+    let formula = match load_formula(&job) {
+        Ok(f) => f,
+        Err(e) => {
+            advance(JobState::Error, Some(2), None, Some(e.to_string())).await;
+            return;
+        }
+    };
+    advance(JobState::Booting, None, None, None).await;
+    let cancel = Cancel::new();
+    let req = RunRequest {
+        git: None,
+        formula,
+        item: job.item.clone(),
+        item_type: job.item_type.clone(),
+        arch: job.arch.clone(),
+        image: job.image.clone(),
+        keep_on_failure: None,
+        timeout: None,
+    };
+    let run_settings = settings.clone();
+    let run_cancel = cancel.clone();
+    let mut handle = tokio::task::spawn_blocking(move || {
+        let ui = Progress::new(true, VM_PHASES);
+        runner::run(&run_settings, &req, &run_cancel, &ui)
+    });
+    let renew_every = cfg.lease / 3;
+    let mut stopped: Option<Stop> = None;
+    let result = loop {
+        tokio::select! {
+            r = &mut handle => break r,
+            _ = tokio::time::sleep(renew_every) => {
+                match store.renew_lease(&uuid, owner, micros(cfg.lease)).await {
+                    Ok(Some(JobState::Cancelled)) if stopped.is_none() => {
+                        tracing::info!("job {uuid}: cancelled; destroying its VM");
+                        cancel.cancel("a cancel request");
+                        stopped = Some(Stop::UserCancel);
+                    }
+                    Ok(None) if stopped.is_none() => {
+                        tracing::warn!("job {uuid}: lease lost; stopping it");
+                        cancel.cancel("the loss of its lease");
+                        stopped = Some(Stop::LeaseLost);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("job {uuid}: renewing the lease: {}", crate::util::full(&e)),
+                }
+            }
+            _ = async { let _ = stop.wait_for(|v| *v).await; }, if stopped.is_none() => {
+                cancel.cancel("service shutdown");
+                stopped = Some(Stop::Shutdown);
+            }
+        }
+    };
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => Err(RunError::Infra {
+            phase: "scheduler",
+            message: format!("the job's thread ended abnormally: {e}"),
+        }),
+    };
+    match (result, stopped) {
+        (_, Some(Stop::UserCancel | Stop::LeaseLost)) => {}
+        (Err(RunError::Cancelled(_)), Some(Stop::Shutdown)) => {
+            // Not the job's fault: it runs again after the restart.
+            advance(
+                JobState::Queued,
+                None,
+                None,
+                Some("interrupted by a service shutdown".into()),
+            )
+            .await;
+        }
+        (Ok(outcome), _) => finish(&store, &settings, owner, &job, &outcome).await,
+        (Err(e @ (RunError::Infra { .. } | RunError::Cancelled(_))), _) => {
+            let msg = e.to_string();
+            if job.attempts < job.max_attempts {
+                let delay = cfg.retry_delay(job.attempts);
+                tracing::warn!(
+                    "job {uuid}: infrastructure error (attempt {}/{}), retry in {delay:?}: {msg}",
+                    job.attempts,
+                    job.max_attempts
+                );
+                let at = now_micros() + micros(delay);
+                advance(JobState::Queued, None, Some(at), Some(msg)).await;
+            } else {
+                advance(JobState::Error, Some(3), None, Some(msg)).await;
+            }
+        }
+        (Err(e), _) => {
+            advance(
+                JobState::Error,
+                Some(i64::from(e.exit_code())),
+                None,
+                Some(e.to_string()),
+            )
+            .await;
+        }
+    }
+}
+
+/// Records a job whose task ran: results, artifacts, final state.
+async fn finish(
+    store: &Store,
+    settings: &Settings,
+    owner: &str,
+    job: &ClaimedJob,
+    out: &RunOutcome,
+) {
+    let uuid = &job.uuid;
+    for to in [JobState::Running, JobState::Reporting] {
+        if let Ok(false) | Err(_) = store
+            .advance_claimed(uuid, owner, to, None, None, None)
+            .await
+        {
+            tracing::warn!("job {uuid}: could not move to {to}");
+            return;
+        }
+    }
+    let mut error = None;
+    if let Err(e) = store_results(store, job, out).await {
+        error = Some(format!("storing results: {}", crate::util::full(&e)));
+    }
+    if let Err(e) = store_artifacts(store, settings, uuid, &out.job_dir).await {
+        error = Some(e);
+    }
+    let (to, exit) = match (&error, out.passed()) {
+        (Some(_), _) => (JobState::Error, 3),
+        (None, true) => (JobState::Passed, 0),
+        (None, false) => (JobState::Failed, 1),
+    };
+    match store
+        .advance_claimed(uuid, owner, to, Some(exit), None, error.as_deref())
+        .await
+    {
+        Ok(true) => tracing::info!(
+            "job {uuid}: {to} ({} result(s), runner job {})",
+            out.results.len(),
+            out.job_id
+        ),
+        Ok(false) => tracing::warn!("job {uuid}: not moved to {to}"),
+        Err(e) => tracing::error!("job {uuid}: storing {to}: {}", crate::util::full(&e)),
+    }
+}
+
+async fn store_results(
+    store: &Store,
+    job: &ClaimedJob,
+    out: &RunOutcome,
+) -> Result<(), StoreError> {
+    let now = now_micros();
+    let batch: Vec<NewResult> = out
+        .results
+        .iter()
+        .map(|r| NewResult {
+            testcase: Testcase {
+                name: r.checkname.clone(),
+                ref_url: None,
+            },
+            outcome: r.outcome.as_str().to_string(),
+            note: Some(r.summary.clone()),
+            ref_url: Some(format!("/api/v1/jobs/{}/artifacts", job.uuid)),
+            submit_time: now,
+            groups: vec![NewGroup {
+                uuid: job.uuid.clone(),
+                description: Some(format!(
+                    "ferrotron job {}: {} on {}",
+                    job.uuid, job.task, job.item
+                )),
+                ref_url: Some(format!("/api/v1/jobs/{}", job.uuid)),
+            }],
+            data: vec![
+                ("item".into(), r.item.clone()),
+                ("type".into(), r.item_type.clone()),
+                ("arch".into(), job.arch.clone()),
+            ],
+        })
+        .collect();
+    store.create_results_bulk(&batch).await
+}
+
+/// Copies the runner's job folder (minus its keys) to
+/// `<data dir>/artifacts/<job uuid>/`, where the API serves artifacts.
+async fn store_artifacts(
+    store: &Store,
+    settings: &Settings,
+    uuid: &str,
+    job_dir: &Path,
+) -> Result<(), String> {
+    let dest = settings.data_dir.join("artifacts").join(uuid);
+    for (rel, path) in crate::report_client::files(job_dir) {
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| format!("reading artifact {}: {e}", path.display()))?;
+        let target = dest.join(&rel);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        tokio::fs::write(&target, &bytes)
+            .await
+            .map_err(|e| format!("writing {}: {e}", target.display()))?;
+        let a = Artifact {
+            path: rel,
+            size: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            created_at: now_micros(),
+        };
+        store
+            .put_artifact(uuid, &a)
+            .await
+            .map_err(|e| format!("recording artifact: {}", crate::util::full(&e)))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let c = SchedulerConfig::new(2);
+        assert_eq!(c.retry_delay(1), Duration::from_secs(5));
+        assert_eq!(c.retry_delay(2), Duration::from_secs(10));
+        assert_eq!(c.retry_delay(20), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn remote_repos_are_refused() {
+        let mut j = ClaimedJob {
+            uuid: "u".into(),
+            item: "i".into(),
+            item_type: "t".into(),
+            arch: "x86_64".into(),
+            task: "hello".into(),
+            repo: "https://example.org/x.git".into(),
+            git_ref: "HEAD".into(),
+            path: "hello".into(),
+            image: None,
+            attempts: 1,
+            max_attempts: 3,
+        };
+        assert!(matches!(
+            formula_path(&j),
+            Err(SchedulerError::RemoteRepo(_))
+        ));
+        j.repo = "/srv/tasks".into();
+        assert_eq!(
+            formula_path(&j).expect("local"),
+            PathBuf::from("/srv/tasks/hello/runtask.yml")
+        );
+    }
+}

@@ -1,0 +1,585 @@
+//! The durable job queue: jobs enqueued from a message in one transaction
+//! (deduplicated on the message id), claimed by workers under a lease that
+//! expires, so several workers on several hosts can share one database and
+//! a worker that dies gives its jobs back.
+//!
+//! Claiming is a guarded UPDATE (`WHERE state = 'queued'`): of two workers
+//! racing for one job, exactly one changes a row; the other sees 0 rows
+//! changed and tries the next candidate. That works the same on SQLite and
+//! PostgreSQL without `SELECT ... FOR UPDATE SKIP LOCKED`.
+
+use sqlx::any::AnyRow;
+
+use super::jobs::{insert_transition, TransitionRow};
+use super::{now_micros, row_get, Store, StoreError};
+use crate::job::JobState;
+
+/// One job to put in the queue.
+#[derive(Debug, Clone)]
+pub struct NewQueuedJob {
+    pub item: String,
+    pub item_type: String,
+    pub arch: String,
+    pub task: String,
+    pub repo: String,
+    pub git_ref: String,
+    /// The task's folder inside `repo` (`.` for the root).
+    pub path: String,
+    pub priority: i64,
+    pub image: Option<String>,
+    pub max_attempts: i64,
+}
+
+/// What enqueueing a message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    pub jobs: Vec<String>,
+    /// The message id was seen before: `jobs` are the existing ones.
+    pub duplicate: bool,
+}
+
+/// A job a worker holds.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub uuid: String,
+    pub item: String,
+    pub item_type: String,
+    pub arch: String,
+    pub task: String,
+    pub repo: String,
+    pub git_ref: String,
+    pub path: String,
+    pub image: Option<String>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+}
+
+const RUNNING_STATES: &str = "('scheduled', 'booting', 'running', 'reporting')";
+
+fn claimed_from_row(r: &AnyRow) -> Result<ClaimedJob, StoreError> {
+    Ok(ClaimedJob {
+        uuid: row_get(r, "uuid")?,
+        item: row_get(r, "item")?,
+        item_type: row_get(r, "item_type")?,
+        arch: row_get(r, "arch")?,
+        task: row_get::<Option<String>>(r, "task")?.unwrap_or_default(),
+        repo: row_get::<Option<String>>(r, "repo")?.unwrap_or_default(),
+        git_ref: row_get::<Option<String>>(r, "git_ref")?.unwrap_or_default(),
+        path: row_get::<Option<String>>(r, "task_path")?.unwrap_or_default(),
+        image: row_get(r, "image")?,
+        attempts: row_get(r, "attempts")?,
+        max_attempts: row_get(r, "max_attempts")?,
+    })
+}
+
+impl Store {
+    /// Stores the jobs of one message, or, when `message_id` was seen
+    /// before, returns that message's jobs and stores nothing.
+    pub async fn enqueue(
+        &self,
+        message_id: &str,
+        topic: &str,
+        jobs: &[NewQueuedJob],
+    ) -> Result<Enqueued, StoreError> {
+        let mut tx = self.begin().await?;
+        let seen = sqlx::query("SELECT message_id FROM messages WHERE message_id = $1")
+            .bind(message_id.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        if seen.is_some() {
+            drop(tx);
+            let rows = sqlx::query(
+                "SELECT uuid FROM jobs WHERE message_id = $1 ORDER BY created_at, uuid",
+            )
+            .bind(message_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+            let jobs = rows
+                .iter()
+                .map(|r| row_get::<String>(r, "uuid"))
+                .collect::<Result<_, _>>()?;
+            return Ok(Enqueued {
+                jobs,
+                duplicate: true,
+            });
+        }
+        let now = now_micros();
+        // A racing duplicate fails here on the primary key, rolling back.
+        sqlx::query(
+            "INSERT INTO messages (message_id, topic, received_at, jobs) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(message_id.to_string())
+        .bind(topic.to_string())
+        .bind(now)
+        .bind(i64::try_from(jobs.len()).unwrap_or(i64::MAX))
+        .execute(&mut *tx.tx)
+        .await?;
+        let mut out = Vec::new();
+        for (i, j) in jobs.iter().enumerate() {
+            let uuid = uuid::Uuid::new_v4().to_string();
+            // Distinct creation times keep the message's order.
+            let created = now + i64::try_from(i).unwrap_or(0);
+            sqlx::query(
+                "INSERT INTO jobs (uuid, state, item, item_type, arch, formula, created_at, \
+                 message_id, topic, task, repo, git_ref, task_path, priority, image, \
+                 max_attempts, queued) \
+                 VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                 $15, 1)",
+            )
+            .bind(uuid.clone())
+            .bind(j.item.clone())
+            .bind(j.item_type.clone())
+            .bind(j.arch.clone())
+            .bind(j.task.clone())
+            .bind(created)
+            .bind(message_id.to_string())
+            .bind(topic.to_string())
+            .bind(j.task.clone())
+            .bind(j.repo.clone())
+            .bind(j.git_ref.clone())
+            .bind(j.path.clone())
+            .bind(j.priority)
+            .bind(j.image.clone())
+            .bind(j.max_attempts.max(1))
+            .execute(&mut *tx.tx)
+            .await?;
+            let t = TransitionRow {
+                state: JobState::Queued,
+                at: created,
+            };
+            insert_transition(&mut tx.tx, &uuid, &t).await?;
+            out.push(uuid);
+        }
+        tx.commit().await?;
+        Ok(Enqueued {
+            jobs: out,
+            duplicate: false,
+        })
+    }
+
+    /// Claims the next runnable job for `owner` until now + `lease_micros`:
+    /// highest priority first; among equals, the task with the fewest jobs
+    /// in progress (so a flood for one task cannot starve the others), then
+    /// the oldest. The job becomes `scheduled`.
+    pub async fn claim_next(
+        &self,
+        owner: &str,
+        lease_micros: i64,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        let sql = format!(
+            "SELECT j.uuid FROM jobs j WHERE j.queued = 1 AND j.state = 'queued' \
+             AND j.not_before <= $1 ORDER BY j.priority DESC, \
+             (SELECT COUNT(*) FROM jobs r WHERE r.queued = 1 AND r.task = j.task \
+              AND r.state IN {RUNNING_STATES}) ASC, j.created_at ASC, j.uuid ASC LIMIT 8"
+        );
+        for _round in 0..4 {
+            let now = now_micros();
+            let candidates = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+            if candidates.is_empty() {
+                return Ok(None);
+            }
+            for c in &candidates {
+                let uuid: String = row_get(c, "uuid")?;
+                let mut tx = self.begin().await?;
+                let changed = sqlx::query(
+                    "UPDATE jobs SET state = 'scheduled', lease_owner = $1, lease_expires = $2, \
+                     attempts = attempts + 1, host = $1 WHERE uuid = $3 AND state = 'queued'",
+                )
+                .bind(owner.to_string())
+                .bind(now + lease_micros)
+                .bind(uuid.clone())
+                .execute(&mut *tx.tx)
+                .await?
+                .rows_affected();
+                if changed != 1 {
+                    continue;
+                }
+                let t = TransitionRow {
+                    state: JobState::Scheduled,
+                    at: now,
+                };
+                insert_transition(&mut tx.tx, &uuid, &t).await?;
+                let row = sqlx::query(
+                    "SELECT uuid, item, item_type, arch, task, repo, git_ref, task_path, image, \
+                     attempts, max_attempts FROM jobs WHERE uuid = $1",
+                )
+                .bind(uuid.clone())
+                .fetch_one(&mut *tx.tx)
+                .await?;
+                let job = claimed_from_row(&row)?;
+                tx.commit().await?;
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Extends `owner`'s lease on a job. Returns the job's state, or `None`
+    /// when the lease is no longer `owner`'s (expired and taken back).
+    pub async fn renew_lease(
+        &self,
+        uuid: &str,
+        owner: &str,
+        lease_micros: i64,
+    ) -> Result<Option<JobState>, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE jobs SET lease_expires = $1 WHERE uuid = $2 AND lease_owner = $3")
+            .bind(now_micros() + lease_micros)
+            .bind(uuid.to_string())
+            .bind(owner.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        let row = sqlx::query("SELECT state, lease_owner FROM jobs WHERE uuid = $1")
+            .bind(uuid.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        tx.commit().await?;
+        let Some(row) = row else { return Ok(None) };
+        let state: String = row_get(&row, "state")?;
+        let state = super::parse_state(&state).unwrap_or(JobState::Error);
+        let lease: Option<String> = row_get(&row, "lease_owner")?;
+        Ok((lease.as_deref() == Some(owner) || state.is_final()).then_some(state))
+    }
+
+    /// Moves a job `owner` holds to `to`, recording the transition (checked
+    /// by the state machine). A final state or `queued` releases the lease;
+    /// `queued` also sets the earliest next attempt. Returns false when the
+    /// job is not `owner`'s any more or was cancelled meanwhile.
+    pub async fn advance_claimed(
+        &self,
+        uuid: &str,
+        owner: &str,
+        to: JobState,
+        exit_status: Option<i64>,
+        not_before: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT state, lease_owner FROM jobs WHERE uuid = $1")
+            .bind(uuid.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let from: String = row_get(&row, "state")?;
+        let from = super::parse_state(&from).unwrap_or(JobState::Error);
+        let lease: Option<String> = row_get(&row, "lease_owner")?;
+        if lease.as_deref() != Some(owner) || !from.can_become(to) {
+            return Ok(false);
+        }
+        let now = now_micros();
+        let release = to.is_final() || to == JobState::Queued;
+        sqlx::query(
+            "UPDATE jobs SET state = $1, exit_status = COALESCE($2, exit_status), \
+             started_at = CASE WHEN $3 = 1 THEN COALESCE(started_at, $4) ELSE started_at END, \
+             finished_at = CASE WHEN $5 = 1 THEN $4 ELSE finished_at END, \
+             lease_owner = CASE WHEN $6 = 1 THEN NULL ELSE lease_owner END, \
+             lease_expires = CASE WHEN $6 = 1 THEN NULL ELSE lease_expires END, \
+             not_before = COALESCE($7, not_before), last_error = COALESCE($8, last_error) \
+             WHERE uuid = $9",
+        )
+        .bind(to.to_string())
+        .bind(exit_status)
+        .bind(i64::from(to == JobState::Booting))
+        .bind(now)
+        .bind(i64::from(to.is_final()))
+        .bind(i64::from(release))
+        .bind(not_before)
+        .bind(error.map(str::to_string))
+        .bind(uuid.to_string())
+        .execute(&mut *tx.tx)
+        .await?;
+        insert_transition(&mut tx.tx, uuid, &TransitionRow { state: to, at: now }).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Takes back jobs whose lease expired (their worker died): back to
+    /// `queued` while attempts remain, else `error`. Returns (requeued,
+    /// errored) counts.
+    pub async fn requeue_expired(&self) -> Result<(usize, usize), StoreError> {
+        let now = now_micros();
+        let sql = format!(
+            "SELECT uuid, state, attempts, max_attempts FROM jobs WHERE queued = 1 \
+             AND state IN {RUNNING_STATES} AND lease_expires < $1"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        let (mut requeued, mut errored) = (0, 0);
+        for r in rows {
+            let uuid: String = row_get(&r, "uuid")?;
+            let state: String = row_get(&r, "state")?;
+            let from = super::parse_state(&state).unwrap_or(JobState::Error);
+            let attempts: i64 = row_get(&r, "attempts")?;
+            let max: i64 = row_get(&r, "max_attempts")?;
+            let to = if attempts < max && from.can_become(JobState::Queued) {
+                JobState::Queued
+            } else {
+                JobState::Error
+            };
+            let mut tx = self.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE jobs SET state = $1, lease_owner = NULL, lease_expires = NULL, \
+                 last_error = $2, finished_at = CASE WHEN $1 = 'error' THEN $3 ELSE NULL END \
+                 WHERE uuid = $4 AND state = $5 AND lease_expires < $3",
+            )
+            .bind(to.to_string())
+            .bind("the worker's lease expired (worker gone)".to_string())
+            .bind(now)
+            .bind(uuid.clone())
+            .bind(state)
+            .execute(&mut *tx.tx)
+            .await?
+            .rows_affected();
+            if changed == 1 {
+                insert_transition(&mut tx.tx, &uuid, &TransitionRow { state: to, at: now }).await?;
+                tx.commit().await?;
+                if to == JobState::Queued {
+                    requeued += 1;
+                } else {
+                    errored += 1;
+                }
+            }
+        }
+        Ok((requeued, errored))
+    }
+
+    /// Jobs in the queue per state (for `ferrotron host status` and tests).
+    pub async fn queue_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM jobs WHERE queued = 1 GROUP BY state ORDER BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((row_get(r, "state")?, row_get(r, "n")?)))
+            .collect()
+    }
+
+    /// Messages accepted so far (duplicates not counted).
+    pub async fn message_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM messages")
+            .fetch_one(&self.pool)
+            .await?;
+        row_get(&row, "n")
+    }
+
+    /// Sets or clears a host-wide flag.
+    pub async fn set_flag(&self, name: &str, value: Option<&str>) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM host_flags WHERE name = $1")
+            .bind(name.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        if let Some(v) = value {
+            sqlx::query("INSERT INTO host_flags (name, value) VALUES ($1, $2)")
+                .bind(name.to_string())
+                .bind(v.to_string())
+                .execute(&mut *tx.tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn get_flag(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM host_flags WHERE name = $1")
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| row_get(&r, "value")).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(task: &str, priority: i64) -> NewQueuedJob {
+        NewQueuedJob {
+            item: format!("{task}-1.0-1.fc40"),
+            item_type: "koji_build".into(),
+            arch: "x86_64".into(),
+            task: task.into(),
+            repo: "/srv/tasks".into(),
+            git_ref: String::new(),
+            path: task.into(),
+            priority,
+            image: None,
+            max_attempts: 2,
+        }
+    }
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
+        Store::open(&url).await.expect("open")
+    }
+
+    /// The same queries on PostgreSQL (the role scripts/setup-host.sh
+    /// creates): a fresh database per call.
+    fn pg_admin() -> String {
+        std::env::var("FERROTRON_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://ferrotron:ferrotron@127.0.0.1:5432/postgres".into())
+    }
+
+    async fn pg_drop(s: Store, name: &str) {
+        use sqlx::Executor;
+        s.close().await;
+        let pool = sqlx::AnyPool::connect(&pg_admin()).await.expect("admin");
+        pool.execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await
+        .expect("drop database");
+        pool.close().await;
+    }
+
+    async fn pg_store() -> (Store, String) {
+        use sqlx::Executor;
+        let admin = pg_admin();
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&admin)
+            .await
+            .expect("PostgreSQL is running");
+        let name = format!("ft_queue_{}", uuid::Uuid::new_v4().simple());
+        pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create database");
+        pool.close().await;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let s = Store::open(&format!("{base}/{name}")).await.expect("open");
+        (s, name)
+    }
+
+    #[tokio::test]
+    async fn postgres_queue_round_trip() {
+        let (s, name) = pg_store().await;
+        let e = s
+            .enqueue("m1", "t", &[job("a", 0), job("b", 1)])
+            .await
+            .expect("enqueue");
+        assert!(s.enqueue("m1", "t", &[]).await.expect("dup").duplicate);
+        let c = s
+            .claim_next("w1", 60_000_000)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(c.task, "b");
+        assert_eq!(
+            s.renew_lease(&c.uuid, "w1", 60_000_000)
+                .await
+                .expect("renew"),
+            Some(JobState::Scheduled)
+        );
+        for to in [
+            JobState::Booting,
+            JobState::Running,
+            JobState::Reporting,
+            JobState::Passed,
+        ] {
+            assert!(s
+                .advance_claimed(&c.uuid, "w1", to, Some(0), None, None)
+                .await
+                .expect("advance"));
+        }
+        let c = s.claim_next("w1", -1).await.expect("claim").expect("job");
+        assert_eq!(s.requeue_expired().await.expect("requeue"), (1, 0));
+        s.set_flag("idle", Some("1")).await.expect("flag");
+        assert_eq!(
+            s.get_flag("idle").await.expect("flag").as_deref(),
+            Some("1")
+        );
+        let j = s.get_job(&c.uuid).await.expect("get").expect("job");
+        assert_eq!(j.state, JobState::Queued);
+        assert_eq!(e.jobs.len(), 2);
+        pg_drop(s, &name).await;
+    }
+
+    #[tokio::test]
+    async fn duplicates_store_nothing_and_return_the_first_jobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        let first = s
+            .enqueue("m1", "t", &[job("a", 0), job("b", 0)])
+            .await
+            .expect("enqueue");
+        assert!(!first.duplicate);
+        assert_eq!(first.jobs.len(), 2);
+        let again = s.enqueue("m1", "t", &[job("a", 0)]).await.expect("again");
+        assert!(again.duplicate);
+        assert_eq!(again.jobs, first.jobs);
+        assert_eq!(s.message_count().await.expect("count"), 1);
+        assert_eq!(
+            s.queue_counts().await.expect("counts"),
+            [("queued".to_string(), 2)]
+        );
+    }
+
+    /// Priority first; then the task with fewer jobs in progress, so a
+    /// flood for one task does not starve another; never one job twice.
+    #[tokio::test]
+    async fn claims_follow_priority_then_fairness_and_never_repeat() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        let flood: Vec<_> = (0..5).map(|_| job("flood", 0)).collect();
+        s.enqueue("m1", "t", &flood).await.expect("flood");
+        s.enqueue("m2", "t", &[job("other", 0)])
+            .await
+            .expect("other");
+        s.enqueue("m3", "t", &[job("urgent", 5)])
+            .await
+            .expect("urgent");
+        let lease = 60_000_000;
+        let c1 = s
+            .claim_next("w1", lease)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(c1.task, "urgent");
+        let c2 = s
+            .claim_next("w1", lease)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(c2.task, "flood");
+        let c3 = s
+            .claim_next("w2", lease)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(
+            c3.task, "other",
+            "one flood job runs: the other task goes first"
+        );
+        // Two workers racing for the rest get distinct jobs.
+        let (a, b) = tokio::join!(s.claim_next("w1", lease), s.claim_next("w2", lease));
+        let (a, b) = (a.expect("a").expect("a"), b.expect("b").expect("b"));
+        assert_ne!(a.uuid, b.uuid);
+        assert_eq!(c2.attempts, 1);
+    }
+
+    #[tokio::test]
+    async fn expired_leases_requeue_then_error_after_max_attempts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        let e = s.enqueue("m1", "t", &[job("a", 0)]).await.expect("enqueue");
+        let uuid = &e.jobs[0];
+        // A lease already over: the worker "died".
+        let c = s.claim_next("w1", -1).await.expect("claim").expect("job");
+        assert_eq!(&c.uuid, uuid);
+        assert_eq!(s.requeue_expired().await.expect("requeue"), (1, 0));
+        assert_eq!(s.renew_lease(uuid, "w1", 1).await.expect("renew"), None);
+        let c = s.claim_next("w2", -1).await.expect("claim").expect("again");
+        assert_eq!(c.attempts, 2);
+        assert_eq!(s.requeue_expired().await.expect("requeue"), (0, 1));
+        let j = s.get_job(uuid).await.expect("get").expect("job");
+        assert_eq!(j.state, JobState::Error);
+        let st: Vec<_> = j.transitions.iter().map(|t| t.state).collect();
+        use JobState::*;
+        assert_eq!(st, [Queued, Scheduled, Queued, Scheduled, Error]);
+        assert!(s.claim_next("w3", 1).await.expect("claim").is_none());
+    }
+}

@@ -1,0 +1,619 @@
+//! The service end to end: `ferrotron serve` with rules and its scheduler,
+//! messages POSTed over HTTP, jobs run in real VMs, results read back
+//! through the ResultsDB API; duplicates, failing tasks, idle mode, and a
+//! kill -9 of the service while a job runs.
+
+use std::time::{Duration, Instant};
+
+use ferrotron_tests::{domain_exists, workspace, Harness, Running};
+use nix::sys::signal::Signal;
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+
+const JOB_DEADLINE: Duration = Duration::from_secs(600);
+
+/// `hello` for items named `hello-*`, `fails-on-purpose` for `broken-*`.
+fn rules(h: &Harness) -> String {
+    let ws = workspace();
+    let text = format!(
+        "- when: {{message_type: Generic, item: {{$regex: '^hello-'}}}}\n  do:\n    - tasks: [{{name: hello, path: examples/hello}}]\n      repo: {ws}\n\
+         - when: {{message_type: Generic, item: {{$regex: '^broken-'}}}}\n  do:\n    - tasks: [{{name: fails-on-purpose, path: examples/fails-on-purpose}}]\n      repo: {ws}\n",
+        ws = ws.display()
+    );
+    let p = h.data_dir.join("rules.yml");
+    std::fs::write(&p, text).expect("write rules");
+    p.display().to_string()
+}
+
+struct Service {
+    proc: Running,
+    base: String,
+}
+
+fn token(h: &Harness) -> String {
+    let out = h.run(&["token", "create", "ci"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.stdout.trim().to_string()
+}
+
+fn start(h: &Harness, extra: &[&str]) -> Service {
+    let rules = rules(h);
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rules",
+        rules.as_str(),
+        "--lease-secs",
+        "3",
+        "--retry-backoff-secs",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let mut c = h.command(&args);
+    c.env("FERROTRON_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut proc = Running::from_command(c);
+    let line = proc.wait_for("listening on http://", Duration::from_secs(60));
+    let base = line
+        .rsplit_once("listening on ")
+        .map(|(_, u)| u.trim().to_string())
+        .expect("url");
+    Service { proc, base }
+}
+
+fn http() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+fn post_message(s: &Service, token: &str, id: &str, item: &str) -> (u16, Value) {
+    let msg = json!({
+        "id": id,
+        "topic": "org.example.test",
+        "body": {"item": item, "item_type": "koji_build", "arch": "x86_64"},
+    });
+    let r = http()
+        .post(format!("{}/api/v1/messages", s.base))
+        .bearer_auth(token)
+        .json(&msg)
+        .send()
+        .expect("POST message");
+    let status = r.status().as_u16();
+    (status, r.json().expect("JSON answer"))
+}
+
+fn job(s: &Service, uuid: &str) -> Value {
+    http()
+        .get(format!("{}/api/v1/jobs/{uuid}", s.base))
+        .send()
+        .expect("GET job")
+        .json()
+        .expect("job JSON")
+}
+
+/// Waits (bounded) until the job is in a final state; returns it.
+fn wait_final(s: &Service, uuid: &str) -> Value {
+    let deadline = Instant::now() + JOB_DEADLINE;
+    loop {
+        let j = job(s, uuid);
+        let state = j["state"].as_str().unwrap_or("").to_string();
+        if ["passed", "failed", "error", "cancelled"].contains(&state.as_str()) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job {uuid} still {state}: {j}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn states(j: &Value) -> Vec<String> {
+    j["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .map(|t| t["state"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn jobs_of(v: &Value) -> Vec<String> {
+    v["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j.as_str().expect("uuid").to_string())
+        .collect()
+}
+
+/// The runner's job folders in this test's data folder (one per VM run).
+fn runner_jobs(h: &Harness) -> Vec<String> {
+    std::fs::read_dir(h.data_dir.join("jobs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn stop(s: Service) {
+    s.proc.signal(Signal::SIGTERM);
+    let (code, _) = s.proc.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn message_becomes_a_passed_job_with_results_once() {
+    let h = Harness::new("service-pass");
+    let t = token(&h);
+    let s = start(&h, &["--max-vms", "1"]);
+    let item = "hello-1.0-1.fc40";
+    let (status, first) = post_message(&s, &t, "msg-pass-1", item);
+    assert_eq!(status, 201, "{first}");
+    let uuids = jobs_of(&first);
+    assert_eq!(uuids.len(), 1, "{first}");
+    // The same message again: the same job, nothing new.
+    let (status, again) = post_message(&s, &t, "msg-pass-1", item);
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(jobs_of(&again), uuids);
+
+    let j = wait_final(&s, &uuids[0]);
+    assert_eq!(j["state"], "passed", "{j}");
+    assert_eq!(j["exit_status"], 0, "{j}");
+    assert_eq!(
+        states(&j),
+        [
+            "queued",
+            "scheduled",
+            "booting",
+            "running",
+            "reporting",
+            "passed"
+        ]
+    );
+    let results: Value = http()
+        .get(format!("{}/api/v2.0/results?item={item}", s.base))
+        .send()
+        .expect("results")
+        .json()
+        .expect("results JSON");
+    let data = results["data"].as_array().expect("data");
+    assert!(!data.is_empty(), "{results}");
+    for r in data {
+        assert_eq!(r["outcome"], "PASSED", "{r}");
+        let groups = r["groups"].to_string();
+        assert!(groups.contains(&uuids[0]), "{r}");
+    }
+    // All jobs in the store: exactly one, for two deliveries.
+    let list: Value = http()
+        .get(format!("{}/api/v1/jobs", s.base))
+        .send()
+        .expect("jobs")
+        .json()
+        .expect("jobs JSON");
+    assert_eq!(list["data"].as_array().expect("data").len(), 1, "{list}");
+    let ran = runner_jobs(&h);
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    h.assert_nothing_left(&ran[0]);
+    stop(s);
+}
+
+#[test]
+fn failing_task_is_failed_and_not_retried() {
+    let h = Harness::new("service-fail");
+    let t = token(&h);
+    let s = start(&h, &["--max-vms", "1"]);
+    let (status, v) = post_message(&s, &t, "msg-fail-1", "broken-1.0-1.fc40");
+    assert_eq!(status, 201, "{v}");
+    let uuid = jobs_of(&v).remove(0);
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "failed", "{j}");
+    assert_eq!(j["exit_status"], 1, "{j}");
+    let st = states(&j);
+    assert_eq!(st.iter().filter(|s| *s == "scheduled").count(), 1, "{st:?}");
+    let ran = runner_jobs(&h);
+    assert_eq!(ran.len(), 1, "one VM run, no retry: {ran:?}");
+    h.assert_nothing_left(&ran[0]);
+    stop(s);
+}
+
+#[test]
+fn idle_host_keeps_jobs_queued_until_resume() {
+    let h = Harness::new("service-idle");
+    let t = token(&h);
+    let out = h.run(&["host", "idle"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mut s = start(&h, &["--max-vms", "1"]);
+    s.proc
+        .wait_for("host idle: 0 job(s) waiting", Duration::from_secs(60));
+    let (status, v) = post_message(&s, &t, "msg-idle-1", "hello-2.0-1.fc40");
+    assert_eq!(status, 201, "{v}");
+    let uuid = jobs_of(&v).remove(0);
+    // The scheduler saw the job and did not start it.
+    s.proc
+        .wait_for("host idle: 1 job(s) waiting", Duration::from_secs(60));
+    assert_eq!(job(&s, &uuid)["state"], "queued");
+    let status = h.run(&["host", "status"]);
+    assert_eq!(status.stdout, "idle\nqueued\t1\nmessages\t1\n");
+    assert!(runner_jobs(&h).is_empty());
+    let out = h.run(&["host", "resume"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "passed", "{j}");
+    stop(s);
+}
+
+#[test]
+fn kill_9_mid_job_leaks_nothing_and_the_jobs_run_after_restart() {
+    let h = Harness::new("service-kill");
+    let t = token(&h);
+    let mut s = start(&h, &["--max-vms", "1"]);
+    let (_, a) = post_message(&s, &t, "msg-kill-a", "hello-3.0-1.fc40");
+    let (_, b) = post_message(&s, &t, "msg-kill-b", "hello-4.0-1.fc40");
+    let (a, b) = (jobs_of(&a).remove(0), jobs_of(&b).remove(0));
+    s.proc
+        .wait_for(&format!("job {a}: booting"), Duration::from_secs(120));
+    // Wait for its VM to exist, then kill the service outright.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let domain = loop {
+        if let Some(id) = runner_jobs(&h).first() {
+            let name = format!("ferrotron-{id}");
+            if domain_exists(&name) {
+                break name;
+            }
+        }
+        assert!(Instant::now() < deadline, "no VM for job {a}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    s.proc.signal(Signal::SIGKILL);
+    let _ = s.proc.finish(Duration::from_secs(30));
+    assert!(domain_exists(&domain), "the VM outlives a kill -9");
+
+    let s = start(&h, &["--max-vms", "1"]);
+    // The reaper runs before the server listens.
+    assert!(
+        s.proc
+            .seen
+            .iter()
+            .any(|l| l.contains("removed 1 leftover domain(s)")),
+        "{:?}",
+        s.proc.seen
+    );
+    // libvirt ends QEMU asynchronously after a destroy: wait (bounded).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while domain_exists(&domain) {
+        assert!(Instant::now() < deadline, "{domain} left after restart");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ja = wait_final(&s, &a);
+    let jb = wait_final(&s, &b);
+    // The interrupted job ran again (a retry), the queued one ran.
+    assert_eq!(ja["state"], "passed", "{ja}");
+    assert_eq!(jb["state"], "passed", "{jb}");
+    let st = states(&ja);
+    assert_eq!(st.iter().filter(|s| *s == "scheduled").count(), 2, "{st:?}");
+    let ran = runner_jobs(&h);
+    assert_eq!(ran.len(), 3, "{ran:?}");
+    for id in &ran {
+        h.assert_nothing_left(id);
+    }
+    stop(s);
+}
+
+fn amqp_url() -> String {
+    std::env::var("FERROTRON_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Runs `f` against the test broker (scripts/setup-rabbitmq.sh starts it).
+fn with_broker<T>(f: impl AsyncFnOnce(&lapin::Channel) -> Result<T, lapin::Error>) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ on 127.0.0.1:5672 (scripts/setup-rabbitmq.sh)");
+        let ch = conn.create_channel().await.expect("channel");
+        let r = f(&ch).await.expect("broker operation");
+        let _ = conn.close(200, "done".into()).await;
+        r
+    })
+}
+
+/// Publishes durably with a publisher confirm.
+fn publish(topic: &str, id: &str, body: &Value) {
+    let payload = body.to_string();
+    let acked = with_broker(async |ch| {
+        use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        let c = ch
+            .basic_publish(
+                "amq.topic".into(),
+                topic.into(),
+                BasicPublishOptions::default(),
+                payload.as_bytes(),
+                lapin::BasicProperties::default()
+                    .with_message_id(id.into())
+                    .with_delivery_mode(2),
+            )
+            .await?
+            .await?;
+        Ok(c.is_ack())
+    });
+    assert!(acked, "the broker did not confirm {id}");
+}
+
+/// Deletes the test's queue when the test ends, passed or not.
+struct QueueGuard(String);
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        with_broker(async |ch| {
+            ch.queue_delete(name.as_str().into(), Default::default())
+                .await
+                .map(|_| ())
+        });
+    }
+}
+
+#[test]
+fn amqp_messages_become_jobs_once() {
+    let h = Harness::new("service-amqp");
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let queue = format!("ferrotron-service-test-{tag}");
+    let _guard = QueueGuard(queue.clone());
+    let binding = format!("ferrotron.svc.{tag}.#");
+    let url = amqp_url();
+    let mut s = start(
+        &h,
+        &[
+            "--max-vms",
+            "1",
+            "--amqp-url",
+            url.as_str(),
+            "--amqp-queue",
+            queue.as_str(),
+            "--amqp-binding",
+            binding.as_str(),
+        ],
+    );
+    s.proc.wait_for("amqp: consuming", Duration::from_secs(60));
+    let topic = format!("ferrotron.svc.{tag}.build");
+    let body = json!({"item": "hello-5.0-1.fc40", "item_type": "koji_build", "arch": "x86_64"});
+    // The same message twice (a redelivery), and one on an unbound topic.
+    publish(&topic, "amqp-msg-1", &body);
+    publish(&topic, "amqp-msg-1", &body);
+    publish(&format!("ferrotron.other.{tag}"), "amqp-msg-2", &body);
+    s.proc
+        .wait_for("amqp message Some(\"amqp-msg-1\")", Duration::from_secs(60));
+    s.proc.wait_for(", a duplicate", Duration::from_secs(60));
+    let list: Value = http()
+        .get(format!("{}/api/v1/jobs", s.base))
+        .send()
+        .expect("jobs")
+        .json()
+        .expect("jobs JSON");
+    let data = list["data"].as_array().expect("data");
+    assert_eq!(data.len(), 1, "{list}");
+    let uuid = data[0]["uuid"].as_str().expect("uuid").to_string();
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "passed", "{j}");
+    stop(s);
+}
+
+#[test]
+fn submitted_job_cancelled_while_running_loses_its_vm() {
+    let h = Harness::new("service-cancel");
+    let t = token(&h);
+    let dir = h.data_dir.join("slow");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("runtask.yml"),
+        "name: slow\ndesc: waits\nmaintainer: ferrotron-devs\ninput:\n  args: [koji_build]\nactions:\n  - name: wait\n    shell:\n      - echo started\n      - sleep 600\n    timeout: 900\n",
+    )
+    .expect("write formula");
+    let mut s = start(&h, &["--max-vms", "1"]);
+    let out = h.run(&[
+        "submit",
+        dir.to_str().expect("utf-8"),
+        "--item",
+        "slow-1.0-1.fc40",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let uuid = out.stdout.trim().to_string();
+    s.proc
+        .wait_for(&format!("job {uuid}: booting"), Duration::from_secs(120));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (runner, domain) = loop {
+        if let Some(id) = runner_jobs(&h).first() {
+            let name = format!("ferrotron-{id}");
+            if domain_exists(&name) {
+                break (id.clone(), name);
+            }
+        }
+        assert!(Instant::now() < deadline, "no VM for job {uuid}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let r = http()
+        .post(format!("{}/api/v1/jobs/{uuid}/cancel", s.base))
+        .bearer_auth(&t)
+        .send()
+        .expect("cancel");
+    assert_eq!(r.status().as_u16(), 200);
+    s.proc.wait_for(
+        &format!("job {uuid}: cancelled; destroying its VM"),
+        Duration::from_secs(60),
+    );
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "cancelled", "{j}");
+    h.assert_nothing_left(&runner);
+    assert!(!domain_exists(&domain));
+    // Not retried: still one VM run.
+    assert_eq!(runner_jobs(&h).len(), 1);
+    stop(s);
+}
+
+#[test]
+fn submit_refuses_a_bad_formula_before_queueing() {
+    let h = Harness::new("service-submit-bad");
+    let out = h.run(&["submit", "/nonexistent/task", "--item", "x-1-1"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("/nonexistent/task"), "{}", out.stderr);
+    let status = h.run(&["host", "status"]);
+    assert_eq!(status.stdout, "active\nmessages\t0\n", "nothing queued");
+}
+
+/// A burst of messages for two tasks: every one becomes a job, all end
+/// passed or failed as their task says, and the scheduler never had more
+/// than `--max-vms` jobs in progress (from the stored transitions).
+#[test]
+fn burst_of_messages_runs_within_capacity() {
+    let h = Harness::new("service-burst");
+    let t = token(&h);
+    let s = start(&h, &["--max-vms", "2"]);
+    let started = Instant::now();
+    let n = 12;
+    let mut uuids = Vec::new();
+    for i in 0..n {
+        let item = if i % 3 == 0 {
+            format!("broken-{i}.0-1.fc40")
+        } else {
+            format!("hello-{i}.0-1.fc40")
+        };
+        let (status, v) = post_message(&s, &t, &format!("burst-{i}"), &item);
+        assert_eq!(status, 201, "{v}");
+        uuids.extend(jobs_of(&v));
+    }
+    assert_eq!(uuids.len(), n);
+    let mut events = Vec::new();
+    let (mut passed, mut failed) = (0, 0);
+    for u in &uuids {
+        let j = wait_final(&s, u);
+        match j["state"].as_str() {
+            Some("passed") => passed += 1,
+            Some("failed") => failed += 1,
+            other => panic!("job {u} ended {other:?}: {j}"),
+        }
+        // The first transition is the enqueue, not a job leaving a slot.
+        for tr in j["transitions"]
+            .as_array()
+            .expect("transitions")
+            .iter()
+            .skip(1)
+        {
+            let at = tr["at"].as_str().expect("at").to_string();
+            match tr["state"].as_str() {
+                Some("scheduled") => events.push((at, 1)),
+                Some("passed" | "failed" | "error" | "queued" | "cancelled") => {
+                    events.push((at, -1))
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!((passed, failed), (8, 4));
+    events.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, d) in &events {
+        now += d;
+        most = most.max(now);
+    }
+    assert_eq!(most, 2, "at most --max-vms jobs in progress: {events:?}");
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "burst: {n} jobs in {secs:.1} s at --max-vms 2: {:.1} jobs/min",
+        n as f64 * 60.0 / secs
+    );
+    assert_eq!(runner_jobs(&h).len(), n);
+    for id in runner_jobs(&h) {
+        h.assert_nothing_left(&id);
+    }
+    stop(s);
+}
+
+/// libvirt unreachable: an infrastructure error, retried with backoff up to
+/// `--max-attempts`, then `error` with exit status 3.
+#[test]
+fn infrastructure_errors_are_retried_up_to_the_cap() {
+    let h = Harness::new("service-infra");
+    let t = token(&h);
+    let rules = rules(&h);
+    let mut c = h.command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rules",
+        rules.as_str(),
+        "--retry-backoff-secs",
+        "1",
+        "--max-attempts",
+        "2",
+    ]);
+    c.env("FERROTRON_LOG", "info")
+        .env(
+            "FERROTRON_LIBVIRT_URI",
+            "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut proc = Running::from_command(c);
+    let line = proc.wait_for("listening on http://", Duration::from_secs(60));
+    let base = line
+        .rsplit_once("listening on ")
+        .map(|(_, u)| u.trim().to_string())
+        .expect("url");
+    let s = Service { proc, base };
+    let (status, v) = post_message(&s, &t, "msg-infra-1", "hello-9.0-1.fc40");
+    assert_eq!(status, 201, "{v}");
+    let uuid = jobs_of(&v).remove(0);
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "error", "{j}");
+    assert_eq!(j["exit_status"], 3, "{j}");
+    assert_eq!(
+        states(&j),
+        [
+            "queued",
+            "scheduled",
+            "booting",
+            "queued",
+            "scheduled",
+            "booting",
+            "error"
+        ]
+    );
+    let why = j["error"].as_str().unwrap_or("");
+    assert!(why.starts_with("boot: "), "{j}");
+    stop(s);
+}
+
+/// Bad input found when the job starts (an image that does not exist) is
+/// an `error` with exit status 2 at once: never retried, no VM.
+#[test]
+fn bad_image_is_an_error_without_retry() {
+    let h = Harness::new("service-bad-image");
+    let s = start(&h, &["--max-attempts", "3"]);
+    let out = h.run(&[
+        "submit",
+        "examples/hello",
+        "--item",
+        "hello-1.0-1.fc40",
+        "--image",
+        "no-such-image",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let uuid = out.stdout.trim().to_string();
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "error", "{j}");
+    assert_eq!(j["exit_status"], 2, "{j}");
+    assert_eq!(states(&j), ["queued", "scheduled", "booting", "error"]);
+    let why = j["error"].as_str().unwrap_or("");
+    assert!(why.contains("no-such-image"), "{j}");
+    assert!(runner_jobs(&h).is_empty());
+    stop(s);
+}
