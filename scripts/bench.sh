@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 python3 scripts/bench.py
 python3 scripts/bench_api.py
 python3 scripts/bench_cache.py
-
+python3 scripts/bench_service.py
