@@ -83,6 +83,31 @@ pub async fn serve(
             stop_rx.clone(),
         ));
     }
+    if let Some(intake) = intake.clone() {
+        // SIGHUP reloads the rules; a bad file leaves the last good rules.
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                tracing::warn!("cannot listen for SIGHUP: rules reload disabled");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => {}
+                    _ = stop.changed() => return,
+                }
+                match intake.reload() {
+                    Ok(n) => tracing::info!("rules reloaded: {n} rule(s) in force"),
+                    Err(e) => tracing::error!(
+                        "rules reload failed, keeping the previous rules: {}",
+                        crate::util::full(&e)
+                    ),
+                }
+            }
+        });
+    }
     if let (Some(cfg), Some(intake)) = (service.amqp, intake) {
         let store = store.clone();
         let stop = stop_rx.clone();

@@ -82,12 +82,13 @@ pub fn load_intake(
         None => Mappings::builtin(),
     }
     .map_err(|e| crate::fail(2, &e))?;
-    let rules = Rules::load(rules).map_err(|e| crate::fail(2, &e))?;
-    Ok(Intake {
-        rules,
+    let loaded = Rules::load(rules).map_err(|e| crate::fail(2, &e))?;
+    Ok(Intake::new(
+        loaded,
+        Some(rules.to_path_buf()),
         mappings,
         max_attempts,
-    })
+    ))
 }
 
 pub fn host(settings: &Settings, cmd: HostCommand) -> i32 {

@@ -617,3 +617,46 @@ fn bad_image_is_an_error_without_retry() {
     assert!(runner_jobs(&h).is_empty());
     stop(s);
 }
+
+#[test]
+fn a_bad_rules_file_on_reload_keeps_the_last_good_rules() {
+    let h = Harness::new("service-reload");
+    let t = token(&h);
+    let mut s = start(&h, &["--no-scheduler"]);
+    let rules_file = h.data_dir.join("rules.yml");
+    let (code, v) = post_message(&s, &t, "reload-1", "hello-1-1");
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(jobs_of(&v).len(), 1, "{v}");
+
+    // A broken file, then SIGHUP: the error is logged, the old rules stay.
+    std::fs::write(&rules_file, "- when: {item: {$regex: '('}}\n  do: []\n").expect("write");
+    s.proc.signal(Signal::SIGHUP);
+    let line = s.proc.wait_for(
+        "rules reload failed, keeping the previous rules",
+        Duration::from_secs(30),
+    );
+    assert!(line.contains("rules.yml:1"), "{line}");
+    let (code, v) = post_message(&s, &t, "reload-2", "hello-2-1");
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(jobs_of(&v).len(), 1, "the last good rules still apply: {v}");
+
+    // A good file: from now on only `new-*` items make jobs.
+    std::fs::write(
+        &rules_file,
+        format!(
+            "- when: {{item: {{$regex: '^new-'}}}}\n  do:\n    - tasks: [{{name: hello, path: examples/hello}}]\n      repo: {}\n",
+            workspace().display()
+        ),
+    )
+    .expect("write");
+    s.proc.signal(Signal::SIGHUP);
+    s.proc.wait_for(
+        "rules reloaded: 1 rule(s) in force",
+        Duration::from_secs(30),
+    );
+    let (_, v) = post_message(&s, &t, "reload-3", "hello-3-1");
+    assert!(jobs_of(&v).is_empty(), "old rule still in force: {v}");
+    let (code, v) = post_message(&s, &t, "reload-4", "new-1-1");
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(jobs_of(&v).len(), 1, "{v}");
+}

@@ -3,14 +3,21 @@
 //! in one transaction (a message id seen before stores nothing and returns
 //! the jobs it made the first time).
 
-use crate::rules::{JobRequest, Mappings, Message, Rules};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use crate::rules::{JobRequest, Mappings, Message, Rules, RulesError};
 use crate::store::{Enqueued, NewQueuedJob, Store, StoreError};
 
 use super::HandleError;
 
 /// Rules and mappings in force, plus queue defaults.
 pub struct Intake {
-    pub rules: Rules,
+    /// Swapped whole by [`Intake::reload`]; a message is evaluated against
+    /// one version of the rules, never half of two.
+    rules: RwLock<Arc<Rules>>,
+    /// Where the rules came from (reloads read it again).
+    rules_path: Option<PathBuf>,
     pub mappings: Mappings,
     /// Attempts per job (1 + retries of infrastructure errors).
     pub max_attempts: i64,
@@ -45,10 +52,48 @@ pub fn queued_job(j: &JobRequest, max_attempts: i64) -> NewQueuedJob {
 }
 
 impl Intake {
+    pub fn new(
+        rules: Rules,
+        rules_path: Option<PathBuf>,
+        mappings: Mappings,
+        max_attempts: i64,
+    ) -> Intake {
+        Intake {
+            rules: RwLock::new(Arc::new(rules)),
+            rules_path,
+            mappings,
+            max_attempts,
+        }
+    }
+
+    /// The rules in force now.
+    pub fn rules(&self) -> Arc<Rules> {
+        match self.rules.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads the rules file again. On success the new rules replace the
+    /// old ones at once (returns how many rules are now in force); on
+    /// error nothing changes: the service keeps its last good rules.
+    pub fn reload(&self) -> Result<usize, RulesError> {
+        let Some(path) = &self.rules_path else {
+            return Ok(self.rules().len());
+        };
+        let fresh = Rules::load(path)?;
+        let n = fresh.len();
+        match self.rules.write() {
+            Ok(mut r) => *r = Arc::new(fresh),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(fresh),
+        }
+        Ok(n)
+    }
+
     /// Evaluates `msg` and stores its jobs. A message without an id gets a
     /// fresh one (it cannot be recognised when sent again).
     pub async fn handle(&self, store: &Store, msg: &Message) -> Result<Enqueued, EnqueueError> {
-        let eval = self.rules.evaluate(&self.mappings, msg);
+        let eval = self.rules().evaluate(&self.mappings, msg);
         for s in &eval.skipped {
             tracing::warn!(
                 "message {:?}: rule {} task {} skipped: {}",
