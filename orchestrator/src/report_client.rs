@@ -3,7 +3,7 @@
 //! transitions, its artifact files, then one result per check, grouped
 //! under the job's UUID.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use reqwest::{Client, StatusCode, Url};
 use serde_json::json;
@@ -138,7 +138,7 @@ impl Reporter {
             .await?;
 
         let mut reported = Reported::default();
-        for (rel, path) in files(&outcome.job_dir) {
+        for (rel, path) in crate::runner::published::files(&outcome.job_dir) {
             let mut segs = vec!["api", "v1", "jobs", id, "artifacts"];
             segs.extend(rel.split('/'));
             let url = self.url(&segs);
@@ -151,20 +151,15 @@ impl Reporter {
         }
 
         let results_url = self.url(&["api", "v2.0", "results"]);
-        let artifacts_url = self.url(&["api", "v1", "jobs", id, "artifacts"]);
+        let base = self.base.as_str().trim_end_matches('/');
+        let this = crate::store::JobRef {
+            uuid: id,
+            what: &info.formula,
+            item: &info.item,
+            arch: &info.arch,
+        };
         for r in &outcome.results {
-            let body = json!({
-                "outcome": r.outcome.as_str(),
-                "testcase": {"name": r.checkname},
-                "groups": [{
-                    "uuid": id,
-                    "description": format!("ferrotron job {id}: {} on {}", info.formula, info.item),
-                    "ref_url": job_url.as_str(),
-                }],
-                "note": r.summary,
-                "ref_url": artifacts_url.as_str(),
-                "data": {"item": r.item, "type": r.item_type, "arch": info.arch},
-            });
+            let body = crate::store::NewResult::of_job(base, this, r, 0).to_resultsdb_json();
             self.send(
                 self.client.post(results_url.clone()).json(&body),
                 &results_url,
@@ -173,61 +168,5 @@ impl Reporter {
             reported.results += 1;
         }
         Ok(reported)
-    }
-}
-
-/// Files of a job folder that are never uploaded: the job's SSH key pair
-/// and host key record are credentials, not results.
-const PRIVATE: &[&str] = &["id_ed25519", "id_ed25519.pub", "known_hosts"];
-
-/// Regular files under `root` (symlinks and [`PRIVATE`] files skipped), as
-/// `/`-separated relative paths, sorted.
-pub(crate) fn files(root: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(ft) = e.file_type() else { continue };
-            let p = e.path();
-            if ft.is_dir() {
-                stack.push(p);
-            } else if ft.is_file() && !PRIVATE.iter().any(|n| e.file_name() == *n) {
-                if let Ok(rel) = p.strip_prefix(root) {
-                    let rel = rel
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                        .collect::<Vec<_>>()
-                        .join("/");
-                    out.push((rel, p));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_not_uploaded() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for f in [
-            "runner.log",
-            "id_ed25519",
-            "known_hosts",
-            "artifacts/results.tap",
-        ] {
-            let p = dir.path().join(f);
-            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-            std::fs::write(p, "x").expect("write");
-        }
-        let names: Vec<String> = files(dir.path()).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["artifacts/results.tap", "runner.log"]);
     }
 }

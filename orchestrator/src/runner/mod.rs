@@ -5,6 +5,7 @@
 pub mod accel;
 pub mod boot;
 pub mod local;
+pub mod published;
 pub mod render;
 pub mod report;
 pub mod task;

@@ -23,9 +23,7 @@ use crate::job::JobState;
 use crate::progress::{Progress, VM_PHASES};
 use crate::runner::{self, RunError, RunOutcome, RunRequest};
 use crate::settings::Settings;
-use crate::store::{
-    now_micros, Artifact, ClaimedJob, NewGroup, NewResult, Store, StoreError, Testcase,
-};
+use crate::store::{now_micros, Artifact, ClaimedJob, JobRef, NewResult, Store, StoreError};
 
 /// The flag (in the store) that stops this host from starting jobs.
 pub const IDLE_FLAG: &str = "idle";
@@ -366,32 +364,16 @@ async fn store_results(
     out: &RunOutcome,
 ) -> Result<(), StoreError> {
     let now = now_micros();
+    let this = JobRef {
+        uuid: &job.uuid,
+        what: &job.task,
+        item: &job.item,
+        arch: &job.arch,
+    };
     let batch: Vec<NewResult> = out
         .results
         .iter()
-        .map(|r| NewResult {
-            testcase: Testcase {
-                name: r.checkname.clone(),
-                ref_url: None,
-            },
-            outcome: r.outcome.as_str().to_string(),
-            note: Some(r.summary.clone()),
-            ref_url: Some(format!("/api/v1/jobs/{}/artifacts", job.uuid)),
-            submit_time: now,
-            groups: vec![NewGroup {
-                uuid: job.uuid.clone(),
-                description: Some(format!(
-                    "ferrotron job {}: {} on {}",
-                    job.uuid, job.task, job.item
-                )),
-                ref_url: Some(format!("/api/v1/jobs/{}", job.uuid)),
-            }],
-            data: vec![
-                ("item".into(), r.item.clone()),
-                ("type".into(), r.item_type.clone()),
-                ("arch".into(), job.arch.clone()),
-            ],
-        })
+        .map(|r| NewResult::of_job("", this, r, now))
         .collect();
     store.create_results_bulk(&batch).await
 }
@@ -405,7 +387,7 @@ async fn store_artifacts(
     job_dir: &Path,
 ) -> Result<(), String> {
     let dest = settings.data_dir.join("artifacts").join(uuid);
-    for (rel, path) in crate::report_client::files(job_dir) {
+    for (rel, path) in crate::runner::published::files(job_dir) {
         let bytes = tokio::fs::read(&path)
             .await
             .map_err(|e| format!("reading artifact {}: {e}", path.display()))?;

@@ -37,6 +37,86 @@ pub struct NewResult {
     pub data: Vec<(String, String)>,
 }
 
+/// How one of its results names a Ferrotron job: its UUID (the ResultsDB
+/// group), what ran (task or formula) and on what.
+#[derive(Debug, Clone, Copy)]
+pub struct JobRef<'a> {
+    pub uuid: &'a str,
+    pub what: &'a str,
+    pub item: &'a str,
+    pub arch: &'a str,
+}
+
+impl NewResult {
+    /// A task result of a Ferrotron job as ResultsDB keeps it: in the
+    /// job's group, data `item`/`type`/`arch`, the summary as note, links
+    /// to the job and its artifacts under `base` (the server's URL, or ""
+    /// for links relative to the server that stores it). The scheduler
+    /// stores these directly; `run --report` posts them
+    /// ([`NewResult::to_resultsdb_json`]).
+    pub fn of_job(
+        base: &str,
+        job: JobRef<'_>,
+        r: &ferrotron_agent::protocol::TaskResult,
+        submit_time: i64,
+    ) -> NewResult {
+        let job_url = format!("{base}/api/v1/jobs/{}", job.uuid);
+        NewResult {
+            testcase: Testcase {
+                name: r.checkname.clone(),
+                ref_url: None,
+            },
+            outcome: r.outcome.as_str().to_string(),
+            note: Some(r.summary.clone()),
+            ref_url: Some(format!("{job_url}/artifacts")),
+            submit_time,
+            groups: vec![NewGroup {
+                uuid: job.uuid.to_string(),
+                description: Some(format!(
+                    "ferrotron job {}: {} on {}",
+                    job.uuid, job.what, job.item
+                )),
+                ref_url: Some(job_url),
+            }],
+            data: vec![
+                ("item".into(), r.item.clone()),
+                ("type".into(), r.item_type.clone()),
+                ("arch".into(), job.arch.to_string()),
+            ],
+        }
+    }
+
+    /// The ResultsDB v2.0 `POST /results` body of this result (the server
+    /// sets the submit time).
+    pub fn to_resultsdb_json(&self) -> serde_json::Value {
+        let mut data = serde_json::Map::new();
+        for (k, v) in &self.data {
+            match data.get_mut(k) {
+                Some(serde_json::Value::Array(list)) => list.push(v.clone().into()),
+                Some(one) => *one = serde_json::Value::Array(vec![one.take(), v.clone().into()]),
+                None => {
+                    data.insert(k.clone(), v.clone().into());
+                }
+            }
+        }
+        let groups: Vec<_> = self
+            .groups
+            .iter()
+            .map(|g| {
+                serde_json::json!({"uuid": g.uuid, "description": g.description, "ref_url": g.ref_url})
+            })
+            .collect();
+        serde_json::json!({
+            "outcome": self.outcome,
+            "testcase": {"name": self.testcase.name},
+            "groups": groups,
+            "note": self.note,
+            "ref_url": self.ref_url,
+            "data": data,
+        })
+    }
+}
+
 /// A stored result with its groups and data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultRow {
@@ -310,12 +390,11 @@ impl Store {
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
             .fetch_all(&self.pool)
             .await?;
-        let mut out = rows
+        let out = rows
             .iter()
             .map(result_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let more = out.len() as i64 > page.limit;
-        out.truncate(usize::try_from(page.limit).unwrap_or(0));
+        let (mut out, more) = page.cut(out);
         self.hydrate(&mut out).await?;
         Ok((out, more))
     }
@@ -451,7 +530,7 @@ impl Store {
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
             .fetch_all(&self.pool)
             .await?;
-        let mut out = rows
+        let out = rows
             .iter()
             .map(|r| {
                 Ok(Testcase {
@@ -460,9 +539,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let more = out.len() as i64 > page.limit;
-        out.truncate(usize::try_from(page.limit).unwrap_or(0));
-        Ok((out, more))
+        Ok(page.cut(out))
     }
 
     /// Creates a group or updates its description and `ref_url`.
@@ -523,13 +600,11 @@ impl Store {
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
             .fetch_all(&self.pool)
             .await?;
-        let mut out = rows
+        let out = rows
             .iter()
             .map(group_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let more = out.len() as i64 > page.limit;
-        out.truncate(usize::try_from(page.limit).unwrap_or(0));
-        Ok((out, more))
+        Ok(page.cut(out))
     }
 }
 
