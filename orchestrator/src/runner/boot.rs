@@ -10,8 +10,6 @@ use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
 use crate::ssh::wait::{wait_for_banner, WaitFailure};
 use crate::vm::accel::Resolved;
-use crate::vm::owner::Owner;
-use crate::vm::reaper::OWNER_FILE;
 use crate::vm::{console, overlay, ports, DomainSpec, Hypervisor, VmGuard, DOMAIN_PREFIX};
 
 #[derive(Debug, thiserror::Error)]
@@ -74,16 +72,9 @@ pub struct BootRequest<'a> {
 
 pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
     let name = format!("{DOMAIN_PREFIX}{}", req.job_id);
-    let vm_dir = req.vms_dir.join(&name);
-    std::fs::create_dir_all(&vm_dir).map_err(|e| BootError::Folder(vm_dir.clone(), e))?;
-    // From here on the guard owns the folder, even if the start fails.
-    let guard = VmGuard::new(req.hv.clone(), name.clone(), vm_dir.clone());
-    let owner = Owner::current();
-    std::fs::write(
-        vm_dir.join(OWNER_FILE),
-        serde_json::to_vec(&owner).unwrap_or_default(),
-    )
-    .map_err(|e| BootError::Folder(vm_dir.clone(), e))?;
+    let (guard, owner) = VmGuard::claim(req.hv.clone(), &req.vms_dir, &name)
+        .map_err(|(dir, e)| BootError::Folder(dir, e))?;
+    let vm_dir = guard.dir().to_path_buf();
     let overlay_path = vm_dir.join("overlay.qcow2");
     let t = Instant::now();
     let (backing, control_socket, cmdline) = match req.template {

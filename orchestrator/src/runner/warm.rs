@@ -30,7 +30,6 @@ use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
 use crate::settings::Settings;
 use crate::vm::accel::Resolved;
-use crate::vm::owner::Owner;
 use crate::vm::reaper::OWNER_FILE;
 use crate::vm::savefile::{SaveFileError, SaveHeader};
 use crate::vm::DOMAIN_PREFIX;
@@ -222,16 +221,10 @@ fn build(
 ) -> Result<(), WarmError> {
     let id = uuid::Uuid::new_v4().to_string();
     let name = format!("{DOMAIN_PREFIX}template-{id}");
-    let work = settings.vms_dir().join(&name);
+    let (guard, owner) = VmGuard::claim(hv.clone(), &settings.vms_dir(), &name)
+        .map_err(|(dir, e)| WarmError::Folder(dir, e))?;
+    let work = guard.dir().to_path_buf();
     let folder = |e| WarmError::Folder(work.clone(), e);
-    std::fs::create_dir_all(&work).map_err(folder)?;
-    let guard = VmGuard::new(hv.clone(), name.clone(), work.clone());
-    let owner = Owner::current();
-    std::fs::write(
-        work.join(OWNER_FILE),
-        serde_json::to_vec(&owner).unwrap_or_default(),
-    )
-    .map_err(folder)?;
     let disk = work.join(DISK_FILE);
     overlay::create(&image.disk, &disk)?;
     let console_log = work.join("console.log");

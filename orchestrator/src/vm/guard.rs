@@ -26,6 +26,31 @@ impl VmGuard {
         }
     }
 
+    /// Creates the VM folder `<vms_dir>/<name>` with its owner file (this
+    /// process), owned by the returned guard from the start: the reaper
+    /// and the guard clean it up whatever happens next.
+    pub fn claim(
+        hv: Arc<Hypervisor>,
+        vms_dir: &std::path::Path,
+        name: &str,
+    ) -> Result<(VmGuard, super::owner::Owner), (PathBuf, std::io::Error)> {
+        let vm_dir = vms_dir.join(name);
+        std::fs::create_dir_all(&vm_dir).map_err(|e| (vm_dir.clone(), e))?;
+        let guard = VmGuard::new(hv, name.to_string(), vm_dir.clone());
+        let owner = super::owner::Owner::current();
+        std::fs::write(
+            vm_dir.join(super::reaper::OWNER_FILE),
+            serde_json::to_vec(&owner).unwrap_or_default(),
+        )
+        .map_err(|e| (vm_dir, e))?;
+        Ok((guard, owner))
+    }
+
+    /// The VM folder (overlay, owner file).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.vm_dir
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
