@@ -273,13 +273,11 @@ impl Store {
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
             .fetch_all(&self.pool)
             .await?;
-        let mut out = rows
+        let out = rows
             .iter()
             .map(job_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let more = out.len() as i64 > page.limit;
-        out.truncate(usize::try_from(page.limit).unwrap_or(0));
-        Ok((out, more))
+        Ok(page.cut(out))
     }
 
     /// Records (or replaces) an artifact file already written under the

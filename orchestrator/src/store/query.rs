@@ -31,6 +31,16 @@ pub struct Page {
     pub limit: i64,
 }
 
+impl Page {
+    /// Cuts rows fetched with `LIMIT limit + 1` to the page; true when
+    /// there are more (the extra row was there).
+    pub(crate) fn cut<T>(&self, mut rows: Vec<T>) -> (Vec<T>, bool) {
+        let more = rows.len() as i64 > self.limit;
+        rows.truncate(usize::try_from(self.limit).unwrap_or(0));
+        (rows, more)
+    }
+}
+
 /// `*` is the user's wildcard; `%`, `_` and `\` are escaped.
 pub(crate) fn like_pattern(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
