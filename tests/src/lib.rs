@@ -139,11 +139,6 @@ impl Harness {
         Running::from_command(c)
     }
 
-    /// This test's data folder (`--data-dir`).
-    pub fn data_dir(&self) -> &std::path::Path {
-        &self.data_dir
-    }
-
     pub fn job_dir(&self, job_id: &str) -> PathBuf {
         self.data_dir.join("jobs").join(job_id)
     }

@@ -403,7 +403,7 @@ fn cold_start_boots_the_kernel() {
 #[test]
 fn a_template_libvirt_cannot_restore_is_discarded_and_the_job_boots_cold() {
     let h = Harness::new("warm-broken");
-    let templates = h.data_dir().join("own-templates");
+    let templates = h.data_dir.join("own-templates");
     let templates_arg = templates.display().to_string();
     let mut args = vec!["--templates-dir", templates_arg.as_str()];
     args.extend(run_args("tests/fixtures/clock/runtask.yml", &[]));

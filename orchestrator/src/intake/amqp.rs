@@ -82,9 +82,9 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Turns a delivery into an envelope: the routing key is the topic, the
+/// Turns a delivery into a [`Message`]: the routing key is the topic, the
 /// body must be JSON, the AMQP headers become JSON values.
-pub fn envelope(
+pub fn message_of(
     routing_key: &str,
     message_id: Option<&str>,
     headers: Option<&FieldTable>,
@@ -225,7 +225,7 @@ where
             .message_id()
             .as_ref()
             .map(|s| s.to_string());
-        let parsed = envelope(
+        let parsed = message_of(
             delivery.routing_key.as_str(),
             message_id.as_deref(),
             delivery.properties.headers().as_ref(),
@@ -273,13 +273,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn envelope_takes_topic_id_headers_and_json_body() {
+    fn a_delivery_gives_topic_id_headers_and_json_body() {
         let mut h = FieldTable::default();
         h.insert(
             "fedora_messaging_schema".into(),
             lapin::types::AMQPValue::LongString("base.message".into()),
         );
-        let e = envelope("org.x.build", Some("abc"), Some(&h), br#"{"name": "foo"}"#).expect("ok");
+        let e =
+            message_of("org.x.build", Some("abc"), Some(&h), br#"{"name": "foo"}"#).expect("ok");
         assert_eq!(e.topic, "org.x.build");
         assert_eq!(e.id.as_deref(), Some("abc"));
         assert_eq!(e.body["name"], "foo");
@@ -292,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_json_is_rejected_not_retried() {
-        let e = envelope("t", None, None, b"not json").expect_err("bad");
+        let e = message_of("t", None, None, b"not json").expect_err("bad");
         assert!(
             matches!(e, HandleError::Rejected(ref m) if m.contains("not JSON")),
             "{e}"
