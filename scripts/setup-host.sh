@@ -3,7 +3,8 @@
 # Run as root. Safe to run again: every step checks before it acts.
 #
 #   scripts/setup-host.sh            virtualisation stack (libvirt, qemu, image tools),
-#                                    PostgreSQL for the results store tests
+#                                    build and test tools (Ansible for the playbook
+#                                    tests), PostgreSQL and RabbitMQ for the tests
 #
 # Prints one line per step; exits non-zero with the failing step named.
 set -euo pipefail
@@ -31,10 +32,11 @@ missing_pkgs() {
 }
 
 # --- packages -----------------------------------------------------------------
-PKGS=(qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev
-      genisoimage cpio socat busybox-static dropbear-bin e2fsprogs
-      libssl-dev pkg-config git xz-utils zstd python3 python3-venv openssh-client tini
-      wrk)
+# Package lists: scripts/packages-runtime.txt (what a host running jobs
+# needs; the Ansible role installs the same) and packages-dev.txt (building
+# and testing). One name per line, `#` comments.
+read_pkgs() { grep -v '^[[:space:]]*\(#\|$\)' "$1"; }
+mapfile -t PKGS < <(read_pkgs "$(dirname "$0")/packages-runtime.txt"; read_pkgs "$(dirname "$0")/packages-dev.txt")
 need=$(missing_pkgs "${PKGS[@]}")
 if [ -n "$need" ]; then
     apt_update_once

@@ -85,10 +85,12 @@ impl Settings {
         self.data_dir.join("jobs")
     }
 
-    /// The database URL in effect.
+    /// The database URL in effect. An empty one (`FERROTRON_DATABASE_URL=`
+    /// in an environment file) means the default, as if unset.
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()
+            .filter(|u| !u.trim().is_empty())
             .unwrap_or_else(|| crate::store::default_url(&self.data_dir))
     }
 

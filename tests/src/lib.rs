@@ -21,7 +21,8 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-fn ferrotron_bin() -> PathBuf {
+/// The `ferrotron` binary under test (`FERROTRON_BIN`, else the release build).
+pub fn ferrotron_bin() -> PathBuf {
     std::env::var_os("FERROTRON_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target/release/ferrotron"))

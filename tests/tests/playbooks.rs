@@ -1,0 +1,274 @@
+//! The Ansible playbooks (playbooks/) run for real with ansible-playbook
+//! (installed by scripts/setup-host.sh) against this machine, into a
+//! staging root: what they install, that a second run changes nothing, that
+//! a broken rules file is refused before it replaces the good one, and that
+//! drain.yml waits for a job in progress in a real VM.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ferrotron_tests::{ferrotron_bin, workspace, Harness, Running};
+use serde_json::json;
+
+struct Play {
+    code: Option<i32>,
+    stdout: String,
+}
+
+/// Runs `ansible-playbook PLAYBOOK` on localhost (a local connection, no
+/// privilege escalation: tests run as root) with `vars` as extra variables.
+/// Ansible's own files go under the test's folder.
+fn play(h: &Harness, playbook: &str, vars: &serde_json::Value) -> Play {
+    let dir = h.data_dir.join("ansible");
+    std::fs::create_dir_all(&dir).expect("ansible dir");
+    let inventory = dir.join("inventory.ini");
+    std::fs::write(
+        &inventory,
+        "[ferrotron_hosts]\nlocalhost ansible_connection=local ansible_become=false \
+         ansible_python_interpreter=/usr/bin/python3\n",
+    )
+    .expect("inventory");
+    let vars_file = dir.join("vars.json");
+    std::fs::write(&vars_file, vars.to_string()).expect("vars");
+    let out = Command::new("ansible-playbook")
+        .arg("-i")
+        .arg(&inventory)
+        .arg("-e")
+        .arg(format!("@{}", vars_file.display()))
+        .arg(workspace().join("playbooks").join(playbook))
+        .env("ANSIBLE_HOME", &dir)
+        .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp"))
+        .env("ANSIBLE_REMOTE_TEMP", dir.join("tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .env("ANSIBLE_STDOUT_CALLBACK", "default")
+        .output()
+        .expect("ansible-playbook (scripts/setup-host.sh installs ansible-core)");
+    let p = Play {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    };
+    eprintln!(
+        "--- ansible-playbook {playbook} -> {:?}\n{}{}",
+        p.code,
+        p.stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p
+}
+
+/// The variables of a staging install under `root`: no packages, no image
+/// build, no systemd (none here); the binary under test.
+fn staging(root: &Path) -> serde_json::Value {
+    json!({
+        "ferrotron_root": root,
+        "ferrotron_install_packages": false,
+        "ferrotron_build_image": false,
+        "ferrotron_manage_service": false,
+        "ferrotron_binary_src": ferrotron_bin(),
+        "ferrotron_agent_src": workspace().join("target/x86_64-unknown-linux-gnu/agent/ferrotron-agent"),
+    })
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+fn recap_changed(p: &Play) -> usize {
+    let line = p
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("localhost") && l.contains("changed="))
+        .unwrap_or_else(|| panic!("no PLAY RECAP line:\n{}", p.stdout));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("changed="))
+        .and_then(|n| n.parse().ok())
+        .expect("changed=N")
+}
+
+/// `ferrotron ARGS` from the staging install, on its data folder.
+fn installed(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(root.join("usr/local/bin/ferrotron"))
+        .args(args)
+        .env("FERROTRON_DATA_DIR", root.join("var/lib/ferrotron"))
+        .output()
+        .expect("installed ferrotron")
+}
+
+#[test]
+fn site_installs_everything_and_a_second_run_changes_nothing() {
+    let h = Harness::new("playbook-site");
+    let root = h.data_dir.join("root");
+    let first = play(&h, "site.yml", &staging(&root));
+    assert_eq!(first.code, Some(0), "{}", first.stdout);
+    assert!(recap_changed(&first) > 0);
+
+    let bin = root.join("usr/local/bin/ferrotron");
+    assert_eq!(mode(&bin), 0o755);
+    let v = installed(&root, &["--version"]);
+    assert!(v.status.success());
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("ferrotron "));
+    assert_eq!(
+        mode(&root.join("usr/local/libexec/ferrotron/ferrotron-agent")),
+        0o755
+    );
+
+    let env_file = root.join("etc/ferrotron/ferrotron.env");
+    assert_eq!(mode(&env_file), 0o600, "the environment may hold secrets");
+    let env = std::fs::read_to_string(&env_file).expect("env file");
+    for line in [
+        "FERROTRON_DATA_DIR=/var/lib/ferrotron",
+        "FERROTRON_MAX_VMS=2",
+        "FERROTRON_RULES=/etc/ferrotron/rules.yml",
+        "FERROTRON_AGENT=/usr/local/libexec/ferrotron/ferrotron-agent",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} missing:\n{env}");
+    }
+    assert!(!env.contains("FERROTRON_DATABASE_URL"), "{env}");
+    let unit =
+        std::fs::read_to_string(root.join("etc/systemd/system/ferrotron.service")).expect("unit");
+    assert!(
+        unit.lines()
+            .any(|l| l == "ExecStart=/usr/local/bin/ferrotron serve"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("ExecReload=/bin/kill -HUP $MAINPID"),
+        "{unit}"
+    );
+    assert_eq!(
+        std::fs::read(root.join("etc/ferrotron/rules.yml")).expect("rules"),
+        std::fs::read(workspace().join("examples/rules.yml")).expect("example rules")
+    );
+
+    // The token works against the installed store.
+    let token = root.join("etc/ferrotron/token");
+    assert_eq!(mode(&token), 0o600);
+    assert!(std::fs::read_to_string(&token).expect("token").trim().len() >= 32);
+    let list = installed(&root, &["token", "list"]);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("ansible-localhost"),
+        "{}",
+        String::from_utf8_lossy(&list.stdout)
+    );
+
+    let token_before = std::fs::read_to_string(&token).expect("token");
+    let second = play(&h, "site.yml", &staging(&root));
+    assert_eq!(second.code, Some(0), "{}", second.stdout);
+    assert_eq!(
+        recap_changed(&second),
+        0,
+        "not idempotent:\n{}",
+        second.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(&token).expect("token"),
+        token_before,
+        "the token was replaced"
+    );
+}
+
+#[test]
+fn a_broken_rules_file_fails_the_play_and_keeps_the_good_rules() {
+    let h = Harness::new("playbook-rules");
+    let root = h.data_dir.join("root");
+    let bad: PathBuf = h.data_dir.join("bad-rules.yml");
+    std::fs::write(
+        &bad,
+        "- when: {message_type: Generic}\n  do:\n    - tasks: [hello]\n      priorty: 3\n",
+    )
+    .expect("bad rules");
+    let installed_rules = root.join("etc/ferrotron/rules.yml");
+
+    let good = play(&h, "site.yml", &staging(&root));
+    assert_eq!(good.code, Some(0), "{}", good.stdout);
+    let before = std::fs::read(&installed_rules).expect("rules");
+
+    let mut vars = staging(&root);
+    vars["ferrotron_rules_src"] = json!(bad);
+    let p = play(&h, "site.yml", &vars);
+    assert_eq!(p.code, Some(2), "{}", p.stdout);
+    assert!(p.stdout.contains("Check the rules file"), "{}", p.stdout);
+    assert!(
+        p.stdout.contains(&format!("{}:4:", bad.display())),
+        "the line of the bad key:\n{}",
+        p.stdout
+    );
+    assert!(p.stdout.contains("priorty"), "the bad key:\n{}", p.stdout);
+    assert_eq!(
+        std::fs::read(&installed_rules).expect("rules"),
+        before,
+        "the installed rules changed"
+    );
+}
+
+/// drain.yml idles the host and waits while a job runs in a real VM: with
+/// a short time-out it fails, and passes once the job is gone;
+/// resume.yml makes the host active again.
+#[test]
+fn drain_waits_for_a_running_job_then_resume_reactivates() {
+    let h = Harness::new("playbook-drain");
+    let slow = h.data_dir.join("slow");
+    std::fs::create_dir_all(&slow).expect("mkdir");
+    std::fs::write(
+        slow.join("runtask.yml"),
+        "name: slow\ndesc: waits\nmaintainer: ferrotron-devs\ninput:\n  args: [koji_build]\n\
+         actions:\n  - name: wait\n    shell:\n      - echo started\n      - sleep 600\n    timeout: 900\n",
+    )
+    .expect("formula");
+    let mut c = h.command(&["serve", "--listen", "127.0.0.1:0", "--max-vms", "1"]);
+    c.env("FERROTRON_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut serve = Running::from_command(c);
+    serve.wait_for("listening on http://", Duration::from_secs(60));
+    let out = h.run(&[
+        "submit",
+        slow.to_str().expect("utf-8"),
+        "--item",
+        "slow-1.0-1.fc40",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let uuid = out.stdout.trim().to_string();
+    serve.wait_for(&format!("job {uuid}: booting"), Duration::from_secs(120));
+
+    // The playbooks drive the binary under test on this test's data folder.
+    let vars = json!({
+        "ferrotron_root": "",
+        "ferrotron_bin": ferrotron_bin(),
+        "ferrotron_data_dir": h.data_dir,
+        "ferrotron_drain_timeout": 10,
+    });
+    let p = play(&h, "drain.yml", &vars);
+    assert_eq!(p.code, Some(2), "a job is in progress:\n{}", p.stdout);
+    assert!(
+        p.stdout
+            .contains("FAILED - RETRYING: [localhost]: Wait for jobs in progress to end"),
+        "{}",
+        p.stdout
+    );
+    let status = h.run(&["host", "status"]);
+    assert!(status.stdout.starts_with("idle\n"), "{}", status.stdout);
+
+    serve.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, rest) = serve.finish(Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{rest}");
+    let p = play(&h, "drain.yml", &vars);
+    assert_eq!(p.code, Some(0), "nothing in progress now:\n{}", p.stdout);
+
+    let p = play(&h, "resume.yml", &vars);
+    assert_eq!(p.code, Some(0), "{}", p.stdout);
+    let status = h.run(&["host", "status"]);
+    assert!(status.stdout.starts_with("active\n"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("queued\t1\n"),
+        "the job waits for its restart: {}",
+        status.stdout
+    );
+}
