@@ -13,6 +13,7 @@ use sqlx::any::AnyRow;
 use super::jobs::{insert_transition, TransitionRow};
 use super::{now_micros, row_get, Store, StoreError};
 use crate::job::JobState;
+use crate::scheduler::placement::{Free, Needs};
 
 /// One job to put in the queue.
 #[derive(Debug, Clone)]
@@ -28,6 +29,9 @@ pub struct NewQueuedJob {
     pub priority: i64,
     pub image: Option<String>,
     pub max_attempts: i64,
+    /// What the job's VM gets (its image's manifest), when known at
+    /// enqueue; `None`: the claiming worker's default.
+    pub needs: Option<Needs>,
 }
 
 /// What enqueueing a message did.
@@ -54,7 +58,12 @@ pub struct ClaimedJob {
     pub max_attempts: i64,
 }
 
-const RUNNING_STATES: &str = "('scheduled', 'booting', 'running', 'reporting')";
+/// A size as a database integer (sizes past `i64::MAX` mean "no limit").
+pub(super) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(super) const RUNNING_STATES: &str = "('scheduled', 'booting', 'running', 'reporting')";
 
 fn claimed_from_row(r: &AnyRow) -> Result<ClaimedJob, StoreError> {
     Ok(ClaimedJob {
@@ -122,9 +131,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO jobs (uuid, state, item, item_type, arch, formula, created_at, \
                  message_id, topic, task, repo, git_ref, task_path, priority, image, \
-                 max_attempts, queued) \
+                 max_attempts, queued, vcpus, memory_mib) \
                  VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, 1)",
+                 $15, 1, $16, $17)",
             )
             .bind(uuid.clone())
             .bind(j.item.clone())
@@ -141,6 +150,8 @@ impl Store {
             .bind(j.priority)
             .bind(j.image.clone())
             .bind(j.max_attempts.max(1))
+            .bind(j.needs.map(|n| i64::from(n.vcpus)))
+            .bind(j.needs.map(|n| to_i64(n.memory_mib)))
             .execute(&mut *tx.tx)
             .await?;
             let t = TransitionRow {
@@ -157,25 +168,55 @@ impl Store {
         })
     }
 
-    /// Claims the next runnable job for `owner` until now + `lease_micros`:
-    /// highest priority first; among equals, the task with the fewest jobs
-    /// in progress (so a flood for one task cannot starve the others), then
-    /// the oldest. The job becomes `scheduled`.
+    /// Claims the next runnable job for `owner` until now + `lease_micros`,
+    /// with no capacity limit (see [`Store::claim_fitting`]).
     pub async fn claim_next(
         &self,
         owner: &str,
         lease_micros: i64,
     ) -> Result<Option<ClaimedJob>, StoreError> {
+        Ok(self
+            .claim_fitting(owner, lease_micros, Free::UNLIMITED, Needs::FALLBACK)
+            .await?
+            .map(|(job, _)| job))
+    }
+
+    /// Claims the next runnable job for `owner` until now + `lease_micros`
+    /// among those whose VM fits `free` (a job without recorded needs
+    /// counts as `default`): highest priority first; among equals, the
+    /// task with the fewest jobs in progress (so a flood for one task
+    /// cannot starve the others), then the oldest. The job becomes
+    /// `scheduled`; returned with the needs it was placed with.
+    pub async fn claim_fitting(
+        &self,
+        owner: &str,
+        lease_micros: i64,
+        free: Free,
+        default: Needs,
+    ) -> Result<Option<(ClaimedJob, Needs)>, StoreError> {
+        if free.vms == 0 {
+            return Ok(None);
+        }
+        // The jobs in progress per task are counted once per claim (a
+        // derived table), not once per candidate row.
         let sql = format!(
-            "SELECT j.uuid FROM jobs j WHERE j.queued = 1 AND j.state = 'queued' \
-             AND j.not_before <= $1 ORDER BY j.priority DESC, \
-             (SELECT COUNT(*) FROM jobs r WHERE r.queued = 1 AND r.task = j.task \
-              AND r.state IN {RUNNING_STATES}) ASC, j.created_at ASC, j.uuid ASC LIMIT 8"
+            "SELECT j.uuid, COALESCE(j.vcpus, $2) AS need_vcpus, \
+             COALESCE(j.memory_mib, $3) AS need_memory FROM jobs j \
+             LEFT JOIN (SELECT task, COUNT(*) AS n FROM jobs WHERE queued = 1 \
+              AND state IN {RUNNING_STATES} GROUP BY task) r ON r.task = j.task \
+             WHERE j.queued = 1 AND j.state = 'queued' AND j.not_before <= $1 \
+             AND COALESCE(j.vcpus, $2) <= $4 AND COALESCE(j.memory_mib, $3) <= $5 \
+             ORDER BY j.priority DESC, COALESCE(r.n, 0) ASC, j.created_at ASC, j.uuid ASC \
+             LIMIT 8"
         );
         for _round in 0..4 {
             let now = now_micros();
             let candidates = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(now)
+                .bind(i64::from(default.vcpus))
+                .bind(to_i64(default.memory_mib))
+                .bind(i64::from(free.vcpus))
+                .bind(to_i64(free.memory_mib))
                 .fetch_all(&self.pool)
                 .await?;
             if candidates.is_empty() {
@@ -183,6 +224,10 @@ impl Store {
             }
             for c in &candidates {
                 let uuid: String = row_get(c, "uuid")?;
+                let needs = Needs {
+                    vcpus: u32::try_from(row_get::<i64>(c, "need_vcpus")?).unwrap_or(u32::MAX),
+                    memory_mib: u64::try_from(row_get::<i64>(c, "need_memory")?).unwrap_or(0),
+                };
                 let mut tx = self.begin().await?;
                 let changed = sqlx::query(
                     "UPDATE jobs SET state = 'scheduled', lease_owner = $1, lease_expires = $2, \
@@ -211,7 +256,7 @@ impl Store {
                 .await?;
                 let job = claimed_from_row(&row)?;
                 tx.commit().await?;
-                return Ok(Some(job));
+                return Ok(Some((job, needs)));
             }
         }
         Ok(None)
@@ -410,6 +455,7 @@ mod tests {
             priority,
             image: None,
             max_attempts: 2,
+            needs: None,
         }
     }
 
