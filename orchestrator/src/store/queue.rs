@@ -442,6 +442,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheduler::placement::{Capacity, Usage};
+    use crate::store::{HostRecord, HOST_FRESH_MICROS};
 
     fn job(task: &str, priority: i64) -> NewQueuedJob {
         NewQueuedJob {
@@ -627,5 +629,182 @@ mod tests {
         use JobState::*;
         assert_eq!(st, [Queued, Scheduled, Queued, Scheduled, Error]);
         assert!(s.claim_next("w3", 1).await.expect("claim").is_none());
+    }
+
+    fn sized(task: &str, priority: i64, vcpus: u32, memory_mib: u64) -> NewQueuedJob {
+        NewQueuedJob {
+            needs: Some(Needs { vcpus, memory_mib }),
+            ..job(task, priority)
+        }
+    }
+
+    const DEFAULT: Needs = Needs {
+        vcpus: 1,
+        memory_mib: 256,
+    };
+
+    /// A claim takes only a job whose VM fits the worker's free capacity,
+    /// still in priority order among those; a job without recorded needs
+    /// counts as the worker's default.
+    #[tokio::test]
+    async fn claims_take_only_jobs_that_fit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        s.enqueue("m1", "t", &[sized("big", 5, 4, 4096)])
+            .await
+            .expect("big");
+        s.enqueue("m2", "t", &[job("unsized", 1), sized("small", 0, 1, 512)])
+            .await
+            .expect("others");
+        let free = Free {
+            vcpus: 2,
+            memory_mib: 1024,
+            vms: 2,
+        };
+        let lease = 60_000_000;
+        let (a, na) = s
+            .claim_fitting("w1", lease, free, DEFAULT)
+            .await
+            .expect("claim")
+            .expect("a job fits");
+        assert_eq!((a.task.as_str(), na), ("unsized", DEFAULT));
+        let (b, nb) = s
+            .claim_fitting("w1", lease, free, DEFAULT)
+            .await
+            .expect("claim")
+            .expect("a job fits");
+        assert_eq!(b.task, "small");
+        assert_eq!(nb.memory_mib, 512);
+        assert!(
+            s.claim_fitting("w1", lease, free, DEFAULT)
+                .await
+                .expect("claim")
+                .is_none(),
+            "the big job does not fit 2 vCPUs"
+        );
+        let none_left = Free { vms: 0, ..free };
+        let roomy = Free {
+            vcpus: 8,
+            memory_mib: 8192,
+            vms: 1,
+        };
+        assert!(s
+            .claim_fitting("w2", lease, none_left, DEFAULT)
+            .await
+            .expect("claim")
+            .is_none());
+        let (c, nc) = s
+            .claim_fitting("w2", lease, roomy, DEFAULT)
+            .await
+            .expect("claim")
+            .expect("fits a larger host");
+        assert_eq!((c.task.as_str(), nc.vcpus), ("big", 4));
+    }
+
+    fn host(name: &str, vcpus: u32, memory_mib: u64, heartbeat: i64) -> HostRecord {
+        HostRecord {
+            name: name.into(),
+            worker: format!("{name}:1:abcd"),
+            capacity: Capacity {
+                vcpus,
+                memory_mib,
+                max_vms: 2,
+            },
+            used: Usage::default(),
+            started_at: heartbeat,
+            heartbeat,
+        }
+    }
+
+    /// Hosts register and update their row; a queued job no live host can
+    /// hold ends in `error` saying why, the others stay queued; a host
+    /// long gone does not count.
+    async fn unplaceable_jobs_end_in_error(s: &Store) {
+        assert_eq!(s.fail_unplaceable(DEFAULT).await.expect("no hosts"), 0);
+        let now = now_micros();
+        let mut small = host("small", 2, 2048, now);
+        s.put_host(&small).await.expect("register");
+        small.used = Usage {
+            vcpus: 1,
+            memory_mib: 256,
+            vms: 1,
+        };
+        s.put_host(&small).await.expect("heartbeat");
+        s.put_host(&host("gone", 64, 65536, now - 2 * HOST_FRESH_MICROS))
+            .await
+            .expect("stale host");
+        let hosts = s.hosts().await.expect("hosts");
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[1], small, "updated, not duplicated");
+        let e = s
+            .enqueue(
+                "m1",
+                "t",
+                &[
+                    sized("huge", 0, 8, 1024),
+                    job("fine", 0),
+                    sized("fat", 0, 1, 4096),
+                ],
+            )
+            .await
+            .expect("enqueue");
+        assert_eq!(s.fail_unplaceable(DEFAULT).await.expect("place"), 2);
+        let huge = s.get_job(&e.jobs[0]).await.expect("get").expect("job");
+        assert_eq!(huge.state, JobState::Error);
+        let why = huge.last_error.unwrap_or_default();
+        assert!(
+            why.contains("8 vCPU(s) and 1024 MiB")
+                && why.contains("at most 2 vCPU(s) and 2048 MiB"),
+            "{why}"
+        );
+        let st: Vec<_> = huge.transitions.iter().map(|t| t.state).collect();
+        assert_eq!(st, [JobState::Queued, JobState::Error]);
+        let fine = s.get_job(&e.jobs[1]).await.expect("get").expect("job");
+        assert_eq!(fine.state, JobState::Queued);
+        let fat = s.get_job(&e.jobs[2]).await.expect("get").expect("job");
+        assert_eq!(fat.state, JobState::Error);
+        assert_eq!(s.fail_unplaceable(DEFAULT).await.expect("again"), 0);
+    }
+
+    #[tokio::test]
+    async fn unplaceable_jobs_end_in_error_sqlite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        unplaceable_jobs_end_in_error(&store(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn unplaceable_jobs_end_in_error_postgres() {
+        let (s, name) = pg_store().await;
+        unplaceable_jobs_end_in_error(&s).await;
+        pg_drop(s, &name).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_claims_take_only_jobs_that_fit() {
+        let (s, name) = pg_store().await;
+        s.enqueue(
+            "m1",
+            "t",
+            &[sized("big", 5, 4, 4096), sized("small", 0, 1, 256)],
+        )
+        .await
+        .expect("enqueue");
+        let free = Free {
+            vcpus: 2,
+            memory_mib: 1024,
+            vms: 1,
+        };
+        let (c, n) = s
+            .claim_fitting("w1", 60_000_000, free, DEFAULT)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!((c.task.as_str(), n.memory_mib), ("small", 256));
+        assert!(s
+            .claim_fitting("w1", 60_000_000, free, DEFAULT)
+            .await
+            .expect("claim")
+            .is_none());
+        pg_drop(s, &name).await;
     }
 }
