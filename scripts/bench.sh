@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark (VM job; results API under wrk), figures into
+# `make bench`: every benchmark (VM job; results API under wrk; service;
+# scheduler cost per decision), figures into
 # docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,3 +8,4 @@ python3 scripts/bench.py
 python3 scripts/bench_api.py
 python3 scripts/bench_cache.py
 python3 scripts/bench_service.py
+python3 scripts/bench_sched.py

@@ -59,3 +59,14 @@ pub fn resolve(
     let r = ImageStore::new(root.to_path_buf()).resolve(spec)?;
     Ok(ResolvedImage::from_manifest(r.path, &r.manifest))
 }
+
+/// What a VM of image `spec` gets (its manifest's `vcpus` and
+/// `memory_mib`), for placing jobs; `None` when the image is not in the
+/// store at `root` (the worker's default then applies).
+pub fn needs(root: &std::path::Path, spec: &str) -> Option<crate::scheduler::placement::Needs> {
+    let r = ImageStore::new(root.to_path_buf()).resolve(spec).ok()?;
+    Some(crate::scheduler::placement::Needs {
+        vcpus: r.manifest.boot.vcpus,
+        memory_mib: u64::from(r.manifest.boot.memory_mib),
+    })
+}

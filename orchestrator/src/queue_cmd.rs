@@ -113,22 +113,48 @@ pub fn host(settings: &Settings, cmd: HostCommand) -> i32 {
                 let idle = store.get_flag(ferrotron::scheduler::IDLE_FLAG).await?;
                 let counts = store.queue_counts().await?;
                 let messages = store.message_count().await?;
+                let hosts = store.hosts().await?;
                 store.close().await;
-                Ok::<_, ferrotron::store::StoreError>((idle, counts, messages))
+                Ok::<_, ferrotron::store::StoreError>((idle, counts, messages, hosts))
             });
             match r {
-                Ok((idle, counts, messages)) => {
+                Ok((idle, counts, messages, hosts)) => {
                     println!("{}", if idle.is_some() { "idle" } else { "active" });
                     for (state, n) in counts {
                         println!("{state}\t{n}");
                     }
                     println!("messages\t{messages}");
+                    let now = ferrotron::store::now_micros();
+                    for h in hosts {
+                        println!("{}", host_line(&h, now));
+                    }
                     0
                 }
                 Err(e) => crate::fail(3, &e),
             }
         }
     }
+}
+
+/// One host in `host status`: `host NAME VMS VCPUS MEMORY SEEN`, tab
+/// separated (used/capacity each).
+fn host_line(h: &ferrotron::store::HostRecord, now: i64) -> String {
+    let ago = (now - h.heartbeat).max(0) / 1_000_000;
+    let seen = if now - h.heartbeat > ferrotron::store::HOST_FRESH_MICROS {
+        format!("gone (last seen {ago} s ago)")
+    } else {
+        format!("seen {ago} s ago")
+    };
+    format!(
+        "host\t{}\t{}/{} VMs\t{}/{} vCPUs\t{}/{} MiB\t{seen}",
+        h.name,
+        h.used.vms,
+        h.capacity.max_vms,
+        h.used.vcpus,
+        h.capacity.vcpus,
+        h.used.memory_mib,
+        h.capacity.memory_mib
+    )
 }
 
 pub fn submit(settings: &Settings, a: SubmitArgs) -> i32 {
@@ -156,6 +182,12 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> i32 {
         ),
         _ => return crate::fail(2, &std::io::Error::other("no formula file name")),
     };
+    // The VM's size, for placement: the image the job will boot.
+    let spec = a
+        .image
+        .clone()
+        .or_else(|| formula.environment.image.clone())
+        .unwrap_or_else(|| ferrotron::images::DEFAULT_IMAGE.to_string());
     let job = NewQueuedJob {
         item: a.item,
         item_type: a.item_type,
@@ -167,6 +199,7 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> i32 {
         priority: a.priority,
         image: a.image,
         max_attempts: a.max_attempts,
+        needs: ferrotron::images::needs(&settings.images_dir, &spec),
     };
     let rt = match runtime() {
         Ok(rt) => rt,

@@ -38,6 +38,14 @@ pub struct ServeArgs {
     /// Most VMs this host runs at once.
     #[arg(long, env = "FERROTRON_MAX_VMS", default_value_t = 2)]
     max_vms: usize,
+    /// vCPUs all VMs here may have at once (default: 2 per CPU libvirt
+    /// reports).
+    #[arg(long, env = "FERROTRON_MAX_VCPUS", value_parser = clap::value_parser!(u32).range(1..))]
+    max_vcpus: Option<u32>,
+    /// Memory in MiB all VMs here may have at once (default: libvirt's
+    /// node memory minus 10 %, at least 1 GiB, for the host).
+    #[arg(long, env = "FERROTRON_MAX_MEMORY", value_parser = clap::value_parser!(u64).range(1..))]
+    max_memory: Option<u64>,
     /// Do not run jobs here (record and serve only).
     #[arg(long)]
     no_scheduler: bool,
@@ -118,7 +126,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
     let intake = match &args.rules {
         Some(path) => {
             match crate::queue_cmd::load_intake(path, args.mappings.as_deref(), args.max_attempts) {
-                Ok(i) => Some(i),
+                Ok(i) => Some(i.with_images(settings.images_dir.clone())),
                 Err(code) => return code,
             }
         }
@@ -126,6 +134,8 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
     };
     let scheduler = (!args.no_scheduler).then(|| {
         let mut c = ferrotron::scheduler::SchedulerConfig::new(args.max_vms);
+        c.max_vcpus = args.max_vcpus;
+        c.max_memory_mib = args.max_memory;
         c.backoff = std::time::Duration::from_secs(args.retry_backoff_secs);
         c.lease = std::time::Duration::from_secs(args.lease_secs.max(3));
         c

@@ -781,3 +781,36 @@ fn a_bad_rules_file_on_reload_keeps_the_last_good_rules() {
     assert_eq!(code, 201, "{v}");
     assert_eq!(jobs_of(&v).len(), 1, "{v}");
 }
+
+/// A job whose VM is larger than every host's capacity ends in `error`
+/// with the reason at once instead of waiting forever; `host status`
+/// shows the host's capacity; no VM is started.
+#[test]
+fn a_job_larger_than_every_host_is_an_error() {
+    let h = Harness::new("service-too-large");
+    let s = start(&h, &["--max-memory", "64", "--max-vcpus", "2"]);
+    let out = h.run(&["submit", "examples/hello", "--item", "hello-1.0-1.fc40"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let uuid = out.stdout.trim().to_string();
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "error", "{j}");
+    assert_eq!(j["exit_status"], 2, "{j}");
+    assert_eq!(states(&j), ["queued", "error"]);
+    let why = j["error"].as_str().unwrap_or("");
+    assert!(
+        why.contains("more than any of the 1 host(s) offers") && why.contains("64 MiB"),
+        "{j}"
+    );
+    let status = h.run(&["host", "status"]);
+    assert_eq!(status.code, Some(0), "{}", status.stderr);
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("host\t") && l.contains("0/2 vCPUs\t0/64 MiB")),
+        "{}",
+        status.stdout
+    );
+    assert!(runner_jobs(&h).is_empty());
+    stop(s);
+}

@@ -21,6 +21,9 @@ pub struct Intake {
     pub mappings: Mappings,
     /// Attempts per job (1 + retries of infrastructure errors).
     pub max_attempts: i64,
+    /// The image store, to record each job's VM size at enqueue when its
+    /// rule names an image (see [`Intake::with_images`]).
+    images_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,7 @@ pub fn queued_job(j: &JobRequest, max_attempts: i64) -> NewQueuedJob {
         priority: i64::from(j.priority),
         image: j.image.clone(),
         max_attempts,
+        needs: None,
     }
 }
 
@@ -63,7 +67,16 @@ impl Intake {
             rules_path,
             mappings,
             max_attempts,
+            images_dir: None,
         }
+    }
+
+    /// Records the vCPUs and memory of each job whose rule names an image
+    /// found in `images_dir` (for placement); others get the worker's
+    /// default size.
+    pub fn with_images(mut self, images_dir: PathBuf) -> Intake {
+        self.images_dir = Some(images_dir);
+        self
     }
 
     /// The rules in force now.
@@ -106,7 +119,14 @@ impl Intake {
         let jobs: Vec<NewQueuedJob> = eval
             .jobs
             .iter()
-            .map(|j| queued_job(j, self.max_attempts))
+            .map(|j| {
+                let mut q = queued_job(j, self.max_attempts);
+                q.needs = match (&self.images_dir, &q.image) {
+                    (Some(dir), Some(image)) => crate::images::needs(dir, image),
+                    _ => None,
+                };
+                q
+            })
             .collect();
         let id = msg
             .id

@@ -9,6 +9,10 @@
 //! final. A job cancelled through the API is seen at the next lease renewal
 //! and its VM destroyed through the runner's [`Cancel`].
 
+pub mod placement;
+pub mod simhost;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +27,10 @@ use crate::job::JobState;
 use crate::progress::{Progress, VM_PHASES};
 use crate::runner::{self, RunError, RunOutcome, RunRequest};
 use crate::settings::Settings;
-use crate::store::{now_micros, Artifact, ClaimedJob, JobRef, NewResult, Store, StoreError};
+use crate::store::{
+    now_micros, Artifact, ClaimedJob, HostRecord, JobRef, NewResult, Store, StoreError,
+};
+use placement::{Capacity, Ledger, Limits, Needs};
 
 /// The flag (in the store) that stops this host from starting jobs.
 pub const IDLE_FLAG: &str = "idle";
@@ -32,6 +39,12 @@ pub const IDLE_FLAG: &str = "idle";
 pub struct SchedulerConfig {
     /// Most VMs running at once on this host.
     pub capacity: usize,
+    /// vCPUs and memory (MiB) the VMs here may have in all; `None`: from
+    /// libvirt's node info (see [`placement::Capacity::resolve`]).
+    pub max_vcpus: Option<u32>,
+    pub max_memory_mib: Option<u64>,
+    /// This host's name in the `hosts` table.
+    pub host: String,
     /// How long a claim lasts without renewal.
     pub lease: Duration,
     /// How often the queue is looked at when nothing happens.
@@ -51,6 +64,9 @@ impl SchedulerConfig {
         let rand = uuid::Uuid::new_v4().simple().to_string();
         SchedulerConfig {
             capacity: capacity.max(1),
+            max_vcpus: None,
+            max_memory_mib: None,
+            host: host.clone(),
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(500),
             owner: format!("{host}:{}:{}", std::process::id(), &rand[..8]),
@@ -108,12 +124,19 @@ pub async fn run(
 ) {
     let cfg = Arc::new(cfg);
     let mut running: JoinSet<()> = JoinSet::new();
+    // Which job each task runs, to give its resources back when it ends.
+    let mut running_jobs: HashMap<tokio::task::Id, String> = HashMap::new();
     // What the last "host idle" line said, so it is logged on change only.
     let mut idle_waiting: Option<i64> = None;
+    let (capacity, default_needs) = host_capacity(&settings, &cfg).await;
+    let mut ledger = Ledger::new(capacity);
+    let mut beat = Heartbeat::new(&cfg, capacity);
     tracing::info!(
-        "scheduler {} started: at most {} VM(s) at once",
+        "scheduler {} started: at most {} VM(s), {} vCPU(s) and {} MiB at once",
         cfg.owner,
-        cfg.capacity
+        capacity.max_vms,
+        capacity.vcpus,
+        capacity.memory_mib
     );
     loop {
         if *stop.borrow() {
@@ -123,6 +146,12 @@ pub async fn run(
             Ok((0, 0)) => {}
             Ok((r, e)) => tracing::warn!("expired leases: {r} job(s) requeued, {e} marked error"),
             Err(e) => tracing::error!("requeue: {}", crate::util::full(&e)),
+        }
+        beat.send(&store, ledger.used()).await;
+        match store.fail_unplaceable(default_needs).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!("{n} job(s) larger than every host: marked error"),
+            Err(e) => tracing::error!("placement: {}", crate::util::full(&e)),
         }
         let idle = match store.get_flag(IDLE_FLAG).await {
             Ok(f) => f.is_some(),
@@ -145,17 +174,47 @@ pub async fn run(
         } else if idle_waiting.take().is_some() {
             tracing::info!("host resumed");
         }
-        while !idle && running.len() < cfg.capacity {
-            match store.claim_next(&cfg.owner, micros(cfg.lease)).await {
-                Ok(Some(job)) => {
-                    tracing::info!("job {}: claimed ({} for {})", job.uuid, job.task, job.item);
-                    running.spawn(run_job(
+        while !idle && ledger.free().vms > 0 {
+            let claim = store
+                .claim_fitting(&cfg.owner, micros(cfg.lease), ledger.free(), default_needs)
+                .await;
+            match claim {
+                Ok(Some((job, needs))) => {
+                    if let Err(e) = ledger.reserve(&job.uuid, needs) {
+                        // The claim took only a job that fits: not expected.
+                        tracing::error!("job {}: {e}; giving it back", job.uuid);
+                        let back = store
+                            .advance_claimed(
+                                &job.uuid,
+                                &cfg.owner,
+                                JobState::Queued,
+                                None,
+                                None,
+                                None,
+                            )
+                            .await;
+                        if let Err(e) = back {
+                            tracing::error!("job {}: {}", job.uuid, crate::util::full(&e));
+                        }
+                        break;
+                    }
+                    tracing::info!(
+                        "job {}: claimed ({} for {}; {} vCPU(s), {} MiB)",
+                        job.uuid,
+                        job.task,
+                        job.item,
+                        needs.vcpus,
+                        needs.memory_mib
+                    );
+                    let uuid = job.uuid.clone();
+                    let task = running.spawn(run_job(
                         store.clone(),
                         settings.clone(),
                         cfg.clone(),
                         job,
                         stop.clone(),
                     ));
+                    running_jobs.insert(task.id(), uuid);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -166,12 +225,112 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(cfg.poll) => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                let id = match &done {
+                    Ok((id, ())) => *id,
+                    Err(e) => e.id(),
+                };
+                if let Some(uuid) = running_jobs.remove(&id) {
+                    ledger.release(&uuid);
+                }
+            }
             _ = stop.changed() => {}
         }
     }
     while running.join_next().await.is_some() {}
+    beat.send(&store, placement::Usage::default()).await;
     tracing::info!("scheduler {} stopped", cfg.owner);
+}
+
+/// This host's capacity (the operator's limits, else libvirt's node info
+/// minus a reserve) and the size of a job whose needs were not recorded
+/// (the default image's). Without node info and limits, only the VM count
+/// limits what runs.
+async fn host_capacity(settings: &Settings, cfg: &SchedulerConfig) -> (Capacity, Needs) {
+    let limits = Limits {
+        max_vcpus: cfg.max_vcpus,
+        max_memory_mib: cfg.max_memory_mib,
+        max_vms: u32::try_from(cfg.capacity).unwrap_or(u32::MAX),
+    };
+    let uri = settings.libvirt_uri.clone();
+    let images = settings.images_dir.clone();
+    let probe = tokio::task::spawn_blocking(move || {
+        let node = crate::vm::hypervisor::Hypervisor::connect(&uri).and_then(|h| h.node_size());
+        let needs = crate::images::needs(&images, crate::images::DEFAULT_IMAGE);
+        (node, needs)
+    })
+    .await;
+    let (node, needs) = match probe {
+        Ok((node, needs)) => (node, needs),
+        Err(e) => {
+            tracing::error!("probing the host's size: {e}");
+            return (
+                Capacity {
+                    vcpus: u32::MAX,
+                    memory_mib: u64::MAX,
+                    max_vms: limits.max_vms.max(1),
+                },
+                Needs::FALLBACK,
+            );
+        }
+    };
+    let node = match node {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!("libvirt's node info: {}", crate::util::full(&e));
+            None
+        }
+    };
+    let capacity = Capacity::resolve(node, limits).unwrap_or_else(|e| {
+        tracing::warn!("{e}; counting VMs only");
+        Capacity {
+            vcpus: limits.max_vcpus.unwrap_or(u32::MAX),
+            memory_mib: limits.max_memory_mib.unwrap_or(u64::MAX),
+            max_vms: limits.max_vms.max(1),
+        }
+    });
+    (capacity, needs.unwrap_or(Needs::FALLBACK))
+}
+
+/// Writes this host's row in the `hosts` table: on start, when its use
+/// changes, and at least every [`Heartbeat::EVERY_MICROS`].
+struct Heartbeat {
+    record: HostRecord,
+    last: Option<(placement::Usage, i64)>,
+}
+
+impl Heartbeat {
+    const EVERY_MICROS: i64 = 5_000_000;
+
+    fn new(cfg: &SchedulerConfig, capacity: Capacity) -> Heartbeat {
+        let now = now_micros();
+        Heartbeat {
+            record: HostRecord {
+                name: cfg.host.clone(),
+                worker: cfg.owner.clone(),
+                capacity,
+                used: placement::Usage::default(),
+                started_at: now,
+                heartbeat: now,
+            },
+            last: None,
+        }
+    }
+
+    async fn send(&mut self, store: &Store, used: placement::Usage) {
+        let now = now_micros();
+        if let Some((u, at)) = self.last {
+            if u == used && now - at < Self::EVERY_MICROS {
+                return;
+            }
+        }
+        self.record.used = used;
+        self.record.heartbeat = now;
+        match store.put_host(&self.record).await {
+            Ok(()) => self.last = Some((used, now)),
+            Err(e) => tracing::error!("host heartbeat: {}", crate::util::full(&e)),
+        }
+    }
 }
 
 fn micros(d: Duration) -> i64 {

@@ -12,6 +12,7 @@
 //! Every write runs in a transaction; SQLite runs with `synchronous=FULL`
 //! so that an acknowledged write survives a crash.
 
+mod hosts;
 mod jobs;
 mod query;
 mod queue;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
+pub use hosts::{HostRecord, HOST_FRESH_MICROS};
 pub use jobs::{parse_state, Artifact, Job, JobUpdate, TransitionRow};
 pub use query::{DataFilter, Page, ResultFilter};
 pub use queue::{ClaimedJob, Enqueued, NewQueuedJob};

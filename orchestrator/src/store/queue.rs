@@ -13,6 +13,7 @@ use sqlx::any::AnyRow;
 use super::jobs::{insert_transition, TransitionRow};
 use super::{now_micros, row_get, Store, StoreError};
 use crate::job::JobState;
+use crate::scheduler::placement::{Free, Needs};
 
 /// One job to put in the queue.
 #[derive(Debug, Clone)]
@@ -28,6 +29,9 @@ pub struct NewQueuedJob {
     pub priority: i64,
     pub image: Option<String>,
     pub max_attempts: i64,
+    /// What the job's VM gets (its image's manifest), when known at
+    /// enqueue; `None`: the claiming worker's default.
+    pub needs: Option<Needs>,
 }
 
 /// What enqueueing a message did.
@@ -54,7 +58,12 @@ pub struct ClaimedJob {
     pub max_attempts: i64,
 }
 
-const RUNNING_STATES: &str = "('scheduled', 'booting', 'running', 'reporting')";
+/// A size as a database integer (sizes past `i64::MAX` mean "no limit").
+pub(super) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(super) const RUNNING_STATES: &str = "('scheduled', 'booting', 'running', 'reporting')";
 
 fn claimed_from_row(r: &AnyRow) -> Result<ClaimedJob, StoreError> {
     Ok(ClaimedJob {
@@ -122,9 +131,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO jobs (uuid, state, item, item_type, arch, formula, created_at, \
                  message_id, topic, task, repo, git_ref, task_path, priority, image, \
-                 max_attempts, queued) \
+                 max_attempts, queued, vcpus, memory_mib) \
                  VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, 1)",
+                 $15, 1, $16, $17)",
             )
             .bind(uuid.clone())
             .bind(j.item.clone())
@@ -141,6 +150,8 @@ impl Store {
             .bind(j.priority)
             .bind(j.image.clone())
             .bind(j.max_attempts.max(1))
+            .bind(j.needs.map(|n| i64::from(n.vcpus)))
+            .bind(j.needs.map(|n| to_i64(n.memory_mib)))
             .execute(&mut *tx.tx)
             .await?;
             let t = TransitionRow {
@@ -157,25 +168,55 @@ impl Store {
         })
     }
 
-    /// Claims the next runnable job for `owner` until now + `lease_micros`:
-    /// highest priority first; among equals, the task with the fewest jobs
-    /// in progress (so a flood for one task cannot starve the others), then
-    /// the oldest. The job becomes `scheduled`.
+    /// Claims the next runnable job for `owner` until now + `lease_micros`,
+    /// with no capacity limit (see [`Store::claim_fitting`]).
     pub async fn claim_next(
         &self,
         owner: &str,
         lease_micros: i64,
     ) -> Result<Option<ClaimedJob>, StoreError> {
+        Ok(self
+            .claim_fitting(owner, lease_micros, Free::UNLIMITED, Needs::FALLBACK)
+            .await?
+            .map(|(job, _)| job))
+    }
+
+    /// Claims the next runnable job for `owner` until now + `lease_micros`
+    /// among those whose VM fits `free` (a job without recorded needs
+    /// counts as `default`): highest priority first; among equals, the
+    /// task with the fewest jobs in progress (so a flood for one task
+    /// cannot starve the others), then the oldest. The job becomes
+    /// `scheduled`; returned with the needs it was placed with.
+    pub async fn claim_fitting(
+        &self,
+        owner: &str,
+        lease_micros: i64,
+        free: Free,
+        default: Needs,
+    ) -> Result<Option<(ClaimedJob, Needs)>, StoreError> {
+        if free.vms == 0 {
+            return Ok(None);
+        }
+        // The jobs in progress per task are counted once per claim (a
+        // derived table), not once per candidate row.
         let sql = format!(
-            "SELECT j.uuid FROM jobs j WHERE j.queued = 1 AND j.state = 'queued' \
-             AND j.not_before <= $1 ORDER BY j.priority DESC, \
-             (SELECT COUNT(*) FROM jobs r WHERE r.queued = 1 AND r.task = j.task \
-              AND r.state IN {RUNNING_STATES}) ASC, j.created_at ASC, j.uuid ASC LIMIT 8"
+            "SELECT j.uuid, COALESCE(j.vcpus, $2) AS need_vcpus, \
+             COALESCE(j.memory_mib, $3) AS need_memory FROM jobs j \
+             LEFT JOIN (SELECT task, COUNT(*) AS n FROM jobs WHERE queued = 1 \
+              AND state IN {RUNNING_STATES} GROUP BY task) r ON r.task = j.task \
+             WHERE j.queued = 1 AND j.state = 'queued' AND j.not_before <= $1 \
+             AND COALESCE(j.vcpus, $2) <= $4 AND COALESCE(j.memory_mib, $3) <= $5 \
+             ORDER BY j.priority DESC, COALESCE(r.n, 0) ASC, j.created_at ASC, j.uuid ASC \
+             LIMIT 8"
         );
         for _round in 0..4 {
             let now = now_micros();
             let candidates = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(now)
+                .bind(i64::from(default.vcpus))
+                .bind(to_i64(default.memory_mib))
+                .bind(i64::from(free.vcpus))
+                .bind(to_i64(free.memory_mib))
                 .fetch_all(&self.pool)
                 .await?;
             if candidates.is_empty() {
@@ -183,6 +224,10 @@ impl Store {
             }
             for c in &candidates {
                 let uuid: String = row_get(c, "uuid")?;
+                let needs = Needs {
+                    vcpus: u32::try_from(row_get::<i64>(c, "need_vcpus")?).unwrap_or(u32::MAX),
+                    memory_mib: u64::try_from(row_get::<i64>(c, "need_memory")?).unwrap_or(0),
+                };
                 let mut tx = self.begin().await?;
                 let changed = sqlx::query(
                     "UPDATE jobs SET state = 'scheduled', lease_owner = $1, lease_expires = $2, \
@@ -211,7 +256,7 @@ impl Store {
                 .await?;
                 let job = claimed_from_row(&row)?;
                 tx.commit().await?;
-                return Ok(Some(job));
+                return Ok(Some((job, needs)));
             }
         }
         Ok(None)
@@ -397,6 +442,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheduler::placement::{Capacity, Usage};
+    use crate::store::{HostRecord, HOST_FRESH_MICROS};
 
     fn job(task: &str, priority: i64) -> NewQueuedJob {
         NewQueuedJob {
@@ -410,6 +457,7 @@ mod tests {
             priority,
             image: None,
             max_attempts: 2,
+            needs: None,
         }
     }
 
@@ -581,5 +629,182 @@ mod tests {
         use JobState::*;
         assert_eq!(st, [Queued, Scheduled, Queued, Scheduled, Error]);
         assert!(s.claim_next("w3", 1).await.expect("claim").is_none());
+    }
+
+    fn sized(task: &str, priority: i64, vcpus: u32, memory_mib: u64) -> NewQueuedJob {
+        NewQueuedJob {
+            needs: Some(Needs { vcpus, memory_mib }),
+            ..job(task, priority)
+        }
+    }
+
+    const DEFAULT: Needs = Needs {
+        vcpus: 1,
+        memory_mib: 256,
+    };
+
+    /// A claim takes only a job whose VM fits the worker's free capacity,
+    /// still in priority order among those; a job without recorded needs
+    /// counts as the worker's default.
+    #[tokio::test]
+    async fn claims_take_only_jobs_that_fit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        s.enqueue("m1", "t", &[sized("big", 5, 4, 4096)])
+            .await
+            .expect("big");
+        s.enqueue("m2", "t", &[job("unsized", 1), sized("small", 0, 1, 512)])
+            .await
+            .expect("others");
+        let free = Free {
+            vcpus: 2,
+            memory_mib: 1024,
+            vms: 2,
+        };
+        let lease = 60_000_000;
+        let (a, na) = s
+            .claim_fitting("w1", lease, free, DEFAULT)
+            .await
+            .expect("claim")
+            .expect("a job fits");
+        assert_eq!((a.task.as_str(), na), ("unsized", DEFAULT));
+        let (b, nb) = s
+            .claim_fitting("w1", lease, free, DEFAULT)
+            .await
+            .expect("claim")
+            .expect("a job fits");
+        assert_eq!(b.task, "small");
+        assert_eq!(nb.memory_mib, 512);
+        assert!(
+            s.claim_fitting("w1", lease, free, DEFAULT)
+                .await
+                .expect("claim")
+                .is_none(),
+            "the big job does not fit 2 vCPUs"
+        );
+        let none_left = Free { vms: 0, ..free };
+        let roomy = Free {
+            vcpus: 8,
+            memory_mib: 8192,
+            vms: 1,
+        };
+        assert!(s
+            .claim_fitting("w2", lease, none_left, DEFAULT)
+            .await
+            .expect("claim")
+            .is_none());
+        let (c, nc) = s
+            .claim_fitting("w2", lease, roomy, DEFAULT)
+            .await
+            .expect("claim")
+            .expect("fits a larger host");
+        assert_eq!((c.task.as_str(), nc.vcpus), ("big", 4));
+    }
+
+    fn host(name: &str, vcpus: u32, memory_mib: u64, heartbeat: i64) -> HostRecord {
+        HostRecord {
+            name: name.into(),
+            worker: format!("{name}:1:abcd"),
+            capacity: Capacity {
+                vcpus,
+                memory_mib,
+                max_vms: 2,
+            },
+            used: Usage::default(),
+            started_at: heartbeat,
+            heartbeat,
+        }
+    }
+
+    /// Hosts register and update their row; a queued job no live host can
+    /// hold ends in `error` saying why, the others stay queued; a host
+    /// long gone does not count.
+    async fn unplaceable_jobs_end_in_error(s: &Store) {
+        assert_eq!(s.fail_unplaceable(DEFAULT).await.expect("no hosts"), 0);
+        let now = now_micros();
+        let mut small = host("small", 2, 2048, now);
+        s.put_host(&small).await.expect("register");
+        small.used = Usage {
+            vcpus: 1,
+            memory_mib: 256,
+            vms: 1,
+        };
+        s.put_host(&small).await.expect("heartbeat");
+        s.put_host(&host("gone", 64, 65536, now - 2 * HOST_FRESH_MICROS))
+            .await
+            .expect("stale host");
+        let hosts = s.hosts().await.expect("hosts");
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[1], small, "updated, not duplicated");
+        let e = s
+            .enqueue(
+                "m1",
+                "t",
+                &[
+                    sized("huge", 0, 8, 1024),
+                    job("fine", 0),
+                    sized("fat", 0, 1, 4096),
+                ],
+            )
+            .await
+            .expect("enqueue");
+        assert_eq!(s.fail_unplaceable(DEFAULT).await.expect("place"), 2);
+        let huge = s.get_job(&e.jobs[0]).await.expect("get").expect("job");
+        assert_eq!(huge.state, JobState::Error);
+        let why = huge.last_error.unwrap_or_default();
+        assert!(
+            why.contains("8 vCPU(s) and 1024 MiB")
+                && why.contains("at most 2 vCPU(s) and 2048 MiB"),
+            "{why}"
+        );
+        let st: Vec<_> = huge.transitions.iter().map(|t| t.state).collect();
+        assert_eq!(st, [JobState::Queued, JobState::Error]);
+        let fine = s.get_job(&e.jobs[1]).await.expect("get").expect("job");
+        assert_eq!(fine.state, JobState::Queued);
+        let fat = s.get_job(&e.jobs[2]).await.expect("get").expect("job");
+        assert_eq!(fat.state, JobState::Error);
+        assert_eq!(s.fail_unplaceable(DEFAULT).await.expect("again"), 0);
+    }
+
+    #[tokio::test]
+    async fn unplaceable_jobs_end_in_error_sqlite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        unplaceable_jobs_end_in_error(&store(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn unplaceable_jobs_end_in_error_postgres() {
+        let (s, name) = pg_store().await;
+        unplaceable_jobs_end_in_error(&s).await;
+        pg_drop(s, &name).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_claims_take_only_jobs_that_fit() {
+        let (s, name) = pg_store().await;
+        s.enqueue(
+            "m1",
+            "t",
+            &[sized("big", 5, 4, 4096), sized("small", 0, 1, 256)],
+        )
+        .await
+        .expect("enqueue");
+        let free = Free {
+            vcpus: 2,
+            memory_mib: 1024,
+            vms: 1,
+        };
+        let (c, n) = s
+            .claim_fitting("w1", 60_000_000, free, DEFAULT)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!((c.task.as_str(), n.memory_mib), ("small", 256));
+        assert!(s
+            .claim_fitting("w1", 60_000_000, free, DEFAULT)
+            .await
+            .expect("claim")
+            .is_none());
+        pg_drop(s, &name).await;
     }
 }

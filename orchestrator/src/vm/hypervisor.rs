@@ -84,6 +84,21 @@ impl Hypervisor {
         &self.uri
     }
 
+    /// The host's CPUs and memory (`virNodeGetInfo`): its default capacity.
+    pub fn node_size(&self) -> Result<crate::scheduler::placement::NodeSize, HypervisorError> {
+        let i = self
+            .conn
+            .node_info()
+            .map_err(|source| HypervisorError::Call {
+                call: "virNodeGetInfo",
+                source,
+            })?;
+        Ok(crate::scheduler::placement::NodeSize {
+            cpus: i.cpus,
+            memory_kib: i.memory,
+        })
+    }
+
     /// Starts a transient domain that libvirt destroys when this connection
     /// closes.
     pub fn start(&self, spec: &DomainSpec) -> Result<Domain, HypervisorError> {
