@@ -246,3 +246,50 @@ fn write_tree(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkout() -> Checkout {
+        Checkout {
+            repo: RepoPath::parse("tasks").expect("path"),
+            reference: "main".into(),
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            stale: None,
+        }
+    }
+
+    fn var(vars: &[(String, String)], name: &str) -> String {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_guest_gets_the_tunnel_or_the_configured_url() {
+        let vars = job_vars(&checkout(), CacheAccess::Tunnel, None).expect("tunnel");
+        assert_eq!(var(&vars, "git_url"), "http://127.0.0.1:8471/tasks.git");
+        assert_eq!(
+            var(&vars, "git_commit"),
+            "0123456789abcdef0123456789abcdef01234567"
+        );
+        // Direct: exactly the configured base (here `ferrotron serve`'s
+        // `/git` mount on a bridged host), whatever the tunnel would be.
+        let vars = job_vars(
+            &checkout(),
+            CacheAccess::Direct,
+            Some("http://cache.example.org:8080/git/"),
+        )
+        .expect("direct");
+        assert_eq!(
+            var(&vars, "git_url"),
+            "http://cache.example.org:8080/git/tasks.git"
+        );
+        let e = job_vars(&checkout(), CacheAccess::Direct, None).expect_err("no URL");
+        assert!(e.contains("--cache-url"), "{e}");
+        assert_eq!("direct".parse::<CacheAccess>(), Ok(CacheAccess::Direct));
+        assert!("bridge".parse::<CacheAccess>().is_err());
+    }
+}
