@@ -387,3 +387,41 @@ fn notify_needs_a_writer_token_and_syncs_one_repository() {
     assert!(!out.status.success(), "the cache took a push");
     s.stop();
 }
+
+#[test]
+fn the_service_syncs_and_checks_the_cache_periodically() {
+    let h = Harness::new("cache-service-upkeep");
+    let a = origin(&h.data_dir.join("origins"), "a", 1);
+    let out = h.run(&["cache", "add", &url(&a)]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let pushed = commit(&a, "pushed, nobody told the cache");
+    let rules = rules(&h, &[]);
+    let mut s = Service::start(
+        &h,
+        &rules,
+        &[
+            "--no-scheduler",
+            "--cache-sync-every",
+            "1s",
+            "--cache-fsck-every",
+            "2s",
+        ],
+    );
+    let upkeep = "cache upkeep: sync every 1s, fsck every 2s";
+    if !s.proc.seen.iter().any(|l| l.contains(upkeep)) {
+        s.proc.wait_for(upkeep, Duration::from_secs(60));
+    }
+    // Nobody notifies: the periodic sync fetches the push (bounded wait).
+    s.proc
+        .wait_for("cache sync: 0 cloned, 1 fetched", Duration::from_secs(120));
+    let mirror = h.data_dir.join("cache/a.git");
+    assert_eq!(
+        git(&mirror, &["rev-parse", "refs/heads/main"]).trim(),
+        pushed
+    );
+    s.proc.wait_for(
+        "cache fsck: 1 checked, 0 repaired, 0 broken",
+        Duration::from_secs(120),
+    );
+    s.stop();
+}
