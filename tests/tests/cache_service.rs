@@ -359,6 +359,18 @@ fn notify_needs_a_writer_token_and_syncs_one_repository() {
     // A push message does the same for b.
     s.message(&t, "ferrotron.git.push", json!({"path": "/b.git"}));
     assert_eq!(heads(&h), (a_head.clone(), b_head.clone()));
+    // A dist-git push message (fedmsg layout) names `namespace/repo`: the
+    // mirror whose origin ends so is synced, and only it.
+    let a_next = commit(&a, "pushed to a again");
+    let b_next = commit(&b, "pushed to b again");
+    s.message(
+        &t,
+        "org.fedoraproject.prod.git.receive",
+        json!({"commit": {"namespace": "origins", "repo": "a", "rev": a_next, "branch": "main", "username": "u"}}),
+    );
+    assert_eq!(heads(&h), (a_next.clone(), b_head.clone()));
+    assert_ne!(b_head, b_next);
+    let a_head = a_next;
 
     // The cache is served read-only under /git/: a real clone gets a's
     // new head.

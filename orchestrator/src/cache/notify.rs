@@ -70,6 +70,31 @@ pub fn sync_one(cache: &Cache, path: &str) -> Result<(RepoPath, Synced), NotifyE
     Ok((path, outcome))
 }
 
+/// The cache path of a repository a push message names: its path in the
+/// cache (`/rpms/bash.git`), or else the one mirror whose origin URL ends
+/// with that name (`rpms/bash` for `https://src.example.org/rpms/bash.git`,
+/// which a job added as `/bash.git`). `None` when the cache does not
+/// mirror it.
+pub fn find(cache: &Cache, name: &str) -> Option<RepoPath> {
+    let manifest = super::manifest::Manifest::load(&cache.manifest_path()).ok()?;
+    if let Ok(p) = RepoPath::parse(name) {
+        if manifest.repos.contains_key(p.as_str()) {
+            return Some(p);
+        }
+    }
+    let want = format!("/{}", name.trim_matches('/').trim_end_matches(".git"));
+    let mut found = manifest.repos.iter().filter(|(_, e)| {
+        e.origin.as_deref().is_some_and(|o| {
+            let o = o.trim_end_matches('/');
+            o.strip_suffix(".git").unwrap_or(o).ends_with(&want)
+        })
+    });
+    match (found.next(), found.next()) {
+        (Some((k, _)), None) => RepoPath::parse(k).ok(),
+        _ => None,
+    }
+}
+
 /// [`sync_one`] on a blocking thread.
 pub async fn sync_one_async(cache: Cache, path: String) -> Result<(RepoPath, Synced), NotifyError> {
     let fallback = RepoPath::parse(&path)?;

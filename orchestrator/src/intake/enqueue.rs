@@ -49,8 +49,13 @@ impl Intake {
         let Some(repo) = extracted.fields.get("cache_repo") else {
             return;
         };
-        use crate::cache::notify::{sync_one_async, NotifyError};
-        match sync_one_async(cache.clone(), repo.clone()).await {
+        use crate::cache::notify::{find, sync_one_async, NotifyError};
+        let (c, name) = (cache.clone(), repo.clone());
+        let Ok(Some(path)) = tokio::task::spawn_blocking(move || find(&c, &name)).await else {
+            tracing::debug!("message {:?}: {repo} is not mirrored", msg.id);
+            return;
+        };
+        match sync_one_async(cache.clone(), path.as_str().to_string()).await {
             Ok((path, outcome)) => {
                 tracing::info!("message {:?}: cache sync of {path}: {outcome:?}", msg.id)
             }
