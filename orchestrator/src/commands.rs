@@ -57,6 +57,8 @@ pub struct ServiceConfig {
     pub scheduler: Option<crate::scheduler::SchedulerConfig>,
     /// Consume messages from RabbitMQ.
     pub amqp: Option<crate::intake::amqp::AmqpConfig>,
+    /// Periodic sync and fsck of the git cache.
+    pub cache_upkeep: crate::cache::maintain::Upkeep,
 }
 
 /// Serves the HTTP API, the scheduler and the AMQP intake until
@@ -71,7 +73,11 @@ pub async fn serve(
     let store = open_store(&settings).await?;
     let settings_arc = std::sync::Arc::new(settings.clone());
     let (mut state, stopper) = crate::api::AppState::new(store.clone(), settings, config);
-    let intake = service.intake.map(std::sync::Arc::new);
+    let cache = crate::cache::Cache::new(&settings_arc.data_dir);
+    let intake = service.intake.map(|mut i| {
+        i.cache = Some(cache.clone());
+        std::sync::Arc::new(i)
+    });
     state.intake = intake.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -83,6 +89,11 @@ pub async fn serve(
             stop_rx.clone(),
         ));
     }
+    tasks.spawn(crate::cache::maintain::run(
+        cache.clone(),
+        service.cache_upkeep,
+        stop_rx.clone(),
+    ));
     if let Some(intake) = intake.clone() {
         // SIGHUP reloads the rules; a bad file leaves the last good rules.
         let mut stop = stop_rx.clone();

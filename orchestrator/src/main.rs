@@ -321,6 +321,7 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
         git: args.git_repo.map(|repo| ferrotron::runner::GitSource {
             repo,
             reference: args.git_ref,
+            commit: None,
         }),
         formula,
         item: args.item,

@@ -67,6 +67,12 @@ pub struct ServeArgs {
     /// Topic bindings of the queue (repeatable).
     #[arg(long = "amqp-binding")]
     amqp_bindings: Vec<String>,
+    /// Sync every repository of the git cache this often (0: never).
+    #[arg(long, default_value = "15m", value_parser = crate::parse_duration)]
+    cache_sync_every: std::time::Duration,
+    /// Check (and repair) every mirror of the git cache this often (0: never).
+    #[arg(long, default_value = "1d", value_parser = crate::parse_duration)]
+    cache_fsck_every: std::time::Duration,
 }
 
 #[derive(Subcommand)]
@@ -164,6 +170,10 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
         intake,
         scheduler,
         amqp,
+        cache_upkeep: ferrotron::cache::maintain::Upkeep {
+            sync_every: Some(args.cache_sync_every),
+            fsck_every: Some(args.cache_fsck_every),
+        },
     };
     let rt = match runtime() {
         Ok(rt) => rt,

@@ -94,7 +94,7 @@ fn example_rules_pass_the_check() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out
         .stdout
-        .starts_with("orchestrator/rules/mappings.yaml: ok (7 mapping(s))\n"));
+        .starts_with("orchestrator/rules/mappings.yaml: ok (8 mapping(s))\n"));
 }
 
 #[test]

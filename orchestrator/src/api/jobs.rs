@@ -80,6 +80,9 @@ pub struct JobJson {
     pub finished_at: Option<String>,
     /// Why the job ended in error or was last retried.
     pub error: Option<String>,
+    /// The commit of the task's git repository this job runs, resolved
+    /// from the git cache before its VM booted (none for a local task).
+    pub commit: Option<String>,
     pub transitions: Vec<TransitionJson>,
     pub log: String,
     pub artifacts: String,
@@ -153,6 +156,7 @@ fn job_json(base: &str, j: Job) -> JobJson {
         started_at: j.started_at.map(format_time),
         finished_at: j.finished_at.map(format_time),
         error: j.last_error,
+        commit: j.git_commit,
         transitions: j
             .transitions
             .into_iter()

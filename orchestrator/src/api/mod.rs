@@ -5,6 +5,7 @@
 //! the command layer, and shape JSON.
 
 mod auth;
+mod cache;
 mod error;
 mod jobs;
 mod messages;
@@ -114,7 +115,8 @@ impl FromRequestParts<AppState> for BaseUrl {
     tags(
         (name = "resultsdb", description = "ResultsDB API v2.0"),
         (name = "jobs", description = "Ferrotron jobs, logs and artifacts"),
-        (name = "system", description = "Images and hosts")
+        (name = "system", description = "Images and hosts"),
+        (name = "cache", description = "The git cache of task repositories")
     )
 )]
 struct ApiDoc;
@@ -136,6 +138,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let r = resultsdb::routes(r);
     let r = jobs::routes(r);
     let r = messages::routes(r);
+    let r = cache::routes(r);
     let r = system::routes(r);
     r.split_for_parts()
 }
@@ -158,6 +161,7 @@ pub fn router(state: AppState) -> Router {
     let (r, _) = parts();
     let doc = openapi_json();
     let max_body = state.config.max_body_bytes;
+    let git = cache::git_routes(crate::cache::Cache::new(&state.settings.data_dir));
     r.merge(jobs::artifact_routes())
         .route(
             "/api/openapi.json",
@@ -180,8 +184,10 @@ pub fn router(state: AppState) -> Router {
             }
         })
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+        // After the API's body limit: a fetch's request may be larger.
+        .merge(git)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,6 @@ use axum::{Json, Router};
 use tokio::io::AsyncWriteExt;
 
 use super::manifest::Manifest;
-use super::sync::{self, Outcome, SyncOptions};
 use super::{Cache, RepoPath};
 
 /// What a client is told; details go to the log, not to the client.
@@ -83,28 +82,14 @@ pub async fn notify(
     State(cache): State<Shared>,
     Json(n): Json<Notify>,
 ) -> Result<Json<serde_json::Value>, HttpError> {
-    let path = RepoPath::parse(&n.path).map_err(|e| HttpError::Bad(e.to_string()))?;
-    let p = path.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        sync::sync(&cache, &[p], &SyncOptions::default(), &|l| {
-            tracing::info!("cache notify: {l}")
-        })
-    })
-    .await
-    .map_err(|e| HttpError::Internal(e.to_string()))?
-    .map_err(|e| match e {
-        sync::SyncError::Unknown(_) => HttpError::NotFound,
-        e => HttpError::Internal(crate::util::full(&e)),
-    })?;
-    let outcome = match report.repos.first().map(|(_, o)| o) {
-        Some(Outcome::Cloned) => "cloned",
-        Some(Outcome::Fetched) => "fetched",
-        Some(Outcome::Unchanged) => "unchanged",
-        Some(Outcome::Failed(e)) => {
-            return Err(HttpError::Internal(crate::util::full(e)));
-        }
-        None => "unchanged",
-    };
+    use super::notify::{sync_one_async, NotifyError};
+    let (path, outcome) = sync_one_async((*cache).clone(), n.path)
+        .await
+        .map_err(|e| match e {
+            NotifyError::Path(e) => HttpError::Bad(e.to_string()),
+            NotifyError::Unknown(_) => HttpError::NotFound,
+            e => HttpError::Internal(crate::util::full(&e)),
+        })?;
     Ok(Json(
         serde_json::json!({ "path": path.as_str(), "outcome": outcome }),
     ))

@@ -11,8 +11,10 @@ pub mod checkout;
 pub mod follow;
 pub mod fsck;
 pub mod http;
+pub mod maintain;
 pub mod manifest;
 pub mod mirror;
+pub mod notify;
 pub mod sync;
 pub mod tunnel;
 

@@ -24,6 +24,8 @@ pub struct Intake {
     /// The image store, to record each job's VM size at enqueue when its
     /// rule names an image (see [`Intake::with_images`]).
     images_dir: Option<PathBuf>,
+    /// The git cache a push message syncs (a mapping filling `cache_repo`).
+    pub cache: Option<crate::cache::Cache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,40 @@ pub enum EnqueueError {
 impl From<EnqueueError> for HandleError {
     fn from(e: EnqueueError) -> HandleError {
         HandleError::Retry(crate::util::full(&e))
+    }
+}
+
+impl Intake {
+    /// A push message (its mapping fills `cache_repo`) syncs that
+    /// repository of the git cache before the rules run, through the same
+    /// code as the webhook, so jobs it queues see the pushed commit. A
+    /// repository the cache does not mirror is ignored; a failed sync is
+    /// logged (jobs then sync it again themselves).
+    async fn sync_pushed(&self, msg: &Message) {
+        let Some(cache) = &self.cache else { return };
+        let extracted = self.mappings.extract(msg);
+        let Some(repo) = extracted.fields.get("cache_repo") else {
+            return;
+        };
+        use crate::cache::notify::{find, sync_one_async, NotifyError};
+        let (c, name) = (cache.clone(), repo.clone());
+        let Ok(Some(path)) = tokio::task::spawn_blocking(move || find(&c, &name)).await else {
+            tracing::debug!("message {:?}: {repo} is not mirrored", msg.id);
+            return;
+        };
+        match sync_one_async(cache.clone(), path.as_str().to_string()).await {
+            Ok((path, outcome)) => {
+                tracing::info!("message {:?}: cache sync of {path}: {outcome:?}", msg.id)
+            }
+            Err(NotifyError::Unknown(p)) => {
+                tracing::debug!("message {:?}: {p} is not mirrored", msg.id)
+            }
+            Err(e) => tracing::warn!(
+                "message {:?}: cache sync: {}",
+                msg.id,
+                crate::util::full(&e)
+            ),
+        }
     }
 }
 
@@ -68,6 +104,7 @@ impl Intake {
             mappings,
             max_attempts,
             images_dir: None,
+            cache: None,
         }
     }
 
@@ -106,6 +143,7 @@ impl Intake {
     /// Evaluates `msg` and stores its jobs. A message without an id gets a
     /// fresh one (it cannot be recognised when sent again).
     pub async fn handle(&self, store: &Store, msg: &Message) -> Result<Enqueued, EnqueueError> {
+        self.sync_pushed(msg).await;
         let eval = self.rules().evaluate(&self.mappings, msg);
         for s in &eval.skipped {
             tracing::warn!(

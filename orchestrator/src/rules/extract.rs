@@ -316,6 +316,13 @@ mod tests {
         ));
         assert_eq!(e.fields["item"], "rpms/bash#abc123");
         assert_eq!(e.fields["distgit_branch"], "rawhide");
+        assert_eq!(e.fields["cache_repo"], "rpms/bash");
+        let e = m.extract(&Message::new(
+            None,
+            "ferrotron.git.push",
+            json!({"path": "/tasks.git"}),
+        ));
+        assert_eq!(e.fields["cache_repo"], "/tasks.git");
         let tag = json!({"tag": "f42-updates-candidate", "name": "bash", "version": "5", "release": "1.fc42"});
         let e = m.extract(&Message::new(
             None,

@@ -109,6 +109,10 @@ impl RunError {
 pub struct GitSource {
     pub repo: String,
     pub reference: String,
+    /// The commit `reference` was already resolved to (the scheduler
+    /// resolves and records it before the job starts): used as it is, with
+    /// no second sync, so the guest gets exactly the recorded commit.
+    pub commit: Option<String>,
 }
 
 /// Checks everything that can be checked without a VM: the image exists,
@@ -130,8 +134,13 @@ pub fn prepare(
         .input_vars(&req.item, &req.item_type, &req.arch)?;
     if let Some(git) = &req.git {
         let cache = crate::cache::Cache::new(&settings.data_dir);
-        let checkout = crate::cache::checkout::resolve(&cache, &git.repo, &git.reference)
-            .map_err(|e| RunError::BadInput(crate::util::full(&e)))?;
+        let checkout = match &git.commit {
+            None => crate::cache::checkout::resolve(&cache, &git.repo, &git.reference),
+            Some(commit) => {
+                crate::cache::checkout::pinned(&cache, &git.repo, &git.reference, commit)
+            }
+        }
+        .map_err(|e| RunError::BadInput(crate::util::full(&e)))?;
         if let Some(why) = &checkout.stale {
             tracing::warn!("using the cached copy of {}: {why}", checkout.repo);
         }

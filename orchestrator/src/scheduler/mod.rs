@@ -8,12 +8,17 @@
 //! backoff up to the job's `max_attempts`; a task that ran and failed is
 //! final. A job cancelled through the API is seen at the next lease renewal
 //! and its VM destroyed through the runner's [`Cancel`].
+//!
+//! Before a job boots, its task source is settled ([`source`]): a task in
+//! a git repository is resolved to a commit through the git cache, the
+//! commit recorded on the job, and the formula read at that commit.
 
 pub mod placement;
 pub mod simhost;
+pub mod source;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +27,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cancel::Cancel;
-use crate::formula::Formula;
 use crate::job::JobState;
 use crate::progress::{Progress, VM_PHASES};
 use crate::runner::{self, RunError, RunOutcome, RunRequest};
@@ -81,37 +85,6 @@ impl SchedulerConfig {
             .saturating_mul(2u32.saturating_pow(exp))
             .min(self.backoff_cap)
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SchedulerError {
-    #[error("a task in a git URL repository ({0}) is not supported by the scheduler yet; use a local repository path")]
-    RemoteRepo(String),
-    #[error("task formula {path}: {message}")]
-    Formula { path: PathBuf, message: String },
-}
-
-/// Where a queued job's formula is on this host: `<repo>/<path>/runtask.yml`.
-pub fn formula_path(job: &ClaimedJob) -> Result<PathBuf, SchedulerError> {
-    if job.repo.contains("://") || job.repo.starts_with("git@") || !job.repo.starts_with('/') {
-        return Err(SchedulerError::RemoteRepo(job.repo.clone()));
-    }
-    let dir = Path::new(&job.repo).join(if job.path.is_empty() { "." } else { &job.path });
-    Ok(
-        if dir.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-            dir
-        } else {
-            dir.join("runtask.yml")
-        },
-    )
-}
-
-fn load_formula(job: &ClaimedJob) -> Result<Formula, SchedulerError> {
-    let path = formula_path(job)?;
-    Formula::load(&path).map_err(|e| SchedulerError::Formula {
-        message: crate::util::full(&e),
-        path,
-    })
 }
 
 /// Runs the scheduler until `stop` becomes true; running jobs are then
@@ -374,18 +347,49 @@ async fn run_job(
             }
         }
     };
-    let formula = match load_formula(&job) {
-        Ok(f) => f,
+    // The prelude: the task's source (git cache: sync, resolve, record the
+    // commit, read the formula at it), off the async threads and under a
+    // renewed lease (a first clone may outlast a short lease).
+    let prelude = {
+        let cache = crate::cache::Cache::new(&settings.data_dir);
+        let scratch = settings.data_dir.join("tmp");
+        let job = job.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&scratch).map_err(source::SourceError::Scratch)?;
+            source::prepare(&cache, &scratch, &job)
+        })
+    };
+    let src = match renewing(&store, &cfg, &uuid, prelude).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let msg = crate::util::full(&e);
+            tracing::warn!("job {uuid}: {msg}");
+            advance(JobState::Error, Some(2), None, Some(msg)).await;
+            return;
+        }
         Err(e) => {
-            advance(JobState::Error, Some(2), None, Some(e.to_string())).await;
+            let msg = format!("the job's prelude ended abnormally: {e}");
+            advance(JobState::Error, Some(3), None, Some(msg)).await;
             return;
         }
     };
+    if let Some(commit) = src.git.as_ref().and_then(|g| g.commit.as_deref()) {
+        match store.set_commit(&uuid, owner, commit).await {
+            Ok(_) => tracing::info!(
+                "job {uuid}: {} `{}` is commit {commit}",
+                job.repo,
+                job.git_ref
+            ),
+            Err(e) => tracing::error!("job {uuid}: storing its commit: {}", crate::util::full(&e)),
+        }
+    }
+    // Removed after the run (the runner uploads the task's files from it).
+    let _scratch = src.scratch;
     advance(JobState::Booting, None, None, None).await;
     let cancel = Cancel::new();
     let req = RunRequest {
-        git: None,
-        formula,
+        git: src.git,
+        formula: src.formula,
         item: job.item.clone(),
         item_type: job.item_type.clone(),
         arch: job.arch.clone(),
@@ -469,6 +473,27 @@ async fn run_job(
                 Some(e.to_string()),
             )
             .await;
+        }
+    }
+}
+
+/// Awaits `work` while renewing `uuid`'s lease, so a slow prelude does
+/// not let the lease expire and the job be claimed twice.
+async fn renewing<T>(
+    store: &Store,
+    cfg: &SchedulerConfig,
+    uuid: &str,
+    work: tokio::task::JoinHandle<T>,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            _ = tokio::time::sleep(cfg.lease / 3) => {
+                if let Err(e) = store.renew_lease(uuid, &cfg.owner, micros(cfg.lease)).await {
+                    tracing::error!("job {uuid}: renewing the lease: {}", crate::util::full(&e));
+                }
+            }
         }
     }
 }
@@ -583,31 +608,5 @@ mod tests {
         assert_eq!(c.retry_delay(1), Duration::from_secs(5));
         assert_eq!(c.retry_delay(2), Duration::from_secs(10));
         assert_eq!(c.retry_delay(20), Duration::from_secs(300));
-    }
-
-    #[test]
-    fn remote_repos_are_refused() {
-        let mut j = ClaimedJob {
-            uuid: "u".into(),
-            item: "i".into(),
-            item_type: "t".into(),
-            arch: "x86_64".into(),
-            task: "hello".into(),
-            repo: "https://example.org/x.git".into(),
-            git_ref: "HEAD".into(),
-            path: "hello".into(),
-            image: None,
-            attempts: 1,
-            max_attempts: 3,
-        };
-        assert!(matches!(
-            formula_path(&j),
-            Err(SchedulerError::RemoteRepo(_))
-        ));
-        j.repo = "/srv/tasks".into();
-        assert_eq!(
-            formula_path(&j).expect("local"),
-            PathBuf::from("/srv/tasks/hello/runtask.yml")
-        );
     }
 }

@@ -28,6 +28,8 @@ pub struct Job {
     pub finished_at: Option<i64>,
     /// Why the last attempt ended in error or was retried (queued jobs).
     pub last_error: Option<String>,
+    /// The commit its task was resolved to from the git cache.
+    pub git_commit: Option<String>,
     pub transitions: Vec<TransitionRow>,
 }
 
@@ -76,12 +78,13 @@ fn job_from_row(r: &AnyRow) -> Result<Job, StoreError> {
         started_at: row_get(r, "started_at")?,
         finished_at: row_get(r, "finished_at")?,
         last_error: row_get(r, "last_error")?,
+        git_commit: row_get(r, "git_commit")?,
         transitions: Vec::new(),
     })
 }
 
 const JOB_COLUMNS: &str = "uuid, state, item, item_type, arch, formula, host, exit_status, \
-                           created_at, started_at, finished_at, last_error";
+                           created_at, started_at, finished_at, last_error, git_commit";
 
 impl Store {
     /// Creates or advances a job record.

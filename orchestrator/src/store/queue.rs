@@ -341,6 +341,25 @@ impl Store {
         Ok(true)
     }
 
+    /// Records the commit `owner`'s claimed job runs (resolved from the git
+    /// cache before its VM boots). Returns false when the job is not
+    /// `owner`'s any more.
+    pub async fn set_commit(
+        &self,
+        uuid: &str,
+        owner: &str,
+        commit: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE jobs SET git_commit = $1 WHERE uuid = $2 AND lease_owner = $3")
+                .bind(commit.to_string())
+                .bind(uuid.to_string())
+                .bind(owner.to_string())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Takes back jobs whose lease expired (their worker died): back to
     /// `queued` while attempts remain, else `error`. Returns (requeued,
     /// errored) counts.
