@@ -59,6 +59,14 @@ pub struct ServeArgs {
     /// Topic bindings of the queue (repeatable).
     #[arg(long = "amqp-binding")]
     amqp_bindings: Vec<String>,
+    /// Append every job the intake stores to this CSV file (for
+    /// `ferrotron jobs replay` on another installation).
+    #[arg(long, env = "FERROTRON_RECORD_CSV", requires = "rules")]
+    record_csv: Option<PathBuf>,
+    /// Seconds a job may take in all (boot + task + collect) when it has
+    /// no time-out of its own; then it is stopped and ends in `error`.
+    #[arg(long, env = "FERROTRON_JOB_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..))]
+    job_timeout: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -118,7 +126,13 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
     let intake = match &args.rules {
         Some(path) => {
             match crate::queue_cmd::load_intake(path, args.mappings.as_deref(), args.max_attempts) {
-                Ok(i) => Some(i),
+                Ok(i) => Some(
+                    i.with_recorder(
+                        args.record_csv
+                            .clone()
+                            .map(ferrotron::intake::jobs_csv::Recorder::new),
+                    ),
+                ),
                 Err(code) => return code,
             }
         }
@@ -128,6 +142,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
         let mut c = ferrotron::scheduler::SchedulerConfig::new(args.max_vms);
         c.backoff = std::time::Duration::from_secs(args.retry_backoff_secs);
         c.lease = std::time::Duration::from_secs(args.lease_secs.max(3));
+        c.job_timeout = args.job_timeout.map(std::time::Duration::from_secs);
         c
     });
     if scheduler.is_some() {
