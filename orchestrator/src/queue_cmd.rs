@@ -85,6 +85,10 @@ pub struct TriggerArgs {
     mappings: Option<PathBuf>,
     #[arg(long, default_value_t = 3)]
     max_attempts: i64,
+    /// Append the jobs this message stores to a CSV file (as `serve
+    /// --record-csv` does).
+    #[arg(long, env = "FERROTRON_RECORD_CSV")]
+    record_csv: Option<PathBuf>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
@@ -206,7 +210,11 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> i32 {
 
 pub fn trigger(settings: &Settings, a: TriggerArgs) -> i32 {
     let intake = match load_intake(&a.rules, a.mappings.as_deref(), a.max_attempts) {
-        Ok(i) => i,
+        Ok(i) => i.with_recorder(
+            a.record_csv
+                .clone()
+                .map(ferrotron::intake::jobs_csv::Recorder::new),
+        ),
         Err(code) => return code,
     };
     let text = match std::fs::read_to_string(&a.body) {
