@@ -328,7 +328,9 @@ async fn run_job(
     };
     match (result, stopped) {
         (_, Some(Stop::UserCancel | Stop::LeaseLost)) => {}
-        (Err(RunError::Cancelled(_)), Some(Stop::Shutdown)) => {
+        // An infrastructure error after the shutdown's cancel is most
+        // likely the cancel itself (a destroyed VM breaks SSH).
+        (Err(RunError::Cancelled(_) | RunError::Infra { .. }), Some(Stop::Shutdown)) => {
             // Not the job's fault: it runs again after the restart, and
             // this run does not count as one of its attempts.
             let why = "interrupted by a service shutdown";
