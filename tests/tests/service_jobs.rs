@@ -1,8 +1,8 @@
-//! Moving jobs between installations and per-job time-outs, end to end:
-//! `serve --record-csv` on one installation (one data folder), `ferrotron
-//! jobs replay` into another whose scheduler runs them in real VMs; a bad
-//! file stores nothing; a job whose time-out passes ends in `error`, its VM
-//! destroyed.
+//! Moving jobs between installations, per-job time-outs and restarts, end
+//! to end: `serve --record-csv` on one installation (one data folder),
+//! `ferrotron jobs replay` into another whose scheduler runs them in real
+//! VMs; a bad file stores nothing; a job whose time-out passes ends in
+//! `error`, its VM destroyed; a service restart does not use up attempts.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,10 @@ fn rules(h: &Harness) -> String {
 }
 
 fn start(h: &Harness, extra: &[&str]) -> Service {
+    start_with(h, extra, &[])
+}
+
+fn start_with(h: &Harness, extra: &[&str], env: &[(&str, &str)]) -> Service {
     let rules = rules(h);
     let mut args = vec![
         "serve",
@@ -43,6 +47,7 @@ fn start(h: &Harness, extra: &[&str]) -> Service {
     args.extend_from_slice(extra);
     let mut c = h.command(&args);
     c.env("FERROTRON_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut proc = Running::from_command(c);
@@ -256,9 +261,8 @@ fn jobs_recorded_on_one_installation_run_on_another() {
     stop(s);
 }
 
-#[test]
-fn a_job_past_its_time_out_ends_in_error_and_loses_its_vm() {
-    let h = Harness::new("replay-timeout");
+/// A task that runs for ten minutes.
+fn slow_formula(h: &Harness) -> std::path::PathBuf {
     let dir = h.data_dir.join("slow");
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(
@@ -266,6 +270,75 @@ fn a_job_past_its_time_out_ends_in_error_and_loses_its_vm() {
         "name: slow\ndesc: waits\nmaintainer: ferrotron-devs\ninput:\n  args: [koji_build]\nactions:\n  - name: wait\n    shell:\n      - echo started\n      - sleep 600\n    timeout: 900\n",
     )
     .expect("write formula");
+    dir
+}
+
+/// A job interrupted by SIGTERM goes back to the queue with its attempts
+/// intact: after the restart (libvirt unreachable this time) it still gets
+/// both of its attempts before it ends in `error`.
+#[test]
+fn a_service_restart_does_not_use_up_attempts() {
+    let h = Harness::new("replay-restart");
+    let dir = slow_formula(&h);
+    let mut s = start(&h, &["--max-vms", "1"]);
+    let out = h.run(&[
+        "submit",
+        dir.to_str().expect("utf-8"),
+        "--item",
+        "slow-2.0-1.fc40",
+        "--max-attempts",
+        "2",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let uuid = out.stdout.trim().to_string();
+    s.proc
+        .wait_for(&format!("job {uuid}: running"), Duration::from_secs(300));
+    stop(s);
+    let status = h.run(&["host", "status"]);
+    assert_eq!(status.stdout, "active\nqueued\t1\nmessages\t1\n");
+    let ran = runner_jobs(&h);
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    h.assert_nothing_left(&ran[0]);
+
+    let s = start_with(
+        &h,
+        &["--max-vms", "1", "--retry-backoff-secs", "1"],
+        &[(
+            "FERROTRON_LIBVIRT_URI",
+            "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
+        )],
+    );
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "error", "{j}");
+    assert!(
+        j["error"].as_str().unwrap_or("").starts_with("boot: "),
+        "{j}"
+    );
+    let names: Vec<String> = transitions(&j).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(
+        names,
+        [
+            "queued",
+            "scheduled",
+            "booting",
+            "running",
+            "queued",
+            // Both attempts are still there after the restart.
+            "scheduled",
+            "booting",
+            "queued",
+            "scheduled",
+            "booting",
+            "error"
+        ]
+    );
+    stop(s);
+}
+
+#[test]
+fn a_job_past_its_time_out_ends_in_error_and_loses_its_vm() {
+    let h = Harness::new("replay-timeout");
+    let dir = slow_formula(&h);
     // The service's default is long; the job's own time-out is what counts.
     let mut s = start(&h, &["--max-vms", "1", "--job-timeout", "3000"]);
     let out = h.run(&[
