@@ -149,6 +149,7 @@ fn job(k: usize) -> NewQueuedJob {
         priority: i64::from(k.is_multiple_of(10)),
         image: None,
         max_attempts: 1,
+        timeout_secs: None,
         needs,
     }
 }

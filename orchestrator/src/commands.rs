@@ -186,6 +186,96 @@ pub async fn trigger_message(
     r.map_err(|crate::intake::enqueue::EnqueueError::Store(e)| e)
 }
 
+/// What `ferrotron jobs replay` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Messages stored now, and their jobs.
+    pub messages: usize,
+    pub jobs: usize,
+    /// Messages this installation had already (replayed before, or
+    /// recorded here): nothing stored for them.
+    pub duplicates: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobsFileError {
+    #[error(transparent)]
+    Csv(#[from] crate::intake::jobs_csv::JobsCsvError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("writing {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl JobsFileError {
+    /// Exit status: 2 for a bad file, 3 for the store or the disk.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            JobsFileError::Csv(_) => 2,
+            JobsFileError::Store(_) | JobsFileError::Write { .. } => 3,
+        }
+    }
+}
+
+/// Queues the jobs of a CSV file (see `intake::jobs_csv`) in one
+/// transaction: every row is checked first and a bad one stores nothing;
+/// messages already here (same message id) are skipped, so replaying a
+/// file twice creates no duplicates.
+pub async fn replay_jobs(settings: &Settings, file: &Path) -> Result<Replayed, JobsFileError> {
+    let mut messages = crate::intake::jobs_csv::read_file(file)?;
+    // VM sizes come from this installation's images, as at intake.
+    for j in messages.iter_mut().flat_map(|m| m.jobs.iter_mut()) {
+        j.needs = j
+            .image
+            .as_deref()
+            .and_then(|i| crate::images::needs(&settings.images_dir, i));
+    }
+    let store = open_store(settings).await?;
+    let r = store.enqueue_batch(&messages).await;
+    store.close().await;
+    let mut out = Replayed::default();
+    for e in r? {
+        if e.duplicate {
+            out.duplicates += 1;
+        } else {
+            out.messages += 1;
+            out.jobs += e.jobs.len();
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the jobs in `state` (normally `queued`) to a CSV file that
+/// `jobs replay` reads; returns how many. The file appears whole or not
+/// at all (written beside it, then renamed).
+pub async fn export_jobs(
+    settings: &Settings,
+    state: crate::job::JobState,
+    file: &Path,
+) -> Result<usize, JobsFileError> {
+    let store = open_store(settings).await?;
+    let r = store.queued_jobs_in(state).await;
+    store.close().await;
+    let messages = r?;
+    let write = |source| JobsFileError::Write {
+        path: file.display().to_string(),
+        source,
+    };
+    let bytes = crate::intake::jobs_csv::to_csv(&messages, true).map_err(write)?;
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write)?;
+    std::io::Write::write_all(&mut tmp, &bytes).map_err(write)?;
+    tmp.persist(file).map_err(|e| write(e.error))?;
+    Ok(messages.iter().map(|m| m.jobs.len()).sum())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeCommandError {
     #[error(transparent)]

@@ -36,9 +36,10 @@ impl JobState {
             (_, Cancelled | Error)
                 | (Queued, Scheduled)
                 | (Scheduled, Booting | Queued)
-                // A retry: an infrastructure error, or a lease that expired
+                // A retry: an infrastructure error (collecting results
+                // included), a service shutdown, or a lease that expired
                 // because the worker died.
-                | (Booting | Running, Queued)
+                | (Booting | Running | Reporting, Queued)
                 | (Booting, Running)
                 | (Running, Reporting)
                 | (Reporting, Passed | Failed)

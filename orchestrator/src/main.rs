@@ -107,6 +107,9 @@ enum Command {
     Submit(queue_cmd::SubmitArgs),
     /// Put a message through the rules into the job queue.
     Trigger(queue_cmd::TriggerArgs),
+    /// Move queued jobs between installations as CSV files.
+    #[command(subcommand)]
+    Jobs(queue_cmd::JobsCommand),
     /// Maintenance of the results store.
     #[command(subcommand, hide = true)]
     Store(serve_cmd::StoreCommand),
@@ -272,6 +275,7 @@ fn main() -> ExitCode {
         Command::Host(cmd) => queue_cmd::host(&settings, cmd),
         Command::Submit(a) => queue_cmd::submit(&settings, a),
         Command::Trigger(a) => queue_cmd::trigger(&settings, a),
+        Command::Jobs(cmd) => queue_cmd::jobs(&settings, cmd),
         Command::Cleanup => match ferrotron::commands::reap(&settings) {
             Ok(r) => {
                 println!(
@@ -330,6 +334,7 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
         image: args.image,
         keep_on_failure: args.keep_on_failure,
         timeout: args.timeout,
+        states: None,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

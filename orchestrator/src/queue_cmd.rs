@@ -42,6 +42,28 @@ pub struct SubmitArgs {
     /// Attempts (infrastructure errors are retried).
     #[arg(long, default_value_t = 3)]
     max_attempts: i64,
+    /// Seconds the whole job (boot + task + collect) may take (default:
+    /// the service's `--job-timeout`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
+}
+
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// Queue the jobs of a CSV file (recorded with `serve --record-csv`
+    /// or written by `jobs export`); all rows or, on a bad one, none.
+    Replay {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// Write jobs to a CSV file that `jobs replay` reads.
+    Export {
+        /// Jobs in this state.
+        #[arg(long, default_value = "queued")]
+        state: String,
+        /// The CSV file to write (replaced whole).
+        file: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -63,6 +85,10 @@ pub struct TriggerArgs {
     mappings: Option<PathBuf>,
     #[arg(long, default_value_t = 3)]
     max_attempts: i64,
+    /// Append the jobs this message stores to a CSV file (as `serve
+    /// --record-csv` does).
+    #[arg(long, env = "FERROTRON_RECORD_CSV")]
+    record_csv: Option<PathBuf>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
@@ -200,6 +226,7 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> i32 {
         image: a.image,
         max_attempts: a.max_attempts,
         needs: ferrotron::images::needs(&settings.images_dir, &spec),
+        timeout_secs: a.timeout.and_then(|t| i64::try_from(t).ok()),
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -216,7 +243,11 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> i32 {
 
 pub fn trigger(settings: &Settings, a: TriggerArgs) -> i32 {
     let intake = match load_intake(&a.rules, a.mappings.as_deref(), a.max_attempts) {
-        Ok(i) => i,
+        Ok(i) => i.with_recorder(
+            a.record_csv
+                .clone()
+                .map(ferrotron::intake::jobs_csv::Recorder::new),
+        ),
         Err(code) => return code,
     };
     let text = match std::fs::read_to_string(&a.body) {
@@ -253,5 +284,39 @@ pub fn trigger(settings: &Settings, a: TriggerArgs) -> i32 {
             0
         }
         Err(e) => crate::fail(3, &e),
+    }
+}
+
+pub fn jobs(settings: &Settings, cmd: JobsCommand) -> i32 {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return crate::fail(3, &e),
+    };
+    match cmd {
+        JobsCommand::Replay { file } => {
+            match rt.block_on(ferrotron::commands::replay_jobs(settings, &file)) {
+                Ok(r) => {
+                    println!(
+                        "{} message(s), {} job(s) queued; {} message(s) already here",
+                        r.messages, r.jobs, r.duplicates
+                    );
+                    0
+                }
+                Err(e) => crate::fail(e.exit_code(), &e),
+            }
+        }
+        JobsCommand::Export { state, file } => {
+            let Some(state) = ferrotron::store::parse_state(&state) else {
+                eprintln!("ferrotron: error: --state {state}: not a job state");
+                return 2;
+            };
+            match rt.block_on(ferrotron::commands::export_jobs(settings, state, &file)) {
+                Ok(n) => {
+                    println!("{n} job(s) written to {}", file.display());
+                    0
+                }
+                Err(e) => crate::fail(e.exit_code(), &e),
+            }
+        }
     }
 }

@@ -73,6 +73,14 @@ pub struct ServeArgs {
     /// Check (and repair) every mirror of the git cache this often (0: never).
     #[arg(long, default_value = "1d", value_parser = crate::parse_duration)]
     cache_fsck_every: std::time::Duration,
+    /// Append every job the intake stores to this CSV file (for
+    /// `ferrotron jobs replay` on another installation).
+    #[arg(long, env = "FERROTRON_RECORD_CSV", requires = "rules")]
+    record_csv: Option<PathBuf>,
+    /// Seconds a job may take in all (boot + task + collect) when it has
+    /// no time-out of its own; then it is stopped and ends in `error`.
+    #[arg(long, env = "FERROTRON_JOB_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..))]
+    job_timeout: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -132,7 +140,13 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
     let intake = match &args.rules {
         Some(path) => {
             match crate::queue_cmd::load_intake(path, args.mappings.as_deref(), args.max_attempts) {
-                Ok(i) => Some(i.with_images(settings.images_dir.clone())),
+                Ok(i) => Some(
+                    i.with_images(settings.images_dir.clone()).with_recorder(
+                        args.record_csv
+                            .clone()
+                            .map(ferrotron::intake::jobs_csv::Recorder::new),
+                    ),
+                ),
                 Err(code) => return code,
             }
         }
@@ -144,6 +158,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
         c.max_memory_mib = args.max_memory;
         c.backoff = std::time::Duration::from_secs(args.retry_backoff_secs);
         c.lease = std::time::Duration::from_secs(args.lease_secs.max(3));
+        c.job_timeout = args.job_timeout.map(std::time::Duration::from_secs);
         c
     });
     if scheduler.is_some() {

@@ -1,13 +1,16 @@
 //! The one handler every intake calls: a message goes through the field
 //! mappings and the rules, and the jobs it asks for are stored in the queue
 //! in one transaction (a message id seen before stores nothing and returns
-//! the jobs it made the first time).
+//! the jobs it made the first time). With a [`Recorder`], every message
+//! newly stored is also appended to a CSV file (`serve --record-csv`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use crate::rules::{JobRequest, Mappings, Message, Rules, RulesError};
-use crate::store::{Enqueued, NewQueuedJob, Store, StoreError};
+use crate::store::{Enqueued, NewQueuedJob, QueuedMessage, Store, StoreError};
+
+use super::jobs_csv::Recorder;
 
 use super::HandleError;
 
@@ -26,6 +29,8 @@ pub struct Intake {
     images_dir: Option<PathBuf>,
     /// The git cache a push message syncs (a mapping filling `cache_repo`).
     pub cache: Option<crate::cache::Cache>,
+    /// Where stored messages are recorded as CSV, if anywhere.
+    pub recorder: Option<Recorder>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +93,7 @@ pub fn queued_job(j: &JobRequest, max_attempts: i64) -> NewQueuedJob {
         image: j.image.clone(),
         max_attempts,
         needs: None,
+        timeout_secs: j.timeout.and_then(|t| i64::try_from(t).ok()),
     }
 }
 
@@ -105,7 +111,14 @@ impl Intake {
             max_attempts,
             images_dir: None,
             cache: None,
+            recorder: None,
         }
+    }
+
+    /// Records every message stored from now on to `recorder`'s file.
+    pub fn with_recorder(mut self, recorder: Option<Recorder>) -> Intake {
+        self.recorder = recorder;
+        self
     }
 
     /// Records the vCPUs and memory of each job whose rule names an image
@@ -170,6 +183,23 @@ impl Intake {
             .id
             .clone()
             .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()));
-        Ok(store.enqueue(&id, &msg.topic, &jobs).await?)
+        let r = store.enqueue(&id, &msg.topic, &jobs).await?;
+        if let (Some(rec), false) = (&self.recorder, r.duplicate) {
+            // The jobs are stored: a recording failure must not make the
+            // message come again (it would be a duplicate, never recorded).
+            let m = QueuedMessage {
+                message_id: id,
+                topic: msg.topic.clone(),
+                jobs,
+            };
+            if let Err(e) = rec.record(&m) {
+                tracing::error!(
+                    "message {}: not recorded: {}",
+                    m.message_id,
+                    crate::util::full(&e)
+                );
+            }
+        }
+        Ok(r)
     }
 }

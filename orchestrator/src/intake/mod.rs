@@ -4,6 +4,7 @@
 
 pub mod amqp;
 pub mod enqueue;
+pub mod jobs_csv;
 
 pub use crate::rules::Message;
 

@@ -27,6 +27,9 @@ pub struct JobRequest {
     pub priority: i32,
     /// Base image; `None` for the formula's own.
     pub image: Option<String>,
+    /// Seconds the whole job may take; `None` for the service's default.
+    #[serde(default)]
+    pub timeout: Option<u64>,
     /// Index (0-based) of the rule that asked for it.
     pub rule: usize,
 }
@@ -72,12 +75,13 @@ mod tests {
             path: "hello".into(),
             priority: -1,
             image: None,
+            timeout: Some(600),
             rule: 2,
         };
         let text = serde_json::to_string(&j).expect("serialize");
         assert_eq!(
             text,
-            r#"{"message_id":"m","topic":"t","item":"$(x)","item_type":"koji_build","arch":"x86_64","task":"hello","repo":"/r","ref":"HEAD","path":"hello","priority":-1,"image":null,"rule":2}"#
+            r#"{"message_id":"m","topic":"t","item":"$(x)","item_type":"koji_build","arch":"x86_64","task":"hello","repo":"/r","ref":"HEAD","path":"hello","priority":-1,"image":null,"timeout":600,"rule":2}"#
         );
         assert_eq!(serde_json::from_str::<JobRequest>(&text).expect("parse"), j);
     }

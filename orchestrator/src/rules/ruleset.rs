@@ -11,6 +11,7 @@
 //!       arches: [x86_64, aarch64]                      # default: the message's arch, else x86_64
 //!       priority: 10                                   # default 0, higher first
 //!       image: tiny                                    # default: the formula's
+//!       timeout: 1800                                  # seconds for the whole job; default: the service's
 //! ```
 //!
 //! A task is a name (its formula is `NAME/runtask.yml` in `repo`: one repo
@@ -67,6 +68,8 @@ struct Action {
     #[serde(default)]
     priority: i32,
     image: Option<Word>,
+    /// Seconds the whole job (boot + task + collect) may take.
+    timeout: Option<std::num::NonZeroU64>,
 }
 
 /// A task of a `do` item: a name, or `{name, repo, ref, path}`.
@@ -359,6 +362,7 @@ fn job(
             path: path.clone(),
             priority: action.priority,
             image: action.image.as_ref().map(|w| w.0.clone()),
+            timeout: action.timeout.map(std::num::NonZeroU64::get),
             rule,
         })
         .collect())
@@ -589,7 +593,7 @@ mod tests {
     fn load_errors_name_file_line_and_key() {
         assert_eq!(
             err("- when: {name: bash}\n  do:\n    - tasks: [a]\n      repo: /r\n      arch: [x86_64]\n"),
-            "/etc/ferrotron/rules.yml:5: [0].do[0].arch: unknown field `arch`, expected one of `tasks`, `repo`, `ref`, `arches`, `priority`, `image`"
+            "/etc/ferrotron/rules.yml:5: [0].do[0].arch: unknown field `arch`, expected one of `tasks`, `repo`, `ref`, `arches`, `priority`, `image`, `timeout`"
         );
         assert_eq!(
             err("- when: {name: bash}\n  do:\n    - tasks: [a]\n      repo: /r\n      priority: high\n"),

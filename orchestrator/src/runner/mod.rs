@@ -50,6 +50,10 @@ pub struct RunRequest {
     pub keep_on_failure: Option<Duration>,
     /// Whole-task deadline; default: the sum of the action time-outs + 60 s.
     pub timeout: Option<Duration>,
+    /// Told each state the job reaches as it reaches it (`running` when
+    /// the task starts, `reporting` when results are collected), so the
+    /// scheduler stores a transition when it happens, not at the end.
+    pub states: Option<tokio::sync::mpsc::UnboundedSender<JobState>>,
 }
 
 /// A job that ran to the end (its task may still have failed).
@@ -290,6 +294,9 @@ pub fn run(
     let advance = |record: &mut JobRecord, s: JobState| {
         if let Err(e) = record.advance(s) {
             tracing::error!("{e}");
+        } else if let Some(tx) = &req.states {
+            // The receiver may be gone (a CLI run that does not listen).
+            let _ = tx.send(s);
         }
     };
     advance(&mut record, JobState::Scheduled);

@@ -12,6 +12,13 @@
 //! Before a job boots, its task source is settled ([`source`]): a task in
 //! a git repository is resolved to a commit through the git cache, the
 //! commit recorded on the job, and the formula read at that commit.
+//!
+//! A job may have a time-out (its own, else the service's `--job-timeout`):
+//! a deadline for the whole run (boot + task + collect). When it passes the
+//! run is cancelled (the VM destroyed) and the job ends in `error`, not
+//! retried. The runner reports `running` and `reporting` as it reaches
+//! them, and each is stored then. A run stopped by a service shutdown goes
+//! back to the queue without using up one of the job's attempts.
 
 pub mod placement;
 pub mod simhost;
@@ -58,6 +65,8 @@ pub struct SchedulerConfig {
     /// First retry delay; doubled per attempt, up to `backoff_cap`.
     pub backoff: Duration,
     pub backoff_cap: Duration,
+    /// Time-out of a job that has none of its own (boot + task + collect).
+    pub job_timeout: Option<Duration>,
 }
 
 impl SchedulerConfig {
@@ -76,6 +85,7 @@ impl SchedulerConfig {
             owner: format!("{host}:{}:{}", std::process::id(), &rand[..8]),
             backoff: Duration::from_secs(5),
             backoff_cap: Duration::from_secs(300),
+            job_timeout: None,
         }
     }
 
@@ -316,6 +326,16 @@ enum Stop {
     UserCancel,
     LeaseLost,
     Shutdown,
+    TimedOut,
+}
+
+/// The job's whole-run time-out: its own, else the service's default.
+fn job_timeout(job: &ClaimedJob, default: Option<Duration>) -> Option<Duration> {
+    job.timeout_secs
+        .and_then(|s| u64::try_from(s).ok())
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .or(default)
 }
 
 async fn run_job(
@@ -387,6 +407,11 @@ async fn run_job(
     let _scratch = src.scratch;
     advance(JobState::Booting, None, None, None).await;
     let cancel = Cancel::new();
+    let timeout = job_timeout(&job, cfg.job_timeout);
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let (states_tx, mut states) = tokio::sync::mpsc::unbounded_channel();
+    // The last state stored for this run (the runner reports the rest).
+    let mut reached = JobState::Booting;
     let req = RunRequest {
         git: src.git,
         formula: src.formula,
@@ -395,7 +420,9 @@ async fn run_job(
         arch: job.arch.clone(),
         image: job.image.clone(),
         keep_on_failure: None,
-        timeout: None,
+        // The task's own deadline; the whole run's is enforced below.
+        timeout,
+        states: Some(states_tx),
     };
     let run_settings = settings.clone();
     let run_cancel = cancel.clone();
@@ -405,9 +432,28 @@ async fn run_job(
     });
     let renew_every = cfg.lease / 3;
     let mut stopped: Option<Stop> = None;
+    let mut states_open = true;
     let result = loop {
         tokio::select! {
             r = &mut handle => break r,
+            s = states.recv(), if states_open => match s {
+                Some(to) if stopped.is_none() => {
+                    store_reached(&store, &uuid, owner, &mut reached, to).await;
+                }
+                Some(_) => {}
+                None => states_open = false,
+            },
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            }, if stopped.is_none() => {
+                let secs = timeout.map_or(0, |t| t.as_secs());
+                tracing::warn!("job {uuid}: time-out of {secs} s reached; destroying its VM");
+                cancel.cancel(&format!("the job's time-out ({secs} s)"));
+                stopped = Some(Stop::TimedOut);
+            }
             _ = tokio::time::sleep(renew_every) => {
                 match store.renew_lease(&uuid, owner, micros(cfg.lease)).await {
                     Ok(Some(JobState::Cancelled)) if stopped.is_none() => {
@@ -430,6 +476,12 @@ async fn run_job(
             }
         }
     };
+    // States the runner reported just before it returned.
+    while let Ok(to) = states.try_recv() {
+        if stopped.is_none() {
+            store_reached(&store, &uuid, owner, &mut reached, to).await;
+        }
+    }
     let result = match result {
         Ok(r) => r,
         Err(e) => Err(RunError::Infra {
@@ -439,17 +491,27 @@ async fn run_job(
     };
     match (result, stopped) {
         (_, Some(Stop::UserCancel | Stop::LeaseLost)) => {}
-        (Err(RunError::Cancelled(_)), Some(Stop::Shutdown)) => {
-            // Not the job's fault: it runs again after the restart.
-            advance(
-                JobState::Queued,
-                None,
-                None,
-                Some("interrupted by a service shutdown".into()),
-            )
-            .await;
+        // An infrastructure error after the shutdown's cancel is most
+        // likely the cancel itself (a destroyed VM breaks SSH).
+        (Err(RunError::Cancelled(_) | RunError::Infra { .. }), Some(Stop::Shutdown)) => {
+            // Not the job's fault: it runs again after the restart, and
+            // this run does not count as one of its attempts.
+            let why = "interrupted by a service shutdown";
+            match store.requeue_uncounted(&uuid, owner, why).await {
+                Ok(true) => tracing::info!("job {uuid}: queued ({why})"),
+                Ok(false) => tracing::warn!("job {uuid}: not requeued (cancelled or lease lost)"),
+                Err(e) => tracing::error!("job {uuid}: requeueing: {}", crate::util::full(&e)),
+            }
         }
-        (Ok(outcome), _) => finish(&store, &settings, owner, &job, &outcome).await,
+        (Err(_), Some(Stop::TimedOut)) => {
+            let secs = timeout.map_or(0, |t| t.as_secs());
+            let msg = format!(
+                "timed out: the job's time-out of {secs} s (boot + task + collect) passed; \
+                 the run was stopped and its VM destroyed"
+            );
+            advance(JobState::Error, Some(3), None, Some(msg)).await;
+        }
+        (Ok(outcome), _) => finish(&store, &settings, owner, &job, reached, &outcome).await,
         (Err(e @ (RunError::Infra { .. } | RunError::Cancelled(_))), _) => {
             let msg = e.to_string();
             if job.attempts < job.max_attempts {
@@ -498,16 +560,48 @@ async fn renewing<T>(
     }
 }
 
+/// Stores a state the runner reported (`running`, `reporting`) when the
+/// state machine allows it from the last one stored.
+async fn store_reached(
+    store: &Store,
+    uuid: &str,
+    owner: &str,
+    reached: &mut JobState,
+    to: JobState,
+) {
+    if !matches!(to, JobState::Running | JobState::Reporting) || !reached.can_become(to) {
+        return;
+    }
+    match store
+        .advance_claimed(uuid, owner, to, None, None, None)
+        .await
+    {
+        Ok(true) => {
+            tracing::info!("job {uuid}: {to}");
+            *reached = to;
+        }
+        Ok(false) => tracing::warn!("job {uuid}: not moved to {to} (cancelled or lease lost)"),
+        Err(e) => tracing::error!("job {uuid}: storing {to}: {}", crate::util::full(&e)),
+    }
+}
+
 /// Records a job whose task ran: results, artifacts, final state.
 async fn finish(
     store: &Store,
     settings: &Settings,
     owner: &str,
     job: &ClaimedJob,
+    reached: JobState,
     out: &RunOutcome,
 ) {
     let uuid = &job.uuid;
-    for to in [JobState::Running, JobState::Reporting] {
+    // Normally already stored as the runner reported them.
+    let missing: &[JobState] = match reached {
+        JobState::Booting => &[JobState::Running, JobState::Reporting],
+        JobState::Running => &[JobState::Reporting],
+        _ => &[],
+    };
+    for &to in missing {
         if let Ok(false) | Err(_) = store
             .advance_claimed(uuid, owner, to, None, None, None)
             .await
@@ -608,5 +702,29 @@ mod tests {
         assert_eq!(c.retry_delay(1), Duration::from_secs(5));
         assert_eq!(c.retry_delay(2), Duration::from_secs(10));
         assert_eq!(c.retry_delay(20), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_jobs_own_time_out_wins_over_the_default() {
+        let mut j = ClaimedJob {
+            uuid: "u".into(),
+            item: "i".into(),
+            item_type: "t".into(),
+            arch: "x86_64".into(),
+            task: "hello".into(),
+            repo: "/srv/tasks".into(),
+            git_ref: "HEAD".into(),
+            path: "hello".into(),
+            image: None,
+            attempts: 1,
+            max_attempts: 3,
+            timeout_secs: None,
+        };
+        let default = Some(Duration::from_secs(600));
+        assert_eq!(job_timeout(&j, default), default);
+        j.timeout_secs = Some(30);
+        assert_eq!(job_timeout(&j, default), Some(Duration::from_secs(30)));
+        j.timeout_secs = Some(0);
+        assert_eq!(job_timeout(&j, None), None);
     }
 }

@@ -29,7 +29,7 @@ use sqlx::{AnyPool, Executor};
 pub use hosts::{HostRecord, HOST_FRESH_MICROS};
 pub use jobs::{parse_state, Artifact, Job, JobUpdate, TransitionRow};
 pub use query::{DataFilter, Page, ResultFilter};
-pub use queue::{ClaimedJob, Enqueued, NewQueuedJob};
+pub use queue::{ClaimedJob, Enqueued, NewQueuedJob, QueuedMessage};
 pub use results::{Group, JobRef, NewGroup, NewResult, ResultRow, Testcase};
 pub use time::{format_time, now_micros, parse_time};
 pub use tokens::{hash_token, Token};

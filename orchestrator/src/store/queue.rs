@@ -32,6 +32,9 @@ pub struct NewQueuedJob {
     /// What the job's VM gets (its image's manifest), when known at
     /// enqueue; `None`: the claiming worker's default.
     pub needs: Option<Needs>,
+    /// Seconds the whole job (boot + task + collect) may take; `None`: the
+    /// service's default.
+    pub timeout_secs: Option<i64>,
 }
 
 /// What enqueueing a message did.
@@ -56,6 +59,7 @@ pub struct ClaimedJob {
     pub image: Option<String>,
     pub attempts: i64,
     pub max_attempts: i64,
+    pub timeout_secs: Option<i64>,
 }
 
 /// A size as a database integer (sizes past `i64::MAX` mean "no limit").
@@ -78,6 +82,97 @@ fn claimed_from_row(r: &AnyRow) -> Result<ClaimedJob, StoreError> {
         image: row_get(r, "image")?,
         attempts: row_get(r, "attempts")?,
         max_attempts: row_get(r, "max_attempts")?,
+        timeout_secs: row_get(r, "timeout_secs")?,
+    })
+}
+
+/// The jobs of one message, as a CSV file or a replay carries them.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub message_id: String,
+    pub topic: String,
+    pub jobs: Vec<NewQueuedJob>,
+}
+
+/// [`Store::enqueue`] inside a caller's transaction.
+async fn enqueue_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    message_id: &str,
+    topic: &str,
+    jobs: &[NewQueuedJob],
+) -> Result<Enqueued, StoreError> {
+    let seen = sqlx::query("SELECT message_id FROM messages WHERE message_id = $1")
+        .bind(message_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    if seen.is_some() {
+        let rows =
+            sqlx::query("SELECT uuid FROM jobs WHERE message_id = $1 ORDER BY created_at, uuid")
+                .bind(message_id.to_string())
+                .fetch_all(&mut **tx)
+                .await?;
+        let jobs = rows
+            .iter()
+            .map(|r| row_get::<String>(r, "uuid"))
+            .collect::<Result<_, _>>()?;
+        return Ok(Enqueued {
+            jobs,
+            duplicate: true,
+        });
+    }
+    let now = now_micros();
+    // A racing duplicate fails here on the primary key, rolling back.
+    sqlx::query(
+        "INSERT INTO messages (message_id, topic, received_at, jobs) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(message_id.to_string())
+    .bind(topic.to_string())
+    .bind(now)
+    .bind(i64::try_from(jobs.len()).unwrap_or(i64::MAX))
+    .execute(&mut **tx)
+    .await?;
+    let mut out = Vec::new();
+    for (i, j) in jobs.iter().enumerate() {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        // Distinct creation times keep the message's order.
+        let created = now + i64::try_from(i).unwrap_or(0);
+        sqlx::query(
+            "INSERT INTO jobs (uuid, state, item, item_type, arch, formula, created_at, \
+             message_id, topic, task, repo, git_ref, task_path, priority, image, \
+             max_attempts, timeout_secs, queued, vcpus, memory_mib) \
+             VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, 1, $17, $18)",
+        )
+        .bind(uuid.clone())
+        .bind(j.item.clone())
+        .bind(j.item_type.clone())
+        .bind(j.arch.clone())
+        .bind(j.task.clone())
+        .bind(created)
+        .bind(message_id.to_string())
+        .bind(topic.to_string())
+        .bind(j.task.clone())
+        .bind(j.repo.clone())
+        .bind(j.git_ref.clone())
+        .bind(j.path.clone())
+        .bind(j.priority)
+        .bind(j.image.clone())
+        .bind(j.max_attempts.max(1))
+        .bind(j.timeout_secs)
+        .bind(j.needs.map(|n| i64::from(n.vcpus)))
+        .bind(j.needs.map(|n| to_i64(n.memory_mib)))
+        .execute(&mut **tx)
+        .await?;
+        let t = TransitionRow {
+            state: JobState::Queued,
+            at: created,
+        };
+        insert_transition(tx, &uuid, &t).await?;
+        out.push(uuid);
+    }
+    Ok(Enqueued {
+        jobs: out,
+        duplicate: false,
     })
 }
 
@@ -91,81 +186,67 @@ impl Store {
         jobs: &[NewQueuedJob],
     ) -> Result<Enqueued, StoreError> {
         let mut tx = self.begin().await?;
-        let seen = sqlx::query("SELECT message_id FROM messages WHERE message_id = $1")
-            .bind(message_id.to_string())
-            .fetch_optional(&mut *tx.tx)
-            .await?;
-        if seen.is_some() {
-            drop(tx);
-            let rows = sqlx::query(
-                "SELECT uuid FROM jobs WHERE message_id = $1 ORDER BY created_at, uuid",
-            )
-            .bind(message_id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-            let jobs = rows
-                .iter()
-                .map(|r| row_get::<String>(r, "uuid"))
-                .collect::<Result<_, _>>()?;
-            return Ok(Enqueued {
-                jobs,
-                duplicate: true,
-            });
-        }
-        let now = now_micros();
-        // A racing duplicate fails here on the primary key, rolling back.
-        sqlx::query(
-            "INSERT INTO messages (message_id, topic, received_at, jobs) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(message_id.to_string())
-        .bind(topic.to_string())
-        .bind(now)
-        .bind(i64::try_from(jobs.len()).unwrap_or(i64::MAX))
-        .execute(&mut *tx.tx)
-        .await?;
-        let mut out = Vec::new();
-        for (i, j) in jobs.iter().enumerate() {
-            let uuid = uuid::Uuid::new_v4().to_string();
-            // Distinct creation times keep the message's order.
-            let created = now + i64::try_from(i).unwrap_or(0);
-            sqlx::query(
-                "INSERT INTO jobs (uuid, state, item, item_type, arch, formula, created_at, \
-                 message_id, topic, task, repo, git_ref, task_path, priority, image, \
-                 max_attempts, queued, vcpus, memory_mib) \
-                 VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, 1, $16, $17)",
-            )
-            .bind(uuid.clone())
-            .bind(j.item.clone())
-            .bind(j.item_type.clone())
-            .bind(j.arch.clone())
-            .bind(j.task.clone())
-            .bind(created)
-            .bind(message_id.to_string())
-            .bind(topic.to_string())
-            .bind(j.task.clone())
-            .bind(j.repo.clone())
-            .bind(j.git_ref.clone())
-            .bind(j.path.clone())
-            .bind(j.priority)
-            .bind(j.image.clone())
-            .bind(j.max_attempts.max(1))
-            .bind(j.needs.map(|n| i64::from(n.vcpus)))
-            .bind(j.needs.map(|n| to_i64(n.memory_mib)))
-            .execute(&mut *tx.tx)
-            .await?;
-            let t = TransitionRow {
-                state: JobState::Queued,
-                at: created,
-            };
-            insert_transition(&mut tx.tx, &uuid, &t).await?;
-            out.push(uuid);
+        let r = enqueue_in(&mut tx.tx, message_id, topic, jobs).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    /// Stores the jobs of several messages in ONE transaction: all of them
+    /// or, on any error, none (`ferrotron jobs replay`). A message id seen
+    /// before stores nothing, as in [`Store::enqueue`].
+    pub async fn enqueue_batch(
+        &self,
+        messages: &[QueuedMessage],
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            out.push(enqueue_in(&mut tx.tx, &m.message_id, &m.topic, &m.jobs).await?);
         }
         tx.commit().await?;
-        Ok(Enqueued {
-            jobs: out,
-            duplicate: false,
-        })
+        Ok(out)
+    }
+
+    /// Jobs in one state with what it takes to queue them again elsewhere
+    /// (`ferrotron jobs export`), oldest first.
+    pub async fn queued_jobs_in(&self, state: JobState) -> Result<Vec<QueuedMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT message_id, topic, item, item_type, arch, task, repo, git_ref, task_path, \
+             priority, image, max_attempts, timeout_secs FROM jobs \
+             WHERE queued = 1 AND state = $1 ORDER BY created_at, uuid",
+        )
+        .bind(state.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<QueuedMessage> = Vec::new();
+        for r in &rows {
+            let message_id: String =
+                row_get::<Option<String>>(r, "message_id")?.unwrap_or_default();
+            let topic: String = row_get::<Option<String>>(r, "topic")?.unwrap_or_default();
+            let job = NewQueuedJob {
+                item: row_get(r, "item")?,
+                item_type: row_get(r, "item_type")?,
+                arch: row_get(r, "arch")?,
+                task: row_get::<Option<String>>(r, "task")?.unwrap_or_default(),
+                repo: row_get::<Option<String>>(r, "repo")?.unwrap_or_default(),
+                git_ref: row_get::<Option<String>>(r, "git_ref")?.unwrap_or_default(),
+                path: row_get::<Option<String>>(r, "task_path")?.unwrap_or_default(),
+                priority: row_get(r, "priority")?,
+                image: row_get(r, "image")?,
+                max_attempts: row_get(r, "max_attempts")?,
+                timeout_secs: row_get(r, "timeout_secs")?,
+                needs: None,
+            };
+            match out.last_mut() {
+                Some(m) if m.message_id == message_id => m.jobs.push(job),
+                _ => out.push(QueuedMessage {
+                    message_id,
+                    topic,
+                    jobs: vec![job],
+                }),
+            }
+        }
+        Ok(out)
     }
 
     /// Claims the next runnable job for `owner` until now + `lease_micros`,
@@ -249,7 +330,7 @@ impl Store {
                 insert_transition(&mut tx.tx, &uuid, &t).await?;
                 let row = sqlx::query(
                     "SELECT uuid, item, item_type, arch, task, repo, git_ref, task_path, image, \
-                     attempts, max_attempts FROM jobs WHERE uuid = $1",
+                     attempts, max_attempts, timeout_secs FROM jobs WHERE uuid = $1",
                 )
                 .bind(uuid.clone())
                 .fetch_one(&mut *tx.tx)
@@ -358,6 +439,47 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Puts a job `owner` holds back in the queue without using up an
+    /// attempt: its run was stopped by a service shutdown, not by anything
+    /// the job or its VM did. Returns false when the job is not `owner`'s
+    /// any more or the state machine forbids the move.
+    pub async fn requeue_uncounted(
+        &self,
+        uuid: &str,
+        owner: &str,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT state, lease_owner FROM jobs WHERE uuid = $1")
+            .bind(uuid.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let from: String = row_get(&row, "state")?;
+        let from = super::parse_state(&from).unwrap_or(JobState::Error);
+        let lease: Option<String> = row_get(&row, "lease_owner")?;
+        if lease.as_deref() != Some(owner) || !from.can_become(JobState::Queued) {
+            return Ok(false);
+        }
+        let now = now_micros();
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires = NULL, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+             last_error = $1 WHERE uuid = $2",
+        )
+        .bind(reason.to_string())
+        .bind(uuid.to_string())
+        .execute(&mut *tx.tx)
+        .await?;
+        let t = TransitionRow {
+            state: JobState::Queued,
+            at: now,
+        };
+        insert_transition(&mut tx.tx, uuid, &t).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Takes back jobs whose lease expired (their worker died): back to
@@ -477,6 +599,7 @@ mod tests {
             image: None,
             max_attempts: 2,
             needs: None,
+            timeout_secs: None,
         }
     }
 
@@ -825,5 +948,111 @@ mod tests {
             .expect("claim")
             .is_none());
         pg_drop(s, &name).await;
+    }
+    fn batch() -> Vec<QueuedMessage> {
+        let mut timed = job("b", 0);
+        timed.timeout_secs = Some(90);
+        vec![
+            QueuedMessage {
+                message_id: "r1".into(),
+                topic: "t".into(),
+                jobs: vec![job("a", 0), timed],
+            },
+            QueuedMessage {
+                message_id: "r2".into(),
+                topic: "t".into(),
+                jobs: vec![job("c", 1)],
+            },
+        ]
+    }
+
+    async fn replay_twice_makes_no_duplicates(s: &Store) {
+        let first = s.enqueue_batch(&batch()).await.expect("replay");
+        assert!(first.iter().all(|e| !e.duplicate));
+        let again = s.enqueue_batch(&batch()).await.expect("replay again");
+        assert!(again.iter().all(|e| e.duplicate));
+        assert_eq!(
+            again.iter().map(|e| &e.jobs).collect::<Vec<_>>(),
+            first.iter().map(|e| &e.jobs).collect::<Vec<_>>()
+        );
+        assert_eq!(s.message_count().await.expect("count"), 2);
+        assert_eq!(
+            s.queue_counts().await.expect("counts"),
+            [("queued".to_string(), 3)]
+        );
+        // What export reads back is what was replayed, time-outs included.
+        let out = s.queued_jobs_in(JobState::Queued).await.expect("export");
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].message_id, "r1");
+        assert_eq!(out[0].jobs.len(), 2);
+        assert_eq!(out[0].jobs[1].timeout_secs, Some(90));
+        let c = s
+            .claim_next("w1", 60_000_000)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(c.task, "c");
+        assert_eq!(c.timeout_secs, None);
+    }
+
+    #[tokio::test]
+    async fn sqlite_replay_twice_makes_no_duplicates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        replay_twice_makes_no_duplicates(&s).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_replay_twice_makes_no_duplicates() {
+        let (s, name) = pg_store().await;
+        replay_twice_makes_no_duplicates(&s).await;
+        pg_drop(s, &name).await;
+    }
+
+    /// A service shutdown puts the job back without using an attempt.
+    #[tokio::test]
+    async fn shutdown_requeue_does_not_count_an_attempt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        let e = s.enqueue("m1", "t", &[job("a", 0)]).await.expect("enqueue");
+        let uuid = &e.jobs[0];
+        let lease = 60_000_000;
+        let c = s
+            .claim_next("w1", lease)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(c.attempts, 1);
+        for to in [JobState::Booting, JobState::Running, JobState::Reporting] {
+            assert!(s
+                .advance_claimed(uuid, "w1", to, None, None, None)
+                .await
+                .expect("advance"));
+        }
+        assert!(!s
+            .requeue_uncounted(uuid, "w2", "shutdown")
+            .await
+            .expect("not w2's"));
+        assert!(s
+            .requeue_uncounted(uuid, "w1", "interrupted by a service shutdown")
+            .await
+            .expect("requeue"));
+        let c = s
+            .claim_next("w1", lease)
+            .await
+            .expect("claim")
+            .expect("again");
+        assert_eq!(c.attempts, 1, "the interrupted run did not count");
+        let j = s.get_job(uuid).await.expect("get").expect("job");
+        let st: Vec<_> = j.transitions.iter().map(|t| t.state).collect();
+        use JobState::*;
+        assert_eq!(
+            st,
+            [Queued, Scheduled, Booting, Running, Reporting, Queued, Scheduled]
+        );
+        assert_eq!(
+            j.last_error.as_deref(),
+            Some("interrupted by a service shutdown")
+        );
     }
 }

@@ -1,0 +1,373 @@
+//! Moving jobs between installations, per-job time-outs and restarts, end
+//! to end: `serve --record-csv` on one installation (one data folder),
+//! `ferrotron jobs replay` into another whose scheduler runs them in real
+//! VMs; a bad file stores nothing; a job whose time-out passes ends in
+//! `error`, its VM destroyed; a service restart does not use up attempts.
+
+use std::time::{Duration, Instant};
+
+use ferrotron_tests::{domain_exists, workspace, Harness, Running};
+use nix::sys::signal::Signal;
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+
+const JOB_DEADLINE: Duration = Duration::from_secs(600);
+
+struct Service {
+    proc: Running,
+    base: String,
+}
+
+/// `hello` for items named `hello-*`.
+fn rules(h: &Harness) -> String {
+    let text = format!(
+        "- when: {{message_type: Generic, item: {{$regex: '^hello-'}}}}\n  do:\n    - tasks: [{{name: hello, path: examples/hello}}]\n      repo: {}\n      timeout: 900\n",
+        workspace().display()
+    );
+    let p = h.data_dir.join("rules.yml");
+    std::fs::write(&p, text).expect("write rules");
+    p.display().to_string()
+}
+
+fn start(h: &Harness, extra: &[&str]) -> Service {
+    start_with(h, extra, &[])
+}
+
+fn start_with(h: &Harness, extra: &[&str], env: &[(&str, &str)]) -> Service {
+    let rules = rules(h);
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rules",
+        rules.as_str(),
+        "--lease-secs",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    let mut c = h.command(&args);
+    c.env("FERROTRON_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut proc = Running::from_command(c);
+    let line = proc.wait_for("listening on http://", Duration::from_secs(60));
+    let base = line
+        .rsplit_once("listening on ")
+        .map(|(_, u)| u.trim().to_string())
+        .expect("url");
+    Service { proc, base }
+}
+
+fn stop(s: Service) {
+    s.proc.signal(Signal::SIGTERM);
+    let (code, _) = s.proc.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0));
+}
+
+fn http() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+fn token(h: &Harness) -> String {
+    let out = h.run(&["token", "create", "ci"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.stdout.trim().to_string()
+}
+
+fn post_message(s: &Service, token: &str, id: &str, item: &str) -> Value {
+    let msg = json!({
+        "id": id,
+        "topic": "org.example.test",
+        "body": {"item": item, "item_type": "koji_build", "arch": "x86_64"},
+    });
+    let r = http()
+        .post(format!("{}/api/v1/messages", s.base))
+        .bearer_auth(token)
+        .json(&msg)
+        .send()
+        .expect("POST message");
+    r.json().expect("JSON answer")
+}
+
+fn job(s: &Service, uuid: &str) -> Value {
+    http()
+        .get(format!("{}/api/v1/jobs/{uuid}", s.base))
+        .send()
+        .expect("GET job")
+        .json()
+        .expect("job JSON")
+}
+
+fn all_jobs(s: &Service) -> Vec<String> {
+    let list: Value = http()
+        .get(format!("{}/api/v1/jobs", s.base))
+        .send()
+        .expect("jobs")
+        .json()
+        .expect("jobs JSON");
+    list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|j| j["uuid"].as_str().expect("uuid").to_string())
+        .collect()
+}
+
+/// Waits (bounded) until the job is in a final state; returns it.
+fn wait_final(s: &Service, uuid: &str) -> Value {
+    let deadline = Instant::now() + JOB_DEADLINE;
+    loop {
+        let j = job(s, uuid);
+        let state = j["state"].as_str().unwrap_or("").to_string();
+        if ["passed", "failed", "error", "cancelled"].contains(&state.as_str()) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job {uuid} still {state}: {j}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// (state, time) of each stored transition.
+fn transitions(j: &Value) -> Vec<(String, String)> {
+    j["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .map(|t| {
+            (
+                t["state"].as_str().unwrap_or("").to_string(),
+                t["at"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn runner_jobs(h: &Harness) -> Vec<String> {
+    std::fs::read_dir(h.data_dir.join("jobs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn jobs_recorded_on_one_installation_run_on_another() {
+    // Installation A: intake only, every stored message recorded.
+    let a = Harness::new("replay-record");
+    let csv = a.data_dir.join("recorded.csv");
+    let t = token(&a);
+    let s = start(
+        &a,
+        &[
+            "--no-scheduler",
+            "--record-csv",
+            csv.to_str().expect("utf-8"),
+        ],
+    );
+    post_message(&s, &t, "msg-move-1", "hello-1.0-1.fc40");
+    post_message(&s, &t, "msg-move-2", "hello-2.0-1.fc40");
+    // A redelivery is stored once and recorded once.
+    let again = post_message(&s, &t, "msg-move-1", "hello-1.0-1.fc40");
+    assert_eq!(again["duplicate"], true, "{again}");
+    stop(s);
+    let text = std::fs::read_to_string(&csv).expect("recorded CSV");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "header + one row per job:\n{text}");
+    assert!(lines[0].starts_with("message_id,topic,item,"), "{text}");
+    assert!(lines[1].starts_with("msg-move-1,org.example.test,hello-1.0-1.fc40,"));
+    assert!(lines[1].ends_with(",900"), "the rule's time-out: {text}");
+
+    // Installation B. A bad copy of the file first: refused whole.
+    let b = Harness::new("replay-run");
+    let bad = b.data_dir.join("bad.csv");
+    let broken = text.replacen(",900", ",soon", 2);
+    let broken = broken.replacen(",soon", ",900", 1);
+    std::fs::write(&bad, broken).expect("write bad CSV");
+    let out = b.run(&["jobs", "replay", bad.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:3: column timeout: `soon` is not a whole number",
+            bad.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let status = b.run(&["host", "status"]);
+    assert_eq!(status.stdout, "active\nmessages\t0\n", "nothing stored");
+
+    // The good file, twice: the second time adds nothing.
+    let path = csv.to_str().expect("utf-8");
+    let out = b.run(&["jobs", "replay", path]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "2 message(s), 2 job(s) queued; 0 message(s) already here\n"
+    );
+    let out = b.run(&["jobs", "replay", path]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "0 message(s), 0 job(s) queued; 2 message(s) already here\n"
+    );
+    let status = b.run(&["host", "status"]);
+    assert_eq!(status.stdout, "active\nqueued\t2\nmessages\t2\n");
+    // Export writes what replay reads: the same rows.
+    let exported = b.data_dir.join("exported.csv");
+    let out = b.run(&["jobs", "export", exported.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&exported).expect("exported"),
+        text,
+        "export of the replayed jobs"
+    );
+
+    // B's scheduler runs them; each state is stored as it happens.
+    let s = start(&b, &["--max-vms", "1"]);
+    let uuids = all_jobs(&s);
+    assert_eq!(uuids.len(), 2);
+    for uuid in &uuids {
+        let j = wait_final(&s, uuid);
+        assert_eq!(j["state"], "passed", "{j}");
+        let tr = transitions(&j);
+        let names: Vec<&str> = tr.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "queued",
+                "scheduled",
+                "booting",
+                "running",
+                "reporting",
+                "passed"
+            ],
+            "{j}"
+        );
+        // booting < running < reporting: stored when reached (boot and the
+        // task take time), not together at the end.
+        assert!(tr[2].1 < tr[3].1 && tr[3].1 < tr[4].1, "{tr:?}");
+    }
+    let ran = runner_jobs(&b);
+    assert_eq!(ran.len(), 2, "{ran:?}");
+    for id in &ran {
+        b.assert_nothing_left(id);
+    }
+    stop(s);
+}
+
+/// A task that runs for ten minutes.
+fn slow_formula(h: &Harness) -> std::path::PathBuf {
+    let dir = h.data_dir.join("slow");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("runtask.yml"),
+        "name: slow\ndesc: waits\nmaintainer: ferrotron-devs\ninput:\n  args: [koji_build]\nactions:\n  - name: wait\n    shell:\n      - echo started\n      - sleep 600\n    timeout: 900\n",
+    )
+    .expect("write formula");
+    dir
+}
+
+/// A job interrupted by SIGTERM goes back to the queue with its attempts
+/// intact: after the restart (libvirt unreachable this time) it still gets
+/// both of its attempts before it ends in `error`.
+#[test]
+fn a_service_restart_does_not_use_up_attempts() {
+    let h = Harness::new("replay-restart");
+    let dir = slow_formula(&h);
+    let mut s = start(&h, &["--max-vms", "1"]);
+    let out = h.run(&[
+        "submit",
+        dir.to_str().expect("utf-8"),
+        "--item",
+        "slow-2.0-1.fc40",
+        "--max-attempts",
+        "2",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let uuid = out.stdout.trim().to_string();
+    s.proc
+        .wait_for(&format!("job {uuid}: running"), Duration::from_secs(300));
+    stop(s);
+    let status = h.run(&["host", "status"]);
+    assert_eq!(status.stdout, "active\nqueued\t1\nmessages\t1\n");
+    let ran = runner_jobs(&h);
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    h.assert_nothing_left(&ran[0]);
+
+    let s = start_with(
+        &h,
+        &["--max-vms", "1", "--retry-backoff-secs", "1"],
+        &[(
+            "FERROTRON_LIBVIRT_URI",
+            "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
+        )],
+    );
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "error", "{j}");
+    assert!(
+        j["error"].as_str().unwrap_or("").starts_with("boot: "),
+        "{j}"
+    );
+    let names: Vec<String> = transitions(&j).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(
+        names,
+        [
+            "queued",
+            "scheduled",
+            "booting",
+            "running",
+            "queued",
+            // Both attempts are still there after the restart.
+            "scheduled",
+            "booting",
+            "queued",
+            "scheduled",
+            "booting",
+            "error"
+        ]
+    );
+    stop(s);
+}
+
+#[test]
+fn a_job_past_its_time_out_ends_in_error_and_loses_its_vm() {
+    let h = Harness::new("replay-timeout");
+    let dir = slow_formula(&h);
+    // The service's default is long; the job's own time-out is what counts.
+    let mut s = start(&h, &["--max-vms", "1", "--job-timeout", "3000"]);
+    let out = h.run(&[
+        "submit",
+        dir.to_str().expect("utf-8"),
+        "--item",
+        "slow-1.0-1.fc40",
+        "--timeout",
+        "25",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let uuid = out.stdout.trim().to_string();
+    s.proc
+        .wait_for(&format!("job {uuid}: booting"), Duration::from_secs(120));
+    let j = wait_final(&s, &uuid);
+    assert_eq!(j["state"], "error", "{j}");
+    assert_eq!(j["exit_status"], 3, "{j}");
+    let why = j["error"].as_str().unwrap_or("");
+    assert!(
+        why.contains("time-out of 25 s (boot + task + collect) passed"),
+        "{j}"
+    );
+    // Not retried: one VM run, and nothing of it left.
+    let ran = runner_jobs(&h);
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    h.assert_nothing_left(&ran[0]);
+    assert!(!domain_exists(&format!("ferrotron-{}", ran[0])));
+    let names: Vec<String> = transitions(&j).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(names.last().map(String::as_str), Some("error"), "{names:?}");
+    assert_eq!(names.iter().filter(|s| *s == "scheduled").count(), 1);
+    stop(s);
+}
