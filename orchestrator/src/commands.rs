@@ -160,6 +160,25 @@ pub async fn set_idle(settings: &Settings, idle: bool) -> Result<(), StoreError>
     r
 }
 
+/// Cancels a queued or running job (as `POST /api/v1/jobs/UUID/cancel`
+/// does): a queued job never starts; a running one's VM is destroyed by
+/// its scheduler at the next lease renewal. Returns the job as it was
+/// before, to say what was stopped.
+pub async fn cancel_job(settings: &Settings, uuid: &str) -> Result<crate::store::Job, StoreError> {
+    let store = open_store(settings).await?;
+    let before = store.get_job(uuid).await;
+    let r = match before {
+        Ok(Some(before)) => store.cancel_job(uuid).await.map(|_| before),
+        Ok(None) => Err(StoreError::NotFound {
+            what: "job",
+            name: uuid.to_string(),
+        }),
+        Err(e) => Err(e),
+    };
+    store.close().await;
+    r
+}
+
 /// Queues one job directly (no rules); returns its UUID.
 pub async fn submit_job(
     settings: &Settings,

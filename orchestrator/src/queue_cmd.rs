@@ -56,6 +56,11 @@ pub enum JobsCommand {
         /// The CSV file.
         file: PathBuf,
     },
+    /// Cancel a queued or running job (a running job's VM is destroyed).
+    Cancel {
+        /// The job's UUID.
+        uuid: String,
+    },
     /// Write jobs to a CSV file that `jobs replay` reads.
     Export {
         /// Jobs in this state.
@@ -303,6 +308,26 @@ pub fn jobs(settings: &Settings, cmd: JobsCommand) -> i32 {
                     0
                 }
                 Err(e) => crate::fail(e.exit_code(), &e),
+            }
+        }
+        JobsCommand::Cancel { uuid } => {
+            use ferrotron::store::StoreError;
+            match rt.block_on(ferrotron::commands::cancel_job(settings, &uuid)) {
+                Ok(before) if before.state == ferrotron::job::JobState::Queued => {
+                    println!("job {uuid}: cancelled (it was queued and will not start)");
+                    0
+                }
+                Ok(before) => {
+                    println!(
+                        "job {uuid}: cancelled (it was {}; its scheduler destroys the VM)",
+                        before.state
+                    );
+                    0
+                }
+                Err(e @ (StoreError::NotFound { .. } | StoreError::Conflict(_))) => {
+                    crate::fail(2, &e)
+                }
+                Err(e) => crate::fail(3, &e),
             }
         }
         JobsCommand::Export { state, file } => {

@@ -220,6 +220,48 @@ fn failing_task_is_failed_and_not_retried() {
     stop(s);
 }
 
+/// `ferrotron jobs cancel`: a queued job is cancelled and never starts; a
+/// second cancel and an unknown UUID are refused with exit status 2 and a
+/// message naming the job. No service runs: the queue is the store's.
+#[test]
+fn jobs_cancel_from_the_command_line() {
+    let h = Harness::new("service-cli-cancel");
+    let hello = workspace().join("examples/hello");
+    let hello = hello.to_str().expect("utf-8");
+    let mut uuids = Vec::new();
+    for item in ["hello-1.0-1.fc40", "hello-2.0-1.fc40"] {
+        let out = h.run(&["submit", hello, "--item", item]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        uuids.push(out.stdout.trim().to_string());
+    }
+    let out = h.run(&["jobs", "cancel", &uuids[0]]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "job {}: cancelled (it was queued and will not start)\n",
+            uuids[0]
+        )
+    );
+    let again = h.run(&["jobs", "cancel", &uuids[0]]);
+    assert_eq!(again.code, Some(2), "{}", again.stdout);
+    assert!(
+        again.stderr.contains(&uuids[0]) && again.stderr.contains("already ended"),
+        "{}",
+        again.stderr
+    );
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let none = h.run(&["jobs", "cancel", unknown]);
+    assert_eq!(none.code, Some(2));
+    assert!(none.stderr.contains(unknown), "{}", none.stderr);
+    let status = h.run(&["host", "status"]);
+    assert!(
+        status.stdout.contains("cancelled\t1\n") && status.stdout.contains("queued\t1\n"),
+        "{}",
+        status.stdout
+    );
+}
+
 #[test]
 fn idle_host_keeps_jobs_queued_until_resume() {
     let h = Harness::new("service-idle");
