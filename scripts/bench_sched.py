@@ -40,6 +40,7 @@ def run(extra):
 def main():
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "ferrotron", "--example", "sched_bench"],
                    cwd=ROOT, check=True)
+    load = os.getloadavg()[0]
     results = [run([])]
     if pg_up():
         results.append(run(["--pg", PG]))
@@ -52,7 +53,8 @@ def main():
     begin, end = markers("sched")
     lines = [begin, "## Scheduler cost per decision", "",
              f"Measured by `make bench` (scripts/bench_sched.py, orchestrator/examples/sched_bench.rs) on "
-             f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, release build: {JOBS:,} queued jobs across "
+             f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores (load average {load:.1f} at the start), release "
+             f"build: {JOBS:,} queued jobs across "
              f"{HOSTS} simulated hosts, each a libvirt `test:///default` connection whose node info gives its "
              f"capacity ({cap['vcpus']} vCPUs, {cap['memory_mib']} MiB, {cap['max_vms']} VMs after the reserve). "
              "Hosts take turns; a decision is one claim: the best queued job (priority, then fairness across "

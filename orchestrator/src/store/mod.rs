@@ -154,12 +154,20 @@ impl Store {
     }
 
     /// Starts a write transaction (after taking the writer lock on SQLite).
+    ///
+    /// On SQLite it is `BEGIN IMMEDIATE`: the database's write lock is
+    /// taken at once, waiting up to `busy_timeout` for another process (a
+    /// CLI command beside `serve`). A deferred transaction that reads and
+    /// then writes fails at once with "database is locked" when another
+    /// process wrote in between, whatever the timeout.
     async fn begin(&self) -> Result<WriteTx, StoreError> {
-        let guard = match self.backend {
-            Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
-            Backend::Postgres => None,
+        let (guard, tx) = match self.backend {
+            Backend::Sqlite => {
+                let guard = self.write_lock.clone().lock_owned().await;
+                (Some(guard), self.pool.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            Backend::Postgres => (None, self.pool.begin().await?),
         };
-        let tx = self.pool.begin().await?;
         Ok(WriteTx { tx, _guard: guard })
     }
 }

@@ -1055,4 +1055,32 @@ mod tests {
             Some("interrupted by a service shutdown")
         );
     }
+
+    /// Two processes writing one SQLite file (two stores: separate
+    /// in-process locks), as `ferrotron submit` beside `serve`: every
+    /// write waits for the other instead of failing "database is locked".
+    #[tokio::test]
+    async fn two_writers_on_one_sqlite_file_wait_for_each_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (store(&dir).await, store(&dir).await);
+        let submits = async {
+            for i in 0..40 {
+                a.enqueue(&format!("m{i}"), "t", &[job("a", 0)]).await?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        let beats = async {
+            for i in 0..40 {
+                let mut h = host("w", 2, 2048, now_micros());
+                h.used.vms = i % 2;
+                b.put_host(&h).await?;
+                b.claim_next("w", 60_000_000).await?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        let (x, y) = tokio::join!(submits, beats);
+        x.expect("every enqueue");
+        y.expect("every heartbeat and claim");
+        assert_eq!(a.message_count().await.expect("count"), 40);
+    }
 }
