@@ -148,14 +148,18 @@ pub async fn serve(
     Ok(r?)
 }
 
-/// Stops (`true`) or resumes the scheduling of jobs on this installation;
-/// intake keeps recording jobs meanwhile.
-pub async fn set_idle(settings: &Settings, idle: bool) -> Result<(), StoreError> {
+/// Stops (`true`) or resumes the scheduling of jobs on this host, or on
+/// every host sharing the store (`all`); intake keeps recording jobs
+/// meanwhile. Resuming this host does not lift an `--all` idle.
+pub async fn set_idle(settings: &Settings, idle: bool, all: bool) -> Result<(), StoreError> {
+    let flag = if all {
+        crate::scheduler::IDLE_FLAG.to_string()
+    } else {
+        crate::scheduler::host_idle_flag(&crate::scheduler::this_host())
+    };
     let store = open_store(settings).await?;
     let value = idle.then(|| crate::store::now_micros().to_string());
-    let r = store
-        .set_flag(crate::scheduler::IDLE_FLAG, value.as_deref())
-        .await;
+    let r = store.set_flag(&flag, value.as_deref()).await;
     store.close().await;
     r
 }

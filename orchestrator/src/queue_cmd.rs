@@ -12,12 +12,20 @@ use ferrotron::store::NewQueuedJob;
 
 #[derive(Subcommand)]
 pub enum HostCommand {
-    /// Stop starting jobs here; intake keeps queueing them.
-    Idle,
-    /// Start jobs again.
-    Resume,
-    /// Whether the host is idle, the queue's jobs per state, and the
-    /// number of messages accepted.
+    /// Stop starting jobs on this host; intake keeps queueing them.
+    Idle {
+        /// Every host sharing this queue, not only this one.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Start jobs again on this host (or lift `idle --all`).
+    Resume {
+        /// Lift `host idle --all`.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Whether this host is idle, the queue's jobs per state, this host's
+    /// jobs in progress, the messages accepted, and every host's capacity.
     Status,
 }
 
@@ -128,11 +136,16 @@ pub fn host(settings: &Settings, cmd: HostCommand) -> i32 {
         Err(e) => return crate::fail(3, &e),
     };
     match cmd {
-        HostCommand::Idle | HostCommand::Resume => {
-            let idle = matches!(cmd, HostCommand::Idle);
-            match rt.block_on(ferrotron::commands::set_idle(settings, idle)) {
+        HostCommand::Idle { all } | HostCommand::Resume { all } => {
+            let idle = matches!(cmd, HostCommand::Idle { .. });
+            match rt.block_on(ferrotron::commands::set_idle(settings, idle, all)) {
                 Ok(()) => {
-                    println!("{}", if idle { "idle" } else { "resumed" });
+                    let word = if idle { "idle" } else { "resumed" };
+                    if all {
+                        println!("{word}: every host");
+                    } else {
+                        println!("{word}: {}", ferrotron::scheduler::this_host());
+                    }
                     0
                 }
                 Err(e) => crate::fail(3, &e),
@@ -141,19 +154,23 @@ pub fn host(settings: &Settings, cmd: HostCommand) -> i32 {
         HostCommand::Status => {
             let r = rt.block_on(async {
                 let store = ferrotron::commands::open_store(settings).await?;
-                let idle = store.get_flag(ferrotron::scheduler::IDLE_FLAG).await?;
+                let here = ferrotron::scheduler::this_host();
+                let idle = ferrotron::scheduler::is_idle(&store, &here).await?;
                 let counts = store.queue_counts().await?;
+                let in_progress = store.in_progress_on(&here).await?;
                 let messages = store.message_count().await?;
                 let hosts = store.hosts().await?;
                 store.close().await;
-                Ok::<_, ferrotron::store::StoreError>((idle, counts, messages, hosts))
+                Ok::<_, ferrotron::store::StoreError>((idle, counts, in_progress, messages, hosts))
             });
             match r {
-                Ok((idle, counts, messages, hosts)) => {
-                    println!("{}", if idle.is_some() { "idle" } else { "active" });
+                Ok((idle, counts, in_progress, messages, hosts)) => {
+                    println!("{}", if idle { "idle" } else { "active" });
                     for (state, n) in counts {
                         println!("{state}\t{n}");
                     }
+                    // What drain.yml waits on: jobs this host is running.
+                    println!("in progress here\t{in_progress}");
                     println!("messages\t{messages}");
                     let now = ferrotron::store::now_micros();
                     for h in hosts {

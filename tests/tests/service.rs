@@ -283,11 +283,20 @@ fn idle_host_keeps_jobs_queued_until_resume() {
         .stdout
         .split_once("host\t")
         .expect("a line for this host");
-    assert_eq!(queue, "idle\nqueued\t1\nmessages\t1\n");
+    assert_eq!(queue, "idle\nqueued\t1\nin progress here\t0\nmessages\t1\n");
     assert!(hosts.contains("\t0/1 VMs\t0/"), "{}", status.stdout);
+    // Every host idled, then this one resumed: still idle (the fleet-wide
+    // switch wins) until `resume --all`.
+    for args in [&["host", "idle", "--all"][..], &["host", "resume"]] {
+        let out = h.run(args);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+    }
+    let status = h.run(&["host", "status"]);
+    assert!(status.stdout.starts_with("idle\n"), "{}", status.stdout);
     assert!(runner_jobs(&h).is_empty());
-    let out = h.run(&["host", "resume"]);
+    let out = h.run(&["host", "resume", "--all"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "resumed: every host\n");
     let j = wait_final(&s, &uuid);
     assert_eq!(j["state"], "passed", "{j}");
     stop(s);
@@ -626,7 +635,10 @@ fn submit_refuses_a_bad_formula_before_queueing() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("/nonexistent/task"), "{}", out.stderr);
     let status = h.run(&["host", "status"]);
-    assert_eq!(status.stdout, "active\nmessages\t0\n", "nothing queued");
+    assert_eq!(
+        status.stdout, "active\nin progress here\t0\nmessages\t0\n",
+        "nothing queued"
+    );
 }
 
 /// A burst of 200 messages for two tasks on this 2-core machine: every one

@@ -200,7 +200,10 @@ fn jobs_recorded_on_one_installation_run_on_another() {
         out.stderr
     );
     let status = b.run(&["host", "status"]);
-    assert_eq!(status.stdout, "active\nmessages\t0\n", "nothing stored");
+    assert_eq!(
+        status.stdout, "active\nin progress here\t0\nmessages\t0\n",
+        "nothing stored"
+    );
 
     // The good file, twice: the second time adds nothing.
     let path = csv.to_str().expect("utf-8");

@@ -43,8 +43,31 @@ use crate::store::{
 };
 use placement::{Capacity, Ledger, Limits, Needs};
 
-/// The flag (in the store) that stops this host from starting jobs.
+/// The flag (in the store) that stops every host from starting jobs
+/// (`ferrotron host idle --all`).
 pub const IDLE_FLAG: &str = "idle";
+
+/// The flag that stops one host (`ferrotron host idle` there), so an
+/// operator drains one hypervisor of a fleet sharing one queue.
+pub fn host_idle_flag(host: &str) -> String {
+    format!("{IDLE_FLAG}:{host}")
+}
+
+/// This machine's name: its row in `hosts`, the prefix of its workers'
+/// lease owners (`host:pid:random`) and the scope of `host idle`.
+pub fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether `host` may not start jobs: idled itself, or every host is.
+pub async fn is_idle(store: &Store, host: &str) -> Result<bool, StoreError> {
+    Ok(store.get_flag(IDLE_FLAG).await?.is_some()
+        || store.get_flag(&host_idle_flag(host)).await?.is_some())
+}
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -71,9 +94,7 @@ pub struct SchedulerConfig {
 
 impl SchedulerConfig {
     pub fn new(capacity: usize) -> SchedulerConfig {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into());
+        let host = this_host();
         let rand = uuid::Uuid::new_v4().simple().to_string();
         SchedulerConfig {
             capacity: capacity.max(1),
@@ -136,8 +157,8 @@ pub async fn run(
             Ok(n) => tracing::warn!("{n} job(s) larger than every host: marked error"),
             Err(e) => tracing::error!("placement: {}", crate::util::full(&e)),
         }
-        let idle = match store.get_flag(IDLE_FLAG).await {
-            Ok(f) => f.is_some(),
+        let idle = match is_idle(&store, &cfg.host).await {
+            Ok(i) => i,
             Err(e) => {
                 tracing::error!("reading the idle flag: {}", crate::util::full(&e));
                 true

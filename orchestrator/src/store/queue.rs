@@ -546,6 +546,23 @@ impl Store {
             .collect()
     }
 
+    /// Jobs in progress (scheduled to reporting) under a lease of a worker
+    /// on `host` (lease owners are `host:pid:random`).
+    pub async fn in_progress_on(&self, host: &str) -> Result<usize, StoreError> {
+        let sql =
+            format!("SELECT lease_owner FROM jobs WHERE queued = 1 AND state IN {RUNNING_STATES}");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        let prefix = format!("{host}:");
+        let mut n = 0;
+        for r in &rows {
+            let owner: Option<String> = row_get(r, "lease_owner")?;
+            n += usize::from(owner.is_some_and(|o| o.starts_with(&prefix)));
+        }
+        Ok(n)
+    }
+
     /// Messages accepted so far (duplicates not counted).
     pub async fn message_count(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM messages")
@@ -1054,6 +1071,27 @@ mod tests {
             j.last_error.as_deref(),
             Some("interrupted by a service shutdown")
         );
+    }
+
+    /// `host status` counts a host's jobs by its workers' lease owners
+    /// (`host:pid:random`): another host, or a name that is a prefix of
+    /// this one, does not count.
+    #[tokio::test]
+    async fn in_progress_counts_this_hosts_leases_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        s.enqueue("m1", "t", &[job("a", 0), job("b", 0), job("c", 0)])
+            .await
+            .expect("enqueue");
+        for owner in ["hv01:10:aa", "hv01:11:bb", "hv011:12:cc"] {
+            s.claim_next(owner, 60_000_000)
+                .await
+                .expect("claim")
+                .expect("job");
+        }
+        assert_eq!(s.in_progress_on("hv01").await.expect("count"), 2);
+        assert_eq!(s.in_progress_on("hv011").await.expect("count"), 1);
+        assert_eq!(s.in_progress_on("hv02").await.expect("count"), 0);
     }
 
     /// Two processes writing one SQLite file (two stores: separate
