@@ -6,6 +6,7 @@
 //! when it fails, so CI output shows why a guest did not behave.
 
 pub mod git;
+pub mod service;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -6,15 +6,12 @@
 //! the cache is readable with a real `git clone` under `/git/`.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferrotron_tests::git::{commit, git, origin};
-use ferrotron_tests::{Harness, Running};
-use nix::sys::signal::Signal;
-use reqwest::blocking::Client;
+use ferrotron_tests::service::{http, jobs_of, runner_jobs, states, token, Service};
+use ferrotron_tests::Harness;
 use serde_json::{json, Value};
-
-const JOB_DEADLINE: Duration = Duration::from_secs(600);
 
 /// The task the origin holds (in `gitclone/`): it clones the job's
 /// repository from `${git_url}` in the guest, checks out `${git_commit}`,
@@ -64,121 +61,42 @@ fn rules(h: &Harness, jobs: &[(&str, &str, &str)]) -> String {
     p.display().to_string()
 }
 
-struct Service {
-    proc: Running,
-    base: String,
+fn start(h: &Harness, rules: &str, extra: &[&str]) -> Service {
+    let mut args = vec!["--rules", rules, "--lease-secs", "3"];
+    args.extend_from_slice(extra);
+    Service::start(h, &args, &[])
 }
 
-impl Service {
-    fn start(h: &Harness, rules: &str, extra: &[&str]) -> Service {
-        let mut args = vec![
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rules",
-            rules,
-            "--lease-secs",
-            "3",
-        ];
-        args.extend_from_slice(extra);
-        let mut c = h.command(&args);
-        c.env("FERROTRON_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut proc = Running::from_command(c);
-        let line = proc.wait_for("listening on http://", Duration::from_secs(60));
-        let base = line
-            .rsplit_once("listening on ")
-            .map(|(_, u)| u.trim().to_string())
-            .expect("url");
-        Service { proc, base }
-    }
-
-    fn stop(self) {
-        self.proc.signal(Signal::SIGTERM);
-        let (code, _) = self.proc.finish(Duration::from_secs(60));
-        assert_eq!(code, Some(0));
-    }
-
-    fn message(&self, token: &str, topic: &str, body: Value) -> Value {
-        let r = http()
-            .post(format!("{}/api/v1/messages", self.base))
-            .bearer_auth(token)
-            .json(&json!({"topic": topic, "body": body}))
-            .send()
-            .expect("POST message");
-        assert!(r.status().is_success(), "{}", r.status());
-        r.json().expect("JSON answer")
-    }
-
-    /// Queues one job for `item`; returns its UUID.
-    fn queue(&self, token: &str, item: &str) -> String {
-        let v = self.message(
-            token,
-            "org.example.test",
-            json!({"item": item, "item_type": "git_commit", "arch": "x86_64"}),
-        );
-        let jobs = v["jobs"].as_array().expect("jobs");
-        assert_eq!(jobs.len(), 1, "{v}");
-        jobs[0].as_str().expect("uuid").to_string()
-    }
-
-    fn job(&self, uuid: &str) -> Value {
-        http()
-            .get(format!("{}/api/v1/jobs/{uuid}", self.base))
-            .send()
-            .expect("GET job")
-            .json()
-            .expect("job JSON")
-    }
-
-    /// Waits (bounded) until the job is in a final state; returns it.
-    fn wait_final(&self, uuid: &str) -> Value {
-        let deadline = Instant::now() + JOB_DEADLINE;
-        loop {
-            let j = self.job(uuid);
-            let state = j["state"].as_str().unwrap_or("").to_string();
-            if ["passed", "failed", "error", "cancelled"].contains(&state.as_str()) {
-                return j;
-            }
-            assert!(Instant::now() < deadline, "job {uuid} still {state}: {j}");
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-
-    fn notify(&self, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut r = http()
-            .post(format!("{}/api/v1/cache/notify", self.base))
-            .json(&body);
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        let r = r.send().expect("POST notify");
-        let status = r.status().as_u16();
-        (status, r.json().unwrap_or(Value::Null))
-    }
+/// POSTs a message that must be accepted; returns the answer.
+fn message(s: &Service, token: &str, topic: &str, body: Value) -> Value {
+    let (status, v) = s.post(token, &json!({"topic": topic, "body": body}));
+    assert!((200..300).contains(&status), "{status}: {v}");
+    v
 }
 
-fn http() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .expect("client")
+/// Queues one job for `item`; returns its UUID.
+fn queue(s: &Service, token: &str, item: &str) -> String {
+    let v = message(
+        s,
+        token,
+        "org.example.test",
+        json!({"item": item, "item_type": "git_commit", "arch": "x86_64"}),
+    );
+    let jobs = jobs_of(&v);
+    assert_eq!(jobs.len(), 1, "{v}");
+    jobs[0].clone()
 }
 
-fn token(h: &Harness) -> String {
-    let out = h.run(&["token", "create", "ci"]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    out.stdout.trim().to_string()
-}
-
-fn states(j: &Value) -> Vec<String> {
-    j["transitions"]
-        .as_array()
-        .expect("transitions")
-        .iter()
-        .map(|t| t["state"].as_str().unwrap_or("").to_string())
-        .collect()
+fn notify(s: &Service, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut r = http()
+        .post(format!("{}/api/v1/cache/notify", s.base))
+        .json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().expect("POST notify");
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
 }
 
 /// What the guest wrote in its artifacts folder, as the service stored it.
@@ -195,17 +113,6 @@ fn artifact(h: &Harness, uuid: &str, name: &str) -> String {
         .to_string()
 }
 
-/// The runner's job folders in this test's data folder (one per VM run).
-fn runner_jobs(h: &Harness) -> Vec<String> {
-    std::fs::read_dir(h.data_dir.join("jobs"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn nothing_in_tmp(h: &Harness) {
     let left: Vec<_> = std::fs::read_dir(h.data_dir.join("tmp"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -220,10 +127,10 @@ fn queued_job_from_a_git_origin_clones_the_recorded_commit_from_the_cache() {
     let head = git(&o, &["rev-parse", "HEAD"]).trim().to_string();
     let rules = rules(&h, &[("git", &url(&o), "main")]);
     let t = token(&h);
-    let s = Service::start(&h, &rules, &["--max-vms", "1"]);
+    let s = start(&h, &rules, &["--max-vms", "1"]);
 
     // First use: the repository is added to the cache, the job passes.
-    let uuid = s.queue(&t, "git-1");
+    let uuid = queue(&s, &t, "git-1");
     let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "passed", "{j}");
     assert_eq!(j["commit"], head.as_str(), "{j}");
@@ -241,7 +148,7 @@ fn queued_job_from_a_git_origin_clones_the_recorded_commit_from_the_cache() {
     // commit.
     let gone = h.data_dir.join("origins/gone");
     std::fs::rename(&o, &gone).expect("move the origin away");
-    let uuid2 = s.queue(&t, "git-2");
+    let uuid2 = queue(&s, &t, "git-2");
     let j = s.wait_final(&uuid2);
     assert_eq!(j["state"], "passed", "{j}");
     assert_eq!(j["commit"], head.as_str(), "{j}");
@@ -270,9 +177,9 @@ fn a_job_for_a_missing_repository_or_ref_is_an_error_naming_it() {
         ],
     );
     let t = token(&h);
-    let s = Service::start(&h, &rules, &["--max-vms", "1"]);
+    let s = start(&h, &rules, &["--max-vms", "1"]);
 
-    let uuid = s.queue(&t, "norepo-1");
+    let uuid = queue(&s, &t, "norepo-1");
     let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "error", "{j}");
     let e = j["error"].as_str().unwrap_or_default();
@@ -284,7 +191,7 @@ fn a_job_for_a_missing_repository_or_ref_is_an_error_naming_it() {
     assert!(!states(&j).contains(&"booting".to_string()), "{j}");
     assert_eq!(j["commit"], Value::Null, "{j}");
 
-    let uuid = s.queue(&t, "noref-1");
+    let uuid = queue(&s, &t, "noref-1");
     let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "error", "{j}");
     let e = j["error"].as_str().unwrap_or_default();
@@ -298,7 +205,7 @@ fn a_job_for_a_missing_repository_or_ref_is_an_error_naming_it() {
     assert!(!states(&j).contains(&"booting".to_string()), "{j}");
 
     // A commit without the task's folder (the one before it was added).
-    let uuid = s.queue(&t, "nofolder-1");
+    let uuid = queue(&s, &t, "nofolder-1");
     let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "error", "{j}");
     let e = j["error"].as_str().unwrap_or_default();
@@ -322,7 +229,7 @@ fn notify_needs_a_writer_token_and_syncs_one_repository() {
     let b_head = commit(&b, "pushed to b");
     let rules = rules(&h, &[]);
     let t = token(&h);
-    let s = Service::start(&h, &rules, &["--no-scheduler"]);
+    let s = start(&h, &rules, &["--no-scheduler"]);
     let heads = |h: &Harness| -> (String, String) {
         let cache = h.data_dir.join("cache");
         let rev = |r: &str| {
@@ -335,36 +242,37 @@ fn notify_needs_a_writer_token_and_syncs_one_repository() {
     let (a0, b0) = heads(&h);
     assert_ne!(a0, a_head);
 
-    let (status, body) = s.notify(None, json!({"path": "/a.git"}));
+    let (status, body) = notify(&s, None, json!({"path": "/a.git"}));
     assert_eq!(status, 401, "{body}");
     assert_eq!(
         heads(&h),
         (a0.clone(), b0.clone()),
         "synced without a token"
     );
-    let (status, body) = s.notify(Some("not-a-token"), json!({"path": "/a.git"}));
+    let (status, body) = notify(&s, Some("not-a-token"), json!({"path": "/a.git"}));
     assert_eq!(status, 401, "{body}");
 
-    let (status, body) = s.notify(Some(&t), json!({"path": "/a.git"}));
+    let (status, body) = notify(&s, Some(&t), json!({"path": "/a.git"}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"path": "/a.git", "outcome": "fetched"}));
     // Only a was fetched.
     assert_eq!(heads(&h), (a_head.clone(), b0.clone()));
 
-    let (status, body) = s.notify(Some(&t), json!({"path": "/zzz.git"}));
+    let (status, body) = notify(&s, Some(&t), json!({"path": "/zzz.git"}));
     assert_eq!(status, 404, "{body}");
-    let (status, body) = s.notify(Some(&t), json!({"path": "../etc"}));
+    let (status, body) = notify(&s, Some(&t), json!({"path": "../etc"}));
     assert_eq!(status, 400, "{body}");
 
     // A push message does the same for b.
-    s.message(&t, "ferrotron.git.push", json!({"path": "/b.git"}));
+    message(&s, &t, "ferrotron.git.push", json!({"path": "/b.git"}));
     assert_eq!(heads(&h), (a_head.clone(), b_head.clone()));
     // A dist-git push message (fedmsg layout) names `namespace/repo`: the
     // mirror whose origin ends so is synced, and only it.
     let a_next = commit(&a, "pushed to a again");
     // b moves too, but no one says so: it must stay where it was.
     commit(&b, "pushed to b again");
-    s.message(
+    message(
+        &s,
         &t,
         "org.fedoraproject.prod.git.receive",
         json!({"commit": {"namespace": "origins", "repo": "a", "rev": a_next, "branch": "main", "username": "u"}}),
@@ -408,7 +316,7 @@ fn the_service_syncs_and_checks_the_cache_periodically() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let pushed = commit(&a, "pushed, nobody told the cache");
     let rules = rules(&h, &[]);
-    let mut s = Service::start(
+    let mut s = start(
         &h,
         &rules,
         &[

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ferrotron_tests::{ferrotron_bin, workspace, Harness, Running};
+use ferrotron_tests::service::{slow_task, Service};
+use ferrotron_tests::{ferrotron_bin, workspace, Harness};
 use serde_json::json;
 
 struct Play {
@@ -214,20 +215,8 @@ fn a_broken_rules_file_fails_the_play_and_keeps_the_good_rules() {
 #[test]
 fn drain_waits_for_a_running_job_then_resume_reactivates() {
     let h = Harness::new("playbook-drain");
-    let slow = h.data_dir.join("slow");
-    std::fs::create_dir_all(&slow).expect("mkdir");
-    std::fs::write(
-        slow.join("runtask.yml"),
-        "name: slow\ndesc: waits\nmaintainer: ferrotron-devs\ninput:\n  args: [koji_build]\n\
-         actions:\n  - name: wait\n    shell:\n      - echo started\n      - sleep 600\n    timeout: 900\n",
-    )
-    .expect("formula");
-    let mut c = h.command(&["serve", "--listen", "127.0.0.1:0", "--max-vms", "1"]);
-    c.env("FERROTRON_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut serve = Running::from_command(c);
-    serve.wait_for("listening on http://", Duration::from_secs(60));
+    let slow = slow_task(&h);
+    let mut serve = Service::start(&h, &["--max-vms", "1"], &[]);
     let out = h.run(&[
         "submit",
         slow.to_str().expect("utf-8"),
@@ -236,7 +225,9 @@ fn drain_waits_for_a_running_job_then_resume_reactivates() {
     ]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let uuid = out.stdout.trim().to_string();
-    serve.wait_for(&format!("job {uuid}: booting"), Duration::from_secs(120));
+    serve
+        .proc
+        .wait_for(&format!("job {uuid}: booting"), Duration::from_secs(120));
 
     // The playbooks drive the binary under test on this test's data folder.
     let vars = json!({
@@ -256,9 +247,8 @@ fn drain_waits_for_a_running_job_then_resume_reactivates() {
     let status = h.run(&["host", "status"]);
     assert!(status.stdout.starts_with("idle\n"), "{}", status.stdout);
 
-    serve.signal(nix::sys::signal::Signal::SIGTERM);
-    let (code, rest) = serve.finish(Duration::from_secs(120));
-    assert_eq!(code, Some(0), "{rest}");
+    // SIGTERM requeues the running job: nothing is in progress any more.
+    serve.stop();
     let p = play(&h, "drain.yml", &vars);
     assert_eq!(p.code, Some(0), "nothing in progress now:\n{}", p.stdout);
 

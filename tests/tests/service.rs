@@ -5,12 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use ferrotron_tests::{domain_exists, workspace, Harness, Running};
+use ferrotron_tests::service::{http, jobs_of, runner_jobs, slow_task, states, token, Service};
+use ferrotron_tests::{domain_exists, workspace, Harness};
 use nix::sys::signal::Signal;
-use reqwest::blocking::Client;
 use serde_json::{json, Value};
-
-const JOB_DEADLINE: Duration = Duration::from_secs(600);
 
 /// `hello` for items named `hello-*`, `fails-on-purpose` for `broken-*`.
 fn rules(h: &Harness) -> String {
@@ -25,23 +23,9 @@ fn rules(h: &Harness) -> String {
     p.display().to_string()
 }
 
-struct Service {
-    proc: Running,
-    base: String,
-}
-
-fn token(h: &Harness) -> String {
-    let out = h.run(&["token", "create", "ci"]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    out.stdout.trim().to_string()
-}
-
 fn start(h: &Harness, extra: &[&str]) -> Service {
     let rules = rules(h);
     let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
         "--rules",
         rules.as_str(),
         "--lease-secs",
@@ -50,98 +34,7 @@ fn start(h: &Harness, extra: &[&str]) -> Service {
         "1",
     ];
     args.extend_from_slice(extra);
-    let mut c = h.command(&args);
-    c.env("FERROTRON_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut proc = Running::from_command(c);
-    let line = proc.wait_for("listening on http://", Duration::from_secs(60));
-    let base = line
-        .rsplit_once("listening on ")
-        .map(|(_, u)| u.trim().to_string())
-        .expect("url");
-    Service { proc, base }
-}
-
-fn http() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
-
-fn post_message(s: &Service, token: &str, id: &str, item: &str) -> (u16, Value) {
-    let msg = json!({
-        "id": id,
-        "topic": "org.example.test",
-        "body": {"item": item, "item_type": "koji_build", "arch": "x86_64"},
-    });
-    let r = http()
-        .post(format!("{}/api/v1/messages", s.base))
-        .bearer_auth(token)
-        .json(&msg)
-        .send()
-        .expect("POST message");
-    let status = r.status().as_u16();
-    (status, r.json().expect("JSON answer"))
-}
-
-fn job(s: &Service, uuid: &str) -> Value {
-    http()
-        .get(format!("{}/api/v1/jobs/{uuid}", s.base))
-        .send()
-        .expect("GET job")
-        .json()
-        .expect("job JSON")
-}
-
-/// Waits (bounded) until the job is in a final state; returns it.
-fn wait_final(s: &Service, uuid: &str) -> Value {
-    let deadline = Instant::now() + JOB_DEADLINE;
-    loop {
-        let j = job(s, uuid);
-        let state = j["state"].as_str().unwrap_or("").to_string();
-        if ["passed", "failed", "error", "cancelled"].contains(&state.as_str()) {
-            return j;
-        }
-        assert!(Instant::now() < deadline, "job {uuid} still {state}: {j}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-fn states(j: &Value) -> Vec<String> {
-    j["transitions"]
-        .as_array()
-        .expect("transitions")
-        .iter()
-        .map(|t| t["state"].as_str().unwrap_or("").to_string())
-        .collect()
-}
-
-fn jobs_of(v: &Value) -> Vec<String> {
-    v["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .map(|j| j.as_str().expect("uuid").to_string())
-        .collect()
-}
-
-/// The runner's job folders in this test's data folder (one per VM run).
-fn runner_jobs(h: &Harness) -> Vec<String> {
-    std::fs::read_dir(h.data_dir.join("jobs"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn stop(s: Service) {
-    s.proc.signal(Signal::SIGTERM);
-    let (code, _) = s.proc.finish(Duration::from_secs(60));
-    assert_eq!(code, Some(0));
+    Service::start(h, &args, &[])
 }
 
 #[test]
@@ -150,17 +43,17 @@ fn message_becomes_a_passed_job_with_results_once() {
     let t = token(&h);
     let s = start(&h, &["--max-vms", "1"]);
     let item = "hello-1.0-1.fc40";
-    let (status, first) = post_message(&s, &t, "msg-pass-1", item);
+    let (status, first) = s.post_item(&t, "msg-pass-1", item);
     assert_eq!(status, 201, "{first}");
     let uuids = jobs_of(&first);
     assert_eq!(uuids.len(), 1, "{first}");
     // The same message again: the same job, nothing new.
-    let (status, again) = post_message(&s, &t, "msg-pass-1", item);
+    let (status, again) = s.post_item(&t, "msg-pass-1", item);
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["duplicate"], true);
     assert_eq!(jobs_of(&again), uuids);
 
-    let j = wait_final(&s, &uuids[0]);
+    let j = s.wait_final(&uuids[0]);
     assert_eq!(j["state"], "passed", "{j}");
     assert_eq!(j["exit_status"], 0, "{j}");
     assert_eq!(
@@ -188,17 +81,12 @@ fn message_becomes_a_passed_job_with_results_once() {
         assert!(groups.contains(&uuids[0]), "{r}");
     }
     // All jobs in the store: exactly one, for two deliveries.
-    let list: Value = http()
-        .get(format!("{}/api/v1/jobs", s.base))
-        .send()
-        .expect("jobs")
-        .json()
-        .expect("jobs JSON");
-    assert_eq!(list["data"].as_array().expect("data").len(), 1, "{list}");
+    let all = s.jobs();
+    assert_eq!(all.len(), 1, "{all:?}");
     let ran = runner_jobs(&h);
     assert_eq!(ran.len(), 1, "{ran:?}");
     h.assert_nothing_left(&ran[0]);
-    stop(s);
+    s.stop();
 }
 
 #[test]
@@ -206,10 +94,10 @@ fn failing_task_is_failed_and_not_retried() {
     let h = Harness::new("service-fail");
     let t = token(&h);
     let s = start(&h, &["--max-vms", "1"]);
-    let (status, v) = post_message(&s, &t, "msg-fail-1", "broken-1.0-1.fc40");
+    let (status, v) = s.post_item(&t, "msg-fail-1", "broken-1.0-1.fc40");
     assert_eq!(status, 201, "{v}");
     let uuid = jobs_of(&v).remove(0);
-    let j = wait_final(&s, &uuid);
+    let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "failed", "{j}");
     assert_eq!(j["exit_status"], 1, "{j}");
     let st = states(&j);
@@ -217,7 +105,7 @@ fn failing_task_is_failed_and_not_retried() {
     let ran = runner_jobs(&h);
     assert_eq!(ran.len(), 1, "one VM run, no retry: {ran:?}");
     h.assert_nothing_left(&ran[0]);
-    stop(s);
+    s.stop();
 }
 
 /// `ferrotron jobs cancel`: a queued job is cancelled and never starts; a
@@ -271,13 +159,13 @@ fn idle_host_keeps_jobs_queued_until_resume() {
     let mut s = start(&h, &["--max-vms", "1"]);
     s.proc
         .wait_for("host idle: 0 job(s) waiting", Duration::from_secs(60));
-    let (status, v) = post_message(&s, &t, "msg-idle-1", "hello-2.0-1.fc40");
+    let (status, v) = s.post_item(&t, "msg-idle-1", "hello-2.0-1.fc40");
     assert_eq!(status, 201, "{v}");
     let uuid = jobs_of(&v).remove(0);
     // The scheduler saw the job and did not start it.
     s.proc
         .wait_for("host idle: 1 job(s) waiting", Duration::from_secs(60));
-    assert_eq!(job(&s, &uuid)["state"], "queued");
+    assert_eq!(s.job(&uuid)["state"], "queued");
     let status = h.run(&["host", "status"]);
     let (queue, hosts) = status
         .stdout
@@ -297,9 +185,9 @@ fn idle_host_keeps_jobs_queued_until_resume() {
     let out = h.run(&["host", "resume", "--all"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "resumed: every host\n");
-    let j = wait_final(&s, &uuid);
+    let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "passed", "{j}");
-    stop(s);
+    s.stop();
 }
 
 #[test]
@@ -307,8 +195,8 @@ fn kill_9_mid_job_leaks_nothing_and_the_jobs_run_after_restart() {
     let h = Harness::new("service-kill");
     let t = token(&h);
     let mut s = start(&h, &["--max-vms", "1"]);
-    let (_, a) = post_message(&s, &t, "msg-kill-a", "hello-3.0-1.fc40");
-    let (_, b) = post_message(&s, &t, "msg-kill-b", "hello-4.0-1.fc40");
+    let (_, a) = s.post_item(&t, "msg-kill-a", "hello-3.0-1.fc40");
+    let (_, b) = s.post_item(&t, "msg-kill-b", "hello-4.0-1.fc40");
     let (a, b) = (jobs_of(&a).remove(0), jobs_of(&b).remove(0));
     s.proc
         .wait_for(&format!("job {a}: booting"), Duration::from_secs(120));
@@ -346,8 +234,8 @@ fn kill_9_mid_job_leaks_nothing_and_the_jobs_run_after_restart() {
         assert!(Instant::now() < deadline, "{domain} left after restart");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let ja = wait_final(&s, &a);
-    let jb = wait_final(&s, &b);
+    let ja = s.wait_final(&a);
+    let jb = s.wait_final(&b);
     // The interrupted job ran again (a retry), the queued one ran.
     assert_eq!(ja["state"], "passed", "{ja}");
     assert_eq!(jb["state"], "passed", "{jb}");
@@ -358,7 +246,7 @@ fn kill_9_mid_job_leaks_nothing_and_the_jobs_run_after_restart() {
     for id in &ran {
         h.assert_nothing_left(id);
     }
-    stop(s);
+    s.stop();
 }
 
 fn amqp_url() -> String {
@@ -397,28 +285,32 @@ impl Drop for QueueGuard {
     }
 }
 
+/// `serve` consuming from a queue of its own (deleted when the guard
+/// goes), bound to `ferrotron.svc.<tag>.#`; returns once it consumes.
+fn start_consuming(h: &Harness, extra: &[&str]) -> (Service, String, QueueGuard) {
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let queue = format!("ferrotron-service-test-{tag}");
+    let guard = QueueGuard(queue.clone());
+    let binding = format!("ferrotron.svc.{tag}.#");
+    let url = amqp_url();
+    let mut args = vec![
+        "--amqp-url",
+        url.as_str(),
+        "--amqp-queue",
+        queue.as_str(),
+        "--amqp-binding",
+        binding.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let mut s = start(h, &args);
+    s.proc.wait_for("amqp: consuming", Duration::from_secs(60));
+    (s, tag, guard)
+}
+
 #[test]
 fn amqp_messages_become_jobs_once() {
     let h = Harness::new("service-amqp");
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    let queue = format!("ferrotron-service-test-{tag}");
-    let _guard = QueueGuard(queue.clone());
-    let binding = format!("ferrotron.svc.{tag}.#");
-    let url = amqp_url();
-    let mut s = start(
-        &h,
-        &[
-            "--max-vms",
-            "1",
-            "--amqp-url",
-            url.as_str(),
-            "--amqp-queue",
-            queue.as_str(),
-            "--amqp-binding",
-            binding.as_str(),
-        ],
-    );
-    s.proc.wait_for("amqp: consuming", Duration::from_secs(60));
+    let (mut s, tag, _queue) = start_consuming(&h, &["--max-vms", "1"]);
     let topic = format!("ferrotron.svc.{tag}.build");
     let body = json!({"item": "hello-5.0-1.fc40", "item_type": "koji_build", "arch": "x86_64"});
     // The same message twice (a redelivery), and one on an unbound topic.
@@ -428,18 +320,12 @@ fn amqp_messages_become_jobs_once() {
     s.proc
         .wait_for("amqp message Some(\"amqp-msg-1\")", Duration::from_secs(60));
     s.proc.wait_for(", a duplicate", Duration::from_secs(60));
-    let list: Value = http()
-        .get(format!("{}/api/v1/jobs", s.base))
-        .send()
-        .expect("jobs")
-        .json()
-        .expect("jobs JSON");
-    let data = list["data"].as_array().expect("data");
-    assert_eq!(data.len(), 1, "{list}");
-    let uuid = data[0]["uuid"].as_str().expect("uuid").to_string();
-    let j = wait_final(&s, &uuid);
+    let all = s.jobs();
+    assert_eq!(all.len(), 1, "{all:?}");
+    let uuid = all[0].clone();
+    let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "passed", "{j}");
-    stop(s);
+    s.stop();
 }
 
 /// Publishes durably, retrying on a new connection until the broker
@@ -518,23 +404,7 @@ fn amqp_broker_outage_under_a_stream_loses_nothing() {
     let h = Harness::new("service-amqp-outage");
     let idle = h.run(&["host", "idle"]);
     assert_eq!(idle.code, Some(0), "{}", idle.stderr);
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    let queue = format!("ferrotron-service-test-{tag}");
-    let _guard = QueueGuard(queue.clone());
-    let binding = format!("ferrotron.svc.{tag}.#");
-    let url = amqp_url();
-    let mut s = start(
-        &h,
-        &[
-            "--amqp-url",
-            url.as_str(),
-            "--amqp-queue",
-            queue.as_str(),
-            "--amqp-binding",
-            binding.as_str(),
-        ],
-    );
-    s.proc.wait_for("amqp: consuming", Duration::from_secs(60));
+    let (mut s, tag, _queue) = start_consuming(&h, &[]);
     let n = 30;
     let topic = format!("ferrotron.svc.{tag}.build");
     let publisher = std::thread::spawn(move || {
@@ -573,20 +443,14 @@ fn amqp_broker_outage_under_a_stream_loses_nothing() {
         "one queued job per message, none twice: {}",
         status.stdout
     );
-    stop(s);
+    s.stop();
 }
 
 #[test]
 fn submitted_job_cancelled_while_running_loses_its_vm() {
     let h = Harness::new("service-cancel");
     let t = token(&h);
-    let dir = h.data_dir.join("slow");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::write(
-        dir.join("runtask.yml"),
-        "name: slow\ndesc: waits\nmaintainer: ferrotron-devs\ninput:\n  args: [koji_build]\nactions:\n  - name: wait\n    shell:\n      - echo started\n      - sleep 600\n    timeout: 900\n",
-    )
-    .expect("write formula");
+    let dir = slow_task(&h);
     let mut s = start(&h, &["--max-vms", "1"]);
     let out = h.run(&[
         "submit",
@@ -619,13 +483,13 @@ fn submitted_job_cancelled_while_running_loses_its_vm() {
         &format!("job {uuid}: cancelled; destroying its VM"),
         Duration::from_secs(60),
     );
-    let j = wait_final(&s, &uuid);
+    let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "cancelled", "{j}");
     h.assert_nothing_left(&runner);
     assert!(!domain_exists(&domain));
     // Not retried: still one VM run.
     assert_eq!(runner_jobs(&h).len(), 1);
-    stop(s);
+    s.stop();
 }
 
 #[test]
@@ -659,7 +523,7 @@ fn burst_of_200_messages_runs_within_capacity() {
         } else {
             format!("hello-{i}.0-1.fc40")
         };
-        let (status, v) = post_message(&s, &t, &format!("burst-{i}"), &item);
+        let (status, v) = s.post_item(&t, &format!("burst-{i}"), &item);
         assert_eq!(status, 201, "{v}");
         uuids.extend(jobs_of(&v));
     }
@@ -667,7 +531,7 @@ fn burst_of_200_messages_runs_within_capacity() {
     let mut events = Vec::new();
     let (mut passed, mut failed) = (0, 0);
     for u in &uuids {
-        let j = wait_final(&s, u);
+        let j = s.wait_final(u);
         match j["state"].as_str() {
             Some("passed") => passed += 1,
             Some("failed") => failed += 1,
@@ -714,7 +578,7 @@ fn burst_of_200_messages_runs_within_capacity() {
         "{}",
         status.stdout
     );
-    stop(s);
+    s.stop();
 }
 
 /// libvirt unreachable: an infrastructure error, retried with backoff up to
@@ -724,35 +588,25 @@ fn infrastructure_errors_are_retried_up_to_the_cap() {
     let h = Harness::new("service-infra");
     let t = token(&h);
     let rules = rules(&h);
-    let mut c = h.command(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--rules",
-        rules.as_str(),
-        "--retry-backoff-secs",
-        "1",
-        "--max-attempts",
-        "2",
-    ]);
-    c.env("FERROTRON_LOG", "info")
-        .env(
+    let s = Service::start(
+        &h,
+        &[
+            "--rules",
+            rules.as_str(),
+            "--retry-backoff-secs",
+            "1",
+            "--max-attempts",
+            "2",
+        ],
+        &[(
             "FERROTRON_LIBVIRT_URI",
             "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut proc = Running::from_command(c);
-    let line = proc.wait_for("listening on http://", Duration::from_secs(60));
-    let base = line
-        .rsplit_once("listening on ")
-        .map(|(_, u)| u.trim().to_string())
-        .expect("url");
-    let s = Service { proc, base };
-    let (status, v) = post_message(&s, &t, "msg-infra-1", "hello-9.0-1.fc40");
+        )],
+    );
+    let (status, v) = s.post_item(&t, "msg-infra-1", "hello-9.0-1.fc40");
     assert_eq!(status, 201, "{v}");
     let uuid = jobs_of(&v).remove(0);
-    let j = wait_final(&s, &uuid);
+    let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "error", "{j}");
     assert_eq!(j["exit_status"], 3, "{j}");
     assert_eq!(
@@ -769,7 +623,7 @@ fn infrastructure_errors_are_retried_up_to_the_cap() {
     );
     let why = j["error"].as_str().unwrap_or("");
     assert!(why.starts_with("boot: "), "{j}");
-    stop(s);
+    s.stop();
 }
 
 /// Bad input found when the job starts (an image that does not exist) is
@@ -788,14 +642,14 @@ fn bad_image_is_an_error_without_retry() {
     ]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let uuid = out.stdout.trim().to_string();
-    let j = wait_final(&s, &uuid);
+    let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "error", "{j}");
     assert_eq!(j["exit_status"], 2, "{j}");
     assert_eq!(states(&j), ["queued", "scheduled", "booting", "error"]);
     let why = j["error"].as_str().unwrap_or("");
     assert!(why.contains("no-such-image"), "{j}");
     assert!(runner_jobs(&h).is_empty());
-    stop(s);
+    s.stop();
 }
 
 #[test]
@@ -804,7 +658,7 @@ fn a_bad_rules_file_on_reload_keeps_the_last_good_rules() {
     let t = token(&h);
     let mut s = start(&h, &["--no-scheduler"]);
     let rules_file = h.data_dir.join("rules.yml");
-    let (code, v) = post_message(&s, &t, "reload-1", "hello-1-1");
+    let (code, v) = s.post_item(&t, "reload-1", "hello-1-1");
     assert_eq!(code, 201, "{v}");
     assert_eq!(jobs_of(&v).len(), 1, "{v}");
 
@@ -816,7 +670,7 @@ fn a_bad_rules_file_on_reload_keeps_the_last_good_rules() {
         Duration::from_secs(30),
     );
     assert!(line.contains("rules.yml:1"), "{line}");
-    let (code, v) = post_message(&s, &t, "reload-2", "hello-2-1");
+    let (code, v) = s.post_item(&t, "reload-2", "hello-2-1");
     assert_eq!(code, 201, "{v}");
     assert_eq!(jobs_of(&v).len(), 1, "the last good rules still apply: {v}");
 
@@ -834,9 +688,9 @@ fn a_bad_rules_file_on_reload_keeps_the_last_good_rules() {
         "rules reloaded: 1 rule(s) in force",
         Duration::from_secs(30),
     );
-    let (_, v) = post_message(&s, &t, "reload-3", "hello-3-1");
+    let (_, v) = s.post_item(&t, "reload-3", "hello-3-1");
     assert!(jobs_of(&v).is_empty(), "old rule still in force: {v}");
-    let (code, v) = post_message(&s, &t, "reload-4", "new-1-1");
+    let (code, v) = s.post_item(&t, "reload-4", "new-1-1");
     assert_eq!(code, 201, "{v}");
     assert_eq!(jobs_of(&v).len(), 1, "{v}");
 }
@@ -851,7 +705,7 @@ fn a_job_larger_than_every_host_is_an_error() {
     let out = h.run(&["submit", "examples/hello", "--item", "hello-1.0-1.fc40"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let uuid = out.stdout.trim().to_string();
-    let j = wait_final(&s, &uuid);
+    let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "error", "{j}");
     assert_eq!(j["exit_status"], 2, "{j}");
     assert_eq!(states(&j), ["queued", "error"]);
@@ -871,5 +725,5 @@ fn a_job_larger_than_every_host_is_an_error() {
         status.stdout
     );
     assert!(runner_jobs(&h).is_empty());
-    stop(s);
+    s.stop();
 }

@@ -4,19 +4,11 @@
 //! VMs; a bad file stores nothing; a job whose time-out passes ends in
 //! `error`, its VM destroyed; a service restart does not use up attempts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ferrotron_tests::{domain_exists, workspace, Harness, Running};
-use nix::sys::signal::Signal;
-use reqwest::blocking::Client;
-use serde_json::{json, Value};
-
-const JOB_DEADLINE: Duration = Duration::from_secs(600);
-
-struct Service {
-    proc: Running,
-    base: String,
-}
+use ferrotron_tests::service::{runner_jobs, slow_task, token, transitions, Service};
+use ferrotron_tests::{domain_exists, workspace, Harness};
+use serde_json::Value;
 
 /// `hello` for items named `hello-*`.
 fn rules(h: &Harness) -> String {
@@ -35,125 +27,14 @@ fn start(h: &Harness, extra: &[&str]) -> Service {
 
 fn start_with(h: &Harness, extra: &[&str], env: &[(&str, &str)]) -> Service {
     let rules = rules(h);
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--rules",
-        rules.as_str(),
-        "--lease-secs",
-        "3",
-    ];
+    let mut args = vec!["--rules", rules.as_str(), "--lease-secs", "3"];
     args.extend_from_slice(extra);
-    let mut c = h.command(&args);
-    c.env("FERROTRON_LOG", "info")
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut proc = Running::from_command(c);
-    let line = proc.wait_for("listening on http://", Duration::from_secs(60));
-    let base = line
-        .rsplit_once("listening on ")
-        .map(|(_, u)| u.trim().to_string())
-        .expect("url");
-    Service { proc, base }
+    Service::start(h, &args, env)
 }
 
-fn stop(s: Service) {
-    s.proc.signal(Signal::SIGTERM);
-    let (code, _) = s.proc.finish(Duration::from_secs(60));
-    assert_eq!(code, Some(0));
-}
-
-fn http() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
-
-fn token(h: &Harness) -> String {
-    let out = h.run(&["token", "create", "ci"]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    out.stdout.trim().to_string()
-}
-
+/// POSTs a message about `item`; returns the answer.
 fn post_message(s: &Service, token: &str, id: &str, item: &str) -> Value {
-    let msg = json!({
-        "id": id,
-        "topic": "org.example.test",
-        "body": {"item": item, "item_type": "koji_build", "arch": "x86_64"},
-    });
-    let r = http()
-        .post(format!("{}/api/v1/messages", s.base))
-        .bearer_auth(token)
-        .json(&msg)
-        .send()
-        .expect("POST message");
-    r.json().expect("JSON answer")
-}
-
-fn job(s: &Service, uuid: &str) -> Value {
-    http()
-        .get(format!("{}/api/v1/jobs/{uuid}", s.base))
-        .send()
-        .expect("GET job")
-        .json()
-        .expect("job JSON")
-}
-
-fn all_jobs(s: &Service) -> Vec<String> {
-    let list: Value = http()
-        .get(format!("{}/api/v1/jobs", s.base))
-        .send()
-        .expect("jobs")
-        .json()
-        .expect("jobs JSON");
-    list["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|j| j["uuid"].as_str().expect("uuid").to_string())
-        .collect()
-}
-
-/// Waits (bounded) until the job is in a final state; returns it.
-fn wait_final(s: &Service, uuid: &str) -> Value {
-    let deadline = Instant::now() + JOB_DEADLINE;
-    loop {
-        let j = job(s, uuid);
-        let state = j["state"].as_str().unwrap_or("").to_string();
-        if ["passed", "failed", "error", "cancelled"].contains(&state.as_str()) {
-            return j;
-        }
-        assert!(Instant::now() < deadline, "job {uuid} still {state}: {j}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// (state, time) of each stored transition.
-fn transitions(j: &Value) -> Vec<(String, String)> {
-    j["transitions"]
-        .as_array()
-        .expect("transitions")
-        .iter()
-        .map(|t| {
-            (
-                t["state"].as_str().unwrap_or("").to_string(),
-                t["at"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
-fn runner_jobs(h: &Harness) -> Vec<String> {
-    std::fs::read_dir(h.data_dir.join("jobs"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    s.post_item(token, id, item).1
 }
 
 #[test]
@@ -175,7 +56,7 @@ fn jobs_recorded_on_one_installation_run_on_another() {
     // A redelivery is stored once and recorded once.
     let again = post_message(&s, &t, "msg-move-1", "hello-1.0-1.fc40");
     assert_eq!(again["duplicate"], true, "{again}");
-    stop(s);
+    s.stop();
     let text = std::fs::read_to_string(&csv).expect("recorded CSV");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "header + one row per job:\n{text}");
@@ -220,7 +101,10 @@ fn jobs_recorded_on_one_installation_run_on_another() {
         "0 message(s), 0 job(s) queued; 2 message(s) already here\n"
     );
     let status = b.run(&["host", "status"]);
-    assert_eq!(status.stdout, "active\nqueued\t2\nmessages\t2\n");
+    assert_eq!(
+        status.stdout,
+        "active\nqueued\t2\nin progress here\t0\nmessages\t2\n"
+    );
     // Export writes what replay reads: the same rows.
     let exported = b.data_dir.join("exported.csv");
     let out = b.run(&["jobs", "export", exported.to_str().expect("utf-8")]);
@@ -233,10 +117,10 @@ fn jobs_recorded_on_one_installation_run_on_another() {
 
     // B's scheduler runs them; each state is stored as it happens.
     let s = start(&b, &["--max-vms", "1"]);
-    let uuids = all_jobs(&s);
+    let uuids = s.jobs();
     assert_eq!(uuids.len(), 2);
     for uuid in &uuids {
-        let j = wait_final(&s, uuid);
+        let j = s.wait_final(uuid);
         assert_eq!(j["state"], "passed", "{j}");
         let tr = transitions(&j);
         let names: Vec<&str> = tr.iter().map(|(s, _)| s.as_str()).collect();
@@ -261,19 +145,7 @@ fn jobs_recorded_on_one_installation_run_on_another() {
     for id in &ran {
         b.assert_nothing_left(id);
     }
-    stop(s);
-}
-
-/// A task that runs for ten minutes.
-fn slow_formula(h: &Harness) -> std::path::PathBuf {
-    let dir = h.data_dir.join("slow");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::write(
-        dir.join("runtask.yml"),
-        "name: slow\ndesc: waits\nmaintainer: ferrotron-devs\ninput:\n  args: [koji_build]\nactions:\n  - name: wait\n    shell:\n      - echo started\n      - sleep 600\n    timeout: 900\n",
-    )
-    .expect("write formula");
-    dir
+    s.stop();
 }
 
 /// A job interrupted by SIGTERM goes back to the queue with its attempts
@@ -282,7 +154,7 @@ fn slow_formula(h: &Harness) -> std::path::PathBuf {
 #[test]
 fn a_service_restart_does_not_use_up_attempts() {
     let h = Harness::new("replay-restart");
-    let dir = slow_formula(&h);
+    let dir = slow_task(&h);
     let mut s = start(&h, &["--max-vms", "1"]);
     let out = h.run(&[
         "submit",
@@ -296,9 +168,16 @@ fn a_service_restart_does_not_use_up_attempts() {
     let uuid = out.stdout.trim().to_string();
     s.proc
         .wait_for(&format!("job {uuid}: running"), Duration::from_secs(300));
-    stop(s);
+    s.stop();
     let status = h.run(&["host", "status"]);
-    assert_eq!(status.stdout, "active\nqueued\t1\nmessages\t1\n");
+    // Then one line per host that ran a scheduler.
+    assert!(
+        status
+            .stdout
+            .starts_with("active\nqueued\t1\nin progress here\t0\nmessages\t1\nhost\t"),
+        "{}",
+        status.stdout
+    );
     let ran = runner_jobs(&h);
     assert_eq!(ran.len(), 1, "{ran:?}");
     h.assert_nothing_left(&ran[0]);
@@ -311,7 +190,7 @@ fn a_service_restart_does_not_use_up_attempts() {
             "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
         )],
     );
-    let j = wait_final(&s, &uuid);
+    let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "error", "{j}");
     assert!(
         j["error"].as_str().unwrap_or("").starts_with("boot: "),
@@ -335,13 +214,13 @@ fn a_service_restart_does_not_use_up_attempts() {
             "error"
         ]
     );
-    stop(s);
+    s.stop();
 }
 
 #[test]
 fn a_job_past_its_time_out_ends_in_error_and_loses_its_vm() {
     let h = Harness::new("replay-timeout");
-    let dir = slow_formula(&h);
+    let dir = slow_task(&h);
     // The service's default is long; the job's own time-out is what counts.
     let mut s = start(&h, &["--max-vms", "1", "--job-timeout", "3000"]);
     let out = h.run(&[
@@ -356,7 +235,7 @@ fn a_job_past_its_time_out_ends_in_error_and_loses_its_vm() {
     let uuid = out.stdout.trim().to_string();
     s.proc
         .wait_for(&format!("job {uuid}: booting"), Duration::from_secs(120));
-    let j = wait_final(&s, &uuid);
+    let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "error", "{j}");
     assert_eq!(j["exit_status"], 3, "{j}");
     let why = j["error"].as_str().unwrap_or("");
@@ -372,5 +251,5 @@ fn a_job_past_its_time_out_ends_in_error_and_loses_its_vm() {
     let names: Vec<String> = transitions(&j).into_iter().map(|(s, _)| s).collect();
     assert_eq!(names.last().map(String::as_str), Some("error"), "{names:?}");
     assert_eq!(names.iter().filter(|s| *s == "scheduled").count(), 1);
-    stop(s);
+    s.stop();
 }
