@@ -72,6 +72,16 @@ struct GlobalArgs {
     /// (default: sqlite://<data dir>/ferrotron.db).
     #[arg(long, global = true, env = "FERROTRON_DATABASE_URL")]
     database_url: Option<String>,
+    /// Seconds one read or write on a git origin's connection may wait
+    /// (connecting: at most 10); a silent origin then fails the sync.
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_GIT_TIMEOUT",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    git_timeout: u64,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -227,6 +237,14 @@ fn settings(g: &GlobalArgs) -> Settings {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // SAFETY: nothing has started a thread yet (argument parsing does not);
+    // libgit2's time-outs are set here once, before any git work.
+    #[allow(unsafe_code)]
+    unsafe {
+        ferrotron::cache::net::set_network_timeouts(std::time::Duration::from_secs(
+            cli.global.git_timeout,
+        ));
+    }
     let filter = match cli.global.verbose {
         0 => "warn",
         1 => "ferrotron=debug,ferrotron_imagebuilder=debug,info",

@@ -415,3 +415,33 @@ fn a_follower_mirrors_a_central_cache_with_purge_protection() {
     assert_eq!(ok(&site, &["cache", "list"]).stdout.lines().count(), 9);
     stop(server);
 }
+
+/// An origin that accepts the connection and never answers (a hung
+/// server, a half-dead proxy): the sync fails after `--git-timeout`
+/// seconds with the origin named, instead of waiting on TCP for minutes,
+/// and no mirror or manifest entry is left half-made.
+#[test]
+fn a_silent_origin_fails_after_the_git_timeout() {
+    let h = Harness::new("cache-silent-origin");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Accept and hold every connection, saying nothing, until the test ends.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/silent.git");
+    let out = h.run(&["--git-timeout", "2", "cache", "add", &url]);
+    assert_ne!(out.code, Some(0), "{}", out.stdout);
+    assert!(out.stderr.contains(&url), "{}", out.stderr);
+    assert!(
+        out.stderr.to_lowercase().contains("timed out"),
+        "the reason is the time-out: {}",
+        out.stderr
+    );
+    let list = h.run(&["cache", "list"]);
+    assert!(!list.stdout.contains("silent"), "{}", list.stdout);
+    assert!(!h.data_dir.join("cache/silent.git").exists());
+}

@@ -14,6 +14,7 @@ pub mod http;
 pub mod maintain;
 pub mod manifest;
 pub mod mirror;
+pub mod net;
 pub mod notify;
 pub mod sync;
 pub mod tunnel;
