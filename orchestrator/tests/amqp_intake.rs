@@ -292,3 +292,52 @@ async fn nothing_is_lost_while_the_broker_is_away() {
     );
     delete_queue(&queue).await;
 }
+
+/// A "broker" that accepts TCP and never speaks AMQP (one starting up or
+/// going down): the set-up times out and the intake tries again, and a
+/// shutdown ends it at once instead of waiting on the handshake.
+#[tokio::test]
+async fn a_stalled_handshake_is_retried_and_shutdown_still_ends_the_intake() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let mut cfg = AmqpConfig::new(
+        &format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        "ferrotron-test-stalled",
+        vec!["ferrotron.test.stalled.#".into()],
+    );
+    cfg.setup_timeout = Duration::from_millis(500);
+    cfg.max_backoff = Duration::from_millis(200);
+    let seen: Seen = Arc::default();
+    let (stop, task, states) = start(cfg, seen.clone(), None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let timeouts = states
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.contains("set-up took longer than") && s.contains("reconnecting in"))
+            .count();
+        if timeouts >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            states.lock().expect("lock")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Stop while the next handshake hangs.
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the intake ended on shutdown")
+        .expect("intake task");
+    assert!(ids(&seen).is_empty());
+}

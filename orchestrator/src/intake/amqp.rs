@@ -37,6 +37,11 @@ pub struct AmqpConfig {
     pub prefetch: u16,
     /// Longest pause between two reconnection attempts.
     pub max_backoff: Duration,
+    /// Longest a connection's set-up (connect, channel, declare, bind,
+    /// consume) may take: a broker that accepts TCP while it starts or
+    /// stops can stall the handshake, and that must end in a reconnect, not
+    /// a consumer stuck for good.
+    pub setup_timeout: Duration,
 }
 
 impl AmqpConfig {
@@ -48,6 +53,7 @@ impl AmqpConfig {
             bindings,
             prefetch: 16,
             max_backoff: Duration::from_secs(30),
+            setup_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -62,7 +68,13 @@ pub enum AmqpError {
     },
     #[error("the AMQP consumer of queue {0} was cancelled by the broker")]
     Cancelled(String),
+    #[error("the AMQP connection's set-up took longer than {0:?}")]
+    SetupTimeout(Duration),
 }
+
+/// How long closing a connection may take at shutdown (a broker gone
+/// quiet would otherwise keep the service from stopping).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn broker(step: &'static str) -> impl FnOnce(lapin::Error) -> AmqpError {
     move |source| AmqpError::Broker { step, source }
@@ -150,57 +162,12 @@ where
     H: Fn(Message) -> F,
     F: Future<Output = Result<(), HandleError>>,
 {
-    let conn = Connection::connect(&cfg.url, ConnectionProperties::default())
-        .await
-        .map_err(broker("connect"))?;
-    let channel = conn.create_channel().await.map_err(broker("channel"))?;
-    channel
-        .basic_qos(cfg.prefetch, BasicQosOptions::default())
-        .await
-        .map_err(broker("basic.qos"))?;
-    if cfg.exchange != "amq.topic" {
-        channel
-            .exchange_declare(
-                cfg.exchange.as_str().into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(broker("exchange.declare"))?;
-    }
-    channel
-        .queue_declare(
-            cfg.queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(broker("queue.declare"))?;
-    for key in &cfg.bindings {
-        channel
-            .queue_bind(
-                cfg.queue.as_str().into(),
-                cfg.exchange.as_str().into(),
-                key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(broker("queue.bind"))?;
-    }
-    let mut consumer = channel
-        .basic_consume(
-            cfg.queue.as_str().into(),
-            format!("ferrotron-{}", std::process::id()).as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(broker("basic.consume"))?;
+    // The set-up is bounded and gives way to a shutdown.
+    let setup = tokio::select! {
+        r = tokio::time::timeout(cfg.setup_timeout, set_up(cfg)) => r,
+        _ = shutdown.changed() => return Ok(()),
+    };
+    let (conn, mut consumer) = setup.map_err(|_| AmqpError::SetupTimeout(cfg.setup_timeout))??;
     on_state(&format!(
         "amqp: consuming {} on {} ({} binding(s))",
         cfg.queue,
@@ -211,7 +178,11 @@ where
         let delivery = tokio::select! {
             d = consumer.next() => d,
             _ = shutdown.changed() => {
-                let _ = conn.close(200, "shutting down".into()).await;
+                let _ = tokio::time::timeout(
+                    CLOSE_TIMEOUT,
+                    conn.close(200, "shutting down".into()),
+                )
+                .await;
                 return Ok(());
             }
         };
@@ -266,6 +237,63 @@ where
             }
         };
     }
+}
+
+/// Connects, opens a channel, declares and binds the queue and starts
+/// consuming.
+async fn set_up(cfg: &AmqpConfig) -> Result<(Connection, lapin::Consumer), AmqpError> {
+    let conn = Connection::connect(&cfg.url, ConnectionProperties::default())
+        .await
+        .map_err(broker("connect"))?;
+    let channel = conn.create_channel().await.map_err(broker("channel"))?;
+    channel
+        .basic_qos(cfg.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(broker("basic.qos"))?;
+    if cfg.exchange != "amq.topic" {
+        channel
+            .exchange_declare(
+                cfg.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker("exchange.declare"))?;
+    }
+    channel
+        .queue_declare(
+            cfg.queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker("queue.declare"))?;
+    for key in &cfg.bindings {
+        channel
+            .queue_bind(
+                cfg.queue.as_str().into(),
+                cfg.exchange.as_str().into(),
+                key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker("queue.bind"))?;
+    }
+    let consumer = channel
+        .basic_consume(
+            cfg.queue.as_str().into(),
+            format!("ferrotron-{}", std::process::id()).as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker("basic.consume"))?;
+    Ok((conn, consumer))
 }
 
 #[cfg(test)]
