@@ -180,3 +180,13 @@ pub fn slow_task(h: &Harness) -> PathBuf {
     .expect("write formula");
     dir
 }
+
+/// `ferrotron submit DIR --item ITEM EXTRA...` into the test's queue; the
+/// command must succeed. Returns the job's UUID.
+pub fn submit(h: &Harness, dir: &std::path::Path, item: &str, extra: &[&str]) -> String {
+    let mut args = vec!["submit", dir.to_str().expect("utf-8"), "--item", item];
+    args.extend_from_slice(extra);
+    let out = h.run(&args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.stdout.trim().to_string()
+}

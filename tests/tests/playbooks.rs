@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ferrotron_tests::service::{slow_task, Service};
+use ferrotron_tests::service::{slow_task, submit, Service};
 use ferrotron_tests::{ferrotron_bin, workspace, Harness};
 use serde_json::json;
 
@@ -217,14 +217,7 @@ fn drain_waits_for_a_running_job_then_resume_reactivates() {
     let h = Harness::new("playbook-drain");
     let slow = slow_task(&h);
     let mut serve = Service::start(&h, &["--max-vms", "1"], &[]);
-    let out = h.run(&[
-        "submit",
-        slow.to_str().expect("utf-8"),
-        "--item",
-        "slow-1.0-1.fc40",
-    ]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let uuid = out.stdout.trim().to_string();
+    let uuid = submit(&h, &slow, "slow-1.0-1.fc40", &[]);
     serve
         .proc
         .wait_for(&format!("job {uuid}: booting"), Duration::from_secs(120));

@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use ferrotron_tests::service::{http, jobs_of, runner_jobs, slow_task, states, token, Service};
+use ferrotron_tests::service::{
+    http, jobs_of, runner_jobs, slow_task, states, submit, token, Service,
+};
 use ferrotron_tests::{domain_exists, workspace, Harness};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
@@ -452,14 +454,7 @@ fn submitted_job_cancelled_while_running_loses_its_vm() {
     let t = token(&h);
     let dir = slow_task(&h);
     let mut s = start(&h, &["--max-vms", "1"]);
-    let out = h.run(&[
-        "submit",
-        dir.to_str().expect("utf-8"),
-        "--item",
-        "slow-1.0-1.fc40",
-    ]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let uuid = out.stdout.trim().to_string();
+    let uuid = submit(&h, &dir, "slow-1.0-1.fc40", &[]);
     s.proc
         .wait_for(&format!("job {uuid}: booting"), Duration::from_secs(120));
     let deadline = Instant::now() + Duration::from_secs(300);

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ferrotron_tests::service::{runner_jobs, slow_task, token, transitions, Service};
+use ferrotron_tests::service::{runner_jobs, slow_task, submit, token, transitions, Service};
 use ferrotron_tests::{domain_exists, workspace, Harness};
 use serde_json::Value;
 
@@ -156,16 +156,7 @@ fn a_service_restart_does_not_use_up_attempts() {
     let h = Harness::new("replay-restart");
     let dir = slow_task(&h);
     let mut s = start(&h, &["--max-vms", "1"]);
-    let out = h.run(&[
-        "submit",
-        dir.to_str().expect("utf-8"),
-        "--item",
-        "slow-2.0-1.fc40",
-        "--max-attempts",
-        "2",
-    ]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let uuid = out.stdout.trim().to_string();
+    let uuid = submit(&h, &dir, "slow-2.0-1.fc40", &["--max-attempts", "2"]);
     s.proc
         .wait_for(&format!("job {uuid}: running"), Duration::from_secs(300));
     s.stop();
@@ -223,16 +214,7 @@ fn a_job_past_its_time_out_ends_in_error_and_loses_its_vm() {
     let dir = slow_task(&h);
     // The service's default is long; the job's own time-out is what counts.
     let mut s = start(&h, &["--max-vms", "1", "--job-timeout", "3000"]);
-    let out = h.run(&[
-        "submit",
-        dir.to_str().expect("utf-8"),
-        "--item",
-        "slow-1.0-1.fc40",
-        "--timeout",
-        "25",
-    ]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let uuid = out.stdout.trim().to_string();
+    let uuid = submit(&h, &dir, "slow-1.0-1.fc40", &["--timeout", "25"]);
     s.proc
         .wait_for(&format!("job {uuid}: booting"), Duration::from_secs(120));
     let j = s.wait_final(&uuid);
