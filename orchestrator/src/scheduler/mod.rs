@@ -616,20 +616,15 @@ async fn finish(
     out: &RunOutcome,
 ) {
     let uuid = &job.uuid;
-    // Normally already stored as the runner reported them.
-    let missing: &[JobState] = match reached {
-        JobState::Booting => &[JobState::Running, JobState::Reporting],
-        JobState::Running => &[JobState::Reporting],
-        _ => &[],
-    };
-    for &to in missing {
-        if let Ok(false) | Err(_) = store
-            .advance_claimed(uuid, owner, to, None, None, None)
-            .await
-        {
-            tracing::warn!("job {uuid}: could not move to {to}");
-            return;
-        }
+    // Normally already stored as the runner reported them; whichever the
+    // runner did not report is stored now, in order.
+    let mut reached = reached;
+    for to in [JobState::Running, JobState::Reporting] {
+        store_reached(store, uuid, owner, &mut reached, to).await;
+    }
+    if reached != JobState::Reporting {
+        tracing::warn!("job {uuid}: could not move to reporting (still {reached})");
+        return;
     }
     let mut error = None;
     if let Err(e) = store_results(store, job, out).await {

@@ -69,16 +69,22 @@ pub(super) fn to_i64(n: u64) -> i64 {
 
 pub(super) const RUNNING_STATES: &str = "('scheduled', 'booting', 'running', 'reporting')";
 
+/// A queue column that is NULL for jobs that did not come through the
+/// queue (`run --report`): empty then.
+fn text_or_empty(r: &AnyRow, col: &str) -> Result<String, StoreError> {
+    Ok(row_get::<Option<String>>(r, col)?.unwrap_or_default())
+}
+
 fn claimed_from_row(r: &AnyRow) -> Result<ClaimedJob, StoreError> {
     Ok(ClaimedJob {
         uuid: row_get(r, "uuid")?,
         item: row_get(r, "item")?,
         item_type: row_get(r, "item_type")?,
         arch: row_get(r, "arch")?,
-        task: row_get::<Option<String>>(r, "task")?.unwrap_or_default(),
-        repo: row_get::<Option<String>>(r, "repo")?.unwrap_or_default(),
-        git_ref: row_get::<Option<String>>(r, "git_ref")?.unwrap_or_default(),
-        path: row_get::<Option<String>>(r, "task_path")?.unwrap_or_default(),
+        task: text_or_empty(r, "task")?,
+        repo: text_or_empty(r, "repo")?,
+        git_ref: text_or_empty(r, "git_ref")?,
+        path: text_or_empty(r, "task_path")?,
         image: row_get(r, "image")?,
         attempts: row_get(r, "attempts")?,
         max_attempts: row_get(r, "max_attempts")?,
@@ -220,17 +226,16 @@ impl Store {
         .await?;
         let mut out: Vec<QueuedMessage> = Vec::new();
         for r in &rows {
-            let message_id: String =
-                row_get::<Option<String>>(r, "message_id")?.unwrap_or_default();
-            let topic: String = row_get::<Option<String>>(r, "topic")?.unwrap_or_default();
+            let message_id = text_or_empty(r, "message_id")?;
+            let topic = text_or_empty(r, "topic")?;
             let job = NewQueuedJob {
                 item: row_get(r, "item")?,
                 item_type: row_get(r, "item_type")?,
                 arch: row_get(r, "arch")?,
-                task: row_get::<Option<String>>(r, "task")?.unwrap_or_default(),
-                repo: row_get::<Option<String>>(r, "repo")?.unwrap_or_default(),
-                git_ref: row_get::<Option<String>>(r, "git_ref")?.unwrap_or_default(),
-                path: row_get::<Option<String>>(r, "task_path")?.unwrap_or_default(),
+                task: text_or_empty(r, "task")?,
+                repo: text_or_empty(r, "repo")?,
+                git_ref: text_or_empty(r, "git_ref")?,
+                path: text_or_empty(r, "task_path")?,
                 priority: row_get(r, "priority")?,
                 image: row_get(r, "image")?,
                 max_attempts: row_get(r, "max_attempts")?,
