@@ -190,3 +190,13 @@ pub fn submit(h: &Harness, dir: &std::path::Path, item: &str, extra: &[&str]) ->
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     out.stdout.trim().to_string()
 }
+
+/// Exactly `n` VM runs happened in this test's data folder (one per job,
+/// no retries unless counted in `n`), and none left anything behind.
+pub fn assert_runs_left_nothing(h: &Harness, n: usize) {
+    let ran = runner_jobs(h);
+    assert_eq!(ran.len(), n, "VM runs: {ran:?}");
+    for id in &ran {
+        h.assert_nothing_left(id);
+    }
+}

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use ferrotron_tests::git::{commit, git, origin};
-use ferrotron_tests::service::{http, jobs_of, runner_jobs, states, token, Service};
+use ferrotron_tests::service::{
+    assert_runs_left_nothing, http, jobs_of, runner_jobs, states, token, Service,
+};
 use ferrotron_tests::Harness;
 use serde_json::{json, Value};
 
@@ -155,11 +157,7 @@ fn queued_job_from_a_git_origin_clones_the_recorded_commit_from_the_cache() {
     assert_eq!(artifact(&h, &uuid2, "commit"), head);
     s.stop();
 
-    let ran = runner_jobs(&h);
-    assert_eq!(ran.len(), 2, "{ran:?}");
-    for id in &ran {
-        h.assert_nothing_left(id);
-    }
+    assert_runs_left_nothing(&h, 2);
     nothing_in_tmp(&h);
 }
 

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use ferrotron_tests::service::{
-    http, jobs_of, runner_jobs, slow_task, states, submit, token, Service,
+    assert_runs_left_nothing, http, jobs_of, runner_jobs, slow_task, states, submit, token, Service,
 };
 use ferrotron_tests::{domain_exists, workspace, Harness};
 use nix::sys::signal::Signal;
@@ -85,9 +85,7 @@ fn message_becomes_a_passed_job_with_results_once() {
     // All jobs in the store: exactly one, for two deliveries.
     let all = s.jobs();
     assert_eq!(all.len(), 1, "{all:?}");
-    let ran = runner_jobs(&h);
-    assert_eq!(ran.len(), 1, "{ran:?}");
-    h.assert_nothing_left(&ran[0]);
+    assert_runs_left_nothing(&h, 1);
     s.stop();
 }
 
@@ -104,9 +102,7 @@ fn failing_task_is_failed_and_not_retried() {
     assert_eq!(j["exit_status"], 1, "{j}");
     let st = states(&j);
     assert_eq!(st.iter().filter(|s| *s == "scheduled").count(), 1, "{st:?}");
-    let ran = runner_jobs(&h);
-    assert_eq!(ran.len(), 1, "one VM run, no retry: {ran:?}");
-    h.assert_nothing_left(&ran[0]);
+    assert_runs_left_nothing(&h, 1);
     s.stop();
 }
 
@@ -243,11 +239,7 @@ fn kill_9_mid_job_leaks_nothing_and_the_jobs_run_after_restart() {
     assert_eq!(jb["state"], "passed", "{jb}");
     let st = states(&ja);
     assert_eq!(st.iter().filter(|s| *s == "scheduled").count(), 2, "{st:?}");
-    let ran = runner_jobs(&h);
-    assert_eq!(ran.len(), 3, "{ran:?}");
-    for id in &ran {
-        h.assert_nothing_left(id);
-    }
+    assert_runs_left_nothing(&h, 3);
     s.stop();
 }
 
@@ -563,10 +555,8 @@ fn burst_of_200_messages_runs_within_capacity() {
         "burst: {n} jobs in {secs:.1} s at --max-vms 2: {:.1} jobs/min",
         n as f64 * 60.0 / secs
     );
-    assert_eq!(runner_jobs(&h).len(), n, "one VM run per job, no retries");
-    for id in runner_jobs(&h) {
-        h.assert_nothing_left(&id);
-    }
+    // One VM run per job, no retries.
+    assert_runs_left_nothing(&h, n);
     let status = h.run(&["host", "status"]);
     assert!(
         status.stdout.contains(&format!("messages\t{n}\n")),

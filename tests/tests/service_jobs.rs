@@ -6,8 +6,10 @@
 
 use std::time::Duration;
 
-use ferrotron_tests::service::{runner_jobs, slow_task, submit, token, transitions, Service};
-use ferrotron_tests::{domain_exists, workspace, Harness};
+use ferrotron_tests::service::{
+    assert_runs_left_nothing, slow_task, states, submit, token, transitions, Service,
+};
+use ferrotron_tests::{workspace, Harness};
 use serde_json::Value;
 
 /// `hello` for items named `hello-*`.
@@ -123,9 +125,8 @@ fn jobs_recorded_on_one_installation_run_on_another() {
         let j = s.wait_final(uuid);
         assert_eq!(j["state"], "passed", "{j}");
         let tr = transitions(&j);
-        let names: Vec<&str> = tr.iter().map(|(s, _)| s.as_str()).collect();
         assert_eq!(
-            names,
+            states(&j),
             [
                 "queued",
                 "scheduled",
@@ -140,11 +141,7 @@ fn jobs_recorded_on_one_installation_run_on_another() {
         // task take time), not together at the end.
         assert!(tr[2].1 < tr[3].1 && tr[3].1 < tr[4].1, "{tr:?}");
     }
-    let ran = runner_jobs(&b);
-    assert_eq!(ran.len(), 2, "{ran:?}");
-    for id in &ran {
-        b.assert_nothing_left(id);
-    }
+    assert_runs_left_nothing(&b, 2);
     s.stop();
 }
 
@@ -169,9 +166,7 @@ fn a_service_restart_does_not_use_up_attempts() {
         "{}",
         status.stdout
     );
-    let ran = runner_jobs(&h);
-    assert_eq!(ran.len(), 1, "{ran:?}");
-    h.assert_nothing_left(&ran[0]);
+    assert_runs_left_nothing(&h, 1);
 
     let s = start_with(
         &h,
@@ -187,9 +182,8 @@ fn a_service_restart_does_not_use_up_attempts() {
         j["error"].as_str().unwrap_or("").starts_with("boot: "),
         "{j}"
     );
-    let names: Vec<String> = transitions(&j).into_iter().map(|(s, _)| s).collect();
     assert_eq!(
-        names,
+        states(&j),
         [
             "queued",
             "scheduled",
@@ -225,12 +219,10 @@ fn a_job_past_its_time_out_ends_in_error_and_loses_its_vm() {
         why.contains("time-out of 25 s (boot + task + collect) passed"),
         "{j}"
     );
-    // Not retried: one VM run, and nothing of it left.
-    let ran = runner_jobs(&h);
-    assert_eq!(ran.len(), 1, "{ran:?}");
-    h.assert_nothing_left(&ran[0]);
-    assert!(!domain_exists(&format!("ferrotron-{}", ran[0])));
-    let names: Vec<String> = transitions(&j).into_iter().map(|(s, _)| s).collect();
+    // Not retried: one VM run, and nothing of it left (its domain
+    // included).
+    assert_runs_left_nothing(&h, 1);
+    let names = states(&j);
     assert_eq!(names.last().map(String::as_str), Some("error"), "{names:?}");
     assert_eq!(names.iter().filter(|s| *s == "scheduled").count(), 1);
     s.stop();
