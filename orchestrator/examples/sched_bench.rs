@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ferrotron::job::JobState;
-use ferrotron::scheduler::placement::{Ledger, Needs};
+use ferrotron::placement::{Ledger, Needs};
 use ferrotron::scheduler::simhost::SimHost;
 use ferrotron::store::{now_micros, HostRecord, NewQueuedJob, Store};
 

@@ -63,9 +63,9 @@ pub fn resolve(
 /// What a VM of image `spec` gets (its manifest's `vcpus` and
 /// `memory_mib`), for placing jobs; `None` when the image is not in the
 /// store at `root` (the worker's default then applies).
-pub fn needs(root: &std::path::Path, spec: &str) -> Option<crate::scheduler::placement::Needs> {
+pub fn needs(root: &std::path::Path, spec: &str) -> Option<crate::placement::Needs> {
     let r = ImageStore::new(root.to_path_buf()).resolve(spec).ok()?;
-    Some(crate::scheduler::placement::Needs {
+    Some(crate::placement::Needs {
         vcpus: r.manifest.boot.vcpus,
         memory_mib: u64::from(r.manifest.boot.memory_mib),
     })

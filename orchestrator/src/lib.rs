@@ -14,6 +14,7 @@ pub mod formula;
 pub mod images;
 pub mod intake;
 pub mod job;
+pub mod placement;
 pub mod progress;
 pub mod report_client;
 pub mod results;

@@ -2,15 +2,12 @@
 //! collect, destroy. Blocking code (libvirt and libssh2 are blocking); the
 //! caller runs it on a blocking thread and cancels through [`Cancel`].
 
-pub mod accel;
-pub mod boot;
 pub mod local;
 pub mod published;
 pub mod render;
 pub mod report;
 pub mod task;
 pub mod upload;
-pub mod warm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,7 +25,9 @@ use crate::ssh::{GuestSsh, KeyPair};
 use crate::util::shell_quote;
 use crate::vm::{reaper, Hypervisor, VmGuard};
 
-use boot::{start, BootError, BootRequest};
+use crate::vm::accel;
+use crate::vm::boot::{cmdline, start, BootError, BootRequest};
+use crate::vm::warm;
 
 /// Where jobs live inside the guest.
 const GUEST_JOBS: &str = "/var/lib/ferrotron/jobs";
@@ -343,7 +342,7 @@ pub fn run(
             ));
         }
     }
-    let accel = accel::resolve(settings, &hv, &image, cancel, ui)?;
+    let accel = accel::resolve(settings, &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
     let keys = KeyPair::generate(&job_dir, &format!("ferrotron-job-{job_id}"))
         .map_err(|e| RunError::infra("boot", e))?;
     let console_log = job_dir.join("console.log");
@@ -583,10 +582,6 @@ fn agent_to_upload(settings: &Settings, image: &ResolvedImage) -> std::io::Resul
     Ok((sha != image.agent_sha256).then(|| path.clone()))
 }
 
-/// The image's command line, plus the job's key and `panic=-1`: a guest
-/// kernel that panics reboots at once, which ends the domain
-/// (`on_reboot=destroy`) and the job with the console's last lines, instead
-/// of a halted VM waiting for the deadline.
 /// The warm-start template to restore this job's VM from, if warm starts
 /// are on and apply (extra kernel arguments need a real boot). A template
 /// that cannot be built is a warning: the job boots cold.
@@ -616,15 +611,6 @@ fn warm_template(
             Ok(None)
         }
     }
-}
-
-pub(crate) fn cmdline(image: &ResolvedImage, keys: &KeyPair, extra: &[String]) -> String {
-    let mut c = format!("{} panic=-1 ferrotron.key={}", image.cmdline, keys.blob());
-    for e in extra {
-        c.push(' ');
-        c.push_str(e);
-    }
-    c
 }
 
 /// Default whole-task deadline: every action's time-out plus a margin.

@@ -20,7 +20,6 @@
 //! them, and each is stored then. A run stopped by a service shutdown goes
 //! back to the queue without using up one of the job's attempts.
 
-pub mod placement;
 pub mod simhost;
 pub mod source;
 
@@ -41,7 +40,7 @@ use crate::settings::Settings;
 use crate::store::{
     now_micros, Artifact, ClaimedJob, HostRecord, JobRef, NewResult, Store, StoreError,
 };
-use placement::{Capacity, Ledger, Limits, Needs};
+use crate::placement::{Capacity, Ledger, Limits, Needs};
 
 /// The flag (in the store) that stops every host from starting jobs
 /// (`ferrotron host idle --all`).
@@ -74,7 +73,7 @@ pub struct SchedulerConfig {
     /// Most VMs running at once on this host.
     pub capacity: usize,
     /// vCPUs and memory (MiB) the VMs here may have in all; `None`: from
-    /// libvirt's node info (see [`placement::Capacity::resolve`]).
+    /// libvirt's node info (see [`crate::placement::Capacity::resolve`]).
     pub max_vcpus: Option<u32>,
     pub max_memory_mib: Option<u64>,
     /// This host's name in the `hosts` table.
@@ -242,7 +241,7 @@ pub async fn run(
         }
     }
     while running.join_next().await.is_some() {}
-    beat.send(&store, placement::Usage::default()).await;
+    beat.send(&store, crate::placement::Usage::default()).await;
     tracing::info!("scheduler {} stopped", cfg.owner);
 }
 
@@ -300,7 +299,7 @@ async fn host_capacity(settings: &Settings, cfg: &SchedulerConfig) -> (Capacity,
 /// changes, and at least every [`Heartbeat::EVERY_MICROS`].
 struct Heartbeat {
     record: HostRecord,
-    last: Option<(placement::Usage, i64)>,
+    last: Option<(crate::placement::Usage, i64)>,
 }
 
 impl Heartbeat {
@@ -313,7 +312,7 @@ impl Heartbeat {
                 name: cfg.host.clone(),
                 worker: cfg.owner.clone(),
                 capacity,
-                used: placement::Usage::default(),
+                used: crate::placement::Usage::default(),
                 started_at: now,
                 heartbeat: now,
             },
@@ -321,7 +320,7 @@ impl Heartbeat {
         }
     }
 
-    async fn send(&mut self, store: &Store, used: placement::Usage) {
+    async fn send(&mut self, store: &Store, used: crate::placement::Usage) {
         let now = now_micros();
         if let Some((u, at)) = self.last {
             if u == used && now - at < Self::EVERY_MICROS {

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use virt::connect::Connect;
 
-use super::placement::{Capacity, Limits, Needs, PlacementError};
+use crate::placement::{Capacity, Limits, Needs, PlacementError};
 
 /// Prefix of the test domains (`ftsim-<host>-<job>`).
 pub const SIM_PREFIX: &str = "ftsim-";
@@ -52,7 +52,7 @@ impl SimHost {
         QUIET.call_once(virt::error::clear_error_callback);
         let conn = Connect::open(Some(uri)).map_err(err("virConnectOpen"))?;
         let info = conn.node_info().map_err(err("virNodeGetInfo"))?;
-        let node = super::placement::NodeSize {
+        let node = crate::placement::NodeSize {
             cpus: info.cpus,
             memory_kib: info.memory,
         };
@@ -160,7 +160,7 @@ impl Drop for SimHost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::placement::Ledger;
+    use crate::placement::Ledger;
 
     /// The simulated path end to end: capacity from the test driver's
     /// node info, jobs placed within it, domains there while "running"

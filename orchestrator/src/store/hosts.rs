@@ -6,7 +6,7 @@ use super::jobs::{insert_transition, TransitionRow};
 use super::queue::to_i64;
 use super::{now_micros, row_get, Store, StoreError};
 use crate::job::JobState;
-use crate::scheduler::placement::{never_fits, Capacity, Needs, Usage};
+use crate::placement::{never_fits, Capacity, Needs, Usage};
 
 /// A host counts as live this long after its last heartbeat: long enough
 /// that a restart does not make its jobs look unplaceable.

@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use super::jobs::{insert_transition, TransitionRow};
 use super::{now_micros, row_get, Store, StoreError};
 use crate::job::JobState;
-use crate::scheduler::placement::{Free, Needs};
+use crate::placement::{Free, Needs};
 
 /// One job to put in the queue.
 #[derive(Debug, Clone)]
@@ -605,7 +605,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::placement::{Capacity, Usage};
+    use crate::placement::{Capacity, Usage};
     use crate::store::{HostRecord, HOST_FRESH_MICROS};
 
     fn job(task: &str, priority: i64) -> NewQueuedJob {

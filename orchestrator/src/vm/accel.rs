@@ -5,7 +5,18 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
+
+use super::boot::{cmdline, start, BootRequest};
+use super::Hypervisor;
+use crate::cancel::Cancel;
+use crate::images::ResolvedImage;
+use crate::settings::Settings;
+use crate::ssh::KeyPair;
+use crate::util::secs;
 
 /// The setting a user gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -110,6 +121,85 @@ fn host_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
+}
+
+// The probe: a short KVM boot of the job's image.
+
+/// `auto` tries a short KVM boot once per host and remembers the answer.
+pub fn resolve(
+    settings: &Settings,
+    hv: &Arc<Hypervisor>,
+    image: &ResolvedImage,
+    cancel: &Cancel,
+    say: &dyn Fn(&str),
+) -> Result<Resolved, super::boot::BootError> {
+    match settings.accel {
+        Accel::Kvm => return Ok(Resolved::Kvm),
+        Accel::Tcg => return Ok(Resolved::Tcg),
+        Accel::Auto => {}
+    }
+    let cache = ProbeCache::new(&settings.data_dir);
+    if let Some(p) = cache.get() {
+        return Ok(p.answer);
+    }
+    let t = Instant::now();
+    let answer = probe_kvm(settings, hv, image, cancel);
+    if cancel.is_cancelled() {
+        return Err(super::boot::BootError::Cancelled(cancel.reason()));
+    }
+    let (resolved, reason) = match answer {
+        Ok(()) => (Resolved::Kvm, "a KVM guest booted to SSH".to_string()),
+        Err(why) => (Resolved::Tcg, why),
+    };
+    let _ = cache.put(resolved, &reason);
+    say(&format!(
+        "acceleration probe: {resolved} ({reason}); remembered in {}/accel.json ({})",
+        settings.data_dir.display(),
+        secs(t.elapsed())
+    ));
+    Ok(resolved)
+}
+
+fn probe_kvm(
+    settings: &Settings,
+    hv: &Arc<Hypervisor>,
+    image: &ResolvedImage,
+    cancel: &Cancel,
+) -> Result<(), String> {
+    if !Path::new("/dev/kvm").exists() {
+        return Err("no /dev/kvm".into());
+    }
+    let id = format!("probe-{}", uuid::Uuid::new_v4());
+    let dir = settings.data_dir.join("probe").join(&id);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let result = (|| {
+        let keys = KeyPair::generate(&dir, "ferrotron-probe").map_err(|e| e.to_string())?;
+        let started = start(BootRequest {
+            hv,
+            image,
+            accel: Resolved::Kvm,
+            job_id: &id,
+            vms_dir: settings.vms_dir(),
+            console_log: dir.join("console.log"),
+            cmdline: cmdline(image, &keys, &settings.extra_cmdline),
+            ssh_deadline: settings.kvm_probe_timeout,
+            cancel,
+            template: None,
+            key_blob: keys.blob(),
+        })
+        .map_err(|e| first_line(&crate::util::full(&e)))?;
+        let waited = started
+            .wait_for_ssh(cancel)
+            .map_err(|e| first_line(&crate::util::full(&e)));
+        let closed = started.guard.close();
+        waited.and(closed)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
 }
 
 #[cfg(test)]

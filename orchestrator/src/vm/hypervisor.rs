@@ -85,7 +85,7 @@ impl Hypervisor {
     }
 
     /// The host's CPUs and memory (`virNodeGetInfo`): its default capacity.
-    pub fn node_size(&self) -> Result<crate::scheduler::placement::NodeSize, HypervisorError> {
+    pub fn node_size(&self) -> Result<crate::placement::NodeSize, HypervisorError> {
         let i = self
             .conn
             .node_info()
@@ -93,7 +93,7 @@ impl Hypervisor {
                 call: "virNodeGetInfo",
                 source,
             })?;
-        Ok(crate::scheduler::placement::NodeSize {
+        Ok(crate::placement::NodeSize {
             cpus: i.cpus,
             memory_kib: i.memory,
         })

@@ -2,6 +2,7 @@
 //! the guard that destroys a VM on every path, and the reaper of leftovers.
 
 pub mod accel;
+pub mod boot;
 pub mod console;
 pub mod domain;
 pub mod guard;
@@ -12,6 +13,7 @@ pub mod ports;
 pub mod reaper;
 pub mod savefile;
 pub mod saverestore;
+pub mod warm;
 
 pub use accel::Accel;
 pub use domain::DomainSpec;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::warm::{self, Template};
+use crate::ssh::KeyPair;
 use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
 use crate::ssh::wait::{wait_for_banner, WaitFailure};
@@ -195,3 +196,17 @@ impl Started {
         }
     }
 }
+
+/// The image's command line, plus the job's key and `panic=-1`: a guest
+/// kernel that panics reboots at once, which ends the domain
+/// (`on_reboot=destroy`) and the job with the console's last lines, instead
+/// of a halted VM waiting for the deadline.
+pub fn cmdline(image: &ResolvedImage, keys: &KeyPair, extra: &[String]) -> String {
+    let mut c = format!("{} panic=-1 ferrotron.key={}", image.cmdline, keys.blob());
+    for e in extra {
+        c.push(' ');
+        c.push_str(e);
+    }
+    c
+}
+
