@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use ferrotron::job::JobState;
+use ferrotron::job::{JobState, Move};
 use ferrotron::placement::{Ledger, Needs};
 use ferrotron::scheduler::simhost::SimHost;
 use ferrotron::store::{now_micros, HostRecord, NewQueuedJob, Store};
@@ -179,8 +179,9 @@ async fn finish_oldest(store: &Store, h: &mut Host) -> anyhow::Result<()> {
     h.ledger.release(&uuid);
     for to in [JobState::Running, JobState::Reporting, JobState::Passed] {
         if !store
-            .advance_claimed(&uuid, &h.owner, to, Some(0), None, None)
+            .transition(&uuid, &Move::by_worker(&h.owner, to))
             .await?
+            .moved()
         {
             bail!("job {uuid}: could not move to {to}");
         }
@@ -243,7 +244,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 h.ledger.reserve(&job.uuid, needs)?;
                 h.sim.start(&job.uuid, needs)?;
                 store
-                    .advance_claimed(&job.uuid, &h.owner, JobState::Booting, None, None, None)
+                    .transition(&job.uuid, &Move::by_worker(&h.owner, JobState::Booting))
                     .await?;
                 store
                     .enqueue(&format!("refill-{next}"), "bench", &[self::job(next)])

@@ -332,14 +332,20 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
         },
         None => None,
     };
+    // One id for the job: its domain, its folder, every line and report.
+    let job_id = uuid::Uuid::new_v4().to_string();
+    let mut history = ferrotron::job::History::new(&job_id);
+    let (events, mut reached) = tokio::sync::mpsc::unbounded_channel();
     let mut info = ferrotron::report_client::JobInfo {
         item: args.item.clone(),
         item_type: args.item_type.clone(),
         arch: args.arch.clone(),
         formula: formula.name.clone(),
         exit_status: 0,
+        history: history.clone(),
     };
     let req = RunRequest {
+        job_id,
         git: args.git_repo.map(|repo| ferrotron::runner::GitSource {
             repo,
             reference: args.git_ref,
@@ -352,7 +358,7 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
         image: args.image,
         keep_on_failure: args.keep_on_failure,
         timeout: args.timeout,
-        states: None,
+        events: Some(events),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -417,6 +423,20 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
                 None => code,
                 Some(r) => {
                     info.exit_status = code;
+                    while let Ok(r) = reached.try_recv() {
+                        if let Err(e) = history.push(r) {
+                            tracing::warn!("{e}");
+                        }
+                    }
+                    let last = if passed {
+                        ferrotron::job::JobState::Passed
+                    } else {
+                        ferrotron::job::JobState::Failed
+                    };
+                    if let Err(e) = history.reach(last) {
+                        tracing::warn!("{e}");
+                    }
+                    info.history = history;
                     match rt.block_on(r.report(&info, &outcome)) {
                         Ok(n) => {
                             if !quiet {

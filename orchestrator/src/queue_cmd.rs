@@ -348,7 +348,7 @@ pub fn jobs(settings: &Settings, cmd: JobsCommand) -> i32 {
             }
         }
         JobsCommand::Export { state, file } => {
-            let Some(state) = ferrotron::store::parse_state(&state) else {
+            let Some(state) = ferrotron::job::JobState::from_name(&state) else {
                 eprintln!("ferrotron: error: --state {state}: not a job state");
                 return 2;
             };

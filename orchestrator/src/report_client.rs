@@ -42,6 +42,8 @@ pub struct JobInfo {
     pub arch: String,
     pub formula: String,
     pub exit_status: i32,
+    /// The states the job went through (the runner's phase events).
+    pub history: crate::job::History,
 }
 
 /// What was sent.
@@ -118,14 +120,14 @@ impl Reporter {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .ok();
-        let transitions: Vec<_> = outcome
-            .record
+        let transitions: Vec<_> = info
+            .history
             .transitions
             .iter()
             .map(|t| json!({"state": t.state, "at": t.at}))
             .collect();
         let body = json!({
-            "state": outcome.record.state,
+            "state": info.history.state,
             "item": info.item,
             "type": info.item_type,
             "arch": info.arch,

@@ -26,9 +26,7 @@ use super::auth::{Reader, Writer};
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{paged, params, segs, AppState, BaseUrl};
 use crate::job::JobState;
-use crate::store::{
-    format_time, now_micros, parse_state, parse_time, Artifact, Job, JobUpdate, TransitionRow,
-};
+use crate::store::{format_time, now_micros, parse_time, Artifact, Job, JobUpdate, TransitionRow};
 
 pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     r.routes(routes!(list_jobs))
@@ -176,7 +174,7 @@ fn job_id(s: &str) -> Result<String, ApiError> {
 }
 
 fn state_of(s: &str) -> Result<JobState, ApiError> {
-    parse_state(s).ok_or_else(|| {
+    JobState::from_name(s).ok_or_else(|| {
         ApiError::bad_request(
             "unknown_state",
             format!("state `{s}` is not one of queued, scheduled, booting, running, reporting, passed, failed, error, cancelled"),

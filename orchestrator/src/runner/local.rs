@@ -16,7 +16,7 @@ use super::{
     job_spec, read_results, render, report, task_budget, upload, RunError, RunOutcome, RunRequest,
 };
 use crate::cancel::Cancel;
-use crate::job::{JobRecord, JobState};
+use crate::job::JobState;
 use crate::progress::Progress;
 use crate::settings::Settings;
 use crate::ssh::session::unpack_safely;
@@ -61,7 +61,7 @@ pub fn run(
         .formula
         .input_vars(&req.item, &req.item_type, &req.arch)?;
     let agent = locate_agent(settings)?;
-    let job_id = uuid::Uuid::new_v4().to_string();
+    let job_id = req.job_id.clone();
     let job_dir = settings.jobs_dir().join(&job_id);
     let spec = job_spec(&req.formula, &vars, req, &job_id, &job_dir)?;
     let infra = |phase: &'static str| {
@@ -72,7 +72,6 @@ pub fn run(
     };
     std::fs::create_dir_all(&job_dir).map_err(infra("prepare"))?;
     ui.log_to(&job_dir.join("runner.log"));
-    let mut record = JobRecord::new(job_id.clone());
     let job_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
     // The task folder is copied exactly as it would be uploaded to a VM.
     let task_dir = req.formula.task_dir();
@@ -84,9 +83,9 @@ pub fn run(
         req.formula.name, req.item_type, req.item
     ));
     ui.phase("prepare", &job_dir.display().to_string(), t.elapsed());
-    for s in [JobState::Scheduled, JobState::Booting, JobState::Running] {
-        let _ = record.advance(s);
-    }
+    // No VM to boot: from scheduled straight to running.
+    req.reached(JobState::Scheduled);
+    req.reached(JobState::Running);
 
     // task
     let t = Instant::now();
@@ -172,7 +171,7 @@ pub fn run(
     }
 
     // collect: the agent wrote into the job's artifacts folder already.
-    let _ = record.advance(JobState::Reporting);
+    req.reached(JobState::Reporting);
     let t = Instant::now();
     let artifacts = job_dir.join("artifacts");
     let report = read_results(&artifacts)
@@ -187,21 +186,13 @@ pub fn run(
         &format!("{} result(s) in {}", results.len(), artifacts.display()),
         t.elapsed(),
     );
-    let mut outcome = RunOutcome {
+    Ok(RunOutcome {
         job_id,
         job_dir,
         results,
         tap,
-        record,
         verdict,
-    };
-    let last = if outcome.passed() {
-        JobState::Passed
-    } else {
-        JobState::Failed
-    };
-    let _ = outcome.record.advance(last);
-    Ok(outcome)
+    })
 }
 
 /// Kills the process groups of every descendant of `root` (the agent puts

@@ -18,7 +18,7 @@ use ferrotron_agent::protocol::{self as proto, JobSpec, TaskResult};
 use crate::cancel::Cancel;
 use crate::formula::{Directive, Formula, FormulaError};
 use crate::images::{self, ResolvedImage};
-use crate::job::{JobRecord, JobState};
+use crate::job::{JobState, Reached};
 use crate::progress::Progress;
 use crate::settings::{Settings, StartMode};
 use crate::ssh::{GuestSsh, KeyPair};
@@ -37,6 +37,10 @@ const GUEST_AGENT: &str = "/usr/libexec/ferrotron/ferrotron-agent";
 /// What the user asked for.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
+    /// The job's one id: its domain is `ferrotron-<id>`, its folder
+    /// `<data>/jobs/<id>`, and every line and answer names it. The
+    /// scheduler passes the queue's UUID; a local run makes a new one.
+    pub job_id: String,
     /// The task's git source, resolved from the cache before boot.
     pub git: Option<GitSource>,
     pub formula: Formula,
@@ -49,10 +53,24 @@ pub struct RunRequest {
     pub keep_on_failure: Option<Duration>,
     /// Whole-task deadline; default: the sum of the action time-outs + 60 s.
     pub timeout: Option<Duration>,
-    /// Told each state the job reaches as it reaches it (`running` when
-    /// the task starts, `reporting` when results are collected), so the
-    /// scheduler stores a transition when it happens, not at the end.
-    pub states: Option<tokio::sync::mpsc::UnboundedSender<JobState>>,
+    /// Told each phase the job reaches as it reaches it (`scheduled` once
+    /// checked, `booting`, `running` when the task starts, `reporting`
+    /// when results are collected). The runner keeps no state: its caller
+    /// owns the job's lifecycle (the scheduler stores each transition when
+    /// it happens; a local run keeps a [`crate::job::History`]).
+    pub events: Option<tokio::sync::mpsc::UnboundedSender<Reached>>,
+}
+
+impl RunRequest {
+    /// Tells the caller the job reached `state` (nobody may listen).
+    pub(crate) fn reached(&self, state: JobState) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(Reached {
+                state,
+                at: crate::util::now_rfc3339(),
+            });
+        }
+    }
 }
 
 /// A job that ran to the end (its task may still have failed).
@@ -62,7 +80,6 @@ pub struct RunOutcome {
     pub job_dir: PathBuf,
     pub results: Vec<TaskResult>,
     pub tap: String,
-    pub record: JobRecord,
     /// What an `exitcode` directive decided, if the task has one.
     pub verdict: Option<bool>,
 }
@@ -163,13 +180,13 @@ pub fn prepare(
             )));
         }
     }
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = &req.job_id;
     let spec = job_spec(
         &req.formula,
         &vars,
         req,
-        &id,
-        &PathBuf::from(GUEST_JOBS).join(&id),
+        id,
+        &PathBuf::from(GUEST_JOBS).join(id),
     )?;
     Ok((image, spec))
 }
@@ -289,16 +306,7 @@ pub fn run(
     let job_dir = settings.jobs_dir().join(&job_id);
     std::fs::create_dir_all(job_dir.join("artifacts")).map_err(|e| RunError::infra("image", e))?;
     ui.log_to(&job_dir.join("runner.log"));
-    let mut record = JobRecord::new(job_id.clone());
-    let advance = |record: &mut JobRecord, s: JobState| {
-        if let Err(e) = record.advance(s) {
-            tracing::error!("{e}");
-        } else if let Some(tx) = &req.states {
-            // The receiver may be gone (a CLI run that does not listen).
-            let _ = tx.send(s);
-        }
-    };
-    advance(&mut record, JobState::Scheduled);
+    req.reached(JobState::Scheduled);
     let upload_agent =
         agent_to_upload(settings, &image).map_err(|e| RunError::infra("image", e))?;
     ui.say(&format!(
@@ -329,7 +337,7 @@ pub fn run(
     );
 
     // boot
-    advance(&mut record, JobState::Booting);
+    req.reached(JobState::Booting);
     let hv = Arc::new(
         Hypervisor::connect(&settings.libvirt_uri).map_err(|e| RunError::infra("boot", e))?,
     );
@@ -342,7 +350,8 @@ pub fn run(
             ));
         }
     }
-    let accel = accel::resolve(settings, &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
+    let accel =
+        accel::resolve(settings, &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
     let keys = KeyPair::generate(&job_dir, &format!("ferrotron-job-{job_id}"))
         .map_err(|e| RunError::infra("boot", e))?;
     let console_log = job_dir.join("console.log");
@@ -412,7 +421,7 @@ pub fn run(
     };
 
     // task
-    advance(&mut record, JobState::Running);
+    req.reached(JobState::Running);
     let t = Instant::now();
     let guest_dir = PathBuf::from(GUEST_JOBS).join(&job_id);
     let job_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
@@ -464,7 +473,7 @@ pub fn run(
     );
 
     // collect: even after a crash, whatever the task left is worth having.
-    advance(&mut record, JobState::Reporting);
+    req.reached(JobState::Reporting);
     let t = Instant::now();
     let artifacts = job_dir.join("artifacts");
     let collected = if vm_alive && !ssh.is_broken() {
@@ -509,7 +518,6 @@ pub fn run(
     }
 
     if let Some(message) = task_error {
-        advance(&mut record, JobState::Error);
         return Err(RunError::Infra {
             phase: "task",
             message,
@@ -534,22 +542,13 @@ pub fn run(
             })
         }
     };
-    let outcome = RunOutcome {
+    Ok(RunOutcome {
         job_id,
         job_dir,
         results,
         tap,
-        record,
         verdict,
-    };
-    let mut outcome = outcome;
-    let final_state = if outcome.passed() {
-        JobState::Passed
-    } else {
-        JobState::Failed
-    };
-    advance(&mut outcome.record, final_state);
-    Ok(outcome)
+    })
 }
 
 /// The cache server for this job and the tunnel that brings it to the

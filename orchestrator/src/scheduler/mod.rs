@@ -33,14 +33,15 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cancel::Cancel;
-use crate::job::JobState;
+use crate::job::{Cause, JobState, Move};
+use crate::placement::{Capacity, Ledger, Limits, Needs};
 use crate::progress::{Progress, VM_PHASES};
 use crate::runner::{self, RunError, RunOutcome, RunRequest};
 use crate::settings::Settings;
 use crate::store::{
     now_micros, Artifact, ClaimedJob, HostRecord, JobRef, NewResult, Store, StoreError,
+    Transitioned,
 };
-use crate::placement::{Capacity, Ledger, Limits, Needs};
 
 /// The flag (in the store) that stops every host from starting jobs
 /// (`ferrotron host idle --all`).
@@ -186,17 +187,10 @@ pub async fn run(
                     if let Err(e) = ledger.reserve(&job.uuid, needs) {
                         // The claim took only a job that fits: not expected.
                         tracing::error!("job {}: {e}; giving it back", job.uuid);
-                        let back = store
-                            .advance_claimed(
-                                &job.uuid,
-                                &cfg.owner,
-                                JobState::Queued,
-                                None,
-                                None,
-                                None,
-                            )
-                            .await;
-                        if let Err(e) = back {
+                        let back = Move::by_worker(&cfg.owner, JobState::Queued)
+                            .uncounted()
+                            .because(e.to_string());
+                        if let Err(e) = store.transition(&job.uuid, &back).await {
                             tracing::error!("job {}: {}", job.uuid, crate::util::full(&e));
                         }
                         break;
@@ -367,25 +361,11 @@ async fn run_job(
 ) {
     let owner = cfg.owner.as_str();
     let uuid = job.uuid.clone();
-    let advance = |to: JobState,
-                   exit: Option<i64>,
-                   not_before: Option<i64>,
-                   err: Option<String>| {
+    let worker = |to: JobState| Move::by_worker(owner, to);
+    let advance = |mv: Move| {
         let store = store.clone();
         let uuid = uuid.clone();
-        let owner = owner.to_string();
-        async move {
-            match store
-                .advance_claimed(&uuid, &owner, to, exit, not_before, err.as_deref())
-                .await
-            {
-                Ok(true) => tracing::info!("job {uuid}: {to}"),
-                Ok(false) => {
-                    tracing::warn!("job {uuid}: not moved to {to} (cancelled or lease lost)")
-                }
-                Err(e) => tracing::error!("job {uuid}: storing {to}: {}", crate::util::full(&e)),
-            }
-        }
+        async move { apply(&store, &uuid, &mv).await }
     };
     // The prelude: the task's source (git cache: sync, resolve, record the
     // commit, read the formula at it), off the async threads and under a
@@ -404,12 +384,17 @@ async fn run_job(
         Ok(Err(e)) => {
             let msg = crate::util::full(&e);
             tracing::warn!("job {uuid}: {msg}");
-            advance(JobState::Error, Some(2), None, Some(msg)).await;
+            advance(
+                worker(JobState::Error)
+                    .caused_by(Cause::BadInput)
+                    .because(msg),
+            )
+            .await;
             return;
         }
         Err(e) => {
             let msg = format!("the job's prelude ended abnormally: {e}");
-            advance(JobState::Error, Some(3), None, Some(msg)).await;
+            advance(worker(JobState::Error).because(msg)).await;
             return;
         }
     };
@@ -425,7 +410,7 @@ async fn run_job(
     }
     // Removed after the run (the runner uploads the task's files from it).
     let _scratch = src.scratch;
-    advance(JobState::Booting, None, None, None).await;
+    advance(worker(JobState::Booting)).await;
     let cancel = Cancel::new();
     let timeout = job_timeout(&job, cfg.job_timeout);
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
@@ -433,6 +418,7 @@ async fn run_job(
     // The last state stored for this run (the runner reports the rest).
     let mut reached = JobState::Booting;
     let req = RunRequest {
+        job_id: uuid.clone(),
         git: src.git,
         formula: src.formula,
         item: job.item.clone(),
@@ -442,7 +428,7 @@ async fn run_job(
         keep_on_failure: None,
         // The task's own deadline; the whole run's is enforced below.
         timeout,
-        states: Some(states_tx),
+        events: Some(states_tx),
     };
     let run_settings = settings.clone();
     let run_cancel = cancel.clone();
@@ -458,7 +444,7 @@ async fn run_job(
             r = &mut handle => break r,
             s = states.recv(), if states_open => match s {
                 Some(to) if stopped.is_none() => {
-                    store_reached(&store, &uuid, owner, &mut reached, to).await;
+                    store_reached(&store, &uuid, owner, &mut reached, to.state).await;
                 }
                 Some(_) => {}
                 None => states_open = false,
@@ -499,7 +485,7 @@ async fn run_job(
     // States the runner reported just before it returned.
     while let Ok(to) = states.try_recv() {
         if stopped.is_none() {
-            store_reached(&store, &uuid, owner, &mut reached, to).await;
+            store_reached(&store, &uuid, owner, &mut reached, to.state).await;
         }
     }
     let result = match result {
@@ -517,11 +503,7 @@ async fn run_job(
             // Not the job's fault: it runs again after the restart, and
             // this run does not count as one of its attempts.
             let why = "interrupted by a service shutdown";
-            match store.requeue_uncounted(&uuid, owner, why).await {
-                Ok(true) => tracing::info!("job {uuid}: queued ({why})"),
-                Ok(false) => tracing::warn!("job {uuid}: not requeued (cancelled or lease lost)"),
-                Err(e) => tracing::error!("job {uuid}: requeueing: {}", crate::util::full(&e)),
-            }
+            advance(worker(JobState::Queued).uncounted().because(why)).await;
         }
         (Err(_), Some(Stop::TimedOut)) => {
             let secs = timeout.map_or(0, |t| t.as_secs());
@@ -529,7 +511,7 @@ async fn run_job(
                 "timed out: the job's time-out of {secs} s (boot + task + collect) passed; \
                  the run was stopped and its VM destroyed"
             );
-            advance(JobState::Error, Some(3), None, Some(msg)).await;
+            advance(worker(JobState::Error).because(msg)).await;
         }
         (Ok(outcome), _) => finish(&store, &settings, owner, &job, reached, &outcome).await,
         (Err(e @ (RunError::Infra { .. } | RunError::Cancelled(_))), _) => {
@@ -542,17 +524,20 @@ async fn run_job(
                     job.max_attempts
                 );
                 let at = now_micros() + micros(delay);
-                advance(JobState::Queued, None, Some(at), Some(msg)).await;
+                advance(worker(JobState::Queued).retry_at(at).because(msg)).await;
             } else {
-                advance(JobState::Error, Some(3), None, Some(msg)).await;
+                advance(worker(JobState::Error).because(msg)).await;
             }
         }
         (Err(e), _) => {
+            let cause = match e.exit_code() {
+                2 => Cause::BadInput,
+                _ => Cause::Infrastructure,
+            };
             advance(
-                JobState::Error,
-                Some(i64::from(e.exit_code())),
-                None,
-                Some(e.to_string()),
+                worker(JobState::Error)
+                    .caused_by(cause)
+                    .because(e.to_string()),
             )
             .await;
         }
@@ -589,19 +574,11 @@ async fn store_reached(
     reached: &mut JobState,
     to: JobState,
 ) {
-    if !matches!(to, JobState::Running | JobState::Reporting) || !reached.can_become(to) {
+    if !matches!(to, JobState::Running | JobState::Reporting) || reached.check(uuid, to).is_err() {
         return;
     }
-    match store
-        .advance_claimed(uuid, owner, to, None, None, None)
-        .await
-    {
-        Ok(true) => {
-            tracing::info!("job {uuid}: {to}");
-            *reached = to;
-        }
-        Ok(false) => tracing::warn!("job {uuid}: not moved to {to} (cancelled or lease lost)"),
-        Err(e) => tracing::error!("job {uuid}: storing {to}: {}", crate::util::full(&e)),
+    if apply(store, uuid, &Move::by_worker(owner, to)).await {
+        *reached = to;
     }
 }
 
@@ -632,22 +609,48 @@ async fn finish(
     if let Err(e) = store_artifacts(store, settings, uuid, &out.job_dir).await {
         error = Some(e);
     }
-    let (to, exit) = match (&error, out.passed()) {
-        (Some(_), _) => (JobState::Error, 3),
-        (None, true) => (JobState::Passed, 0),
-        (None, false) => (JobState::Failed, 1),
+    let to = match (&error, out.passed()) {
+        (Some(_), _) => JobState::Error,
+        (None, true) => JobState::Passed,
+        (None, false) => JobState::Failed,
     };
-    match store
-        .advance_claimed(uuid, owner, to, Some(exit), None, error.as_deref())
-        .await
-    {
-        Ok(true) => tracing::info!(
-            "job {uuid}: {to} ({} result(s), runner job {})",
-            out.results.len(),
-            out.job_id
-        ),
-        Ok(false) => tracing::warn!("job {uuid}: not moved to {to}"),
-        Err(e) => tracing::error!("job {uuid}: storing {to}: {}", crate::util::full(&e)),
+    let mut mv = Move::by_worker(owner, to);
+    mv.reason = error;
+    if apply(store, uuid, &mv).await {
+        tracing::info!("job {uuid}: {} result(s)", out.results.len());
+    }
+}
+
+/// Stores a move of a job this worker holds, logging what happened;
+/// true when the job moved.
+async fn apply(store: &Store, uuid: &str, mv: &Move) -> bool {
+    let to = mv.to;
+    match store.transition(uuid, mv).await {
+        Ok(Transitioned::Moved { .. }) => {
+            match &mv.reason {
+                Some(why) if to == JobState::Queued || to == JobState::Error => {
+                    tracing::info!("job {uuid}: {to} ({why})")
+                }
+                _ => tracing::info!("job {uuid}: {to}"),
+            }
+            true
+        }
+        Ok(Transitioned::NotHeld { state }) => {
+            tracing::warn!("job {uuid}: not moved to {to}: now {state}, not this worker's (cancelled or lease lost)");
+            false
+        }
+        Ok(Transitioned::Refused(e)) => {
+            tracing::warn!("{e}");
+            false
+        }
+        Ok(Transitioned::NotFound) => {
+            tracing::warn!("job {uuid}: not moved to {to}: the job is gone");
+            false
+        }
+        Err(e) => {
+            tracing::error!("job {uuid}: storing {to}: {}", crate::util::full(&e));
+            false
+        }
     }
 }
 

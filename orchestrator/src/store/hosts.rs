@@ -2,10 +2,9 @@
 //! (at start and on each heartbeat), so `ferrotron host status` shows every
 //! host and a job no live host could ever hold ends in `error`.
 
-use super::jobs::{insert_transition, TransitionRow};
 use super::queue::to_i64;
 use super::{now_micros, row_get, Store, StoreError};
-use crate::job::JobState;
+use crate::job::{Actor, Cause, JobState, Move};
 use crate::placement::{never_fits, Capacity, Needs, Usage};
 
 /// A host counts as live this long after its last heartbeat: long enough
@@ -125,26 +124,12 @@ impl Store {
             let Some(why) = never_fits(needs, &live) else {
                 continue;
             };
-            let mut tx = self.begin().await?;
-            let changed = sqlx::query(
-                "UPDATE jobs SET state = 'error', exit_status = 2, last_error = $1, \
-                 finished_at = $2 WHERE uuid = $3 AND state = 'queued'",
-            )
-            .bind(why)
-            .bind(now)
-            .bind(uuid.clone())
-            .execute(&mut *tx.tx)
-            .await?
-            .rows_affected();
-            if changed == 1 {
-                let t = TransitionRow {
-                    state: JobState::Error,
-                    at: now,
-                };
-                insert_transition(&mut tx.tx, &uuid, &t).await?;
-                tx.commit().await?;
-                failed += 1;
-            }
+            // Only a job still queued: one claimed meanwhile runs.
+            let mv = Move::new(JobState::Error, Actor::Operator)
+                .only_from(JobState::Queued)
+                .caused_by(Cause::BadInput)
+                .because(why);
+            failed += usize::from(self.transition(&uuid, &mv).await?.moved());
         }
         Ok(failed)
     }

@@ -3,9 +3,10 @@
 
 use sqlx::any::AnyRow;
 
+use super::lifecycle::{transition_in, Transitioned};
 use super::query::Binder;
 use super::{bind_all, now_micros, row_get, Page, Store, StoreError};
-use crate::job::JobState;
+use crate::job::{Actor, Cause, JobState, Move};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransitionRow {
@@ -55,19 +56,12 @@ pub struct Artifact {
     pub created_at: i64,
 }
 
-pub fn parse_state(s: &str) -> Option<JobState> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
-}
-
-fn conflict(uuid: &str, from: JobState, to: JobState) -> StoreError {
-    StoreError::Conflict(format!("job {uuid}: invalid transition {from} -> {to}"))
-}
-
 fn job_from_row(r: &AnyRow) -> Result<Job, StoreError> {
     let state: String = row_get(r, "state")?;
+    let uuid: String = row_get(r, "uuid")?;
     Ok(Job {
-        uuid: row_get(r, "uuid")?,
-        state: parse_state(&state).unwrap_or(JobState::Error),
+        state: JobState::parse_stored(&uuid, &state)?,
+        uuid,
         item: row_get(r, "item")?,
         item_type: row_get(r, "item_type")?,
         arch: row_get(r, "arch")?,
@@ -87,103 +81,94 @@ const JOB_COLUMNS: &str = "uuid, state, item, item_type, arch, formula, host, ex
                            created_at, started_at, finished_at, last_error, git_commit";
 
 impl Store {
-    /// Creates or advances a job record.
+    /// Creates or advances a job record (a runner reporting a job no queue
+    /// holds, `ferrotron run --report`): a new job is inserted `queued` and
+    /// its reported history replayed through [`transition_in`], a known one
+    /// moved to `u.state`, every step checked by the state machine.
     pub async fn put_job(&self, uuid: &str, u: &JobUpdate) -> Result<Job, StoreError> {
         let mut tx = self.begin().await?;
-        let current = sqlx::query("SELECT state FROM jobs WHERE uuid = $1")
+        let current = match sqlx::query("SELECT state FROM jobs WHERE uuid = $1")
             .bind(uuid.to_string())
             .fetch_optional(&mut *tx.tx)
-            .await?;
+            .await?
+        {
+            Some(r) => Some(JobState::parse_stored(
+                uuid,
+                &row_get::<String>(&r, "state")?,
+            )?),
+            None => None,
+        };
         let now = now_micros();
-        match current {
-            None => {
-                let mut history = if u.transitions.is_empty() {
-                    vec![TransitionRow {
-                        state: JobState::Queued,
-                        at: now,
-                    }]
-                } else {
-                    u.transitions.clone()
-                };
-                if history[0].state != JobState::Queued {
+        let mut steps: Vec<TransitionRow> = Vec::new();
+        if current.is_none() {
+            let mut history = u.transitions.iter();
+            let created = match history.next() {
+                None => now,
+                Some(t) if t.state == JobState::Queued => t.at,
+                Some(t) => {
                     return Err(StoreError::Conflict(format!(
                         "job {uuid}: a new job's history starts with `queued`, not `{}`",
-                        history[0].state
-                    )));
+                        t.state
+                    )))
                 }
-                for w in history.windows(2) {
-                    if !w[0].state.can_become(w[1].state) {
-                        return Err(conflict(uuid, w[0].state, w[1].state));
-                    }
-                }
-                let last = history[history.len() - 1].state;
-                if last != u.state {
-                    if !last.can_become(u.state) {
-                        return Err(conflict(uuid, last, u.state));
-                    }
-                    history.push(TransitionRow {
-                        state: u.state,
-                        at: now,
-                    });
-                }
-                let started = history
-                    .iter()
-                    .find(|t| matches!(t.state, JobState::Booting | JobState::Running))
-                    .map(|t| t.at);
-                let finished = history.iter().find(|t| t.state.is_final()).map(|t| t.at);
-                sqlx::query(
-                    "INSERT INTO jobs (uuid, state, item, item_type, arch, formula, host, \
-                     exit_status, created_at, started_at, finished_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(uuid.to_string())
-                .bind(u.state.to_string())
-                .bind(u.item.clone())
-                .bind(u.item_type.clone())
-                .bind(u.arch.clone())
-                .bind(u.formula.clone())
-                .bind(u.host.clone())
-                .bind(u.exit_status)
-                .bind(history[0].at)
-                .bind(started)
-                .bind(finished)
-                .execute(&mut *tx.tx)
-                .await?;
-                for t in &history {
-                    insert_transition(&mut tx.tx, uuid, t).await?;
+            };
+            sqlx::query(
+                "INSERT INTO jobs (uuid, state, item, item_type, arch, formula, host, created_at) \
+                 VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(uuid.to_string())
+            .bind(u.item.clone())
+            .bind(u.item_type.clone())
+            .bind(u.arch.clone())
+            .bind(u.formula.clone())
+            .bind(u.host.clone())
+            .bind(created)
+            .execute(&mut *tx.tx)
+            .await?;
+            insert_transition(
+                &mut tx.tx,
+                uuid,
+                &TransitionRow {
+                    state: JobState::Queued,
+                    at: created,
+                },
+            )
+            .await?;
+            steps.extend(history.cloned());
+        }
+        let reached = steps
+            .last()
+            .map_or(current.unwrap_or(JobState::Queued), |t| t.state);
+        if reached != u.state {
+            steps.push(TransitionRow {
+                state: u.state,
+                at: now,
+            });
+        }
+        // A reported error's exit status says its cause.
+        let cause = match u.exit_status {
+            Some(2) => Cause::BadInput,
+            _ => Cause::Infrastructure,
+        };
+        for step in &steps {
+            let mv = Move::new(step.state, Actor::Operator).caused_by(cause);
+            match transition_in(&mut tx.tx, uuid, &mv, step.at).await? {
+                Transitioned::Moved { .. } => {}
+                Transitioned::Refused(e) => return Err(StoreError::Conflict(e.to_string())),
+                other => {
+                    return Err(StoreError::Conflict(format!(
+                        "job {uuid}: not moved to {} ({other:?})",
+                        step.state
+                    )))
                 }
             }
-            Some(row) => {
-                let s: String = row_get(&row, "state")?;
-                let from = parse_state(&s).unwrap_or(JobState::Error);
-                if from != u.state {
-                    if !from.can_become(u.state) {
-                        return Err(conflict(uuid, from, u.state));
-                    }
-                    let t = TransitionRow {
-                        state: u.state,
-                        at: now,
-                    };
-                    insert_transition(&mut tx.tx, uuid, &t).await?;
-                }
-                let started =
-                    matches!(u.state, JobState::Booting | JobState::Running).then_some(now);
-                let finished = u.state.is_final().then_some(now);
-                sqlx::query(
-                    "UPDATE jobs SET state = $1, host = COALESCE($2, host), \
-                     exit_status = COALESCE($3, exit_status), \
-                     started_at = COALESCE(started_at, $4), \
-                     finished_at = COALESCE(finished_at, $5) WHERE uuid = $6",
-                )
-                .bind(u.state.to_string())
+        }
+        if u.host.is_some() {
+            sqlx::query("UPDATE jobs SET host = $1 WHERE uuid = $2")
                 .bind(u.host.clone())
-                .bind(u.exit_status)
-                .bind(started)
-                .bind(finished)
                 .bind(uuid.to_string())
                 .execute(&mut *tx.tx)
                 .await?;
-            }
         }
         tx.commit().await?;
         self.get_job(uuid)
@@ -196,30 +181,29 @@ impl Store {
 
     /// Marks a job cancelled (the scheduler acts on the state).
     pub async fn cancel_job(&self, uuid: &str) -> Result<Job, StoreError> {
-        let job = self
-            .get_job(uuid)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "job",
-                name: uuid.to_string(),
-            })?;
-        if job.state.is_final() {
-            return Err(StoreError::Conflict(format!(
-                "job {uuid} has already ended ({}); nothing to cancel",
-                job.state
-            )));
-        }
-        let u = JobUpdate {
-            state: JobState::Cancelled,
-            item: job.item,
-            item_type: job.item_type,
-            arch: job.arch,
-            formula: job.formula,
-            host: None,
-            exit_status: None,
-            transitions: Vec::new(),
+        let not_found = || StoreError::NotFound {
+            what: "job",
+            name: uuid.to_string(),
         };
-        self.put_job(uuid, &u).await
+        match self
+            .transition(uuid, &Move::new(JobState::Cancelled, Actor::Operator))
+            .await?
+        {
+            Transitioned::Moved { .. } => {}
+            Transitioned::NotFound => return Err(not_found()),
+            Transitioned::Refused(e) => {
+                return Err(StoreError::Conflict(format!(
+                    "job {uuid} has already ended ({}); nothing to cancel",
+                    e.from
+                )))
+            }
+            Transitioned::NotHeld { state } => {
+                return Err(StoreError::Conflict(format!(
+                    "job {uuid} changed state meanwhile (now {state}); try again"
+                )))
+            }
+        }
+        self.get_job(uuid).await?.ok_or_else(not_found)
     }
 
     pub async fn get_job(&self, uuid: &str) -> Result<Option<Job>, StoreError> {
@@ -240,7 +224,7 @@ impl Store {
         for r in rows {
             let s: String = row_get(&r, "state")?;
             job.transitions.push(TransitionRow {
-                state: parse_state(&s).unwrap_or(JobState::Error),
+                state: JobState::parse_stored(uuid, &s)?,
                 at: row_get(&r, "at")?,
             });
         }

@@ -14,6 +14,7 @@
 
 mod hosts;
 mod jobs;
+mod lifecycle;
 mod query;
 mod queue;
 mod results;
@@ -27,7 +28,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
 pub use hosts::{HostRecord, HOST_FRESH_MICROS};
-pub use jobs::{parse_state, Artifact, Job, JobUpdate, TransitionRow};
+pub use jobs::{Artifact, Job, JobUpdate, TransitionRow};
+pub use lifecycle::Transitioned;
 pub use query::{DataFilter, Page, ResultFilter};
 pub use queue::{ClaimedJob, Enqueued, NewQueuedJob, QueuedMessage};
 pub use results::{Group, JobRef, NewGroup, NewResult, ResultRow, Testcase};
@@ -56,6 +58,8 @@ pub enum StoreError {
     NotFound { what: &'static str, name: String },
     #[error("{0}")]
     Conflict(String),
+    #[error(transparent)]
+    UnknownState(#[from] crate::job::UnknownState),
 }
 
 /// Which SQL engine is behind the pool.

@@ -11,8 +11,9 @@
 use sqlx::any::AnyRow;
 
 use super::jobs::{insert_transition, TransitionRow};
+use super::lifecycle::transition_in;
 use super::{now_micros, row_get, Store, StoreError};
-use crate::job::JobState;
+use crate::job::{Actor, JobState, Move, IN_PROGRESS_SQL};
 use crate::placement::{Free, Needs};
 
 /// One job to put in the queue.
@@ -66,8 +67,6 @@ pub struct ClaimedJob {
 pub(super) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
-
-pub(super) const RUNNING_STATES: &str = "('scheduled', 'booting', 'running', 'reporting')";
 
 /// A queue column that is NULL for jobs that did not come through the
 /// queue (`run --report`): empty then.
@@ -289,7 +288,7 @@ impl Store {
             "SELECT j.uuid, COALESCE(j.vcpus, $2) AS need_vcpus, \
              COALESCE(j.memory_mib, $3) AS need_memory FROM jobs j \
              LEFT JOIN (SELECT task, COUNT(*) AS n FROM jobs WHERE queued = 1 \
-              AND state IN {RUNNING_STATES} GROUP BY task) r ON r.task = j.task \
+              AND state IN {IN_PROGRESS_SQL} GROUP BY task) r ON r.task = j.task \
              WHERE j.queued = 1 AND j.state = 'queued' AND j.not_before <= $1 \
              AND COALESCE(j.vcpus, $2) <= $4 AND COALESCE(j.memory_mib, $3) <= $5 \
              ORDER BY j.priority DESC, COALESCE(r.n, 0) ASC, j.created_at ASC, j.uuid ASC \
@@ -315,24 +314,16 @@ impl Store {
                     memory_mib: u64::try_from(row_get::<i64>(c, "need_memory")?).unwrap_or(0),
                 };
                 let mut tx = self.begin().await?;
-                let changed = sqlx::query(
-                    "UPDATE jobs SET state = 'scheduled', lease_owner = $1, lease_expires = $2, \
-                     attempts = attempts + 1, host = $1 WHERE uuid = $3 AND state = 'queued'",
-                )
-                .bind(owner.to_string())
-                .bind(now + lease_micros)
-                .bind(uuid.clone())
-                .execute(&mut *tx.tx)
-                .await?
-                .rows_affected();
-                if changed != 1 {
+                let claim = Move::new(
+                    JobState::Scheduled,
+                    Actor::Claim {
+                        owner: owner.to_string(),
+                        lease_until: now + lease_micros,
+                    },
+                );
+                if !transition_in(&mut tx.tx, &uuid, &claim, now).await?.moved() {
                     continue;
                 }
-                let t = TransitionRow {
-                    state: JobState::Scheduled,
-                    at: now,
-                };
-                insert_transition(&mut tx.tx, &uuid, &t).await?;
                 let row = sqlx::query(
                     "SELECT uuid, item, item_type, arch, task, repo, git_ref, task_path, image, \
                      attempts, max_attempts, timeout_secs FROM jobs WHERE uuid = $1",
@@ -370,61 +361,9 @@ impl Store {
         tx.commit().await?;
         let Some(row) = row else { return Ok(None) };
         let state: String = row_get(&row, "state")?;
-        let state = super::parse_state(&state).unwrap_or(JobState::Error);
+        let state = JobState::parse_stored(uuid, &state)?;
         let lease: Option<String> = row_get(&row, "lease_owner")?;
         Ok((lease.as_deref() == Some(owner) || state.is_final()).then_some(state))
-    }
-
-    /// Moves a job `owner` holds to `to`, recording the transition (checked
-    /// by the state machine). A final state or `queued` releases the lease;
-    /// `queued` also sets the earliest next attempt. Returns false when the
-    /// job is not `owner`'s any more or was cancelled meanwhile.
-    pub async fn advance_claimed(
-        &self,
-        uuid: &str,
-        owner: &str,
-        to: JobState,
-        exit_status: Option<i64>,
-        not_before: Option<i64>,
-        error: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT state, lease_owner FROM jobs WHERE uuid = $1")
-            .bind(uuid.to_string())
-            .fetch_optional(&mut *tx.tx)
-            .await?;
-        let Some(row) = row else { return Ok(false) };
-        let from: String = row_get(&row, "state")?;
-        let from = super::parse_state(&from).unwrap_or(JobState::Error);
-        let lease: Option<String> = row_get(&row, "lease_owner")?;
-        if lease.as_deref() != Some(owner) || !from.can_become(to) {
-            return Ok(false);
-        }
-        let now = now_micros();
-        let release = to.is_final() || to == JobState::Queued;
-        sqlx::query(
-            "UPDATE jobs SET state = $1, exit_status = COALESCE($2, exit_status), \
-             started_at = CASE WHEN $3 = 1 THEN COALESCE(started_at, $4) ELSE started_at END, \
-             finished_at = CASE WHEN $5 = 1 THEN $4 ELSE finished_at END, \
-             lease_owner = CASE WHEN $6 = 1 THEN NULL ELSE lease_owner END, \
-             lease_expires = CASE WHEN $6 = 1 THEN NULL ELSE lease_expires END, \
-             not_before = COALESCE($7, not_before), last_error = COALESCE($8, last_error) \
-             WHERE uuid = $9",
-        )
-        .bind(to.to_string())
-        .bind(exit_status)
-        .bind(i64::from(to == JobState::Booting))
-        .bind(now)
-        .bind(i64::from(to.is_final()))
-        .bind(i64::from(release))
-        .bind(not_before)
-        .bind(error.map(str::to_string))
-        .bind(uuid.to_string())
-        .execute(&mut *tx.tx)
-        .await?;
-        insert_transition(&mut tx.tx, uuid, &TransitionRow { state: to, at: now }).await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     /// Records the commit `owner`'s claimed job runs (resolved from the git
@@ -446,47 +385,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Puts a job `owner` holds back in the queue without using up an
-    /// attempt: its run was stopped by a service shutdown, not by anything
-    /// the job or its VM did. Returns false when the job is not `owner`'s
-    /// any more or the state machine forbids the move.
-    pub async fn requeue_uncounted(
-        &self,
-        uuid: &str,
-        owner: &str,
-        reason: &str,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT state, lease_owner FROM jobs WHERE uuid = $1")
-            .bind(uuid.to_string())
-            .fetch_optional(&mut *tx.tx)
-            .await?;
-        let Some(row) = row else { return Ok(false) };
-        let from: String = row_get(&row, "state")?;
-        let from = super::parse_state(&from).unwrap_or(JobState::Error);
-        let lease: Option<String> = row_get(&row, "lease_owner")?;
-        if lease.as_deref() != Some(owner) || !from.can_become(JobState::Queued) {
-            return Ok(false);
-        }
-        let now = now_micros();
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires = NULL, \
-             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
-             last_error = $1 WHERE uuid = $2",
-        )
-        .bind(reason.to_string())
-        .bind(uuid.to_string())
-        .execute(&mut *tx.tx)
-        .await?;
-        let t = TransitionRow {
-            state: JobState::Queued,
-            at: now,
-        };
-        insert_transition(&mut tx.tx, uuid, &t).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Takes back jobs whose lease expired (their worker died): back to
     /// `queued` while attempts remain, else `error`. Returns (requeued,
     /// errored) counts.
@@ -494,7 +392,7 @@ impl Store {
         let now = now_micros();
         let sql = format!(
             "SELECT uuid, state, attempts, max_attempts FROM jobs WHERE queued = 1 \
-             AND state IN {RUNNING_STATES} AND lease_expires < $1"
+             AND state IN {IN_PROGRESS_SQL} AND lease_expires < $1"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now)
@@ -503,32 +401,17 @@ impl Store {
         let (mut requeued, mut errored) = (0, 0);
         for r in rows {
             let uuid: String = row_get(&r, "uuid")?;
-            let state: String = row_get(&r, "state")?;
-            let from = super::parse_state(&state).unwrap_or(JobState::Error);
+            let from = JobState::parse_stored(&uuid, &row_get::<String>(&r, "state")?)?;
             let attempts: i64 = row_get(&r, "attempts")?;
             let max: i64 = row_get(&r, "max_attempts")?;
-            let to = if attempts < max && from.can_become(JobState::Queued) {
+            let to = if attempts < max && from.check(&uuid, JobState::Queued).is_ok() {
                 JobState::Queued
             } else {
                 JobState::Error
             };
-            let mut tx = self.begin().await?;
-            let changed = sqlx::query(
-                "UPDATE jobs SET state = $1, lease_owner = NULL, lease_expires = NULL, \
-                 last_error = $2, finished_at = CASE WHEN $1 = 'error' THEN $3 ELSE NULL END \
-                 WHERE uuid = $4 AND state = $5 AND lease_expires < $3",
-            )
-            .bind(to.to_string())
-            .bind("the worker's lease expired (worker gone)".to_string())
-            .bind(now)
-            .bind(uuid.clone())
-            .bind(state)
-            .execute(&mut *tx.tx)
-            .await?
-            .rows_affected();
-            if changed == 1 {
-                insert_transition(&mut tx.tx, &uuid, &TransitionRow { state: to, at: now }).await?;
-                tx.commit().await?;
+            let mv = Move::new(to, Actor::LeaseExpiry { now })
+                .because("the worker's lease expired (worker gone)");
+            if self.transition(&uuid, &mv).await?.moved() {
                 if to == JobState::Queued {
                     requeued += 1;
                 } else {
@@ -555,7 +438,7 @@ impl Store {
     /// on `host` (lease owners are `host:pid:random`).
     pub async fn in_progress_on(&self, host: &str) -> Result<usize, StoreError> {
         let sql =
-            format!("SELECT lease_owner FROM jobs WHERE queued = 1 AND state IN {RUNNING_STATES}");
+            format!("SELECT lease_owner FROM jobs WHERE queued = 1 AND state IN {IN_PROGRESS_SQL}");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
@@ -606,7 +489,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::placement::{Capacity, Usage};
-    use crate::store::{HostRecord, HOST_FRESH_MICROS};
+    use crate::store::{HostRecord, Transitioned, HOST_FRESH_MICROS};
 
     fn job(task: &str, priority: i64) -> NewQueuedJob {
         NewQueuedJob {
@@ -693,9 +576,10 @@ mod tests {
             JobState::Passed,
         ] {
             assert!(s
-                .advance_claimed(&c.uuid, "w1", to, Some(0), None, None)
+                .transition(&c.uuid, &Move::by_worker("w1", to))
                 .await
-                .expect("advance"));
+                .expect("advance")
+                .moved());
         }
         let c = s.claim_next("w1", -1).await.expect("claim").expect("job");
         assert_eq!(s.requeue_expired().await.expect("requeue"), (1, 0));
@@ -1047,18 +931,27 @@ mod tests {
         assert_eq!(c.attempts, 1);
         for to in [JobState::Booting, JobState::Running, JobState::Reporting] {
             assert!(s
-                .advance_claimed(uuid, "w1", to, None, None, None)
+                .transition(uuid, &Move::by_worker("w1", to))
                 .await
-                .expect("advance"));
+                .expect("advance")
+                .moved());
         }
-        assert!(!s
-            .requeue_uncounted(uuid, "w2", "shutdown")
-            .await
-            .expect("not w2's"));
+        let back = |w: &str| {
+            Move::by_worker(w, JobState::Queued)
+                .uncounted()
+                .because("interrupted by a service shutdown")
+        };
+        assert_eq!(
+            s.transition(uuid, &back("w2")).await.expect("not w2's"),
+            Transitioned::NotHeld {
+                state: JobState::Reporting
+            }
+        );
         assert!(s
-            .requeue_uncounted(uuid, "w1", "interrupted by a service shutdown")
+            .transition(uuid, &back("w1"))
             .await
-            .expect("requeue"));
+            .expect("requeue")
+            .moved());
         let c = s
             .claim_next("w1", lease)
             .await
