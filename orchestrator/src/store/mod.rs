@@ -15,6 +15,7 @@
 mod hosts;
 mod jobs;
 mod lifecycle;
+mod migrations;
 mod query;
 mod queue;
 mod results;
@@ -131,11 +132,10 @@ impl Store {
             opts
         };
         let pool = opts.connect(url).await.map_err(connect)?;
-        let migrator = match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
-        };
-        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        migrations::migrator(backend)
+            .run(&pool)
+            .await
+            .map_err(StoreError::Migrate)?;
         Ok(Store {
             pool,
             backend,
