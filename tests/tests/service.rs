@@ -85,6 +85,22 @@ fn message_becomes_a_passed_job_with_results_once() {
     // All jobs in the store: exactly one, for two deliveries.
     let all = s.jobs();
     assert_eq!(all.len(), 1, "{all:?}");
+    // One id: the queue's UUID is the runner's folder, the published
+    // artifacts' folder and the domain's name in the runner's log.
+    assert_eq!(
+        runner_jobs(&h),
+        uuids,
+        "the job folder is named by the job's UUID"
+    );
+    let log = std::fs::read_to_string(
+        h.data_dir
+            .join("artifacts")
+            .join(&uuids[0])
+            .join("runner.log"),
+    )
+    .expect("the runner's log is published under the job's UUID");
+    assert!(log.contains(&format!("job {}:", uuids[0])), "{log}");
+    assert!(log.contains(&format!("ferrotron-{}", uuids[0])), "{log}");
     assert_runs_left_nothing(&h, 1);
     s.stop();
 }

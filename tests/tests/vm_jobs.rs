@@ -49,6 +49,20 @@ fn passing_task_prints_tap_and_cleans_up() {
         out.stderr
     );
     let id = out.job_id().expect("job id");
+    // One id: the domain the boot phase names, the job folder and the
+    // artifacts path the summary prints are all the job's id.
+    assert!(
+        out.stderr
+            .contains(&format!("[2/6] boot     ferrotron-{id} ")),
+        "the domain is not named after job {id}:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("artifacts: {}", h.job_dir(&id).display())),
+        "{}",
+        out.stderr
+    );
     let dir = h.job_dir(&id);
     let console = std::fs::read_to_string(dir.join("console.log")).expect("console log kept");
     assert!(console.contains("ferrotron: ready"), "console:\n{console}");

@@ -62,7 +62,11 @@ pub fn run(
         .input_vars(&req.item, &req.item_type, &req.arch)?;
     let agent = locate_agent(settings)?;
     let job_id = req.job_id.clone();
-    let job_dir = settings.jobs_dir().join(&job_id);
+    let job_dir =
+        super::fresh_job_dir(&settings.jobs_dir(), &job_id).map_err(|e| RunError::Infra {
+            phase: "prepare",
+            message: e.to_string(),
+        })?;
     let spec = job_spec(&req.formula, &vars, req, &job_id, &job_dir)?;
     let infra = |phase: &'static str| {
         move |e: std::io::Error| RunError::Infra {

@@ -303,7 +303,8 @@ pub fn run(
     let t = Instant::now();
     let (image, spec) = prepare(settings, req)?;
     let job_id = spec.job_id.clone();
-    let job_dir = settings.jobs_dir().join(&job_id);
+    let job_dir =
+        fresh_job_dir(&settings.jobs_dir(), &job_id).map_err(|e| RunError::infra("image", e))?;
     std::fs::create_dir_all(job_dir.join("artifacts")).map_err(|e| RunError::infra("image", e))?;
     ui.log_to(&job_dir.join("runner.log"));
     req.reached(JobState::Scheduled);
@@ -610,6 +611,23 @@ fn warm_template(
             Ok(None)
         }
     }
+}
+
+/// The folder of job `id`'s run: `<jobs>/<id>`, created empty. A folder
+/// left by an earlier attempt of the same job (a retry after an
+/// infrastructure error) is kept beside it as `<id>.attempt-N`, its logs
+/// and console with it.
+pub(crate) fn fresh_job_dir(jobs: &Path, id: &str) -> std::io::Result<PathBuf> {
+    let dir = jobs.join(id);
+    if dir.exists() {
+        let earlier = (1..)
+            .map(|n| jobs.join(format!("{id}.attempt-{n}")))
+            .find(|p| !p.exists())
+            .unwrap_or_else(|| jobs.join(format!("{id}.attempt")));
+        std::fs::rename(&dir, &earlier)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 /// Default whole-task deadline: every action's time-out plus a margin.
