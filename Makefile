@@ -18,13 +18,18 @@ export FERROTRON_AGENT := $(abspath $(AGENT))
 
 .PHONY: setup build agent image demo test unit e2e bench fmt clippy clean
 
+# What setup installs: `demo` (libvirt, QEMU, build tools) or `test` (also
+# PostgreSQL, RabbitMQ, Ansible, wrk). `make demo` asks for less.
+SETUP_FOR ?= test
+demo: SETUP_FOR = demo
+
 ## setup: install and start the host's virtualisation stack (idempotent).
 setup:
-	@./scripts/setup-host.sh
+	@./scripts/setup-host.sh --for $(SETUP_FOR)
 
 ## build: the orchestrator (release) and the static guest agent.
 build: setup
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release -p ferrotron --bin ferrotron
 	$(MAKE) --no-print-directory agent
 
 agent:

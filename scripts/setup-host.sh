@@ -2,9 +2,10 @@
 # Install and start what Ferrotron needs on a Debian 12 host, idempotently.
 # Run as root. Safe to run again: every step checks before it acts.
 #
-#   scripts/setup-host.sh            virtualisation stack (libvirt, qemu, image tools),
-#                                    build and test tools (Ansible for the playbook
-#                                    tests), PostgreSQL and RabbitMQ for the tests
+#   scripts/setup-host.sh --for demo   virtualisation stack (libvirt, qemu, image
+#                                      tools) and build tools: what `make demo` needs
+#   scripts/setup-host.sh [--for test] the same, plus test tools (Ansible for the
+#                                      playbook tests, wrk), PostgreSQL and RabbitMQ
 #
 # Prints one line per step; exits non-zero with the failing step named.
 set -euo pipefail
@@ -13,6 +14,17 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages and starts libvirtd)"
+
+FOR=test
+case "${1:-}" in
+    "") ;;
+    --for) FOR="${2:-}" ;;
+    *) die "usage: $0 [--for demo|test]" ;;
+esac
+case "$FOR" in
+    demo|test) ;;
+    *) die "--for takes demo or test, not '$FOR'" ;;
+esac
 
 export DEBIAN_FRONTEND=noninteractive
 APT_UPDATED=0
@@ -36,7 +48,9 @@ missing_pkgs() {
 # needs; the Ansible role installs the same) and packages-dev.txt (building
 # and testing). One name per line, `#` comments.
 read_pkgs() { grep -v '^[[:space:]]*\(#\|$\)' "$1"; }
-mapfile -t PKGS < <(read_pkgs "$(dirname "$0")/packages-runtime.txt"; read_pkgs "$(dirname "$0")/packages-dev.txt")
+lists=(packages-runtime.txt packages-dev.txt)
+[ "$FOR" = test ] && lists+=(packages-test.txt)
+mapfile -t PKGS < <(for l in "${lists[@]}"; do read_pkgs "$(dirname "$0")/$l"; done)
 need=$(missing_pkgs "${PKGS[@]}")
 if [ -n "$need" ]; then
     apt_update_once
@@ -111,6 +125,11 @@ for _ in $(seq 1 100); do
 done
 virsh -c qemu:///system version >/dev/null 2>&1 || die "libvirtd did not answer on qemu:///system"
 say "libvirt ready ($(virsh -c qemu:///system version 2>/dev/null | awk -F': ' '/Running hypervisor/ {print $2}'))"
+
+if [ "$FOR" = demo ]; then
+    say "ready for the demo (make test adds PostgreSQL, RabbitMQ and the test tools)"
+    exit 0
+fi
 
 # --- PostgreSQL (the results store's second backend; tests run against it) -----
 # Debian's package, one cluster listening on loopback only, started with
