@@ -79,12 +79,12 @@ pub struct ImageInfo {
 
 /// A published image found by [`ImageStore::resolve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedImage {
+pub struct StoredImage {
     pub path: PathBuf,
     pub manifest: Manifest,
 }
 
-impl ResolvedImage {
+impl StoredImage {
     /// `name:version`.
     pub fn reference(&self) -> String {
         format!("{}:{}", self.manifest.name, self.manifest.version)
@@ -498,7 +498,7 @@ impl ImageStore {
     }
 
     /// Finds `name` (newest version) or `name:version`.
-    pub fn resolve(&self, reference: &str) -> Result<ResolvedImage, StoreError> {
+    pub fn resolve(&self, reference: &str) -> Result<StoredImage, StoreError> {
         let (name, version) = match reference.split_once(':') {
             Some((n, v)) => (n, Some(v)),
             None => (reference, None),
@@ -512,7 +512,7 @@ impl ImageStore {
             Some(v) => versions.iter().find(|i| i.version == v),
         };
         match found {
-            Some(info) => Ok(ResolvedImage {
+            Some(info) => Ok(StoredImage {
                 path: info.path.clone(),
                 manifest: Manifest::load(&info.path)?,
             }),
@@ -559,7 +559,7 @@ impl ImageStore {
     }
 
     /// Rechecks every file of an image against the manifest's sha256 and size.
-    pub fn verify(&self, reference: &str) -> Result<ResolvedImage, StoreError> {
+    pub fn verify(&self, reference: &str) -> Result<StoredImage, StoreError> {
         let img = self.resolve(reference)?;
         let mut problems = Vec::new();
         for (file, want) in &img.manifest.files {
