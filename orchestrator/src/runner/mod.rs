@@ -20,6 +20,7 @@ use crate::formula::{Directive, Formula, FormulaError};
 use crate::images::{self, ResolvedImage};
 use crate::job::{JobRecord, JobState};
 use crate::progress::Progress;
+use crate::results::CheckResult;
 use crate::settings::{Settings, StartMode};
 use crate::ssh::{GuestSsh, KeyPair};
 use crate::util::shell_quote;
@@ -60,7 +61,9 @@ pub struct RunRequest {
 pub struct RunOutcome {
     pub job_id: String,
     pub job_dir: PathBuf,
-    pub results: Vec<TaskResult>,
+    /// Every result whole, as recorded ([`crate::store::NewResult::of_job`]):
+    /// each `artifact` is a path inside the job's artifacts folder.
+    pub results: Vec<CheckResult>,
     pub tap: String,
     pub record: JobRecord,
     /// What an `exitcode` directive decided, if the task has one.
@@ -342,7 +345,8 @@ pub fn run(
             ));
         }
     }
-    let accel = accel::resolve(settings, &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
+    let accel =
+        accel::resolve(settings, &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
     let keys = KeyPair::generate(&job_dir, &format!("ferrotron-job-{job_id}"))
         .map_err(|e| RunError::infra("boot", e))?;
     let console_log = job_dir.join("console.log");
@@ -474,6 +478,9 @@ pub fn run(
     };
     let results = read_results(&artifacts)
         .and_then(|by_action| report::finish(&req.formula, &spec, &artifacts, by_action));
+    for w in results.iter().flat_map(|r| &r.warnings) {
+        ui.say(&format!("warning: {w}"));
+    }
     ui.phase(
         "collect",
         &match &collected {
@@ -519,6 +526,7 @@ pub fn run(
         results,
         tap,
         verdict,
+        ..
     } = match results {
         Ok(r) if !r.results.is_empty() => r,
         Ok(_) => {

@@ -34,13 +34,13 @@ use tokio::task::JoinSet;
 
 use crate::cancel::Cancel;
 use crate::job::JobState;
+use crate::placement::{Capacity, Ledger, Limits, Needs};
 use crate::progress::{Progress, VM_PHASES};
 use crate::runner::{self, RunError, RunOutcome, RunRequest};
 use crate::settings::Settings;
 use crate::store::{
     now_micros, Artifact, ClaimedJob, HostRecord, JobRef, NewResult, Store, StoreError,
 };
-use crate::placement::{Capacity, Ledger, Limits, Needs};
 
 /// The flag (in the store) that stops every host from starting jobs
 /// (`ferrotron host idle --all`).
@@ -651,23 +651,20 @@ async fn finish(
     }
 }
 
+/// Stores the job's results the one way `run --report` posts them too
+/// ([`NewResult::of_job`]).
 async fn store_results(
     store: &Store,
     job: &ClaimedJob,
     out: &RunOutcome,
 ) -> Result<(), StoreError> {
-    let now = now_micros();
     let this = JobRef {
         uuid: &job.uuid,
         what: &job.task,
         item: &job.item,
         arch: &job.arch,
     };
-    let batch: Vec<NewResult> = out
-        .results
-        .iter()
-        .map(|r| NewResult::of_job("", this, r, now))
-        .collect();
+    let batch = NewResult::of_job("", this, &out.results, now_micros())?;
     store.create_results_bulk(&batch).await
 }
 

@@ -56,6 +56,8 @@ pub enum StoreError {
     NotFound { what: &'static str, name: String },
     #[error("{0}")]
     Conflict(String),
+    #[error("a result cannot be stored as ResultsDB data")]
+    Data(#[from] crate::results::DataError),
 }
 
 /// Which SQL engine is behind the pool.
