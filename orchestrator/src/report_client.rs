@@ -1,7 +1,8 @@
 //! `ferrotron run --report URL`: records a finished job on a Ferrotron
 //! server (or, for the results, any ResultsDB v2.0): the job record with its
 //! transitions, its artifact files, then one result per check, grouped
-//! under the job's UUID.
+//! under the job's UUID. The results are what the scheduler stores for a
+//! job of its own ([`NewResult::of_job`]), posted to the ResultsDB API.
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use reqwest::{Client, StatusCode, Url};
 use serde_json::json;
 
 use crate::runner::RunOutcome;
+use crate::store::{JobRef, NewResult};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -32,6 +34,8 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    #[error("a result cannot be posted as ResultsDB data")]
+    Data(#[from] crate::results::DataError),
 }
 
 /// What the job was about (the runner's request, minus the formula body).
@@ -116,6 +120,15 @@ impl Reporter {
         outcome: &RunOutcome,
     ) -> Result<Reported, ReportError> {
         let id = outcome.job_id.as_str();
+        // Before anything is sent: a result that cannot be posted stops the
+        // report rather than leaving half a job.
+        let this = JobRef {
+            uuid: id,
+            what: &info.formula,
+            item: &info.item,
+            arch: &info.arch,
+        };
+        let results = NewResult::of_job(self.base(), this, &outcome.results, 0)?;
         let job_url = self.url(&["api", "v1", "jobs", id]);
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
@@ -152,23 +165,27 @@ impl Reporter {
             reported.artifacts += 1;
         }
 
+        reported.results = self.post_results(&results).await?;
+        Ok(reported)
+    }
+
+    /// Posts `results` to the server's ResultsDB API, in order; how many.
+    pub async fn post_results(&self, results: &[NewResult]) -> Result<usize, ReportError> {
         let results_url = self.url(&["api", "v2.0", "results"]);
-        let base = self.base.as_str().trim_end_matches('/');
-        let this = crate::store::JobRef {
-            uuid: id,
-            what: &info.formula,
-            item: &info.item,
-            arch: &info.arch,
-        };
-        for r in &outcome.results {
-            let body = crate::store::NewResult::of_job(base, this, r, 0).to_resultsdb_json();
+        for r in results {
             self.send(
-                self.client.post(results_url.clone()).json(&body),
+                self.client
+                    .post(results_url.clone())
+                    .json(&r.to_resultsdb_json()),
                 &results_url,
             )
             .await?;
-            reported.results += 1;
         }
-        Ok(reported)
+        Ok(results.len())
+    }
+
+    /// The server's URL, as links in what is posted start.
+    pub fn base(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
     }
 }

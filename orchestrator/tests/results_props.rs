@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use ferrotron::results::{self, resultyaml, tap, CheckResult, Defaults, Outcome};
+use ferrotron::results::{self, record, resultyaml, tap, CheckResult, Defaults, Outcome};
 use ferrotron_agent::protocol::{Outcome as AgentOutcome, TaskResult};
 use proptest::prelude::*;
 use serde_json::Value as Json;
@@ -96,12 +96,17 @@ fn tricky_text() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Results the parsers accept: any text, and extra keys that are valid
+/// ResultsDB data keys (the parsers refuse the others, see below).
 fn check_result() -> impl Strategy<Value = CheckResult> {
     (
         (any::<String>(), tricky_text(), any::<String>()),
         outcome(),
         prop::option::of(tricky_text()),
-        prop::option::of(any::<String>()),
+        (
+            prop::option::of(any::<String>()),
+            prop::option::of(any::<String>()),
+        ),
         prop::collection::btree_map(
             any::<String>().prop_filter("not a field", |k| {
                 !CheckResult::FIELDS.contains(&k.as_str())
@@ -111,16 +116,20 @@ fn check_result() -> impl Strategy<Value = CheckResult> {
         ),
     )
         .prop_map(
-            |((item, item_type, checkname), outcome, note, artifact, extra)| CheckResult {
-                item,
-                item_type,
-                checkname,
-                outcome,
-                note,
-                artifact,
-                extra: extra.into_iter().collect::<BTreeMap<_, _>>(),
+            |((item, item_type, checkname), outcome, note, (artifact, ref_url), extra)| {
+                CheckResult {
+                    item,
+                    item_type,
+                    checkname,
+                    outcome,
+                    note,
+                    artifact,
+                    ref_url,
+                    extra: extra.into_iter().collect::<BTreeMap<_, _>>(),
+                }
             },
         )
+        .prop_filter("valid data keys", |r| record::pairs(&r.extra).is_ok())
 }
 
 fn agent_outcome() -> impl Strategy<Value = AgentOutcome> {
@@ -196,6 +205,40 @@ proptest! {
         prop_assert_eq!(&parsed.results, &list, "{}", text);
         // It is also what parse_any picks.
         prop_assert_eq!(results::parse_any(&text, &defaults()).results, list);
+    }
+
+    #[test]
+    fn a_bad_data_key_is_a_problem_naming_it(
+        r in check_result(),
+        bad in prop_oneof![
+            "[a-z]{0,5}:[a-z]{0,5}",
+            "[a-z]{256,300}",
+        ],
+        nested in any::<bool>(),
+    ) {
+        let mut r = r;
+        let (key, value) = if nested {
+            ("nested".to_string(), serde_json::json!({ bad.clone(): 1 }))
+        } else {
+            (bad.clone(), serde_json::json!("x"))
+        };
+        r.extra.insert(key.clone(), value);
+        let text = resultyaml::emit(std::slice::from_ref(&r));
+        let parsed = resultyaml::parse(&text, &Defaults::default());
+        prop_assert!(parsed.results.is_empty(), "{}", text);
+        let notes: Vec<String> = parsed.problems.iter().map(|p| p.note()).collect();
+        prop_assert_eq!(notes.len(), 1, "{:?}", notes);
+        prop_assert!(notes[0].starts_with("results line "), "{}", notes[0]);
+        prop_assert!(notes[0].contains("data key"), "{}", notes[0]);
+        // The line named is the one with the key.
+        let line: usize = notes[0]["results line ".len()..]
+            .split(':')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let at = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
+        let quoted = serde_json::to_string(&key).unwrap_or_default();
+        prop_assert!(at.trim_start().starts_with(&quoted), "line {}: {:?}\n{}", line, at, text);
     }
 
     #[test]

@@ -238,6 +238,7 @@ both!(resultsdb_clients_replay);
 both!(bad_input_gets_4xx_with_code_and_message);
 both!(jobs_logs_and_artifacts);
 both!(run_report_lands_queryable_results);
+both!(run_report_keeps_every_resultyaml_key);
 both!(reads_can_require_a_token);
 both!(bulk_results_page_and_survive_a_crash);
 both!(stopping_the_server_ends_followed_logs);
@@ -906,6 +907,86 @@ fn run_report_lands_queryable_results(backend: Backend) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("401 Unauthorized"), "{stderr}");
+    s.stop();
+}
+
+/// `ferrotron run --report URL` of a task whose ResultYAML carries extra
+/// keys (examples/resultyaml-data): ResultsDB data a consumer can query by,
+/// a list as several values, the artifact as ref_url, an explicit ref_url
+/// kept.
+fn run_report_keeps_every_resultyaml_key(backend: Backend) {
+    let s = Server::start("report-data", backend, &[]);
+    let item = format!("foo-{}-1.fc40", uuid::Uuid::new_v4().simple());
+    let out =
+        s.h.command(&[
+            "run",
+            "-i",
+            &item,
+            "-t",
+            "koji_build",
+            "examples/resultyaml-data/runtask.yml",
+            "--report",
+            &s.base,
+        ])
+        .env("FERROTRON_TOKEN", &s.token)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("reported 2 result(s)"), "{stderr}");
+    let job_id = ferrotron_tests::job_id_in(&stderr).expect("job id");
+    let scenario = "fedora.universal.x86_64.64bit";
+    let names = |v: &Value| -> Vec<String> {
+        let mut n: Vec<String> = v["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .filter_map(|r| r["testcase"]["name"].as_str().map(str::to_string))
+            .collect();
+        n.sort();
+        n
+    };
+    let by_scenario = s.get_json(&format!(
+        "/api/v2.0/results?item={item}&scenario={scenario}"
+    ));
+    assert_eq!(
+        names(&by_scenario),
+        ["resultyaml-data.docs", "resultyaml-data.install"],
+        "{by_scenario}"
+    );
+    let by_arch = s.get_json(&format!("/api/v2.0/results?item={item}&arch=i686"));
+    assert_eq!(names(&by_arch), ["resultyaml-data.install"], "{by_arch}");
+    let r = &by_arch["data"][0];
+    assert_eq!(r["data"]["arch"], json!(["x86_64", "i686"]), "{r}");
+    assert_eq!(r["data"]["firmware"], json!(["uefi"]), "{r}");
+    assert_eq!(r["data"]["scenario"], json!([scenario]), "{r}");
+    assert_eq!(r["note"], "installs on both arches");
+    assert_eq!(r["groups"], json!([job_id]));
+    // The artifact is the ref_url, and it is served there.
+    let link = r["ref_url"].as_str().expect("ref_url");
+    assert_eq!(
+        link,
+        format!(
+            "{}/api/v1/jobs/{job_id}/artifacts/artifacts/logs/install.log",
+            s.base
+        )
+    );
+    let log = s.http.get(link).send().expect("GET artifact");
+    assert_eq!(log.status(), StatusCode::OK);
+    assert!(
+        log.text()
+            .expect("text")
+            .starts_with(&format!("installed {item}")),
+        "the linked artifact is the task's log"
+    );
+    // A result's own ref_url wins; one without an arch of its own gets
+    // the job's (`--arch`, x86_64 by default).
+    let docs = s.get_json(&format!(
+        "/api/v2.0/results?item={item}&testcases=resultyaml-data.docs"
+    ));
+    let d = &docs["data"][0];
+    assert_eq!(d["ref_url"], "https://docs.fedoraproject.org/", "{d}");
+    assert_eq!(d["data"]["arch"], json!(["x86_64"]), "{d}");
     s.stop();
 }
 

@@ -125,6 +125,7 @@ fn local_and_vm_runs_give_the_same_results() {
         "examples/whitespace-lint/runtask.yml",
         "examples/fails-on-purpose/runtask.yml",
         "examples/nvr-policy/runtask.yml",
+        "examples/resultyaml-data/runtask.yml",
         "tests/fixtures/argv/runtask.yml",
     ] {
         // The linter takes a git commit; the others a Koji build.

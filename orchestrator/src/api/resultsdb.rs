@@ -755,7 +755,120 @@ async fn healthcheck(State(st): State<AppState>) -> Result<Json<Health>, ApiErro
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::results::{record, CheckResult, Outcome};
+    use crate::store::JobRef;
+
+    /// Key -> values, the way the API answers `data`.
+    fn multimap(pairs: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (k, v) in pairs {
+            out.entry(k.clone()).or_default().push(v.clone());
+        }
+        out
+    }
+
+    fn scalar_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            "\\PC{0,30}".prop_map(Value::String),
+            any::<i64>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::Bool),
+            any::<f64>()
+                .prop_filter_map("finite", serde_json::Number::from_f64)
+                .prop_map(Value::Number),
+        ]
+    }
+
+    /// Data values ResultsDB accepts: a scalar, null, or a list of scalars.
+    fn resultsdb_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            scalar_value(),
+            Just(Value::Null),
+            prop::collection::vec(scalar_value(), 0..4).prop_map(Value::Array),
+        ]
+    }
+
+    /// Any value a task may write, nested.
+    fn task_value() -> impl Strategy<Value = Value> {
+        prop_oneof![scalar_value(), Just(Value::Null)].prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_.]{1,8}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9_. -]{1,12}".prop_filter("not a field", |k| {
+            !CheckResult::FIELDS.contains(&k.as_str())
+        })
+    }
+
+    fn check_result() -> impl Strategy<Value = CheckResult> {
+        (
+            ("\\PC{1,20}", "[a-z_]{1,10}", "[a-z.]{1,20}"),
+            prop::sample::select(Outcome::ALL.to_vec()),
+            prop::option::of("\\PC{0,40}"),
+            prop::option::of("[a-z/ ]{0,12}"),
+            prop::option::of("https://[a-z]{1,8}\\.example/[a-z]{0,8}"),
+            prop::collection::btree_map(key(), task_value(), 0..4),
+        )
+            .prop_map(
+                |((item, item_type, checkname), outcome, note, artifact, ref_url, extra)| {
+                    CheckResult {
+                        item,
+                        item_type,
+                        checkname,
+                        outcome,
+                        note,
+                        artifact,
+                        ref_url,
+                        extra,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        /// `run --report` posts what the scheduler stores: the API reads a
+        /// posted body back into the same result.
+        #[test]
+        fn posted_results_read_back_as_stored(
+            results in prop::collection::vec(check_result(), 1..4),
+        ) {
+            let job = JobRef { uuid: "u-1", what: "task", item: "foo-1-1", arch: "x86_64" };
+            let stored = NewResult::of_job("http://h:1", job, &results, 0).expect("valid keys");
+            prop_assert_eq!(stored.len(), results.len());
+            for want in &stored {
+                let got = new_result(&want.to_resultsdb_json()).expect("the API accepts it");
+                prop_assert_eq!(&got.testcase.name, &want.testcase.name);
+                prop_assert_eq!(&got.outcome, &want.outcome);
+                prop_assert_eq!(&got.note, &want.note);
+                prop_assert_eq!(&got.ref_url, &want.ref_url);
+                prop_assert_eq!(&got.groups, &want.groups);
+                prop_assert_eq!(multimap(&got.data), multimap(&want.data));
+            }
+        }
+
+        /// For the data ResultsDB itself accepts, a task's keys become the
+        /// values a client posting them directly gets.
+        #[test]
+        fn task_data_is_what_resultsdb_makes_of_it(
+            extra in prop::collection::btree_map(key(), resultsdb_value(), 0..6),
+        ) {
+            let direct = new_result(&serde_json::json!({
+                "outcome": "PASSED", "testcase": "t", "data": extra,
+            }))
+            .expect("the API accepts it");
+            let ours = record::pairs(&extra).expect("valid keys");
+            prop_assert_eq!(multimap(&direct.data), multimap(&ours));
+        }
+    }
 
     fn err(body: Value) -> String {
         match new_result(&body) {

@@ -8,6 +8,7 @@
 //! `results line 7: unknown outcome "PASSSED"`.
 
 pub mod model;
+pub mod record;
 pub mod resultyaml;
 pub mod tap;
 
@@ -17,6 +18,7 @@ use std::fmt;
 use serde_json::Value as Json;
 
 pub use model::{CheckResult, Defaults, FieldError, Outcome, UnknownOutcome};
+pub use record::DataError;
 
 /// The two result formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +72,7 @@ impl Problem {
             outcome: self.outcome,
             note: Some(self.note()),
             artifact: None,
+            ref_url: None,
             extra: BTreeMap::new(),
         }
     }

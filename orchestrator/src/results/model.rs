@@ -36,8 +36,8 @@ impl Defaults {
 }
 
 /// One result, as a ResultYAML entry: `item`, `type`, `checkname`,
-/// `outcome`, optional `note` and `artifact`, and any other keys in
-/// `extra` (ResultsDB's `data`).
+/// `outcome`, optional `note`, `artifact` and `ref_url`, and any other keys
+/// in `extra` (ResultsDB's `data`, see [`super::record`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckResult {
     pub item: String,
@@ -45,8 +45,13 @@ pub struct CheckResult {
     pub checkname: String,
     pub outcome: Outcome,
     pub note: Option<String>,
+    /// A file the task wrote. In a job's results (`RunOutcome::results`)
+    /// it is a path inside the job's artifacts folder, or `None`.
     pub artifact: Option<String>,
-    /// Other keys, sorted. Never holds one of [`CheckResult::FIELDS`].
+    /// The result's link, when the task gives one; else recording links
+    /// the artifact (or the job's artifacts).
+    pub ref_url: Option<String>,
+    /// Other keys, sorted; valid ResultsDB data keys (see [`super::record`]). Never holds one of [`CheckResult::FIELDS`].
     pub extra: BTreeMap<String, Json>,
 }
 
@@ -96,12 +101,20 @@ fn text_of(key: &str, value: Json) -> Result<Option<String>, FieldError> {
 
 impl CheckResult {
     /// The keys with a field of their own; every other key goes to `extra`.
-    pub const FIELDS: [&'static str; 6] =
-        ["item", "type", "checkname", "outcome", "note", "artifact"];
+    pub const FIELDS: [&'static str; 7] = [
+        "item",
+        "type",
+        "checkname",
+        "outcome",
+        "note",
+        "artifact",
+        "ref_url",
+    ];
 
     /// Builds a result from a ResultYAML entry's keys and values, filling
     /// `item`, `type` and `checkname` from `defaults` when they are missing
-    /// or null. The first problem found is returned.
+    /// or null. The first problem found is returned; other keys must be
+    /// valid ResultsDB data ([`super::record`]).
     pub fn from_fields(
         fields: impl IntoIterator<Item = (String, Json)>,
         defaults: &Defaults,
@@ -112,6 +125,7 @@ impl CheckResult {
         let mut outcome = None;
         let mut note = None;
         let mut artifact = None;
+        let mut ref_url = None;
         let mut extra = BTreeMap::new();
         for (key, value) in fields {
             match key.as_str() {
@@ -120,6 +134,7 @@ impl CheckResult {
                 "checkname" => checkname = text_of(&key, value)?,
                 "note" => note = text_of(&key, value)?,
                 "artifact" => artifact = text_of(&key, value)?,
+                "ref_url" => ref_url = text_of(&key, value)?,
                 "outcome" => match value {
                     Json::Null => outcome = None,
                     Json::String(s) => match s.parse::<Outcome>() {
@@ -158,6 +173,10 @@ impl CheckResult {
             key: None,
             message: "missing \"outcome\"".to_string(),
         })?;
+        super::record::pairs(&extra).map_err(|e| FieldError {
+            key: Some(e.top_key().to_string()),
+            message: e.to_string(),
+        })?;
         Ok(CheckResult {
             item,
             item_type,
@@ -165,6 +184,7 @@ impl CheckResult {
             outcome,
             note,
             artifact,
+            ref_url,
             extra,
         })
     }
@@ -184,6 +204,9 @@ impl Serialize for CheckResult {
         }
         if let Some(artifact) = &self.artifact {
             map.serialize_entry("artifact", artifact)?;
+        }
+        if let Some(ref_url) = &self.ref_url {
+            map.serialize_entry("ref_url", ref_url)?;
         }
         for (key, value) in &self.extra {
             if !CheckResult::FIELDS.contains(&key.as_str()) {
@@ -218,6 +241,7 @@ impl From<&ferrotron_agent::protocol::TaskResult> for CheckResult {
             outcome: r.outcome,
             note: Some(r.summary.clone()),
             artifact: None,
+            ref_url: None,
             extra,
         }
     }

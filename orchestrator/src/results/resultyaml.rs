@@ -206,6 +206,9 @@ pub fn emit(results: &[CheckResult]) -> String {
         if let Some(artifact) = &r.artifact {
             let _ = writeln!(out, "    artifact: {}", double_quoted(artifact));
         }
+        if let Some(ref_url) = &r.ref_url {
+            let _ = writeln!(out, "    ref_url: {}", double_quoted(ref_url));
+        }
         for (key, value) in &r.extra {
             if CheckResult::FIELDS.contains(&key.as_str()) {
                 continue;
@@ -304,9 +307,39 @@ results:
                 outcome: Outcome::Failed,
                 note: Some("2 errors, 3 warnings".into()),
                 artifact: Some("rpmlint.log".into()),
+                ref_url: None,
                 extra,
             }]
         );
+    }
+
+    #[test]
+    fn extra_keys_ref_url_and_bad_data_keys() {
+        let text = "\
+results:
+  - checkname: openqa
+    outcome: PASSED
+    scenario: fedora.universal.x86_64.64bit
+    arch: [x86_64, i686]
+    ref_url: https://openqa.example/tests/1
+  - checkname: broken
+    outcome: PASSED
+    details:
+      when: now
+      \"at:noon\": yes
+";
+        let parsed = parse(text, &defaults());
+        assert_eq!(parsed.results.len(), 1);
+        let r = &parsed.results[0];
+        assert_eq!(r.ref_url.as_deref(), Some("https://openqa.example/tests/1"));
+        assert_eq!(r.extra["arch"], json!(["x86_64", "i686"]));
+        assert!(!r.extra.contains_key("ref_url"));
+        assert_eq!(
+            notes(&parsed),
+            ["results line 9: data key \"details.at:noon\" contains \":\", which ResultsDB reserves for query operators"]
+        );
+        let (outcome, _) = only_problem("results:\n  - outcome: PASSED\n    ref_url: [a]\n");
+        assert_eq!(outcome, Outcome::NeedsInspection);
     }
 
     #[test]
@@ -468,7 +501,7 @@ results:
     fn emit_round_trips() {
         let mut extra = BTreeMap::new();
         extra.insert("arch".to_string(), json!(["x86_64", 1, 2.5, null, true]));
-        extra.insert("odd: key".to_string(), json!({"k\n": "---\n...\n"}));
+        extra.insert("odd - key #".to_string(), json!({"k\n": "---\n...\n"}));
         let results = vec![
             CheckResult {
                 item: "ümlaut \"quoted\": yes".into(),
@@ -477,6 +510,7 @@ results:
                 outcome: Outcome::NeedsInspection,
                 note: Some("line one\n---\n...\nnull\t\u{1b}\u{85}\u{2028}\u{feff}".into()),
                 artifact: None,
+                ref_url: None,
                 extra,
             },
             CheckResult {
@@ -486,6 +520,7 @@ results:
                 outcome: Outcome::Waived,
                 note: Some(String::new()),
                 artifact: Some("logs/x.log".into()),
+                ref_url: Some("https://example.org/x?a=1#b".into()),
                 extra: BTreeMap::new(),
             },
         ];
@@ -504,6 +539,7 @@ results:
             outcome: Outcome::Passed,
             note: None,
             artifact: None,
+            ref_url: None,
             extra: BTreeMap::from([("arch".to_string(), json!(["x86_64"]))]),
         }];
         assert_eq!(

@@ -184,6 +184,9 @@ pub fn run(
             phase: "collect",
             message,
         })?;
+    for w in &report.warnings {
+        ui.say(&format!("warning: {w}"));
+    }
     let (results, tap, verdict) = (report.results, report.tap, report.verdict);
     ui.phase(
         "collect",

@@ -20,6 +20,7 @@ use crate::formula::{Directive, Formula, FormulaError};
 use crate::images::{self, ResolvedImage};
 use crate::job::{JobState, Reached};
 use crate::progress::Progress;
+use crate::results::CheckResult;
 use crate::settings::{Settings, StartMode};
 use crate::ssh::{GuestSsh, KeyPair};
 use crate::util::shell_quote;
@@ -78,7 +79,9 @@ impl RunRequest {
 pub struct RunOutcome {
     pub job_id: String,
     pub job_dir: PathBuf,
-    pub results: Vec<TaskResult>,
+    /// Every result whole, as recorded ([`crate::store::NewResult::of_job`]):
+    /// each `artifact` is a path inside the job's artifacts folder.
+    pub results: Vec<CheckResult>,
     pub tap: String,
     /// What an `exitcode` directive decided, if the task has one.
     pub verdict: Option<bool>,
@@ -484,6 +487,9 @@ pub fn run(
     };
     let results = read_results(&artifacts)
         .and_then(|by_action| report::finish(&req.formula, &spec, &artifacts, by_action));
+    for w in results.iter().flat_map(|r| &r.warnings) {
+        ui.say(&format!("warning: {w}"));
+    }
     ui.phase(
         "collect",
         &match &collected {
@@ -528,6 +534,7 @@ pub fn run(
         results,
         tap,
         verdict,
+        ..
     } = match results {
         Ok(r) if !r.results.is_empty() => r,
         Ok(_) => {

@@ -37,6 +37,33 @@ pub fn files(root: &Path) -> Vec<(String, PathBuf)> {
     out
 }
 
+/// Whether [`files`] of `root` includes `rel` (a `/`-separated relative
+/// path): a regular file, reached through no symlink, not [`PRIVATE`].
+pub fn publishes(root: &Path, rel: &str) -> bool {
+    let mut path = root.to_path_buf();
+    let mut parts = rel.split('/').peekable();
+    while let Some(part) = parts.next() {
+        if part.is_empty() || part == "." || part == ".." {
+            return false;
+        }
+        path.push(part);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            return false;
+        };
+        let last = parts.peek().is_none();
+        let ok = if last {
+            meta.file_type().is_file() && !PRIVATE.contains(&part)
+        } else {
+            meta.file_type().is_dir()
+        };
+        if !ok {
+            return false;
+        }
+    }
+    // `split` yields at least one part, and an empty one was refused.
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +83,37 @@ mod tests {
         }
         let names: Vec<String> = files(dir.path()).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["artifacts/results.tap", "runner.log"]);
+    }
+
+    #[test]
+    fn publishes_what_files_lists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in ["logs/a.log", "id_ed25519", "top.txt"] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, "x").expect("write");
+        }
+        std::os::unix::fs::symlink(dir.path().join("logs"), dir.path().join("link"))
+            .expect("symlink");
+        std::os::unix::fs::symlink(dir.path().join("top.txt"), dir.path().join("t.lnk"))
+            .expect("symlink");
+        let listed: Vec<String> = files(dir.path()).into_iter().map(|(n, _)| n).collect();
+        for rel in [
+            "logs/a.log",
+            "top.txt",
+            "id_ed25519",
+            "link/a.log",
+            "t.lnk",
+            "logs",
+            "missing",
+            "",
+            "logs/../top.txt",
+        ] {
+            assert_eq!(
+                publishes(dir.path(), rel),
+                listed.iter().any(|l| l == rel),
+                "{rel:?} (listed: {listed:?})"
+            );
+        }
     }
 }

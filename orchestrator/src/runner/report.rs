@@ -1,23 +1,30 @@
 //! A job's results, once its agent has finished: what its `resultsdb`
 //! actions reported (ResultYAML or TAP13 exported by earlier actions), or
 //! one result per action when there is nothing to report. Written to the
-//! job's artifacts as `results.yml` and `results.tap`, both runners alike.
+//! job's artifacts as `results.yml` and `results.tap`, both runners alike,
+//! and kept whole (every key, the artifact) for recording.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use ferrotron_agent::protocol::{self as proto, JobSpec, TaskResult};
 
+use super::published;
 use crate::formula::{render_template, Directive, Formula, Pick};
-use crate::results::{self, resultyaml, CheckResult, Defaults};
+use crate::results::{self, record, resultyaml, CheckResult, Defaults};
 
 /// What a finished job reports.
 #[derive(Debug)]
 pub struct Report {
-    pub results: Vec<TaskResult>,
+    /// Each result's `artifact` is a path inside the job's artifacts
+    /// folder, or `None` (see [`finish`]).
+    pub results: Vec<CheckResult>,
     pub tap: String,
     /// What an `exitcode` directive decided (pass or not), if there is one.
     pub verdict: Option<bool>,
+    /// For the runner's log: artifacts named by results that cannot be
+    /// linked.
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -28,11 +35,15 @@ impl Report {
 
 /// Whether a job passed: its `exitcode` directive's verdict when it has
 /// one, else every result PASSED or INFO (and there is at least one).
-pub fn passed(results: &[TaskResult], verdict: Option<bool>) -> bool {
+pub fn passed(results: &[CheckResult], verdict: Option<bool>) -> bool {
     verdict.unwrap_or_else(|| !results.is_empty() && results.iter().all(|r| r.outcome.is_ok()))
 }
 
 /// The job's results and their TAP13, after writing both files.
+/// `results.yml` keeps each `artifact` as the task wrote it; the results
+/// returned name it relative to the job's artifacts folder (`artifacts`
+/// here, `spec.artifactsdir` as the task saw it), and drop it, with a
+/// warning, when it is not a file published there.
 pub fn finish(
     formula: &Formula,
     spec: &JobSpec,
@@ -70,17 +81,36 @@ pub fn finish(
     } else {
         reported
     };
-    let results: Vec<TaskResult> = checks.iter().map(to_task_result).collect();
-    let tap = ferrotron_agent::tap::tap13(&results);
+    let tap_results: Vec<TaskResult> = checks.iter().map(to_task_result).collect();
+    let tap = ferrotron_agent::tap::tap13(&tap_results);
     write(
         &artifacts.join("results.yml"),
         resultyaml::emit(&checks).as_bytes(),
     )?;
     write(&artifacts.join("results.tap"), tap.as_bytes())?;
+    let mut warnings = Vec::new();
+    let results = checks
+        .into_iter()
+        .map(|mut c| {
+            if let Some(given) = c.artifact.take() {
+                c.artifact = record::artifact_path(&given, &spec.artifactsdir)
+                    .filter(|rel| published::publishes(artifacts, rel));
+                if c.artifact.is_none() {
+                    warnings.push(format!(
+                        "result {}: artifact {given:?} is not a file in the job's artifacts \
+                         folder; its ref_url is the job's artifacts instead",
+                        c.checkname
+                    ));
+                }
+            }
+            c
+        })
+        .collect();
     Ok(Report {
         results,
         tap,
         verdict,
+        warnings,
     })
 }
 

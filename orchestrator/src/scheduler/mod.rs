@@ -654,23 +654,20 @@ async fn apply(store: &Store, uuid: &str, mv: &Move) -> bool {
     }
 }
 
+/// Stores the job's results the one way `run --report` posts them too
+/// ([`NewResult::of_job`]).
 async fn store_results(
     store: &Store,
     job: &ClaimedJob,
     out: &RunOutcome,
 ) -> Result<(), StoreError> {
-    let now = now_micros();
     let this = JobRef {
         uuid: &job.uuid,
         what: &job.task,
         item: &job.item,
         arch: &job.arch,
     };
-    let batch: Vec<NewResult> = out
-        .results
-        .iter()
-        .map(|r| NewResult::of_job("", this, r, now))
-        .collect();
+    let batch = NewResult::of_job("", this, &out.results, now_micros())?;
     store.create_results_bulk(&batch).await
 }
 

@@ -61,6 +61,8 @@ pub enum StoreError {
     Conflict(String),
     #[error(transparent)]
     UnknownState(#[from] crate::job::UnknownState),
+    #[error("a result cannot be stored as ResultsDB data")]
+    Data(#[from] crate::results::DataError),
 }
 
 /// Which SQL engine is behind the pool.

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::query::{like_pattern, Binder};
 use super::{bind_all, row_get, Page, ResultFilter, Store, StoreError};
+use crate::results::{record, CheckResult, DataError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Testcase {
@@ -48,42 +49,65 @@ pub struct JobRef<'a> {
 }
 
 impl NewResult {
-    /// A task result of a Ferrotron job as ResultsDB keeps it: in the
-    /// job's group, data `item`/`type`/`arch`, the summary as note, links
-    /// to the job and its artifacts under `base` (the server's URL, or ""
-    /// for links relative to the server that stores it). The scheduler
-    /// stores these directly; `run --report` posts them
-    /// ([`NewResult::to_resultsdb_json`]).
+    /// The results of a Ferrotron job as ResultsDB keeps them: the one way
+    /// both the scheduler (which stores them) and `run --report` (which
+    /// posts them, [`NewResult::to_resultsdb_json`]) record a job's results.
+    ///
+    /// Each is in the job's group, with the result's own note, every key it
+    /// carries as data ([`CheckResult::resultsdb_data`]: `item`, `type`,
+    /// then its other keys; `arch` is the job's unless the result gives
+    /// its own), and as `ref_url` its own, else its artifact's URL (an
+    /// artifact is a path inside the job's artifacts folder), else the
+    /// job's artifacts. Links are under `base` (the server's URL, or "" for
+    /// links relative to the server that stores them).
     pub fn of_job(
         base: &str,
         job: JobRef<'_>,
-        r: &ferrotron_agent::protocol::TaskResult,
+        results: &[CheckResult],
         submit_time: i64,
-    ) -> NewResult {
+    ) -> Result<Vec<NewResult>, DataError> {
         let job_url = format!("{base}/api/v1/jobs/{}", job.uuid);
-        NewResult {
-            testcase: Testcase {
-                name: r.checkname.clone(),
-                ref_url: None,
-            },
-            outcome: r.outcome.as_str().to_string(),
-            note: Some(r.summary.clone()),
-            ref_url: Some(format!("{job_url}/artifacts")),
-            submit_time,
-            groups: vec![NewGroup {
-                uuid: job.uuid.to_string(),
-                description: Some(format!(
-                    "ferrotron job {}: {} on {}",
-                    job.uuid, job.what, job.item
-                )),
-                ref_url: Some(job_url),
-            }],
-            data: vec![
-                ("item".into(), r.item.clone()),
-                ("type".into(), r.item_type.clone()),
-                ("arch".into(), job.arch.to_string()),
-            ],
-        }
+        let group = NewGroup {
+            uuid: job.uuid.to_string(),
+            description: Some(format!(
+                "ferrotron job {}: {} on {}",
+                job.uuid, job.what, job.item
+            )),
+            ref_url: Some(job_url.clone()),
+        };
+        results
+            .iter()
+            .map(|r| {
+                let mut data = r.resultsdb_data()?;
+                if !data.iter().any(|(k, _)| k == "arch") {
+                    // After `item` and `type`.
+                    data.insert(2, ("arch".into(), job.arch.to_string()));
+                }
+                // The job folder's `artifacts/` is the task's artifacts folder.
+                let artifact = r
+                    .artifact
+                    .as_deref()
+                    .and_then(record::encoded_path)
+                    .map(|p| format!("{job_url}/artifacts/artifacts/{p}"));
+                let ref_url = r
+                    .ref_url
+                    .clone()
+                    .or(artifact)
+                    .unwrap_or_else(|| format!("{job_url}/artifacts"));
+                Ok(NewResult {
+                    testcase: Testcase {
+                        name: r.checkname.clone(),
+                        ref_url: None,
+                    },
+                    outcome: r.outcome.as_str().to_string(),
+                    note: r.note.clone(),
+                    ref_url: Some(ref_url),
+                    submit_time,
+                    groups: vec![group.clone()],
+                    data,
+                })
+            })
+            .collect()
     }
 
     /// The ResultsDB v2.0 `POST /results` body of this result (the server
@@ -614,4 +638,148 @@ fn group_from_row(r: &AnyRow) -> Result<Group, StoreError> {
         description: row_get(r, "description")?,
         ref_url: row_get(r, "ref_url")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::results::{resultyaml, Defaults, Outcome};
+
+    const JOB: JobRef<'static> = JobRef {
+        uuid: "0b6f8c1e-job",
+        what: "rpmlint",
+        item: "foo-1.0-1.fc40",
+        arch: "x86_64",
+    };
+
+    fn parsed(text: &str) -> Vec<CheckResult> {
+        let p = resultyaml::parse(text, &Defaults::new("foo-1.0-1.fc40", "koji_build", "t"));
+        assert!(p.is_clean(), "{:?}", p.problems);
+        p.results
+    }
+
+    fn data(r: &NewResult) -> BTreeMap<&str, Vec<&str>> {
+        let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (k, v) in &r.data {
+            out.entry(k.as_str()).or_default().push(v.as_str());
+        }
+        out
+    }
+
+    #[test]
+    fn every_key_is_kept_and_lists_are_several_values() {
+        let results = parsed(
+            "results:
+  - checkname: openqa
+    outcome: passed
+    note: all good
+    scenario: fedora.universal.x86_64.64bit
+    arch: [x86_64, i686]
+    firmware: uefi
+    retries: 2
+    details: {output: fine}
+",
+        );
+        let got = NewResult::of_job("https://ft.example", JOB, &results, 7).expect("valid");
+        assert_eq!(got.len(), 1);
+        let r = &got[0];
+        assert_eq!(r.testcase.name, "openqa");
+        assert_eq!(r.outcome, "PASSED");
+        assert_eq!(r.note.as_deref(), Some("all good"));
+        assert_eq!(r.submit_time, 7);
+        assert_eq!(
+            data(r),
+            BTreeMap::from([
+                ("item", vec!["foo-1.0-1.fc40"]),
+                ("type", vec!["koji_build"]),
+                ("arch", vec!["x86_64", "i686"]),
+                ("details.output", vec!["fine"]),
+                ("firmware", vec!["uefi"]),
+                ("retries", vec!["2"]),
+                ("scenario", vec!["fedora.universal.x86_64.64bit"]),
+            ])
+        );
+        assert_eq!(
+            r.ref_url.as_deref(),
+            Some("https://ft.example/api/v1/jobs/0b6f8c1e-job/artifacts")
+        );
+        assert_eq!(r.groups.len(), 1);
+        assert_eq!(r.groups[0].uuid, JOB.uuid);
+        // The POST body carries the same: lists stay lists.
+        let body = r.to_resultsdb_json();
+        assert_eq!(body["data"]["arch"], json!(["x86_64", "i686"]));
+        assert_eq!(
+            body["data"]["scenario"],
+            json!("fedora.universal.x86_64.64bit")
+        );
+        assert_eq!(body["note"], json!("all good"));
+    }
+
+    #[test]
+    fn the_jobs_arch_when_the_result_has_none() {
+        let results = parsed("results:\n  - outcome: INFO\n");
+        let got = NewResult::of_job("", JOB, &results, 0).expect("valid");
+        assert_eq!(
+            got[0].data,
+            [
+                ("item".to_string(), "foo-1.0-1.fc40".to_string()),
+                ("type".to_string(), "koji_build".to_string()),
+                ("arch".to_string(), "x86_64".to_string()),
+            ]
+        );
+        assert_eq!(got[0].note, None);
+    }
+
+    #[test]
+    fn artifact_becomes_the_ref_url_and_an_explicit_ref_url_wins() {
+        let results = parsed(
+            "results:
+  - {checkname: a, outcome: PASSED, artifact: logs/a b.log}
+  - {checkname: b, outcome: PASSED, artifact: logs/b.log, ref_url: 'https://ci.example/b'}
+  - {checkname: c, outcome: PASSED, ref_url: 'https://ci.example/c'}
+  - {checkname: d, outcome: PASSED, artifact: ../outside.log}
+",
+        );
+        let got = NewResult::of_job("http://127.0.0.1:8080", JOB, &results, 0).expect("valid");
+        let urls: Vec<_> = got.iter().map(|r| r.ref_url.as_deref()).collect();
+        assert_eq!(
+            urls,
+            [
+                Some("http://127.0.0.1:8080/api/v1/jobs/0b6f8c1e-job/artifacts/artifacts/logs/a%20b.log"),
+                Some("https://ci.example/b"),
+                Some("https://ci.example/c"),
+                Some("http://127.0.0.1:8080/api/v1/jobs/0b6f8c1e-job/artifacts"),
+            ]
+        );
+        // Neither becomes data.
+        for r in &got {
+            assert!(
+                r.data
+                    .iter()
+                    .all(|(k, _)| k != "ref_url" && k != "artifact"),
+                "{:?}",
+                r.data
+            );
+        }
+    }
+
+    #[test]
+    fn a_result_built_with_a_bad_key_is_refused() {
+        let r = CheckResult {
+            item: "i".into(),
+            item_type: "t".into(),
+            checkname: "c".into(),
+            outcome: Outcome::Passed,
+            note: None,
+            artifact: None,
+            ref_url: None,
+            extra: BTreeMap::from([("a:b".to_string(), json!(1))]),
+        };
+        let e = NewResult::of_job("", JOB, &[r], 0).expect_err("bad key");
+        assert_eq!(e.top_key(), "a:b");
+    }
 }
