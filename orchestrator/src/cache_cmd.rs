@@ -8,9 +8,12 @@ use clap::Subcommand;
 use ferrotron::cache::follow::{self, Follow, Pulled};
 use ferrotron::cache::fsck::{self, Verdict};
 use ferrotron::cache::manifest::Manifest;
-use ferrotron::cache::sync::{self, SyncError, SyncOptions};
+use ferrotron::cache::sync::{self, SyncOptions};
 use ferrotron::cache::{Cache, RepoPath};
+use ferrotron::exit::ExitStatus;
 use ferrotron::settings::Settings;
+
+use crate::{CmdResult, Failure};
 
 #[derive(Subcommand)]
 pub enum CacheCommand {
@@ -51,40 +54,16 @@ pub enum CacheCommand {
     },
 }
 
-fn fail(code: i32, e: &(dyn std::error::Error + 'static)) -> i32 {
-    eprintln!("ferrotron: error: {}", ferrotron::util::full(e));
-    code
-}
-
-fn parse_path(p: &str) -> Result<RepoPath, i32> {
-    RepoPath::parse(p).map_err(|e| fail(2, &e))
-}
-
-fn sync_code(e: &SyncError) -> i32 {
-    match e {
-        SyncError::Unknown(_) | SyncError::Exists(_) => 2,
-        _ => 3,
-    }
-}
-
-pub fn main(settings: &Settings, cmd: CacheCommand) -> i32 {
+pub fn main(settings: &Settings, cmd: CacheCommand) -> CmdResult {
     let cache = Cache::new(&settings.data_dir);
     let progress = |l: &str| eprintln!("cache: {l}");
     match cmd {
         CacheCommand::Add { url, path } => {
-            let path = match path.map_or_else(|| RepoPath::from_url(&url), |p| RepoPath::parse(&p))
-            {
-                Ok(p) => p,
-                Err(e) => return fail(2, &e),
-            };
+            let path = path.map_or_else(|| RepoPath::from_url(&url), |p| RepoPath::parse(&p))?;
             eprintln!("cache: cloning {path} from {url}");
-            match sync::add(&cache, &url, &path) {
-                Ok(()) => {
-                    println!("added {path}");
-                    0
-                }
-                Err(e) => fail(sync_code(&e), &e),
-            }
+            sync::add(&cache, &url, &path)?;
+            println!("added {path}");
+            Ok(ExitStatus::Passed)
         }
         CacheCommand::Sync {
             paths,
@@ -92,117 +71,89 @@ pub fn main(settings: &Settings, cmd: CacheCommand) -> i32 {
             max_purge,
             force_purge,
         } => {
-            let mut only = Vec::new();
-            for p in &paths {
-                match parse_path(p) {
-                    Ok(p) => only.push(p),
-                    Err(code) => return code,
-                }
-            }
+            let only = paths
+                .iter()
+                .map(|p| RepoPath::parse(p))
+                .collect::<Result<Vec<_>, _>>()?;
             let opts = SyncOptions {
                 concurrency: jobs,
                 ..SyncOptions::default()
             };
             let mut failed = 0;
             if only.is_empty() {
-                match Follow::load(&cache) {
-                    Ok(Some(mut f)) => {
-                        match follow::pull(&cache, &mut f, &opts, max_purge, force_purge, &progress)
-                        {
-                            Ok(Pulled::NotModified) => println!("follow: not modified"),
-                            Ok(Pulled::Synced { report, purged }) => {
-                                failed += report.failed();
-                                println!("follow: {}, {} purged", report.summary(), purged.len());
-                            }
-                            Err(e) => return fail(3, &e),
+                if let Some(mut f) = Follow::load(&cache).map_err(Failure::infra)? {
+                    match follow::pull(&cache, &mut f, &opts, max_purge, force_purge, &progress)
+                        .map_err(Failure::infra)?
+                    {
+                        Pulled::NotModified => println!("follow: not modified"),
+                        Pulled::Synced { report, purged } => {
+                            failed += report.failed();
+                            println!("follow: {}, {} purged", report.summary(), purged.len());
                         }
                     }
-                    Ok(None) => {}
-                    Err(e) => return fail(3, &e),
                 }
             }
-            match sync::sync(&cache, &only, &opts, &progress) {
-                Ok(report) => {
-                    failed += report.failed();
-                    println!("sync: {}", report.summary());
-                    if failed > 0 {
-                        3
-                    } else {
-                        0
-                    }
-                }
-                Err(e) => fail(sync_code(&e), &e),
-            }
+            let report = sync::sync(&cache, &only, &opts, &progress)?;
+            failed += report.failed();
+            println!("sync: {}", report.summary());
+            Ok(if failed > 0 {
+                ExitStatus::Infrastructure
+            } else {
+                ExitStatus::Passed
+            })
         }
-        CacheCommand::List => match Manifest::load(&cache.manifest_path()) {
-            Ok(m) => {
-                for (path, e) in &m.repos {
-                    println!(
-                        "{path}\t{}\t{}\t{}",
-                        e.head.as_deref().unwrap_or("-"),
-                        e.fingerprint.as_deref().unwrap_or("-"),
-                        e.origin.as_deref().unwrap_or("-")
-                    );
-                }
-                0
-            }
-            Err(e) => fail(3, &e),
-        },
-        CacheCommand::Fsck => match fsck::fsck(&cache, &progress) {
-            Ok(verdicts) => {
-                let broken = verdicts
-                    .iter()
-                    .filter(|(_, v)| matches!(v, Verdict::Broken { .. }))
-                    .count();
-                let repaired = verdicts
-                    .iter()
-                    .filter(|(_, v)| matches!(v, Verdict::Recloned { .. }))
-                    .count();
+        CacheCommand::List => {
+            let m = Manifest::load(&cache.manifest_path()).map_err(Failure::infra)?;
+            for (path, e) in &m.repos {
                 println!(
-                    "fsck: {} checked, {repaired} repaired, {broken} broken",
-                    verdicts.len()
+                    "{path}\t{}\t{}\t{}",
+                    e.head.as_deref().unwrap_or("-"),
+                    e.fingerprint.as_deref().unwrap_or("-"),
+                    e.origin.as_deref().unwrap_or("-")
                 );
-                if broken > 0 {
-                    3
-                } else {
-                    0
-                }
             }
-            Err(e) => fail(3, &e),
-        },
-        CacheCommand::Remove { path } => {
-            let path = match parse_path(&path) {
-                Ok(p) => p,
-                Err(code) => return code,
-            };
-            match sync::remove(&cache, &path) {
-                Ok(()) => {
-                    println!("removed {path}");
-                    0
-                }
-                Err(e) => fail(sync_code(&e), &e),
-            }
+            Ok(ExitStatus::Passed)
         }
-        CacheCommand::Follow { url } => match follow::follow(&cache, &url) {
-            Ok(()) => {
-                println!("following {url}");
-                0
-            }
-            Err(e) => fail(2, &e),
-        },
+        CacheCommand::Fsck => {
+            let verdicts = fsck::fsck(&cache, &progress).map_err(Failure::infra)?;
+            let broken = verdicts
+                .iter()
+                .filter(|(_, v)| matches!(v, Verdict::Broken { .. }))
+                .count();
+            let repaired = verdicts
+                .iter()
+                .filter(|(_, v)| matches!(v, Verdict::Recloned { .. }))
+                .count();
+            println!(
+                "fsck: {} checked, {repaired} repaired, {broken} broken",
+                verdicts.len()
+            );
+            Ok(if broken > 0 {
+                ExitStatus::Infrastructure
+            } else {
+                ExitStatus::Passed
+            })
+        }
+        CacheCommand::Remove { path } => {
+            let path = RepoPath::parse(&path)?;
+            sync::remove(&cache, &path)?;
+            println!("removed {path}");
+            Ok(ExitStatus::Passed)
+        }
+        CacheCommand::Follow { url } => {
+            follow::follow(&cache, &url).map_err(|e| Failure::new(ExitStatus::BadInput, e))?;
+            println!("following {url}");
+            Ok(ExitStatus::Passed)
+        }
         CacheCommand::Serve { listen } => {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
+            let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => return fail(3, &e),
-            };
-            match rt.block_on(ferrotron::cache::http::serve(cache, listen)) {
-                Ok(()) => 0,
-                Err(e) => fail(3, &e),
-            }
+                .map_err(Failure::infra)?;
+            rt.block_on(ferrotron::cache::http::serve(cache, listen))
+                .map_err(Failure::infra)?;
+            Ok(ExitStatus::Passed)
         }
     }
 }

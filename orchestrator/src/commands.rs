@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::cancel::Cancel;
+use crate::exit::{ExitStatus, HasExitStatus};
 use crate::formula::{Formula, FormulaError};
 use crate::progress::Progress;
 use crate::runner::{self, RunError, RunOutcome, RunRequest};
@@ -234,12 +235,12 @@ pub enum JobsFileError {
     },
 }
 
-impl JobsFileError {
-    /// Exit status: 2 for a bad file, 3 for the store or the disk.
-    pub fn exit_code(&self) -> i32 {
+impl HasExitStatus for JobsFileError {
+    /// A bad file is bad input; the store or the disk infrastructure.
+    fn exit_status(&self) -> ExitStatus {
         match self {
-            JobsFileError::Csv(_) => 2,
-            JobsFileError::Store(_) | JobsFileError::Write { .. } => 3,
+            JobsFileError::Csv(_) => ExitStatus::BadInput,
+            JobsFileError::Store(_) | JobsFileError::Write { .. } => ExitStatus::Infrastructure,
         }
     }
 }
@@ -313,6 +314,16 @@ pub enum TokenError {
     BadName(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl HasExitStatus for TokenError {
+    /// A bad, taken or unknown name is bad input.
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            TokenError::BadName(_) => ExitStatus::BadInput,
+            TokenError::Store(e) => e.exit_status(),
+        }
+    }
 }
 
 /// Creates an API token; returns the secret, which is not stored.

@@ -10,6 +10,7 @@ pub mod api;
 pub mod cache;
 pub mod cancel;
 pub mod commands;
+pub mod exit;
 pub mod formula;
 pub mod images;
 pub mod intake;

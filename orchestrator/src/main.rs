@@ -1,5 +1,5 @@
 //! `ferrotron`: the command line. Errors are printed once, with their
-//! causes, and mapped to documented exit statuses:
+//! causes, and mapped to documented exit statuses ([`ExitStatus`]):
 //! 0 passed, 1 a task result failed, 2 bad input, 3 infrastructure error.
 
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use ferrotron::cancel::Cancel;
+use ferrotron::exit::{ExitStatus, HasExitStatus};
 use ferrotron::progress::Progress;
 use ferrotron::runner::{RunError, RunRequest};
 use ferrotron::settings::Settings;
@@ -258,34 +259,95 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let settings = settings(&cli.global);
-    let code = match cli.command {
+    let status = match dispatch(settings(&cli.global), cli.command) {
+        Ok(status) => status,
+        Err(failure) => {
+            print_error(&*failure.error);
+            failure.status
+        }
+    };
+    // The one place an exit status becomes the process's exit code.
+    ExitCode::from(status)
+}
+
+/// A command's error on its way to `main`, with the exit status it means.
+pub struct Failure {
+    pub status: ExitStatus,
+    pub error: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Failure {
+    pub fn new(
+        status: ExitStatus,
+        error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Failure {
+        Failure {
+            status,
+            error: error.into(),
+        }
+    }
+
+    /// Bad input described by a sentence (exit status 2).
+    pub fn bad_input(message: impl Into<String>) -> Failure {
+        Failure::new(ExitStatus::BadInput, message.into())
+    }
+
+    /// An infrastructure error (exit status 3).
+    pub fn infra(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Failure {
+        Failure::new(ExitStatus::Infrastructure, error)
+    }
+}
+
+impl<E> From<E> for Failure
+where
+    E: HasExitStatus + std::error::Error + Send + Sync + 'static,
+{
+    fn from(e: E) -> Failure {
+        Failure::new(e.exit_status(), e)
+    }
+}
+
+/// What a command ends with: its exit status, or an error to print.
+pub type CmdResult = Result<ExitStatus, Failure>;
+
+/// Prints an error and its causes on one line: `ferrotron: error: a: b: c`.
+/// Commands that check several files print each bad one with this and go
+/// on; every other error reaches `main` and is printed there.
+pub fn print_error(e: &(dyn std::error::Error + 'static)) {
+    let mut line = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        line.push_str(": ");
+        line.push_str(&s.to_string());
+        cur = s.source();
+    }
+    eprintln!("ferrotron: error: {line}");
+}
+
+fn dispatch(settings: Settings, command: Command) -> CmdResult {
+    match command {
         Command::Run(args) => run(settings, *args),
         Command::Image(cmd) => image_cmd::main(&settings, cmd),
         Command::Rules(cmd) => rules_cmd::main(cmd),
         Command::Cache(cmd) => cache_cmd::main(&settings, cmd),
         Command::Formula(FormulaCommand::Check { files }) => {
-            let mut bad = 0;
+            let mut status = ExitStatus::Passed;
             for f in &files {
                 match ferrotron::commands::load_formula(f) {
                     Ok(formula) => {
                         println!("{}: ok ({} action(s))", f.display(), formula.actions.len())
                     }
                     Err(e) => {
-                        bad += 1;
-                        eprintln!("ferrotron: error: {}", ferrotron::util::full(&e));
+                        status = e.exit_status();
+                        print_error(&e);
                     }
                 }
             }
-            if bad > 0 {
-                2
-            } else {
-                0
-            }
+            Ok(status)
         }
         Command::Formula(FormulaCommand::Schema) => {
             print!("{}", ferrotron::formula::Formula::json_schema());
-            0
+            Ok(ExitStatus::Passed)
         }
         Command::Serve(args) => serve_cmd::serve(settings, args),
         Command::Token(cmd) => serve_cmd::token(&settings, cmd),
@@ -294,42 +356,30 @@ fn main() -> ExitCode {
         Command::Submit(a) => queue_cmd::submit(&settings, a),
         Command::Trigger(a) => queue_cmd::trigger(&settings, a),
         Command::Jobs(cmd) => queue_cmd::jobs(&settings, cmd),
-        Command::Cleanup => match ferrotron::commands::reap(&settings) {
-            Ok(r) => {
-                println!(
-                    "removed {} domain(s), {} folder(s), {} warm-start template(s)",
-                    r.domains.len(),
-                    r.folders.len(),
-                    r.templates.len()
-                );
-                0
-            }
-            Err(e) => fail(3, &e),
-        },
-    };
-    ExitCode::from(code as u8)
+        Command::Cleanup => {
+            let r = ferrotron::commands::reap(&settings)?;
+            println!(
+                "removed {} domain(s), {} folder(s), {} warm-start template(s)",
+                r.domains.len(),
+                r.folders.len(),
+                r.templates.len()
+            );
+            Ok(ExitStatus::Passed)
+        }
+    }
 }
 
-/// Prints an error and its causes on one line; returns `code`.
-fn fail(code: i32, e: &(dyn std::error::Error + 'static)) -> i32 {
-    eprintln!("ferrotron: error: {}", ferrotron::util::full(e));
-    code
-}
-
-fn run(mut settings: Settings, args: RunArgs) -> i32 {
-    let formula = match ferrotron::commands::load_formula(&args.formula) {
-        Ok(f) => f,
-        Err(e) => return fail(2, &e),
-    };
+fn run(mut settings: Settings, args: RunArgs) -> CmdResult {
+    let formula = ferrotron::commands::load_formula(&args.formula)?;
     settings.ssh_timeout = args.ssh_timeout;
     settings.extra_cmdline = args.kernel_args.clone();
     settings.stall_timeout = args.stall_timeout;
     settings.start = args.start;
     let reporter = match &args.report {
-        Some(url) => match ferrotron::report_client::Reporter::new(url, args.token.clone()) {
-            Ok(r) => Some(r),
-            Err(e) => return fail(2, &e),
-        },
+        Some(url) => Some(
+            ferrotron::report_client::Reporter::new(url, args.token.clone())
+                .map_err(|e| Failure::new(ExitStatus::BadInput, e))?,
+        ),
         None => None,
     };
     let mut info = ferrotron::report_client::JobInfo {
@@ -354,14 +404,11 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
         timeout: args.timeout,
         states: None,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(3, &e),
-    };
+        .map_err(Failure::infra)?;
     let cancel = Cancel::new();
     let quiet = args.quiet;
     let result = rt.block_on(async {
@@ -400,41 +447,32 @@ fn run(mut settings: Settings, args: RunArgs) -> i32 {
             _ => Err(RunError::Cancelled(signal.to_string())),
         }
     });
-    match result {
-        Ok((Ok(outcome), took)) => {
-            print!("{}", outcome.tap);
-            let passed = outcome.passed();
-            if !quiet {
-                eprintln!(
-                    "ferrotron: {} in {:.2} s; artifacts: {}",
-                    if passed { "PASSED" } else { "FAILED" },
-                    took.as_secs_f64(),
-                    outcome.job_dir.display()
-                );
-            }
-            let code = if passed { 0 } else { 1 };
-            match reporter {
-                None => code,
-                Some(r) => {
-                    info.exit_status = code;
-                    match rt.block_on(r.report(&info, &outcome)) {
-                        Ok(n) => {
-                            if !quiet {
-                                eprintln!(
-                                    "ferrotron: reported {} result(s) and {} artifact(s) of job {}",
-                                    n.results, n.artifacts, outcome.job_id
-                                );
-                            }
-                            code
-                        }
-                        Err(e) => fail(3, &e),
-                    }
-                }
-            }
-        }
-        Ok((Err(e), _)) | Err(e) => {
-            let code = e.exit_code();
-            fail(code, &e)
+    let (outcome, took) = match result {
+        Ok((Ok(outcome), took)) => (outcome, took),
+        Ok((Err(e), _)) | Err(e) => return Err(e.into()),
+    };
+    print!("{}", outcome.tap);
+    let passed = outcome.passed();
+    if !quiet {
+        eprintln!(
+            "ferrotron: {} in {:.2} s; artifacts: {}",
+            if passed { "PASSED" } else { "FAILED" },
+            took.as_secs_f64(),
+            outcome.job_dir.display()
+        );
+    }
+    let status = ExitStatus::from_passed(passed);
+    if let Some(r) = reporter {
+        info.exit_status = i32::from(status.code());
+        let n = rt
+            .block_on(r.report(&info, &outcome))
+            .map_err(Failure::infra)?;
+        if !quiet {
+            eprintln!(
+                "ferrotron: reported {} result(s) and {} artifact(s) of job {}",
+                n.results, n.artifacts, outcome.job_id
+            );
         }
     }
+    Ok(status)
 }

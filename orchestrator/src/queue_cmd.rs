@@ -5,10 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use ferrotron::exit::ExitStatus;
 use ferrotron::intake::enqueue::Intake;
 use ferrotron::rules::{Mappings, Message, Rules};
 use ferrotron::settings::Settings;
 use ferrotron::store::NewQueuedJob;
+
+use crate::{CmdResult, Failure};
 
 #[derive(Subcommand)]
 pub enum HostCommand {
@@ -110,18 +113,21 @@ fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
         .build()
 }
 
-/// Loads rules and mappings; on error prints it and returns exit status 2.
+fn runtime_or_fail() -> Result<tokio::runtime::Runtime, Failure> {
+    runtime().map_err(Failure::infra)
+}
+
+/// Loads rules and mappings (a bad file is bad input).
 pub fn load_intake(
     rules: &Path,
     mappings: Option<&Path>,
     max_attempts: i64,
-) -> Result<Intake, i32> {
+) -> Result<Intake, Failure> {
     let mappings = match mappings {
         Some(p) => Mappings::load(p),
         None => Mappings::builtin(),
-    }
-    .map_err(|e| crate::fail(2, &e))?;
-    let loaded = Rules::load(rules).map_err(|e| crate::fail(2, &e))?;
+    }?;
+    let loaded = Rules::load(rules)?;
     Ok(Intake::new(
         loaded,
         Some(rules.to_path_buf()),
@@ -130,56 +136,53 @@ pub fn load_intake(
     ))
 }
 
-pub fn host(settings: &Settings, cmd: HostCommand) -> i32 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return crate::fail(3, &e),
-    };
+pub fn host(settings: &Settings, cmd: HostCommand) -> CmdResult {
+    let rt = runtime_or_fail()?;
     match cmd {
         HostCommand::Idle { all } | HostCommand::Resume { all } => {
             let idle = matches!(cmd, HostCommand::Idle { .. });
-            match rt.block_on(ferrotron::commands::set_idle(settings, idle, all)) {
-                Ok(()) => {
-                    let word = if idle { "idle" } else { "resumed" };
-                    if all {
-                        println!("{word}: every host");
-                    } else {
-                        println!("{word}: {}", ferrotron::scheduler::this_host());
-                    }
-                    0
-                }
-                Err(e) => crate::fail(3, &e),
+            rt.block_on(ferrotron::commands::set_idle(settings, idle, all))
+                .map_err(Failure::infra)?;
+            let word = if idle { "idle" } else { "resumed" };
+            if all {
+                println!("{word}: every host");
+            } else {
+                println!("{word}: {}", ferrotron::scheduler::this_host());
             }
+            Ok(ExitStatus::Passed)
         }
         HostCommand::Status => {
-            let r = rt.block_on(async {
-                let store = ferrotron::commands::open_store(settings).await?;
-                let here = ferrotron::scheduler::this_host();
-                let idle = ferrotron::scheduler::is_idle(&store, &here).await?;
-                let counts = store.queue_counts().await?;
-                let in_progress = store.in_progress_on(&here).await?;
-                let messages = store.message_count().await?;
-                let hosts = store.hosts().await?;
-                store.close().await;
-                Ok::<_, ferrotron::store::StoreError>((idle, counts, in_progress, messages, hosts))
-            });
-            match r {
-                Ok((idle, counts, in_progress, messages, hosts)) => {
-                    println!("{}", if idle { "idle" } else { "active" });
-                    for (state, n) in counts {
-                        println!("{state}\t{n}");
-                    }
-                    // What drain.yml waits on: jobs this host is running.
-                    println!("in progress here\t{in_progress}");
-                    println!("messages\t{messages}");
-                    let now = ferrotron::store::now_micros();
-                    for h in hosts {
-                        println!("{}", host_line(&h, now));
-                    }
-                    0
-                }
-                Err(e) => crate::fail(3, &e),
+            let (idle, counts, in_progress, messages, hosts) = rt
+                .block_on(async {
+                    let store = ferrotron::commands::open_store(settings).await?;
+                    let here = ferrotron::scheduler::this_host();
+                    let idle = ferrotron::scheduler::is_idle(&store, &here).await?;
+                    let counts = store.queue_counts().await?;
+                    let in_progress = store.in_progress_on(&here).await?;
+                    let messages = store.message_count().await?;
+                    let hosts = store.hosts().await?;
+                    store.close().await;
+                    Ok::<_, ferrotron::store::StoreError>((
+                        idle,
+                        counts,
+                        in_progress,
+                        messages,
+                        hosts,
+                    ))
+                })
+                .map_err(Failure::infra)?;
+            println!("{}", if idle { "idle" } else { "active" });
+            for (state, n) in counts {
+                println!("{state}\t{n}");
             }
+            // What drain.yml waits on: jobs this host is running.
+            println!("in progress here\t{in_progress}");
+            println!("messages\t{messages}");
+            let now = ferrotron::store::now_micros();
+            for h in hosts {
+                println!("{}", host_line(&h, now));
+            }
+            Ok(ExitStatus::Passed)
         }
     }
 }
@@ -205,30 +208,22 @@ fn host_line(h: &ferrotron::store::HostRecord, now: i64) -> String {
     )
 }
 
-pub fn submit(settings: &Settings, a: SubmitArgs) -> i32 {
-    let Ok(abs) = std::path::absolute(&a.formula) else {
-        eprintln!(
-            "ferrotron: error: {}: not a usable path",
-            a.formula.display()
-        );
-        return 2;
-    };
+pub fn submit(settings: &Settings, a: SubmitArgs) -> CmdResult {
+    let abs = std::path::absolute(&a.formula)
+        .map_err(|_| Failure::bad_input(format!("{}: not a usable path", a.formula.display())))?;
     // The formula must load now: bad input never reaches the queue.
     let file = if abs.is_dir() {
         abs.join("runtask.yml")
     } else {
         abs.clone()
     };
-    let formula = match ferrotron::commands::load_formula(&file) {
-        Ok(f) => f,
-        Err(e) => return crate::fail(2, &e),
-    };
+    let formula = ferrotron::commands::load_formula(&file)?;
     let (repo, path) = match (file.parent(), file.file_name()) {
         (Some(dir), Some(name)) => (
             dir.display().to_string(),
             name.to_string_lossy().into_owned(),
         ),
-        _ => return crate::fail(2, &std::io::Error::other("no formula file name")),
+        _ => return Err(Failure::bad_input("no formula file name")),
     };
     // The VM's size, for placement: the image the job will boot.
     let spec = a
@@ -250,115 +245,70 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> i32 {
         needs: ferrotron::images::needs(&settings.images_dir, &spec),
         timeout_secs: a.timeout.and_then(|t| i64::try_from(t).ok()),
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return crate::fail(3, &e),
-    };
-    match rt.block_on(ferrotron::commands::submit_job(settings, &job)) {
-        Ok(uuid) => {
-            println!("{uuid}");
-            0
-        }
-        Err(e) => crate::fail(3, &e),
-    }
+    let rt = runtime_or_fail()?;
+    let uuid = rt
+        .block_on(ferrotron::commands::submit_job(settings, &job))
+        .map_err(Failure::infra)?;
+    println!("{uuid}");
+    Ok(ExitStatus::Passed)
 }
 
-pub fn trigger(settings: &Settings, a: TriggerArgs) -> i32 {
-    let intake = match load_intake(&a.rules, a.mappings.as_deref(), a.max_attempts) {
-        Ok(i) => i.with_recorder(
-            a.record_csv
-                .clone()
-                .map(ferrotron::intake::jobs_csv::Recorder::new),
-        ),
-        Err(code) => return code,
-    };
-    let text = match std::fs::read_to_string(&a.body) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("ferrotron: error: cannot read {}: {e}", a.body.display());
-            return 2;
-        }
-    };
-    let body: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("ferrotron: error: {}: {e}", a.body.display());
-            return 2;
-        }
-    };
+pub fn trigger(settings: &Settings, a: TriggerArgs) -> CmdResult {
+    let intake = load_intake(&a.rules, a.mappings.as_deref(), a.max_attempts)?.with_recorder(
+        a.record_csv
+            .clone()
+            .map(ferrotron::intake::jobs_csv::Recorder::new),
+    );
+    let text = std::fs::read_to_string(&a.body)
+        .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", a.body.display())))?;
+    let body: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::bad_input(format!("{}: {e}", a.body.display())))?;
     let msg = Message::new(a.id, a.topic, body);
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return crate::fail(3, &e),
-    };
-    match rt.block_on(ferrotron::commands::trigger_message(
-        settings, &intake, &msg,
-    )) {
-        Ok(r) => {
-            for j in &r.jobs {
-                println!("{j}");
-            }
-            if r.duplicate {
-                eprintln!("ferrotron: a duplicate message: its jobs were queued before");
-            } else {
-                eprintln!("ferrotron: {} job(s) queued", r.jobs.len());
-            }
-            0
-        }
-        Err(e) => crate::fail(3, &e),
+    let rt = runtime_or_fail()?;
+    let r = rt
+        .block_on(ferrotron::commands::trigger_message(
+            settings, &intake, &msg,
+        ))
+        .map_err(Failure::infra)?;
+    for j in &r.jobs {
+        println!("{j}");
     }
+    if r.duplicate {
+        eprintln!("ferrotron: a duplicate message: its jobs were queued before");
+    } else {
+        eprintln!("ferrotron: {} job(s) queued", r.jobs.len());
+    }
+    Ok(ExitStatus::Passed)
 }
 
-pub fn jobs(settings: &Settings, cmd: JobsCommand) -> i32 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return crate::fail(3, &e),
-    };
+pub fn jobs(settings: &Settings, cmd: JobsCommand) -> CmdResult {
+    let rt = runtime_or_fail()?;
     match cmd {
         JobsCommand::Replay { file } => {
-            match rt.block_on(ferrotron::commands::replay_jobs(settings, &file)) {
-                Ok(r) => {
-                    println!(
-                        "{} message(s), {} job(s) queued; {} message(s) already here",
-                        r.messages, r.jobs, r.duplicates
-                    );
-                    0
-                }
-                Err(e) => crate::fail(e.exit_code(), &e),
-            }
+            let r = rt.block_on(ferrotron::commands::replay_jobs(settings, &file))?;
+            println!(
+                "{} message(s), {} job(s) queued; {} message(s) already here",
+                r.messages, r.jobs, r.duplicates
+            );
         }
         JobsCommand::Cancel { uuid } => {
-            use ferrotron::store::StoreError;
-            match rt.block_on(ferrotron::commands::cancel_job(settings, &uuid)) {
-                Ok(before) if before.state == ferrotron::job::JobState::Queued => {
-                    println!("job {uuid}: cancelled (it was queued and will not start)");
-                    0
-                }
-                Ok(before) => {
-                    println!(
-                        "job {uuid}: cancelled (it was {}; its scheduler destroys the VM)",
-                        before.state
-                    );
-                    0
-                }
-                Err(e @ (StoreError::NotFound { .. } | StoreError::Conflict(_))) => {
-                    crate::fail(2, &e)
-                }
-                Err(e) => crate::fail(3, &e),
+            // Unknown or finished jobs are bad input; the rest infrastructure.
+            let before = rt.block_on(ferrotron::commands::cancel_job(settings, &uuid))?;
+            if before.state == ferrotron::job::JobState::Queued {
+                println!("job {uuid}: cancelled (it was queued and will not start)");
+            } else {
+                println!(
+                    "job {uuid}: cancelled (it was {}; its scheduler destroys the VM)",
+                    before.state
+                );
             }
         }
         JobsCommand::Export { state, file } => {
-            let Some(state) = ferrotron::store::parse_state(&state) else {
-                eprintln!("ferrotron: error: --state {state}: not a job state");
-                return 2;
-            };
-            match rt.block_on(ferrotron::commands::export_jobs(settings, state, &file)) {
-                Ok(n) => {
-                    println!("{n} job(s) written to {}", file.display());
-                    0
-                }
-                Err(e) => crate::fail(e.exit_code(), &e),
-            }
+            let state = ferrotron::store::parse_state(&state)
+                .ok_or_else(|| Failure::bad_input(format!("--state {state}: not a job state")))?;
+            let n = rt.block_on(ferrotron::commands::export_jobs(settings, state, &file))?;
+            println!("{n} job(s) written to {}", file.display());
         }
     }
+    Ok(ExitStatus::Passed)
 }

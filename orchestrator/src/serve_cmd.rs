@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use ferrotron::api::ApiConfig;
+use ferrotron::exit::ExitStatus;
 use ferrotron::settings::Settings;
+
+use crate::{CmdResult, Failure};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -126,10 +129,10 @@ async fn shutdown_signal() {
     }
 }
 
-pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
+pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
     if args.print_openapi {
         print!("{}", ferrotron::api::openapi_json());
-        return 0;
+        return Ok(ExitStatus::Passed);
     }
     let config = ApiConfig {
         require_token_for_reads: args.require_token_for_reads,
@@ -138,18 +141,15 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
         max_artifact_bytes: args.max_artifact_bytes,
     };
     let intake = match &args.rules {
-        Some(path) => {
-            match crate::queue_cmd::load_intake(path, args.mappings.as_deref(), args.max_attempts) {
-                Ok(i) => Some(
-                    i.with_images(settings.images_dir.clone()).with_recorder(
-                        args.record_csv
-                            .clone()
-                            .map(ferrotron::intake::jobs_csv::Recorder::new),
-                    ),
+        Some(path) => Some(
+            crate::queue_cmd::load_intake(path, args.mappings.as_deref(), args.max_attempts)?
+                .with_images(settings.images_dir.clone())
+                .with_recorder(
+                    args.record_csv
+                        .clone()
+                        .map(ferrotron::intake::jobs_csv::Recorder::new),
                 ),
-                Err(code) => return code,
-            }
-        }
+        ),
         None => None,
     };
     let scheduler = (!args.no_scheduler).then(|| {
@@ -190,77 +190,46 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
             fsck_every: Some(args.cache_fsck_every),
         },
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return crate::fail(3, &e),
-    };
-    match rt.block_on(ferrotron::commands::serve(
+    let rt = runtime().map_err(Failure::infra)?;
+    rt.block_on(ferrotron::commands::serve(
         settings,
         config,
         args.listen,
         service,
         shutdown_signal(),
-    )) {
-        Ok(()) => 0,
-        Err(e) => crate::fail(3, &e),
-    }
+    ))
+    .map_err(Failure::infra)?;
+    Ok(ExitStatus::Passed)
 }
 
-pub fn token(settings: &Settings, cmd: TokenCommand) -> i32 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return crate::fail(3, &e),
-    };
-    let bad_input = |e: &ferrotron::commands::TokenError| match e {
-        ferrotron::commands::TokenError::BadName(_)
-        | ferrotron::commands::TokenError::Store(
-            ferrotron::store::StoreError::Conflict(_)
-            | ferrotron::store::StoreError::NotFound { .. },
-        ) => 2,
-        _ => 3,
-    };
+pub fn token(settings: &Settings, cmd: TokenCommand) -> CmdResult {
+    let rt = runtime().map_err(Failure::infra)?;
     match cmd {
         TokenCommand::Create { name } => {
-            match rt.block_on(ferrotron::commands::token_create(settings, &name)) {
-                Ok(secret) => {
-                    println!("{secret}");
-                    eprintln!("ferrotron: token `{name}` created; it is shown only now");
-                    0
-                }
-                Err(e) => crate::fail(bad_input(&e), &e),
+            let secret = rt.block_on(ferrotron::commands::token_create(settings, &name))?;
+            println!("{secret}");
+            eprintln!("ferrotron: token `{name}` created; it is shown only now");
+        }
+        TokenCommand::List => {
+            for t in rt.block_on(ferrotron::commands::token_list(settings))? {
+                println!(
+                    "{}\tcreated {}",
+                    t.name,
+                    ferrotron::store::format_time(t.created_at)
+                );
             }
         }
-        TokenCommand::List => match rt.block_on(ferrotron::commands::token_list(settings)) {
-            Ok(list) => {
-                for t in list {
-                    println!(
-                        "{}\tcreated {}",
-                        t.name,
-                        ferrotron::store::format_time(t.created_at)
-                    );
-                }
-                0
-            }
-            Err(e) => crate::fail(bad_input(&e), &e),
-        },
         TokenCommand::Revoke { name } => {
-            match rt.block_on(ferrotron::commands::token_revoke(settings, &name)) {
-                Ok(()) => {
-                    println!("revoked {name}");
-                    0
-                }
-                Err(e) => crate::fail(bad_input(&e), &e),
-            }
+            rt.block_on(ferrotron::commands::token_revoke(settings, &name))?;
+            println!("revoked {name}");
         }
     }
+    Ok(ExitStatus::Passed)
 }
 
-pub fn store(settings: &Settings, cmd: StoreCommand) -> i32 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return crate::fail(3, &e),
-    };
-    let r = rt.block_on(async {
+pub fn store(settings: &Settings, cmd: StoreCommand) -> CmdResult {
+    let rt = runtime().map_err(Failure::infra)?;
+    rt.block_on(async {
         let store = ferrotron::commands::open_store(settings).await?;
         let r = match cmd {
             StoreCommand::Migrate => Ok(()),
@@ -270,9 +239,7 @@ pub fn store(settings: &Settings, cmd: StoreCommand) -> i32 {
         };
         store.close().await;
         r
-    });
-    match r {
-        Ok(()) => 0,
-        Err(e) => crate::fail(3, &e),
-    }
+    })
+    .map_err(Failure::infra)?;
+    Ok(ExitStatus::Passed)
 }

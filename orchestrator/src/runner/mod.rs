@@ -99,6 +99,16 @@ impl RunError {
         }
     }
 
+    /// The same as [`ExitStatus`](crate::exit::ExitStatus), for the CLI.
+    pub fn exit_status(&self) -> crate::exit::ExitStatus {
+        match self {
+            RunError::Formula(_) | RunError::BadInput(_) => crate::exit::ExitStatus::BadInput,
+            RunError::Infra { .. } | RunError::Cancelled(_) => {
+                crate::exit::ExitStatus::Infrastructure
+            }
+        }
+    }
+
     fn infra(phase: &'static str, e: impl std::error::Error + 'static) -> RunError {
         RunError::Infra {
             phase,
@@ -342,7 +352,8 @@ pub fn run(
             ));
         }
     }
-    let accel = accel::resolve(settings, &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
+    let accel =
+        accel::resolve(settings, &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
     let keys = KeyPair::generate(&job_dir, &format!("ferrotron-job-{job_id}"))
         .map_err(|e| RunError::infra("boot", e))?;
     let console_log = job_dir.join("console.log");

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::warm::{self, Template};
-use crate::ssh::KeyPair;
 use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
 use crate::ssh::wait::{wait_for_banner, WaitFailure};
+use crate::ssh::KeyPair;
 use crate::vm::accel::Resolved;
 use crate::vm::{console, overlay, ports, DomainSpec, Hypervisor, VmGuard, DOMAIN_PREFIX};
 
@@ -209,4 +209,3 @@ pub fn cmdline(image: &ResolvedImage, keys: &KeyPair, extra: &[String]) -> Strin
     }
     c
 }
-
