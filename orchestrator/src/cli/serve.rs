@@ -10,7 +10,7 @@ use ferrotron::api::ApiConfig;
 use ferrotron::exit::ExitStatus;
 use ferrotron::settings::Settings;
 
-use crate::{CmdResult, Failure};
+use super::{CmdResult, Failure};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -71,10 +71,10 @@ pub struct ServeArgs {
     #[arg(long = "amqp-binding")]
     amqp_bindings: Vec<String>,
     /// Sync every repository of the git cache this often (0: never).
-    #[arg(long, default_value = "15m", value_parser = crate::parse_duration)]
+    #[arg(long, default_value = "15m", value_parser = super::parse_duration)]
     cache_sync_every: std::time::Duration,
     /// Check (and repair) every mirror of the git cache this often (0: never).
-    #[arg(long, default_value = "1d", value_parser = crate::parse_duration)]
+    #[arg(long, default_value = "1d", value_parser = super::parse_duration)]
     cache_fsck_every: std::time::Duration,
     /// Append every job the intake stores to this CSV file (for
     /// `ferrotron jobs replay` on another installation).
@@ -142,7 +142,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
     };
     let intake = match &args.rules {
         Some(path) => Some(
-            crate::queue_cmd::load_intake(path, args.mappings.as_deref(), args.max_attempts)?
+            super::queue::load_intake(path, args.mappings.as_deref(), args.max_attempts)?
                 .with_images(settings.images_dir.clone())
                 .with_recorder(
                     args.record_csv

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use ferrotron::exit::ExitStatus;
 use ferrotron::rules::{Evaluation, Mappings, Message, Rules};
 
-use crate::{print_error, CmdResult, Failure};
+use super::{print_error, CmdResult, Failure};
 
 #[derive(Subcommand)]
 pub enum RulesCommand {

@@ -11,7 +11,7 @@ use ferrotron::rules::{Mappings, Message, Rules};
 use ferrotron::settings::Settings;
 use ferrotron::store::NewQueuedJob;
 
-use crate::{CmdResult, Failure};
+use super::{CmdResult, Failure};
 
 #[derive(Subcommand)]
 pub enum HostCommand {

@@ -8,7 +8,7 @@ use ferrotron::exit::ExitStatus;
 use ferrotron::settings::Settings;
 use ferrotron_imagebuilder::{BuildEvent, BuildOptions, ImageStore, Recipe};
 
-use crate::{CmdResult, Failure};
+use super::{CmdResult, Failure};
 
 #[derive(Subcommand)]
 pub enum ImageCommand {

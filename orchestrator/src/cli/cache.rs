@@ -13,7 +13,7 @@ use ferrotron::cache::{Cache, RepoPath};
 use ferrotron::exit::ExitStatus;
 use ferrotron::settings::Settings;
 
-use crate::{CmdResult, Failure};
+use super::{CmdResult, Failure};
 
 #[derive(Subcommand)]
 pub enum CacheCommand {
