@@ -62,22 +62,20 @@ impl HasExitStatus for crate::store::StoreError {
     }
 }
 
-/// A file the user wrote that cannot be read or does not validate.
-macro_rules! bad_input {
-    ($($t:ty),*) => {$(
-        impl HasExitStatus for $t {
-            fn exit_status(&self) -> ExitStatus {
-                ExitStatus::BadInput
-            }
-        }
-    )*};
+/// A formula, rules or mappings file that cannot be read or does not
+/// validate.
+impl HasExitStatus for crate::yaml::FileError {
+    fn exit_status(&self) -> ExitStatus {
+        ExitStatus::BadInput
+    }
 }
-bad_input!(
-    crate::formula::FormulaError,
-    crate::rules::RulesError,
-    crate::rules::MappingsError,
-    crate::cache::PathError
-);
+
+/// A path in the git cache that is not one.
+impl HasExitStatus for crate::cache::PathError {
+    fn exit_status(&self) -> ExitStatus {
+        ExitStatus::BadInput
+    }
+}
 
 impl HasExitStatus for crate::cache::sync::SyncError {
     fn exit_status(&self) -> ExitStatus {

@@ -47,7 +47,7 @@ pub fn main(cmd: RulesCommand) -> CmdResult {
     }
 }
 
-fn load_mappings(path: Option<&Path>) -> Result<Mappings, ferrotron::rules::MappingsError> {
+fn load_mappings(path: Option<&Path>) -> Result<Mappings, ferrotron::yaml::FileError> {
     match path {
         Some(p) => Mappings::load(p),
         None => Mappings::builtin(),
