@@ -24,7 +24,7 @@ pub fn main(cmd: FormulaCommand) -> CmdResult {
         FormulaCommand::Check { files } => {
             let mut status = ExitStatus::Passed;
             for f in &files {
-                match ferrotron::commands::load_formula(f) {
+                match ferrotron::app::load_formula(f) {
                     Ok(formula) => {
                         println!("{}: ok ({} action(s))", f.display(), formula.actions.len())
                     }

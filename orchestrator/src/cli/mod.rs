@@ -1,5 +1,5 @@
 //! `ferrotron`: the command line. Each subcommand's module parses its
-//! arguments, calls the library (`ferrotron::commands`) and renders the
+//! arguments, calls the application layer (`ferrotron::app`) and renders the
 //! answer. Errors are printed once, with their causes, here in [`main`];
 //! their [`ExitStatus`] (0 passed, 1 a task result failed, 2 bad input, 3
 //! infrastructure error) becomes the process's exit code here too.
@@ -15,14 +15,44 @@ mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use ferrotron::app::App;
 use ferrotron::exit::ExitStatus;
+use ferrotron::intake::enqueue::Intake;
 use ferrotron::settings::Settings;
 use ferrotron::vm::Accel;
 
 pub use error::{print_error, CmdResult, Failure};
+
+/// Runs `f` against the application layer, its store opened once for the
+/// command and closed after (a store that cannot open: exit status 3).
+pub fn with_app<T>(settings: &Settings, f: impl AsyncFnOnce(&App) -> T) -> Result<T, Failure> {
+    with_app_using(settings, None, f)
+}
+
+/// [`with_app`] with rules and mappings for `App::trigger`.
+pub fn with_app_using<T>(
+    settings: &Settings,
+    intake: Option<Arc<Intake>>,
+    f: impl AsyncFnOnce(&App) -> T,
+) -> Result<T, Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::infra)?;
+    rt.block_on(async {
+        let app = App::open(settings)
+            .await
+            .map_err(Failure::infra)?
+            .with_intake(intake);
+        let r = f(&app).await;
+        app.close().await;
+        Ok(r)
+    })
+}
 
 #[derive(Parser)]
 #[command(
@@ -217,7 +247,7 @@ fn dispatch(settings: Settings, command: Command) -> CmdResult {
         Command::Trigger(a) => queue::trigger(&settings, a),
         Command::Jobs(cmd) => queue::jobs(&settings, cmd),
         Command::Cleanup => {
-            let r = ferrotron::commands::reap(&settings)?;
+            let r = ferrotron::app::reap(&settings)?;
             println!(
                 "removed {} domain(s), {} folder(s), {} warm-start template(s)",
                 r.domains.len(),

@@ -1,17 +1,19 @@
 //! `ferrotron host idle|resume|status`, `ferrotron submit` and
 //! `ferrotron trigger`: the queue from the command line. The work is in
-//! `ferrotron::commands`.
+//! `ferrotron::app`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
+use ferrotron::app::App;
 use ferrotron::exit::ExitStatus;
 use ferrotron::intake::enqueue::Intake;
 use ferrotron::rules::{Mappings, Message, Rules};
 use ferrotron::settings::Settings;
 use ferrotron::store::NewQueuedJob;
 
-use super::{CmdResult, Failure};
+use super::{with_app, with_app_using, CmdResult, Failure};
 
 #[derive(Subcommand)]
 pub enum HostCommand {
@@ -107,16 +109,6 @@ pub struct TriggerArgs {
     record_csv: Option<PathBuf>,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-}
-
-fn runtime_or_fail() -> Result<tokio::runtime::Runtime, Failure> {
-    runtime().map_err(Failure::infra)
-}
-
 /// Loads rules and mappings (a bad file is bad input).
 pub fn load_intake(
     rules: &Path,
@@ -137,11 +129,10 @@ pub fn load_intake(
 }
 
 pub fn host(settings: &Settings, cmd: HostCommand) -> CmdResult {
-    let rt = runtime_or_fail()?;
     match cmd {
         HostCommand::Idle { all } | HostCommand::Resume { all } => {
             let idle = matches!(cmd, HostCommand::Idle { .. });
-            rt.block_on(ferrotron::commands::set_idle(settings, idle, all))
+            with_app(settings, async |app: &App| app.set_idle(idle, all).await)?
                 .map_err(Failure::infra)?;
             let word = if idle { "idle" } else { "resumed" };
             if all {
@@ -149,42 +140,24 @@ pub fn host(settings: &Settings, cmd: HostCommand) -> CmdResult {
             } else {
                 println!("{word}: {}", ferrotron::scheduler::this_host());
             }
-            Ok(ExitStatus::Passed)
         }
         HostCommand::Status => {
-            let (idle, counts, in_progress, messages, hosts) = rt
-                .block_on(async {
-                    let store = ferrotron::commands::open_store(settings).await?;
-                    let here = ferrotron::scheduler::this_host();
-                    let idle = ferrotron::scheduler::is_idle(&store, &here).await?;
-                    let counts = store.queue_counts().await?;
-                    let in_progress = store.in_progress_on(&here).await?;
-                    let messages = store.message_count().await?;
-                    let hosts = store.hosts().await?;
-                    store.close().await;
-                    Ok::<_, ferrotron::store::StoreError>((
-                        idle,
-                        counts,
-                        in_progress,
-                        messages,
-                        hosts,
-                    ))
-                })
+            let st = with_app(settings, async |app: &App| app.host_status().await)?
                 .map_err(Failure::infra)?;
-            println!("{}", if idle { "idle" } else { "active" });
-            for (state, n) in counts {
+            println!("{}", if st.idle { "idle" } else { "active" });
+            for (state, n) in st.counts {
                 println!("{state}\t{n}");
             }
             // What drain.yml waits on: jobs this host is running.
-            println!("in progress here\t{in_progress}");
-            println!("messages\t{messages}");
+            println!("in progress here\t{}", st.in_progress);
+            println!("messages\t{}", st.messages);
             let now = ferrotron::store::now_micros();
-            for h in hosts {
+            for h in st.hosts {
                 println!("{}", host_line(&h, now));
             }
-            Ok(ExitStatus::Passed)
         }
     }
+    Ok(ExitStatus::Passed)
 }
 
 /// One host in `host status`: `host NAME VMS VCPUS MEMORY SEEN`, tab
@@ -217,7 +190,7 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CmdResult {
     } else {
         abs.clone()
     };
-    let formula = ferrotron::commands::load_formula(&file)?;
+    let formula = ferrotron::app::load_formula(&file)?;
     let (repo, path) = match (file.parent(), file.file_name()) {
         (Some(dir), Some(name)) => (
             dir.display().to_string(),
@@ -245,10 +218,8 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CmdResult {
         needs: ferrotron::images::needs(&settings.images_dir, &spec),
         timeout_secs: a.timeout.and_then(|t| i64::try_from(t).ok()),
     };
-    let rt = runtime_or_fail()?;
-    let uuid = rt
-        .block_on(ferrotron::commands::submit_job(settings, &job))
-        .map_err(Failure::infra)?;
+    let uuid =
+        with_app(settings, async |app: &App| app.submit(&job).await)?.map_err(Failure::infra)?;
     println!("{uuid}");
     Ok(ExitStatus::Passed)
 }
@@ -264,12 +235,10 @@ pub fn trigger(settings: &Settings, a: TriggerArgs) -> CmdResult {
     let body: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Failure::bad_input(format!("{}: {e}", a.body.display())))?;
     let msg = Message::new(a.id, a.topic, body);
-    let rt = runtime_or_fail()?;
-    let r = rt
-        .block_on(ferrotron::commands::trigger_message(
-            settings, &intake, &msg,
-        ))
-        .map_err(Failure::infra)?;
+    let r = with_app_using(settings, Some(Arc::new(intake)), async |app: &App| {
+        app.trigger(&msg).await
+    })?
+    .map_err(Failure::infra)?;
     for j in &r.jobs {
         println!("{j}");
     }
@@ -282,10 +251,9 @@ pub fn trigger(settings: &Settings, a: TriggerArgs) -> CmdResult {
 }
 
 pub fn jobs(settings: &Settings, cmd: JobsCommand) -> CmdResult {
-    let rt = runtime_or_fail()?;
     match cmd {
         JobsCommand::Replay { file } => {
-            let r = rt.block_on(ferrotron::commands::replay_jobs(settings, &file))?;
+            let r = with_app(settings, async |app: &App| app.replay_jobs(&file).await)??;
             println!(
                 "{} message(s), {} job(s) queued; {} message(s) already here",
                 r.messages, r.jobs, r.duplicates
@@ -293,20 +261,19 @@ pub fn jobs(settings: &Settings, cmd: JobsCommand) -> CmdResult {
         }
         JobsCommand::Cancel { uuid } => {
             // Unknown or finished jobs are bad input; the rest infrastructure.
-            let before = rt.block_on(ferrotron::commands::cancel_job(settings, &uuid))?;
-            if before.state == ferrotron::job::JobState::Queued {
+            let was = with_app(settings, async |app: &App| app.cancel(&uuid).await)??.was;
+            if was == ferrotron::job::JobState::Queued {
                 println!("job {uuid}: cancelled (it was queued and will not start)");
             } else {
-                println!(
-                    "job {uuid}: cancelled (it was {}; its scheduler destroys the VM)",
-                    before.state
-                );
+                println!("job {uuid}: cancelled (it was {was}; its scheduler destroys the VM)");
             }
         }
         JobsCommand::Export { state, file } => {
             let state = ferrotron::store::parse_state(&state)
                 .ok_or_else(|| Failure::bad_input(format!("--state {state}: not a job state")))?;
-            let n = rt.block_on(ferrotron::commands::export_jobs(settings, state, &file))?;
+            let n = with_app(settings, async |app: &App| {
+                app.export_jobs(state, &file).await
+            })??;
             println!("{n} job(s) written to {}", file.display());
         }
     }

@@ -77,7 +77,7 @@ pub struct RunArgs {
 }
 
 pub fn run(mut settings: Settings, args: RunArgs) -> CmdResult {
-    let formula = ferrotron::commands::load_formula(&args.formula)?;
+    let formula = ferrotron::app::load_formula(&args.formula)?;
     settings.ssh_timeout = args.ssh_timeout;
     settings.extra_cmdline = args.kernel_args.clone();
     settings.stall_timeout = args.stall_timeout;
@@ -124,11 +124,11 @@ pub fn run(mut settings: Settings, args: RunArgs) -> CmdResult {
         let mut job = tokio::task::spawn_blocking(move || {
             if libvirt {
                 let ui = Progress::new(quiet, ferrotron::progress::VM_PHASES);
-                let r = ferrotron::commands::run_in_vm(&settings, &req, &c, &ui);
+                let r = ferrotron::app::run_in_vm(&settings, &req, &c, &ui);
                 (r, ui.elapsed())
             } else {
                 let ui = Progress::new(quiet, ferrotron::progress::LOCAL_PHASES);
-                let r = ferrotron::commands::run_local(&settings, &req, &c, &ui);
+                let r = ferrotron::app::run_local(&settings, &req, &c, &ui);
                 (r, ui.elapsed())
             }
         });

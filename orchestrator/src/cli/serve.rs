@@ -1,16 +1,17 @@
 //! `ferrotron serve`, `ferrotron token ...` and the hidden `ferrotron
 //! store ...`: argument parsing and printing; the work is in
-//! `ferrotron::commands`.
+//! `ferrotron::app`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use ferrotron::api::ApiConfig;
+use ferrotron::app::App;
 use ferrotron::exit::ExitStatus;
 use ferrotron::settings::Settings;
 
-use super::{CmdResult, Failure};
+use super::{with_app, CmdResult, Failure};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -163,7 +164,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
     });
     if scheduler.is_some() {
         // VMs of a previous run that died (kill -9) go before new ones start.
-        match ferrotron::commands::reap(&settings) {
+        match ferrotron::app::reap(&settings) {
             Ok(r) if !r.domains.is_empty() || !r.folders.is_empty() => eprintln!(
                 "ferrotron: removed {} leftover domain(s) and {} folder(s)",
                 r.domains.len(),
@@ -181,7 +182,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
     let amqp = args.amqp_url.as_deref().map(|url| {
         ferrotron::intake::amqp::AmqpConfig::new(url, &args.amqp_queue, args.amqp_bindings.clone())
     });
-    let service = ferrotron::commands::ServiceConfig {
+    let service = ferrotron::app::ServiceConfig {
         intake,
         scheduler,
         amqp,
@@ -191,7 +192,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
         },
     };
     let rt = runtime().map_err(Failure::infra)?;
-    rt.block_on(ferrotron::commands::serve(
+    rt.block_on(ferrotron::app::serve(
         settings,
         config,
         args.listen,
@@ -203,15 +204,14 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
 }
 
 pub fn token(settings: &Settings, cmd: TokenCommand) -> CmdResult {
-    let rt = runtime().map_err(Failure::infra)?;
     match cmd {
         TokenCommand::Create { name } => {
-            let secret = rt.block_on(ferrotron::commands::token_create(settings, &name))?;
+            let secret = with_app(settings, async |app: &App| app.create_token(&name).await)??;
             println!("{secret}");
             eprintln!("ferrotron: token `{name}` created; it is shown only now");
         }
         TokenCommand::List => {
-            for t in rt.block_on(ferrotron::commands::token_list(settings))? {
+            for t in with_app(settings, async |app: &App| app.list_tokens().await)?? {
                 println!(
                     "{}\tcreated {}",
                     t.name,
@@ -220,26 +220,19 @@ pub fn token(settings: &Settings, cmd: TokenCommand) -> CmdResult {
             }
         }
         TokenCommand::Revoke { name } => {
-            rt.block_on(ferrotron::commands::token_revoke(settings, &name))?;
+            with_app(settings, async |app: &App| app.revoke_token(&name).await)??;
             println!("revoked {name}");
         }
     }
     Ok(ExitStatus::Passed)
 }
 
+/// `store migrate` only opens the store (which migrates it).
 pub fn store(settings: &Settings, cmd: StoreCommand) -> CmdResult {
-    let rt = runtime().map_err(Failure::infra)?;
-    rt.block_on(async {
-        let store = ferrotron::commands::open_store(settings).await?;
-        let r = match cmd {
-            StoreCommand::Migrate => Ok(()),
-            StoreCommand::Seed { results } => {
-                ferrotron::commands::seed_results(&store, results).await
-            }
-        };
-        store.close().await;
-        r
-    })
+    with_app(settings, async |app: &App| match cmd {
+        StoreCommand::Migrate => Ok(()),
+        StoreCommand::Seed { results } => app.seed_results(results).await,
+    })?
     .map_err(Failure::infra)?;
     Ok(ExitStatus::Passed)
 }
