@@ -160,17 +160,26 @@ enum Command {
     Store(serve::StoreCommand),
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// A `--timeout`-style value that is not `N`, `Ns`, `Nm`, `Nh` or `Nd`.
+#[derive(Debug, thiserror::Error)]
+enum DurationError {
+    #[error("`{0}` is not a duration like 90s, 30m or 2h")]
+    NotANumber(String),
+    #[error("`{0}`: unknown unit `{1}` (use s, m, h or d)")]
+    Unit(String, String),
+}
+
+fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 90s, 30m or 2h"))?;
+        .map_err(|_| DurationError::NotANumber(s.to_string()))?;
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86400,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m, h or d)")),
+        _ => return Err(DurationError::Unit(s.to_string(), unit.to_string())),
     };
     Ok(Duration::from_secs(n * mult))
 }
