@@ -22,7 +22,7 @@ use std::path::Path;
 pub use builder::{BuildError, BuildEvent, BuildOptions};
 pub use manifest::{AgentInfo, BootSettings, FileEntry, Manifest, PackageEntry};
 pub use recipe::{Recipe, RecipeError};
-pub use store::{BuiltImage, ImageInfo, ImageStore, StoredImage, StoreError};
+pub use store::{BuiltImage, ImageInfo, ImageStore, StoreError, StoredImage};
 
 /// Builds `recipe_path` into the store at `store_root` (see [`ImageStore::build`]).
 pub fn build(

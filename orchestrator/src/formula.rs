@@ -133,38 +133,9 @@ pub const BUILTIN_VARS: &[&str] = &[
     "taskdir",
 ];
 
-#[derive(Debug, thiserror::Error)]
-pub enum FormulaError {
-    #[error("{path}: cannot read formula")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: {key}: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        key: String,
-        message: String,
-    },
-}
-
-impl FormulaError {
-    fn invalid(
-        path: &Path,
-        line: usize,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        FormulaError::Invalid {
-            path: path.to_path_buf(),
-            line,
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
+/// A formula that cannot be read or does not validate (the error of every
+/// strict YAML file).
+pub type FormulaError = crate::yaml::FileError;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -289,10 +260,7 @@ struct RawExitcode {
 impl Formula {
     /// Reads and validates a formula file.
     pub fn load(path: &Path) -> Result<Formula, FormulaError> {
-        let text = std::fs::read_to_string(path).map_err(|source| FormulaError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::yaml::read("formula", path)?;
         let formula = Self::parse(path, &text)?;
         formula.check_task_files(&text)?;
         Ok(formula)

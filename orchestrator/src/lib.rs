@@ -3,13 +3,13 @@
 //! The modules follow a job's path: a [`formula`] is validated, an image is
 //! found in the store ([`images`]), the [`runner`] boots a VM ([`vm`]),
 //! talks to the guest agent over [`ssh`], collects the results and destroys
-//! the VM. [`commands`] is the one layer the CLI (and later the HTTP API and
-//! the message intake) call. [`rules`] turns bus messages into job requests.
+//! the VM. [`app`] is the one layer the CLI, the HTTP API and the message
+//! intake call. [`rules`] turns bus messages into job requests.
 
 pub mod api;
+pub mod app;
 pub mod cache;
 pub mod cancel;
-pub mod commands;
 pub mod exit;
 pub mod formula;
 pub mod images;

@@ -59,11 +59,11 @@ struct Served {
 }
 
 async fn serve(store: Store, data_dir: &std::path::Path) -> Served {
-    let (state, _stopper) = AppState::new(
+    let app = ferrotron::app::App::new(
         store,
-        Settings::new(data_dir.to_path_buf()),
-        ApiConfig::default(),
+        std::sync::Arc::new(Settings::new(data_dir.to_path_buf())),
     );
+    let (state, _stopper) = AppState::new(app, ApiConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -25,7 +25,7 @@ async fn check(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
         .ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
         })?;
-    match state.store.check_token(secret).await? {
+    match state.app.check_token(secret).await? {
         Some(name) => Ok(name),
         None => Err(ApiError::unauthorized("unknown or revoked token")),
     }

@@ -60,7 +60,7 @@ async fn notify(
     _w: Writer,
     ApiJson(body): ApiJson<NotifyBody>,
 ) -> Result<axum::Json<NotifyResult>, ApiError> {
-    let cache = Cache::new(&st.settings.data_dir);
+    let cache = Cache::new(&st.app.settings().data_dir);
     match sync_one_async(cache, body.path).await {
         Ok((path, outcome)) => {
             tracing::info!("cache notify: {path} {outcome:?}");

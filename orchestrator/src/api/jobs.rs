@@ -183,7 +183,7 @@ fn state_of(s: &str) -> Result<JobState, ApiError> {
 }
 
 fn artifacts_root(st: &AppState) -> PathBuf {
-    st.settings.data_dir.join("artifacts")
+    st.app.settings().data_dir.join("artifacts")
 }
 
 /// A relative artifact path with only normal components.
@@ -251,7 +251,11 @@ async fn list_jobs(
             }
         }
     }
-    let (jobs, more) = st.store.list_jobs(state, item.as_deref(), page).await?;
+    let (jobs, more) = st
+        .app
+        .store()
+        .list_jobs(state, item.as_deref(), page)
+        .await?;
     let data: Vec<JobJson> = jobs.into_iter().map(|j| job_json(&base, j)).collect();
     Ok(paged(&base, "/api/v1/jobs", &pairs, page, more, data))
 }
@@ -269,7 +273,8 @@ async fn get_job(
 ) -> Result<Json<JobJson>, ApiError> {
     let uuid = job_id(&uuid)?;
     let job = st
-        .store
+        .app
+        .store()
         .get_job(&uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job `{uuid}` not found")))?;
@@ -319,7 +324,7 @@ async fn put_job(
         exit_status: body.exit_status,
         transitions,
     };
-    let job = st.store.put_job(&uuid, &update).await?;
+    let job = st.app.put_job(&uuid, &update).await?;
     Ok(Json(job_json(&base, job)))
 }
 
@@ -342,7 +347,7 @@ async fn cancel_job(
     Path(uuid): Path<String>,
 ) -> Result<Json<JobJson>, ApiError> {
     let uuid = job_id(&uuid)?;
-    let job = st.store.cancel_job(&uuid).await?;
+    let job = st.app.cancel(&uuid).await?.job;
     Ok(Json(job_json(&base, job)))
 }
 
@@ -366,7 +371,8 @@ async fn job_log(
 ) -> Result<Response, ApiError> {
     let uuid = job_id(&uuid)?;
     let job = st
-        .store
+        .app
+        .store()
         .get_job(&uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job `{uuid}` not found")))?;
@@ -411,7 +417,7 @@ async fn job_log(
             if *f.st.stopping.borrow() {
                 return None;
             }
-            match f.st.store.get_job(&f.uuid).await {
+            match f.st.app.store().get_job(&f.uuid).await {
                 Ok(Some(j)) if !j.state.is_final() => {
                     let mut stopping = f.st.stopping.clone();
                     tokio::select! {
@@ -446,12 +452,9 @@ async fn list_artifacts(
     Path(uuid): Path<String>,
 ) -> Result<Json<ArtifactsList>, ApiError> {
     let uuid = job_id(&uuid)?;
-    if st.store.get_job(&uuid).await?.is_none() {
-        return Err(ApiError::not_found(format!("job `{uuid}` not found")));
-    }
     let data = st
-        .store
-        .list_artifacts(&uuid)
+        .app
+        .job_artifacts(&uuid)
         .await?
         .into_iter()
         .map(|a| ArtifactJson {
@@ -541,9 +544,7 @@ async fn put_artifact(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (uuid, rel, shown) = path_args(p)?;
-    if st.store.get_job(&uuid).await?.is_none() {
-        return Err(ApiError::not_found(format!("job `{uuid}` not found")));
-    }
+    st.app.job(&uuid).await?;
     let full = artifacts_root(&st).join(&uuid).join(&rel);
     let dir = full
         .parent()
@@ -582,7 +583,7 @@ async fn put_artifact(
         sha256: hex::encode(hasher.finalize()),
         created_at: now_micros(),
     };
-    st.store.put_artifact(&uuid, &a).await?;
+    st.app.add_artifact(&uuid, &a).await?;
     Ok((
         StatusCode::CREATED,
         Json(ArtifactJson {

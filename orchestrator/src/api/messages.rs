@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::auth::Writer;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
+use crate::app::TriggerError;
 use crate::rules::Message;
 
 pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -47,18 +48,14 @@ async fn post_message(
 ) -> Result<(StatusCode, Json<MessageJobs>), ApiError> {
     let msg = Message::from_json(&body)
         .map_err(|e| ApiError::bad_request("bad_message", format!("message: {e}")))?;
-    let Some(intake) = st.intake.clone() else {
-        return Err(ApiError::Client {
+    let r = st.app.trigger(&msg).await.map_err(|e| match e {
+        TriggerError::NoRules => ApiError::Client {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "no_rules",
-            message: "this server has no rules (start it with `ferrotron serve --rules FILE`)"
-                .into(),
-        });
-    };
-    let r = intake
-        .handle(&st.store, &msg)
-        .await
-        .map_err(|crate::intake::enqueue::EnqueueError::Store(e)| ApiError::from(e))?;
+            message: e.to_string(),
+        },
+        TriggerError::Store(e) => ApiError::from(e),
+    })?;
     let status = if r.duplicate {
         StatusCode::OK
     } else {

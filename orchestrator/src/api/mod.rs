@@ -1,8 +1,8 @@
 //! The HTTP API (axum): ResultsDB v2.0 under `/api/v2.0` for existing
 //! consumers, Ferrotron's own `/api/v1` (jobs, logs, artifacts, images,
 //! hosts), and the OpenAPI document generated from the handlers at
-//! `/api/openapi.json`. Handlers are thin: they parse, call the store or
-//! the command layer, and shape JSON.
+//! `/api/openapi.json`. Handlers are thin: they parse, call the
+//! application layer ([`crate::app::App`]), and shape JSON.
 
 mod auth;
 mod cache;
@@ -27,8 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ErrorBody};
 
-use crate::settings::Settings;
-use crate::store::Store;
+use crate::app::App;
 
 /// How the server behaves (beyond [`Settings`]).
 #[derive(Debug, Clone)]
@@ -57,25 +56,23 @@ impl Default for ApiConfig {
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
-    pub settings: Arc<Settings>,
+    /// The application layer: the store, the settings and the intake.
+    pub app: App,
     pub config: Arc<ApiConfig>,
     /// Becomes true when the server shuts down: long responses (a followed
     /// log) end, so graceful shutdown does not wait for a job to finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,
-    /// Rules and mappings for `POST /api/v1/messages` (none: 503).
-    pub intake: Option<Arc<crate::intake::enqueue::Intake>>,
 }
 
 impl AppState {
-    pub fn new(store: Store, settings: Settings, config: ApiConfig) -> (AppState, Stopper) {
+    /// The state of a server over `app` (whose intake, if any, takes
+    /// `POST /api/v1/messages`; none: 503).
+    pub fn new(app: App, config: ApiConfig) -> (AppState, Stopper) {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let state = AppState {
-            store,
-            settings: Arc::new(settings),
+            app,
             config: Arc::new(config),
             stopping: rx,
-            intake: None,
         };
         (state, Stopper(tx))
     }
@@ -161,7 +158,7 @@ pub fn router(state: AppState) -> Router {
     let (r, _) = parts();
     let doc = openapi_json();
     let max_body = state.config.max_body_bytes;
-    let git = cache::git_routes(crate::cache::Cache::new(&state.settings.data_dir));
+    let git = cache::git_routes(crate::cache::Cache::new(&state.app.settings().data_dir));
     r.merge(jobs::artifact_routes())
         .route(
             "/api/openapi.json",

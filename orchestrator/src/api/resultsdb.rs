@@ -421,7 +421,7 @@ async fn list_results(
     let pairs = params::pairs(q.as_deref())?;
     let filter = params::result_filter(&pairs)?;
     let page = params::page(&pairs)?;
-    let (rows, more) = st.store.list_results(&filter, page).await?;
+    let (rows, more) = st.app.store().list_results(&filter, page).await?;
     let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
     Ok(paged(
         &base,
@@ -452,7 +452,7 @@ async fn create_result(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     let new = new_result(&body)?;
-    let row = st.store.create_result(&new).await?;
+    let row = st.app.store().create_result(&new).await?;
     Ok((StatusCode::CREATED, Json(result_json(&base, row))))
 }
 
@@ -476,7 +476,7 @@ async fn latest_results(
 ) -> Result<impl IntoResponse, ApiError> {
     let pairs = params::pairs(q.as_deref())?;
     let filter = params::result_filter(&pairs)?;
-    let rows = st.store.latest_results(&filter).await?;
+    let rows = st.app.store().latest_results(&filter).await?;
     let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
     Ok(Json(LatestResults { data }))
 }
@@ -494,7 +494,7 @@ async fn get_result(
 ) -> Result<impl IntoResponse, ApiError> {
     let not_found = || ApiError::not_found(format!("result `{id}` not found"));
     let n: i64 = id.parse().map_err(|_| not_found())?;
-    let row = st.store.get_result(n).await?.ok_or_else(not_found)?;
+    let row = st.app.store().get_result(n).await?.ok_or_else(not_found)?;
     Ok(Json(result_json(&base, row)))
 }
 
@@ -517,7 +517,7 @@ async fn list_testcases(
     let pairs = params::pairs(q.as_deref())?;
     let page = params::page(&pairs)?;
     let (names, like) = name_filters(&pairs, "name")?;
-    let (rows, more) = st.store.list_testcases(&names, &like, page).await?;
+    let (rows, more) = st.app.store().list_testcases(&names, &like, page).await?;
     let data: Vec<TestcaseJson> = rows.iter().map(|t| testcase_json(&base, t)).collect();
     Ok(paged(
         &base,
@@ -568,7 +568,7 @@ async fn create_testcase(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     let tc = testcase_of(Some(&body))?;
-    let tc = st.store.put_testcase(&tc).await?;
+    let tc = st.app.store().put_testcase(&tc).await?;
     Ok((StatusCode::CREATED, Json(testcase_json(&base, &tc))))
 }
 
@@ -584,7 +584,8 @@ async fn get_testcase(
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let tc = st
-        .store
+        .app
+        .store()
         .get_testcase(&name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("testcase `{name}` not found")))?;
@@ -624,7 +625,11 @@ async fn list_groups(
             _ => return Err(bad("bad_filter", format!("unknown filter `{k}`"))),
         }
     }
-    let (rows, more) = st.store.list_groups(&uuids, like.as_deref(), page).await?;
+    let (rows, more) = st
+        .app
+        .store()
+        .list_groups(&uuids, like.as_deref(), page)
+        .await?;
     let data: Vec<GroupJson> = rows.iter().map(|g| group_json(&base, g)).collect();
     Ok(paged(
         &base,
@@ -670,7 +675,7 @@ async fn create_group(
         },
         other => other,
     })?;
-    let g = st.store.put_group(&g).await?;
+    let g = st.app.store().put_group(&g).await?;
     Ok((StatusCode::CREATED, Json(group_json(&base, &g))))
 }
 
@@ -686,7 +691,8 @@ async fn get_group(
     Path(uuid): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let g = st
-        .store
+        .app
+        .store()
         .get_group(&uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("group `{uuid}` not found")))?;
@@ -714,14 +720,10 @@ async fn group_results(
     Path(uuid): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    if st.store.get_group(&uuid).await?.is_none() {
-        return Err(ApiError::not_found(format!("group `{uuid}` not found")));
-    }
     let pairs = params::pairs(q.as_deref())?;
-    let mut filter = params::result_filter(&pairs)?;
-    filter.groups = vec![uuid.clone()];
+    let filter = params::result_filter(&pairs)?;
     let page = params::page(&pairs)?;
-    let (rows, more) = st.store.list_results(&filter, page).await?;
+    let (rows, more) = st.app.group_results(&uuid, filter, page).await?;
     let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
     Ok(paged(
         &base,
@@ -738,7 +740,7 @@ async fn group_results(
     responses((status = 200, body = Health), (status = 503, body = ErrorBody))
 )]
 async fn healthcheck(State(st): State<AppState>) -> Result<Json<Health>, ApiError> {
-    match st.store.ping().await {
+    match st.app.store().ping().await {
         Ok(()) => Ok(Json(Health {
             message: "Health check OK".into(),
         })),

@@ -49,7 +49,7 @@ pub struct HostsList {
     responses((status = 200, body = ImagesList), (status = 500, body = ErrorBody))
 )]
 async fn list_images(State(st): State<AppState>, _r: Reader) -> Result<Json<ImagesList>, ApiError> {
-    let root = st.settings.images_dir.clone();
+    let root = st.app.settings().images_dir.clone();
     let list = tokio::task::spawn_blocking(move || {
         if !root.exists() {
             return Ok(Vec::new());
@@ -84,8 +84,8 @@ async fn list_hosts(State(st): State<AppState>, _r: Reader) -> Json<HostsList> {
         data: vec![HostJson {
             name,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            libvirt_uri: st.settings.libvirt_uri.clone(),
-            accel: match st.settings.accel {
+            libvirt_uri: st.app.settings().libvirt_uri.clone(),
+            accel: match st.app.settings().accel {
                 crate::vm::Accel::Auto => "auto",
                 crate::vm::Accel::Kvm => "kvm",
                 crate::vm::Accel::Tcg => "tcg",

@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use crate::rules::{JobRequest, Mappings, Message, Rules, RulesError};
+use crate::rules::{JobRequest, Mappings, Message, Rules};
 use crate::store::{Enqueued, NewQueuedJob, QueuedMessage, Store, StoreError};
+use crate::yaml::FileError;
 
 use super::jobs_csv::Recorder;
 
@@ -140,7 +141,7 @@ impl Intake {
     /// Reads the rules file again. On success the new rules replace the
     /// old ones at once (returns how many rules are now in force); on
     /// error nothing changes: the service keeps its last good rules.
-    pub fn reload(&self) -> Result<usize, RulesError> {
+    pub fn reload(&self) -> Result<usize, FileError> {
         let Some(path) = &self.rules_path else {
             return Ok(self.rules().len());
         };

@@ -27,6 +27,7 @@ use super::message::Message;
 use super::query::Query;
 use super::template::Template;
 use super::topic::TopicPattern;
+use crate::yaml::FileError;
 
 /// The mappings shipped with Ferrotron (`orchestrator/rules/mappings.yaml`),
 /// used when no other file is given.
@@ -150,23 +151,6 @@ impl<'de> Deserialize<'de> for FieldName {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum MappingsError {
-    #[error("{path}: cannot read mappings")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: {key}: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        key: String,
-        message: String,
-    },
-}
-
 /// What the mappings made of one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Extracted {
@@ -180,28 +164,19 @@ pub struct Extracted {
 
 impl Mappings {
     /// Reads and validates a mappings file.
-    pub fn load(path: &Path) -> Result<Mappings, MappingsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| MappingsError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    pub fn load(path: &Path) -> Result<Mappings, FileError> {
+        let text = crate::yaml::read("mappings", path)?;
         Self::parse(path, &text)
     }
 
     /// The built-in mappings.
-    pub fn builtin() -> Result<Mappings, MappingsError> {
+    pub fn builtin() -> Result<Mappings, FileError> {
         Self::parse(Path::new("(built-in mappings)"), BUILTIN_MAPPINGS)
     }
 
     /// Validates mappings text; `path` is used in messages only.
-    pub fn parse(path: &Path, text: &str) -> Result<Mappings, MappingsError> {
-        let mappings: Vec<Mapping> =
-            crate::yaml::from_str(text).map_err(|e| MappingsError::Invalid {
-                path: path.to_path_buf(),
-                line: e.line,
-                key: e.key,
-                message: e.message,
-            })?;
+    pub fn parse(path: &Path, text: &str) -> Result<Mappings, FileError> {
+        let mappings: Vec<Mapping> = crate::yaml::parse_file(path, text)?;
         Ok(Mappings {
             source: path.to_path_buf(),
             mappings,
@@ -250,7 +225,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(text: &str) -> Result<Mappings, MappingsError> {
+    fn parse(text: &str) -> Result<Mappings, FileError> {
         Mappings::parse(Path::new("m.yaml"), text)
     }
 

@@ -16,8 +16,8 @@ pub mod ruleset;
 pub mod template;
 pub mod topic;
 
-pub use extract::{Extracted, Mappings, MappingsError};
+pub use extract::{Extracted, Mappings};
 pub use jobs::{Evaluation, JobRequest, Skipped};
 pub use message::{Message, MessageError};
 pub use query::Query;
-pub use ruleset::{Rules, RulesError};
+pub use ruleset::Rules;

@@ -31,6 +31,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::yaml::FileError;
+
 use super::extract::Mappings;
 use super::jobs::{Evaluation, JobRequest, Skipped};
 use super::message::Message;
@@ -164,44 +166,18 @@ impl<'de> Deserialize<'de> for Word {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RulesError {
-    #[error("{path}: cannot read rules")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: {key}: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        key: String,
-        message: String,
-    },
-}
-
 impl Rules {
     /// Reads and validates a rules file. Builds a new value only: a service
     /// keeps its current rules when this fails.
-    pub fn load(path: &Path) -> Result<Rules, RulesError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    pub fn load(path: &Path) -> Result<Rules, FileError> {
+        let text = crate::yaml::read("rules", path)?;
         Self::parse(path, &text)
     }
 
     /// Validates rules text; `path` names the file in messages and anchors
     /// relative local repositories.
-    pub fn parse(path: &Path, text: &str) -> Result<Rules, RulesError> {
-        let mut rules: Vec<Rule> =
-            crate::yaml::from_str(text).map_err(|e| RulesError::Invalid {
-                path: path.to_path_buf(),
-                line: e.line,
-                key: e.key,
-                message: e.message,
-            })?;
+    pub fn parse(path: &Path, text: &str) -> Result<Rules, FileError> {
+        let mut rules: Vec<Rule> = crate::yaml::parse_file(path, text)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for (i, rule) in rules.iter_mut().enumerate() {
             for (j, action) in rule.actions.0.iter_mut().enumerate() {
@@ -213,7 +189,7 @@ impl Rules {
                         *r = anchor(base, r);
                     }
                     if task.repo.is_none() && action.repo.is_none() {
-                        return Err(RulesError::Invalid {
+                        return Err(FileError::Invalid {
                             path: path.to_path_buf(),
                             line: tasks_line(text, i, j),
                             key: format!("[{i}].do[{j}].tasks[{k}]"),
@@ -450,7 +426,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(text: &str) -> Result<Rules, RulesError> {
+    fn parse(text: &str) -> Result<Rules, FileError> {
         Rules::parse(Path::new("/etc/ferrotron/rules.yml"), text)
     }
 

@@ -119,6 +119,16 @@ impl RunError {
         }
     }
 
+    /// The same as [`ExitStatus`](crate::exit::ExitStatus), for the CLI.
+    pub fn exit_status(&self) -> crate::exit::ExitStatus {
+        match self {
+            RunError::Formula(_) | RunError::BadInput(_) => crate::exit::ExitStatus::BadInput,
+            RunError::Infra { .. } | RunError::Cancelled(_) => {
+                crate::exit::ExitStatus::Infrastructure
+            }
+        }
+    }
+
     fn infra(phase: &'static str, e: impl std::error::Error + 'static) -> RunError {
         RunError::Infra {
             phase,

@@ -1,13 +1,17 @@
 //! `ferrotron serve`, `ferrotron token ...` and the hidden `ferrotron
 //! store ...`: argument parsing and printing; the work is in
-//! `ferrotron::commands`.
+//! `ferrotron::app`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use ferrotron::api::ApiConfig;
+use ferrotron::app::App;
+use ferrotron::exit::ExitStatus;
 use ferrotron::settings::Settings;
+
+use super::{with_app, CmdResult, Failure};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -68,10 +72,10 @@ pub struct ServeArgs {
     #[arg(long = "amqp-binding")]
     amqp_bindings: Vec<String>,
     /// Sync every repository of the git cache this often (0: never).
-    #[arg(long, default_value = "15m", value_parser = crate::parse_duration)]
+    #[arg(long, default_value = "15m", value_parser = super::parse_duration)]
     cache_sync_every: std::time::Duration,
     /// Check (and repair) every mirror of the git cache this often (0: never).
-    #[arg(long, default_value = "1d", value_parser = crate::parse_duration)]
+    #[arg(long, default_value = "1d", value_parser = super::parse_duration)]
     cache_fsck_every: std::time::Duration,
     /// Append every job the intake stores to this CSV file (for
     /// `ferrotron jobs replay` on another installation).
@@ -126,10 +130,10 @@ async fn shutdown_signal() {
     }
 }
 
-pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
+pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
     if args.print_openapi {
         print!("{}", ferrotron::api::openapi_json());
-        return 0;
+        return Ok(ExitStatus::Passed);
     }
     let config = ApiConfig {
         require_token_for_reads: args.require_token_for_reads,
@@ -138,18 +142,15 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
         max_artifact_bytes: args.max_artifact_bytes,
     };
     let intake = match &args.rules {
-        Some(path) => {
-            match crate::queue_cmd::load_intake(path, args.mappings.as_deref(), args.max_attempts) {
-                Ok(i) => Some(
-                    i.with_images(settings.images_dir.clone()).with_recorder(
-                        args.record_csv
-                            .clone()
-                            .map(ferrotron::intake::jobs_csv::Recorder::new),
-                    ),
+        Some(path) => Some(
+            super::queue::load_intake(path, args.mappings.as_deref(), args.max_attempts)?
+                .with_images(settings.images_dir.clone())
+                .with_recorder(
+                    args.record_csv
+                        .clone()
+                        .map(ferrotron::intake::jobs_csv::Recorder::new),
                 ),
-                Err(code) => return code,
-            }
-        }
+        ),
         None => None,
     };
     let scheduler = (!args.no_scheduler).then(|| {
@@ -163,7 +164,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
     });
     if scheduler.is_some() {
         // VMs of a previous run that died (kill -9) go before new ones start.
-        match ferrotron::commands::reap(&settings) {
+        match ferrotron::app::reap(&settings) {
             Ok(r) if !r.domains.is_empty() || !r.folders.is_empty() => eprintln!(
                 "ferrotron: removed {} leftover domain(s) and {} folder(s)",
                 r.domains.len(),
@@ -174,14 +175,14 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
             // errors (and be retried) until libvirt answers.
             Err(e) => eprintln!(
                 "ferrotron: warning: cannot look for leftover VMs: {}",
-                ferrotron::util::full(&e)
+                super::error::chain(&e)
             ),
         }
     }
     let amqp = args.amqp_url.as_deref().map(|url| {
         ferrotron::intake::amqp::AmqpConfig::new(url, &args.amqp_queue, args.amqp_bindings.clone())
     });
-    let service = ferrotron::commands::ServiceConfig {
+    let service = ferrotron::app::ServiceConfig {
         intake,
         scheduler,
         amqp,
@@ -190,89 +191,48 @@ pub fn serve(settings: Settings, args: ServeArgs) -> i32 {
             fsck_every: Some(args.cache_fsck_every),
         },
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return crate::fail(3, &e),
-    };
-    match rt.block_on(ferrotron::commands::serve(
+    let rt = runtime().map_err(Failure::infra)?;
+    rt.block_on(ferrotron::app::serve(
         settings,
         config,
         args.listen,
         service,
         shutdown_signal(),
-    )) {
-        Ok(()) => 0,
-        Err(e) => crate::fail(3, &e),
-    }
+    ))
+    .map_err(Failure::infra)?;
+    Ok(ExitStatus::Passed)
 }
 
-pub fn token(settings: &Settings, cmd: TokenCommand) -> i32 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return crate::fail(3, &e),
-    };
-    let bad_input = |e: &ferrotron::commands::TokenError| match e {
-        ferrotron::commands::TokenError::BadName(_)
-        | ferrotron::commands::TokenError::Store(
-            ferrotron::store::StoreError::Conflict(_)
-            | ferrotron::store::StoreError::NotFound { .. },
-        ) => 2,
-        _ => 3,
-    };
+pub fn token(settings: &Settings, cmd: TokenCommand) -> CmdResult {
     match cmd {
         TokenCommand::Create { name } => {
-            match rt.block_on(ferrotron::commands::token_create(settings, &name)) {
-                Ok(secret) => {
-                    println!("{secret}");
-                    eprintln!("ferrotron: token `{name}` created; it is shown only now");
-                    0
-                }
-                Err(e) => crate::fail(bad_input(&e), &e),
+            let secret = with_app(settings, async |app: &App| app.create_token(&name).await)??;
+            println!("{secret}");
+            eprintln!("ferrotron: token `{name}` created; it is shown only now");
+        }
+        TokenCommand::List => {
+            for t in with_app(settings, async |app: &App| app.list_tokens().await)?? {
+                println!(
+                    "{}\tcreated {}",
+                    t.name,
+                    ferrotron::store::format_time(t.created_at)
+                );
             }
         }
-        TokenCommand::List => match rt.block_on(ferrotron::commands::token_list(settings)) {
-            Ok(list) => {
-                for t in list {
-                    println!(
-                        "{}\tcreated {}",
-                        t.name,
-                        ferrotron::store::format_time(t.created_at)
-                    );
-                }
-                0
-            }
-            Err(e) => crate::fail(bad_input(&e), &e),
-        },
         TokenCommand::Revoke { name } => {
-            match rt.block_on(ferrotron::commands::token_revoke(settings, &name)) {
-                Ok(()) => {
-                    println!("revoked {name}");
-                    0
-                }
-                Err(e) => crate::fail(bad_input(&e), &e),
-            }
+            with_app(settings, async |app: &App| app.revoke_token(&name).await)??;
+            println!("revoked {name}");
         }
     }
+    Ok(ExitStatus::Passed)
 }
 
-pub fn store(settings: &Settings, cmd: StoreCommand) -> i32 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return crate::fail(3, &e),
-    };
-    let r = rt.block_on(async {
-        let store = ferrotron::commands::open_store(settings).await?;
-        let r = match cmd {
-            StoreCommand::Migrate => Ok(()),
-            StoreCommand::Seed { results } => {
-                ferrotron::commands::seed_results(&store, results).await
-            }
-        };
-        store.close().await;
-        r
-    });
-    match r {
-        Ok(()) => 0,
-        Err(e) => crate::fail(3, &e),
-    }
+/// `store migrate` only opens the store (which migrates it).
+pub fn store(settings: &Settings, cmd: StoreCommand) -> CmdResult {
+    with_app(settings, async |app: &App| match cmd {
+        StoreCommand::Migrate => Ok(()),
+        StoreCommand::Seed { results } => app.seed_results(results).await,
+    })?
+    .map_err(Failure::infra)?;
+    Ok(ExitStatus::Passed)
 }

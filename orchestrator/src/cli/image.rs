@@ -4,8 +4,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Subcommand;
+use ferrotron::exit::ExitStatus;
 use ferrotron::settings::Settings;
 use ferrotron_imagebuilder::{BuildEvent, BuildOptions, ImageStore, Recipe};
+
+use super::{CmdResult, Failure};
 
 #[derive(Subcommand)]
 pub enum ImageCommand {
@@ -34,7 +37,7 @@ pub enum ImageCommand {
     Verify { reference: String },
 }
 
-pub fn main(settings: &Settings, cmd: ImageCommand) -> i32 {
+pub fn main(settings: &Settings, cmd: ImageCommand) -> CmdResult {
     let store = ImageStore::new(settings.images_dir.clone());
     match cmd {
         ImageCommand::Build {
@@ -42,49 +45,47 @@ pub fn main(settings: &Settings, cmd: ImageCommand) -> i32 {
             if_changed,
             recipe,
         } => build(&store, &agent, if_changed, &recipe),
-        ImageCommand::List => match store.list() {
-            Ok(images) if images.is_empty() => {
+        ImageCommand::List => {
+            let images = store.list().map_err(Failure::infra)?;
+            if images.is_empty() {
                 eprintln!(
                     "no images in {} (build one: ferrotron image build images/tiny.yaml)",
                     store.root().display()
                 );
-                0
+                return Ok(ExitStatus::Passed);
             }
-            Ok(images) => {
+            println!(
+                "{:<12} {:<18} {:<22} {:>10}",
+                "NAME", "VERSION", "CREATED", "SIZE"
+            );
+            for i in images {
                 println!(
-                    "{:<12} {:<18} {:<22} {:>10}",
-                    "NAME", "VERSION", "CREATED", "SIZE"
+                    "{:<12} {:<18} {:<22} {:>7.1} MiB",
+                    i.name,
+                    i.version,
+                    i.created,
+                    i.size_bytes as f64 / 1048576.0
                 );
-                for i in images {
-                    println!(
-                        "{:<12} {:<18} {:<22} {:>7.1} MiB",
-                        i.name,
-                        i.version,
-                        i.created,
-                        i.size_bytes as f64 / 1048576.0
-                    );
-                }
-                0
             }
-            Err(e) => fail(3, &e),
-        },
-        ImageCommand::Prune { keep, name } => match store.prune(name.as_deref(), keep) {
-            Ok(removed) => {
-                for i in &removed {
-                    println!("removed {}:{}", i.name, i.version);
-                }
-                println!("{} version(s) removed", removed.len());
-                0
+            Ok(ExitStatus::Passed)
+        }
+        ImageCommand::Prune { keep, name } => {
+            let removed = store.prune(name.as_deref(), keep).map_err(Failure::infra)?;
+            for i in &removed {
+                println!("removed {}:{}", i.name, i.version);
             }
-            Err(e) => fail(3, &e),
-        },
-        ImageCommand::Verify { reference } => match store.verify(&reference) {
-            Ok(r) => {
-                println!("{}: all files match the manifest", r.reference());
-                0
-            }
-            Err(e) => fail(1, &e),
-        },
+            println!("{} version(s) removed", removed.len());
+            Ok(ExitStatus::Passed)
+        }
+        // A file that no longer matches is a failed check, not an error of
+        // the command.
+        ImageCommand::Verify { reference } => {
+            let r = store
+                .verify(&reference)
+                .map_err(|e| Failure::new(ExitStatus::TaskFailed, e))?;
+            println!("{}: all files match the manifest", r.reference());
+            Ok(ExitStatus::Passed)
+        }
     }
 }
 
@@ -93,17 +94,13 @@ fn build(
     agent: &std::path::Path,
     if_changed: bool,
     recipe_path: &std::path::Path,
-) -> i32 {
-    let recipe = match Recipe::load(recipe_path) {
-        Ok(r) => r,
-        Err(e) => return fail(2, &e),
-    };
+) -> CmdResult {
+    let recipe = Recipe::load(recipe_path).map_err(|e| Failure::new(ExitStatus::BadInput, e))?;
     if !agent.is_file() {
-        eprintln!(
-            "ferrotron: error: guest agent {} does not exist (build it: make agent)",
+        return Err(Failure::bad_input(format!(
+            "guest agent {} does not exist (build it: make agent)",
             agent.display()
-        );
-        return 2;
+        )));
     }
     if if_changed {
         if let Ok(current) = store.resolve(&recipe.name) {
@@ -119,7 +116,7 @@ fn build(
                     current.reference(),
                     recipe_path.display()
                 );
-                return 0;
+                return Ok(ExitStatus::Passed);
             }
         }
     }
@@ -146,20 +143,13 @@ fn build(
             );
         }
     };
-    match store.build(
-        recipe_path,
-        &BuildOptions::new(agent.to_path_buf()),
-        &mut progress,
-    ) {
-        Ok(built) => {
-            println!("{}:{}", built.manifest.name, built.manifest.version);
-            0
-        }
-        Err(e) => fail(3, &e),
-    }
-}
-
-fn fail(code: i32, e: &(dyn std::error::Error + 'static)) -> i32 {
-    eprintln!("ferrotron: error: {}", ferrotron::util::full(e));
-    code
+    let built = store
+        .build(
+            recipe_path,
+            &BuildOptions::new(agent.to_path_buf()),
+            &mut progress,
+        )
+        .map_err(Failure::infra)?;
+    println!("{}:{}", built.manifest.name, built.manifest.version);
+    Ok(ExitStatus::Passed)
 }

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use ferrotron::exit::ExitStatus;
 use ferrotron::rules::{Evaluation, Mappings, Message, Rules};
+
+use super::{print_error, CmdResult, Failure};
 
 #[derive(Subcommand)]
 pub enum RulesCommand {
@@ -31,10 +34,10 @@ pub enum RulesCommand {
     },
 }
 
-/// Runs the command; returns the exit status (0 fine, 2 bad input).
-pub fn main(cmd: RulesCommand) -> i32 {
+/// Runs the command (exit status 0 fine, 2 bad input).
+pub fn main(cmd: RulesCommand) -> CmdResult {
     match cmd {
-        RulesCommand::Check { mappings, files } => check(mappings.as_deref(), &files),
+        RulesCommand::Check { mappings, files } => Ok(check(mappings.as_deref(), &files)),
         RulesCommand::Test {
             mappings,
             json,
@@ -44,25 +47,22 @@ pub fn main(cmd: RulesCommand) -> i32 {
     }
 }
 
-fn error(e: &(dyn std::error::Error + 'static)) {
-    eprintln!("ferrotron: error: {}", ferrotron::util::full(e));
-}
-
-fn load_mappings(path: Option<&Path>) -> Result<Mappings, ferrotron::rules::MappingsError> {
+fn load_mappings(path: Option<&Path>) -> Result<Mappings, ferrotron::yaml::FileError> {
     match path {
         Some(p) => Mappings::load(p),
         None => Mappings::builtin(),
     }
 }
 
-fn check(mappings: Option<&Path>, files: &[PathBuf]) -> i32 {
-    let mut bad = 0;
+/// One line per file; every bad file is reported, not only the first.
+fn check(mappings: Option<&Path>, files: &[PathBuf]) -> ExitStatus {
+    let mut status = ExitStatus::Passed;
     if let Some(p) = mappings {
         match Mappings::load(p) {
             Ok(m) => println!("{}: ok ({} mapping(s))", p.display(), m.len()),
             Err(e) => {
-                bad += 1;
-                error(&e);
+                status = ExitStatus::BadInput;
+                print_error(&e);
             }
         }
     }
@@ -75,63 +75,31 @@ fn check(mappings: Option<&Path>, files: &[PathBuf]) -> i32 {
                 r.task_count()
             ),
             Err(e) => {
-                bad += 1;
-                error(&e);
+                status = ExitStatus::BadInput;
+                print_error(&e);
             }
         }
     }
-    if bad > 0 {
-        2
-    } else {
-        0
-    }
+    status
 }
 
-fn test(mappings: Option<&Path>, json: bool, rules: &Path, message: &Path) -> i32 {
-    let mappings = match load_mappings(mappings) {
-        Ok(m) => m,
-        Err(e) => {
-            error(&e);
-            return 2;
-        }
-    };
-    let rules = match Rules::load(rules) {
-        Ok(r) => r,
-        Err(e) => {
-            error(&e);
-            return 2;
-        }
-    };
-    let text = match std::fs::read_to_string(message) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!(
-                "ferrotron: error: {}: cannot read message: {e}",
-                message.display()
-            );
-            return 2;
-        }
-    };
-    let msg = match Message::from_json(&text) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("ferrotron: error: {}: {}", message.display(), e);
-            return 2;
-        }
-    };
+fn test(mappings: Option<&Path>, json: bool, rules: &Path, message: &Path) -> CmdResult {
+    let mappings = load_mappings(mappings)?;
+    let rules = Rules::load(rules)?;
+    let text = std::fs::read_to_string(message).map_err(|e| {
+        Failure::bad_input(format!("{}: cannot read message: {e}", message.display()))
+    })?;
+    let msg = Message::from_json(&text)
+        .map_err(|e| Failure::bad_input(format!("{}: {}", message.display(), e)))?;
     let ev = rules.evaluate(&mappings, &msg);
     if json {
-        match serde_json::to_string_pretty(&ev) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                error(&e);
-                return 2;
-            }
-        }
+        let s =
+            serde_json::to_string_pretty(&ev).map_err(|e| Failure::new(ExitStatus::BadInput, e))?;
+        println!("{s}");
     } else {
         print!("{}", table(&ev));
     }
-    0
+    Ok(ExitStatus::Passed)
 }
 
 /// The human view: fields, then one line per job, then skipped tasks.

@@ -1,0 +1,115 @@
+//! `ferrotron serve`: the HTTP API, the scheduler, the AMQP intake and the
+//! git cache's upkeep around one [`App`].
+
+use std::sync::Arc;
+
+use super::App;
+use crate::settings::Settings;
+use crate::store::StoreError;
+
+/// What `ferrotron serve` runs besides the HTTP API.
+pub struct ServiceConfig {
+    /// Rules for message intake (HTTP and AMQP); none: no intake.
+    pub intake: Option<crate::intake::enqueue::Intake>,
+    /// The scheduler (none: this server only records).
+    pub scheduler: Option<crate::scheduler::SchedulerConfig>,
+    /// Consume messages from RabbitMQ.
+    pub amqp: Option<crate::intake::amqp::AmqpConfig>,
+    /// Periodic sync and fsck of the git cache.
+    pub cache_upkeep: crate::cache::maintain::Upkeep,
+}
+
+/// Serves the HTTP API, the scheduler and the AMQP intake until
+/// `shutdown` resolves; then running jobs are stopped and requeued.
+pub async fn serve(
+    settings: Settings,
+    config: crate::api::ApiConfig,
+    listen: std::net::SocketAddr,
+    service: ServiceConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeCommandError> {
+    let cache = crate::cache::Cache::new(&settings.data_dir);
+    let intake = service.intake.map(|mut i| {
+        i.cache = Some(cache.clone());
+        Arc::new(i)
+    });
+    let app = App::open(&settings).await?.with_intake(intake.clone());
+    let (state, stopper) = crate::api::AppState::new(app.clone(), config);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(cfg) = service.scheduler {
+        tasks.spawn(crate::scheduler::run(
+            app.store().clone(),
+            app.settings_arc().clone(),
+            cfg,
+            stop_rx.clone(),
+        ));
+    }
+    tasks.spawn(crate::cache::maintain::run(
+        cache.clone(),
+        service.cache_upkeep,
+        stop_rx.clone(),
+    ));
+    if let Some(intake) = intake.clone() {
+        // SIGHUP reloads the rules; a bad file leaves the last good rules.
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                tracing::warn!("cannot listen for SIGHUP: rules reload disabled");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => {}
+                    _ = stop.changed() => return,
+                }
+                match intake.reload() {
+                    Ok(n) => tracing::info!("rules reloaded: {n} rule(s) in force"),
+                    Err(e) => tracing::error!(
+                        "rules reload failed, keeping the previous rules: {}",
+                        crate::util::full(&e)
+                    ),
+                }
+            }
+        });
+    }
+    if let (Some(cfg), true) = (service.amqp, intake.is_some()) {
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let handler = move |msg: crate::rules::Message| {
+                let app = app.clone();
+                async move {
+                    let r = app
+                        .trigger(&msg)
+                        .await
+                        .map_err(|e| crate::intake::HandleError::Retry(crate::util::full(&e)))?;
+                    tracing::info!(
+                        "amqp message {:?} ({}): {} job(s){}",
+                        msg.id,
+                        msg.topic,
+                        r.jobs.len(),
+                        if r.duplicate { ", a duplicate" } else { "" }
+                    );
+                    Ok(())
+                }
+            };
+            crate::intake::amqp::run(cfg, handler, stop, |s| tracing::info!("{s}")).await;
+        });
+    }
+    let r = crate::api::serve(state, stopper, listen, shutdown).await;
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    app.close().await;
+    Ok(r?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeCommandError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Serve(#[from] crate::api::ServeError),
+}

@@ -1,0 +1,269 @@
+//! `ferrotron`: the command line. Each subcommand's module parses its
+//! arguments, calls the application layer (`ferrotron::app`) and renders the
+//! answer. Errors are printed once, with their causes, here in [`main`];
+//! their [`ExitStatus`] (0 passed, 1 a task result failed, 2 bad input, 3
+//! infrastructure error) becomes the process's exit code here too.
+
+mod cache;
+mod error;
+mod formula;
+mod image;
+mod queue;
+mod rules;
+mod run;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ferrotron::app::App;
+use ferrotron::exit::ExitStatus;
+use ferrotron::intake::enqueue::Intake;
+use ferrotron::settings::Settings;
+use ferrotron::vm::Accel;
+
+pub use error::{print_error, CmdResult, Failure};
+
+/// Runs `f` against the application layer, its store opened once for the
+/// command and closed after (a store that cannot open: exit status 3).
+pub fn with_app<T>(settings: &Settings, f: impl AsyncFnOnce(&App) -> T) -> Result<T, Failure> {
+    with_app_using(settings, None, f)
+}
+
+/// [`with_app`] with rules and mappings for `App::trigger`.
+pub fn with_app_using<T>(
+    settings: &Settings,
+    intake: Option<Arc<Intake>>,
+    f: impl AsyncFnOnce(&App) -> T,
+) -> Result<T, Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::infra)?;
+    rt.block_on(async {
+        let app = App::open(settings)
+            .await
+            .map_err(Failure::infra)?
+            .with_intake(intake);
+        let r = f(&app).await;
+        app.close().await;
+        Ok(r)
+    })
+}
+
+#[derive(Parser)]
+#[command(
+    name = "ferrotron",
+    version,
+    about = "Run tasks in disposable libvirt VMs"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// Data folder: jobs, VM overlays, images.
+    #[arg(long, global = true, env = "FERROTRON_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Image store (default: <data dir>/images).
+    #[arg(long, global = true, env = "FERROTRON_IMAGES_DIR")]
+    images_dir: Option<PathBuf>,
+    /// Warm-start templates (default: <data dir>/templates).
+    #[arg(long, global = true, env = "FERROTRON_TEMPLATES_DIR")]
+    templates_dir: Option<PathBuf>,
+    /// libvirt connection URI.
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_LIBVIRT_URI",
+        default_value = "qemu:///system"
+    )]
+    libvirt_uri: String,
+    /// VM acceleration: kvm, tcg or auto (tries KVM once, remembers).
+    #[arg(long, global = true, env = "FERROTRON_ACCEL", default_value = "auto")]
+    accel: Accel,
+    /// Guest agent uploaded when the image's copy differs.
+    #[arg(long, global = true, env = "FERROTRON_AGENT")]
+    agent: Option<PathBuf>,
+    /// How guests reach the git cache: tunnel (over SSH, default) or direct.
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_CACHE_ACCESS",
+        default_value = "tunnel"
+    )]
+    cache_access: ferrotron::cache::checkout::CacheAccess,
+    /// The git cache's URL as guests see it (for --cache-access direct).
+    #[arg(long, global = true, env = "FERROTRON_CACHE_URL")]
+    cache_url: Option<String>,
+    /// Results store: postgres://... for PostgreSQL, else a SQLite URL
+    /// (default: sqlite://<data dir>/ferrotron.db).
+    #[arg(long, global = true, env = "FERROTRON_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Seconds one read or write on a git origin's connection may wait
+    /// (connecting: at most 10); a silent origin then fails the sync.
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_GIT_TIMEOUT",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    git_timeout: u64,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a task formula against an item.
+    Run(Box<run::RunArgs>),
+    /// Build, list and prune base images.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Destroy VMs and overlays left by orchestrators that died.
+    Cleanup,
+    /// The git cache of task repositories.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
+    /// Work with task formulas.
+    #[command(subcommand)]
+    Formula(formula::FormulaCommand),
+    /// Check trigger rules and see which jobs a message would create.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
+    /// Serve the HTTP API (ResultsDB v2.0 and Ferrotron's jobs API).
+    Serve(serve::ServeArgs),
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
+    /// Stop (idle) or resume starting jobs on this installation.
+    #[command(subcommand)]
+    Host(queue::HostCommand),
+    /// Queue one job directly (no rules).
+    Submit(queue::SubmitArgs),
+    /// Put a message through the rules into the job queue.
+    Trigger(queue::TriggerArgs),
+    /// Move queued jobs between installations as CSV files.
+    #[command(subcommand)]
+    Jobs(queue::JobsCommand),
+    /// Maintenance of the results store.
+    #[command(subcommand, hide = true)]
+    Store(serve::StoreCommand),
+}
+
+/// A `--timeout`-style value that is not `N`, `Ns`, `Nm`, `Nh` or `Nd`.
+#[derive(Debug, thiserror::Error)]
+enum DurationError {
+    #[error("`{0}` is not a duration like 90s, 30m or 2h")]
+    NotANumber(String),
+    #[error("`{0}`: unknown unit `{1}` (use s, m, h or d)")]
+    Unit(String, String),
+}
+
+fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| DurationError::NotANumber(s.to_string()))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(DurationError::Unit(s.to_string(), unit.to_string())),
+    };
+    Ok(Duration::from_secs(n * mult))
+}
+
+fn settings(g: &GlobalArgs) -> Settings {
+    let mut s = Settings::new(
+        g.data_dir
+            .clone()
+            .unwrap_or_else(Settings::default_data_dir),
+    );
+    if let Some(i) = &g.images_dir {
+        s.images_dir = i.clone();
+    }
+    if let Some(t) = &g.templates_dir {
+        s.templates_dir = t.clone();
+    }
+    s.libvirt_uri = g.libvirt_uri.clone();
+    s.accel = g.accel;
+    s.agent = g.agent.clone();
+    s.cache_access = g.cache_access;
+    s.cache_url = g.cache_url.clone();
+    s.database_url = g.database_url.clone();
+    s
+}
+
+/// Parses the command line, runs the command, prints its error (if any)
+/// and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // SAFETY: nothing has started a thread yet (argument parsing does not);
+    // libgit2's time-outs are set here once, before any git work.
+    #[allow(unsafe_code)]
+    unsafe {
+        ferrotron::cache::net::set_network_timeouts(std::time::Duration::from_secs(
+            cli.global.git_timeout,
+        ));
+    }
+    let filter = match cli.global.verbose {
+        0 => "warn",
+        1 => "ferrotron=debug,ferrotron_imagebuilder=debug,info",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERROTRON_LOG")
+                .unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let status = match dispatch(settings(&cli.global), cli.command) {
+        Ok(status) => status,
+        Err(failure) => {
+            print_error(&*failure.error);
+            failure.status
+        }
+    };
+    // The one place an exit status becomes the process's exit code.
+    ExitCode::from(status)
+}
+
+fn dispatch(settings: Settings, command: Command) -> CmdResult {
+    match command {
+        Command::Run(args) => run::run(settings, *args),
+        Command::Image(cmd) => image::main(&settings, cmd),
+        Command::Rules(cmd) => rules::main(cmd),
+        Command::Cache(cmd) => cache::main(&settings, cmd),
+        Command::Formula(cmd) => formula::main(cmd),
+        Command::Serve(args) => serve::serve(settings, args),
+        Command::Token(cmd) => serve::token(&settings, cmd),
+        Command::Store(cmd) => serve::store(&settings, cmd),
+        Command::Host(cmd) => queue::host(&settings, cmd),
+        Command::Submit(a) => queue::submit(&settings, a),
+        Command::Trigger(a) => queue::trigger(&settings, a),
+        Command::Jobs(cmd) => queue::jobs(&settings, cmd),
+        Command::Cleanup => {
+            let r = ferrotron::app::reap(&settings)?;
+            println!(
+                "removed {} domain(s), {} folder(s), {} warm-start template(s)",
+                r.domains.len(),
+                r.folders.len(),
+                r.templates.len()
+            );
+            Ok(ExitStatus::Passed)
+        }
+    }
+}
