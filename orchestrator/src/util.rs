@@ -39,6 +39,19 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// One URL path segment, percent-encoded (RFC 3986 unreserved kept).
+pub fn url_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Seconds with two decimals, for progress lines.
 pub fn secs(d: std::time::Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())

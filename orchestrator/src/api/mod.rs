@@ -228,15 +228,7 @@ pub async fn serve(
 
 /// One URL path segment, percent-encoded (testcase names have spaces).
 pub(crate) fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::util::url_segment(s)
 }
 
 /// A relative path, each segment percent-encoded.

@@ -178,22 +178,10 @@ pub fn encoded_path(rel: &str) -> Option<String> {
     Some(
         clean
             .split('/')
-            .map(encode_segment)
+            .map(crate::util::url_segment)
             .collect::<Vec<_>>()
             .join("/"),
     )
-}
-
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
