@@ -342,7 +342,8 @@ pub fn run(
             ));
         }
     }
-    let accel = accel::resolve(settings, &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
+    let accel =
+        accel::resolve(settings, &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
     let keys = KeyPair::generate(&job_dir, &format!("ferrotron-job-{job_id}"))
         .map_err(|e| RunError::infra("boot", e))?;
     let console_log = job_dir.join("console.log");

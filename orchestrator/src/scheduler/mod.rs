@@ -34,13 +34,13 @@ use tokio::task::JoinSet;
 
 use crate::cancel::Cancel;
 use crate::job::JobState;
+use crate::placement::{Capacity, Ledger, Limits, Needs};
 use crate::progress::{Progress, VM_PHASES};
 use crate::runner::{self, RunError, RunOutcome, RunRequest};
 use crate::settings::Settings;
 use crate::store::{
     now_micros, Artifact, ClaimedJob, HostRecord, JobRef, NewResult, Store, StoreError,
 };
-use crate::placement::{Capacity, Ledger, Limits, Needs};
 
 /// The flag (in the store) that stops every host from starting jobs
 /// (`ferrotron host idle --all`).
