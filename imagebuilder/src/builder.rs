@@ -272,6 +272,7 @@ fn write_initrd(
         "insmod",
         "poweroff",
         "usleep",
+        "sleep",
         "switch_root",
         "mkdir",
         "cat",

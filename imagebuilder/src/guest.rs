@@ -12,6 +12,31 @@ pub const GUEST_ADDR: &str = "10.0.2.15/24";
 /// Gateway on QEMU user networking.
 pub const GATEWAY: &str = "10.0.2.2";
 
+/// The start of the guest's fatal console line, `ferrotron: fatal: <reason>`:
+/// the guest cannot do its work (no network, no root disk, no agent), says
+/// so in this one line on the console and powers off [`FATAL_GRACE_SECS`]
+/// later. Nothing else follows it. See docs/images.md, "Console lines".
+pub const FATAL_PREFIX: &str = "ferrotron: fatal: ";
+/// The guest's last console line of a good boot: SSH listens.
+pub const READY_LINE: &str = "ferrotron: ready";
+/// Seconds a guest waits after its fatal line before it powers off, so that
+/// the host reads the line while the VM still runs (the host normally
+/// destroys it first).
+pub const FATAL_GRACE_SECS: u32 = 10;
+
+/// The shell function both guest scripts use to give up: one fatal line on
+/// the console, a grace period, power off. It never returns.
+fn fatal_function() -> String {
+    format!(
+        r#"fatal() {{
+	echo "{FATAL_PREFIX}$*" >/dev/console
+	sleep {FATAL_GRACE_SECS}
+	poweroff -f
+	exit 1
+}}"#
+    )
+}
+
 /// Directory where the initramfs keeps its modules.
 pub const INITRD_MODULE_DIR: &str = "lib/modules";
 
@@ -21,22 +46,18 @@ pub fn initrd_init(modules: &[String]) -> String {
     format!(
         r#"#!/bin/sh
 # Ferrotron initramfs: load the virtio drivers, mount the root disk, switch to it.
-# Any failure is reported on the console and powers the VM off.
+# Any failure is one fatal line on the console, then the VM powers off.
 export PATH=/bin
-fail() {{
-	echo "ferrotron-initrd: error: $*" >/dev/console
-	poweroff -f
-	exit 1
-}}
-mount -t proc proc /proc || fail "cannot mount /proc"
-mount -t sysfs sysfs /sys || fail "cannot mount /sys"
-mount -t devtmpfs devtmpfs /dev || fail "cannot mount devtmpfs on /dev"
+{fatal}
+mount -t proc proc /proc || fatal "initramfs: cannot mount /proc"
+mount -t sysfs sysfs /sys || fatal "initramfs: cannot mount /sys"
+mount -t devtmpfs devtmpfs /dev || fatal "initramfs: cannot mount devtmpfs on /dev"
 # Reading /dev/random makes the kernel start generating jitter entropy now, in
 # parallel with the rest of the boot: without a hardware RNG (TCG) the SSH host
 # key generation would otherwise wait about a second for the crng.
 head -c 1 /dev/random >/dev/null 2>&1 &
 for m in {list}; do
-	insmod /{INITRD_MODULE_DIR}/$m.ko || fail "cannot load kernel module $m"
+	insmod /{INITRD_MODULE_DIR}/$m.ko || fatal "initramfs: cannot load kernel module $m"
 done
 set -f
 root=/dev/vda
@@ -52,17 +73,18 @@ read -r up _ </proc/uptime
 deadline=$((${{up%.*}} + 10))
 while [ ! -b "$root" ]; do
 	read -r up _ </proc/uptime
-	[ "${{up%.*}}" -ge "$deadline" ] && fail "root disk $root did not appear within 10 s"
+	[ "${{up%.*}}" -ge "$deadline" ] && fatal "no root disk: $root did not appear within 10 s"
 	usleep 2000
 done
-mount -t "$fstype" -o rw "$root" /newroot || fail "cannot mount $root ($fstype) on /newroot"
-[ -x /newroot/sbin/init ] || fail "$root has no /sbin/init"
+mount -t "$fstype" -o rw "$root" /newroot || fatal "no root disk: cannot mount $root ($fstype)"
+[ -x /newroot/sbin/init ] || fatal "no root disk: $root has no /sbin/init"
 for d in dev proc sys; do
-	mount --move /$d /newroot/$d || fail "cannot move /$d to the root disk"
+	mount --move /$d /newroot/$d || fatal "initramfs: cannot move /$d to the root disk"
 done
 exec switch_root /newroot /sbin/init
-fail "switch_root failed"
-"#
+fatal "initramfs: switch_root failed"
+"#,
+        fatal = fatal_function()
     )
 }
 
@@ -71,9 +93,12 @@ pub fn boot_script() -> String {
     format!(
         r#"#!/bin/sh
 # Ferrotron guest boot script (run once by init). Every console line starts
-# with "ferrotron:" so the orchestrator can quote it. See docs/images.md.
+# with "ferrotron:" so the orchestrator can quote it; a guest that cannot
+# work (no network, no agent) says why in one fatal line and powers off.
+# See docs/images.md.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 say() {{ echo "ferrotron: $*" >/dev/console; }}
+{fatal}
 [ -e /proc/self ] || mount -t proc proc /proc || say "error: cannot mount /proc"
 [ -e /sys/class ] || mount -t sysfs sysfs /sys || say "error: cannot mount /sys"
 [ -d /dev/pts ] || mkdir /dev/pts
@@ -81,6 +106,8 @@ mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts || say "error: ca
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp || say "error: cannot mount /tmp"
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || say "error: cannot mount /run"
 read -r h </etc/hostname && echo "$h" >/proc/sys/kernel/hostname
+[ -f {AGENT_PATH} ] && [ -x {AGENT_PATH} ] ||
+	fatal "no agent: {AGENT_PATH} is missing or not executable"
 
 set -f
 key=
@@ -105,16 +132,17 @@ elif [ "$key" != wait ]; then
 fi
 
 ip link set lo up || say "error: cannot bring up lo"
+# The host reaches the guest only over the network: without it the guest
+# cannot work. ferrotron.net=off takes this path on purpose (for tests).
 if [ "$net" = off ]; then
-	say "network disabled (ferrotron.net=off)"
+	fatal "no network: disabled by ferrotron.net=off"
 elif [ ! -e /sys/class/net/eth0 ]; then
-	say "error: network interface eth0 not found (virtio_net missing?)"
-else
-	ip link set eth0 up &&
-		ip addr add {GUEST_ADDR} dev eth0 &&
-		ip route add default via {GATEWAY} ||
-		say "error: cannot configure eth0 ({GUEST_ADDR} via {GATEWAY})"
+	fatal "no network: interface eth0 not found (virtio_net missing?)"
 fi
+ip link set eth0 up &&
+	ip addr add {GUEST_ADDR} dev eth0 &&
+	ip route add default via {GATEWAY} ||
+	fatal "no network: cannot configure eth0 ({GUEST_ADDR} via {GATEWAY})"
 
 # Warm-start template (ferrotron.key=wait): the host saves the VM here and
 # restores a copy per job, then writes one line on ttyS1: the job's public
@@ -166,7 +194,8 @@ while [ $i -lt 400 ]; do
 done
 [ $i -lt 400 ] || say "error: nothing listens on port 22"
 say "ready"
-"#
+"#,
+        fatal = fatal_function()
     )
 }
 
@@ -257,6 +286,73 @@ mod tests {
     fn scripts_parse() {
         syntax_ok(&initrd_init(&["virtio".into(), "virtio_blk".into()]));
         syntax_ok(&boot_script());
+    }
+
+    /// The `fatal "..."` calls of a script: the reasons it can give.
+    fn fatal_reasons(script: &str) -> Vec<(usize, String)> {
+        script
+            .match_indices("fatal \"")
+            .map(|(at, m)| {
+                let rest = &script[at + m.len()..];
+                (at, rest[..rest.find('"').unwrap_or(0)].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fatal_is_one_line_then_power_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("console");
+        // The real `sleep` and `poweroff` replaced by functions that log.
+        let script = format!(
+            "{}\nsleep() {{ echo \"sleep $*\" >>\"$OUT\"; }}\n\
+             poweroff() {{ echo \"poweroff $*\" >>\"$OUT\"; }}\n\
+             fatal no network: eth0 not found\necho after >>\"$OUT\"\n",
+            fatal_function().replace(">/dev/console", ">>\"$OUT\"")
+        );
+        let run = Command::new("busybox")
+            .args(["sh", "-c", &script])
+            .env("OUT", &out)
+            .output()
+            .expect("busybox sh");
+        assert_eq!(run.status.code(), Some(1));
+        let said = std::fs::read_to_string(&out).expect("console");
+        assert_eq!(
+            said,
+            format!(
+                "{FATAL_PREFIX}no network: eth0 not found\nsleep {FATAL_GRACE_SECS}\npoweroff -f\n"
+            )
+        );
+    }
+
+    #[test]
+    fn fatal_reasons_are_the_documented_kinds() {
+        let kinds = [
+            "no network: ",
+            "no root disk: ",
+            "no agent: ",
+            "initramfs: ",
+        ];
+        let init = initrd_init(&["virtio".into()]);
+        let boot = boot_script();
+        let mut all: Vec<String> = fatal_reasons(&init).into_iter().map(|r| r.1).collect();
+        all.extend(fatal_reasons(&boot).into_iter().map(|r| r.1));
+        for kind in &kinds[..3] {
+            assert!(
+                all.iter().any(|r| r.starts_with(kind)),
+                "no {kind}: {all:?}"
+            );
+        }
+        for r in &all {
+            assert!(kinds.iter().any(|k| r.starts_with(k)), "{r}");
+            assert!(!r.contains('\n'), "{r}");
+        }
+        // Decided before the guest says it waits (a warm-start template is
+        // never saved from a guest that cannot work) or is ready.
+        let waiting = boot.find("say \"waiting for the job").expect("waiting");
+        for (at, r) in fatal_reasons(&boot) {
+            assert!(at < waiting, "{r} comes after the template's wait");
+        }
     }
 
     #[test]

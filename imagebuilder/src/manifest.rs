@@ -67,7 +67,7 @@ pub struct BootSettings {
     pub initrd: String,
     pub disk: String,
     /// Base kernel command line; the orchestrator appends `ferrotron.key=...`
-    /// (and optionally `ferrotron.net=off`).
+    /// (and the user's `--kernel-arg`s, e.g. `ferrotron.net=off`).
     pub cmdline: String,
     pub memory_mib: u32,
     pub vcpus: u32,

@@ -29,6 +29,14 @@ pub fn ferrotron_bin() -> PathBuf {
         .unwrap_or_else(|| workspace().join("target/release/ferrotron"))
 }
 
+/// The shared images (`FERROTRON_IMAGES_DIR`, else the default store), built
+/// once by `make test` (or `make demo`).
+pub fn images_dir() -> PathBuf {
+    std::env::var_os("FERROTRON_IMAGES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/ferrotron/images"))
+}
+
 /// What a finished `ferrotron` run left for a user to read.
 #[derive(Debug)]
 pub struct Output {
@@ -90,11 +98,7 @@ impl Harness {
         c.args(args)
             .env("FERROTRON_DATA_DIR", &self.data_dir)
             // Images are shared: built once by `make test` (or `make demo`).
-            .env(
-                "FERROTRON_IMAGES_DIR",
-                std::env::var("FERROTRON_IMAGES_DIR")
-                    .unwrap_or_else(|_| "/var/lib/ferrotron/images".into()),
-            )
+            .env("FERROTRON_IMAGES_DIR", images_dir())
             // Warm-start templates are per image and host: share them
             // between tests, built once (a file lock orders the builders).
             .env(
@@ -118,7 +122,17 @@ impl Harness {
 
     /// Runs `ferrotron ARGS` to the end.
     pub fn run(&self, args: &[&str]) -> Output {
-        let out = self.command(args).output().expect("run ferrotron");
+        self.run_command(self.command(args))
+    }
+
+    /// Runs a command made by [`Harness::command`] (with more environment,
+    /// say) to the end.
+    pub fn run_command(&self, mut c: Command) -> Output {
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let out = c.output().expect("run ferrotron");
         let o = Output {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

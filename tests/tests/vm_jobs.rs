@@ -108,12 +108,15 @@ fn hanging_task_is_stopped_at_its_timeout() {
     h.assert_nothing_left(&out.job_id().expect("job id"));
 }
 
-#[test]
-fn guest_without_network_fails_fast_with_the_console() {
-    let h = Harness::new("nonet");
+/// A guest that cannot work (see `fatal` in docs/images.md) makes the job
+/// an infrastructure error that quotes its fatal line, with its console
+/// kept and nothing left behind. The SSH deadline is far away on purpose:
+/// only the fatal line can end the wait, so this ends in seconds without
+/// measuring any.
+fn assert_fatal_guest(h: &Harness, kernel_arg: &str, fatal: &str) {
     let out = h.run(&run_args(
         "examples/hello/runtask.yml",
-        &["--kernel-arg", "ferrotron.net=off", "--ssh-timeout", "12s"],
+        &["--kernel-arg", kernel_arg, "--ssh-timeout", "10m"],
     ));
     assert_eq!(out.code, Some(3), "stderr:\n{}", out.stderr);
     let err = out
@@ -123,17 +126,122 @@ fn guest_without_network_fails_fast_with_the_console() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        err.contains("no SSH banner from the guest within 12 s"),
+        err.starts_with(&format!(
+            "ferrotron: error: boot: the guest cannot work, it said: {fatal}; "
+        )),
         "{}",
         out.stderr
     );
-    // Never a bare time-out: the console's last words are in the message.
+    assert!(!out.stderr.contains("no SSH banner"), "{}", out.stderr);
+    let id = out.job_id().expect("job id");
+    let console =
+        std::fs::read_to_string(h.job_dir(&id).join("console.log")).expect("console log kept");
+    assert!(console.contains(fatal), "console:\n{console}");
+    assert!(!console.contains("ferrotron: ready"), "console:\n{console}");
+    h.assert_nothing_left(&id);
+}
+
+#[test]
+fn guest_without_network_fails_fast_with_the_console() {
+    assert_fatal_guest(
+        &Harness::new("nonet"),
+        "ferrotron.net=off",
+        "ferrotron: fatal: no network: disabled by ferrotron.net=off",
+    );
+}
+
+#[test]
+fn guest_without_root_disk_fails_fast_with_the_console() {
+    assert_fatal_guest(
+        &Harness::new("noroot"),
+        "root=/dev/vdz",
+        "ferrotron: fatal: no root disk: /dev/vdz did not appear within 10 s",
+    );
+}
+
+/// A private copy of the shared image's newest version whose manifest boots
+/// it with `extra` on the kernel command line (also its warm-start
+/// template, which takes no `--kernel-arg`). Returns the images folder.
+fn image_booting_with(h: &Harness, extra: &str) -> std::path::PathBuf {
+    let shared = ferrotron_tests::images_dir().join("tiny");
+    let version = std::fs::read_dir(&shared)
+        .expect("shared image: run make image")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .max()
+        .expect("a version of tiny");
+    let images = h.data_dir.join("images");
+    let copy = images.join("tiny");
+    std::fs::create_dir_all(&copy).expect("mkdir");
+    let cp = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(shared.join(&version))
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(cp.success());
+    let chmod = std::process::Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(&copy)
+        .status()
+        .expect("chmod");
+    assert!(chmod.success());
+    let manifest = copy.join(&version).join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).expect("read manifest")).expect("json");
+    let cmdline = format!(
+        "{} {extra}",
+        m["boot"]["cmdline"].as_str().expect("cmdline")
+    );
+    m["boot"]["cmdline"] = cmdline.into();
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).expect("json")).expect("write");
+    images
+}
+
+#[test]
+fn a_fatal_template_is_a_warning_and_the_cold_boot_fails_with_the_line() {
+    let h = Harness::new("warm-fatal");
+    let images = image_booting_with(&h, "ferrotron.net=off");
+    let templates = h.data_dir.join("templates");
+    let mut c = h.command(&run_args(
+        "examples/hello/runtask.yml",
+        &["--ssh-timeout", "10m"],
+    ));
+    c.env("FERROTRON_IMAGES_DIR", &images)
+        .env("FERROTRON_TEMPLATES_DIR", &templates);
+    let out = h.run_command(c);
+    let fatal = "ferrotron: fatal: no network: disabled by ferrotron.net=off";
+    assert_eq!(out.code, Some(3), "stderr:\n{}", out.stderr);
     assert!(
-        out.stderr.contains("network disabled (ferrotron.net=off)"),
+        out.stderr.contains(&format!(
+            "ferrotron: warning: no warm-start template (the template VM cannot work, it said: {fatal}; "
+        )),
         "{}",
         out.stderr
     );
-    h.assert_nothing_left(&out.job_id().expect("job id"));
+    let err = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("ferrotron: error:"))
+        .unwrap_or_default();
+    assert!(
+        err.starts_with(&format!(
+            "ferrotron: error: boot: the guest cannot work, it said: {fatal}; "
+        )),
+        "{}",
+        out.stderr
+    );
+    let saved: Vec<_> = walk(&templates)
+        .into_iter()
+        .filter(|p| p.ends_with("state.sav"))
+        .collect();
+    assert!(saved.is_empty(), "a template was saved: {saved:?}");
+    let id = out.job_id().expect("job id");
+    let console =
+        std::fs::read_to_string(h.job_dir(&id).join("console.log")).expect("console log kept");
+    assert!(console.contains(fatal), "console:\n{console}");
+    h.assert_nothing_left(&id);
 }
 
 #[test]

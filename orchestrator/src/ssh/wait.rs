@@ -9,38 +9,52 @@ use std::time::{Duration, Instant};
 pub enum WaitFailure {
     /// The VM stopped (crashed, powered off, destroyed).
     Died,
+    /// The guest printed its fatal console line (this one): it cannot work.
+    Fatal(String),
     /// The deadline passed.
     Deadline,
     /// The job was cancelled (signal).
     Cancelled,
 }
 
-/// Polls 127.0.0.1:`port` until an `SSH-` banner arrives. `check` is called
-/// every 10 ms and ends the wait early with its failure; `ready_hint` is
-/// asked every 10 ms too and, when it says the server should be up (the
-/// guest printed so on its console), the banner is tried at once; without
-/// the hint it is tried every 100 ms.
+/// What the caller knows about the guest at one poll.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Guest {
+    /// Still booting: the banner is tried every 100 ms.
+    Booting,
+    /// Its console says the SSH server is up: the banner is tried at once
+    /// (when this is first said), then every 100 ms.
+    Ready,
+    /// It will never answer: the wait ends with this.
+    Failed(WaitFailure),
+}
+
+/// Polls 127.0.0.1:`port` until an `SSH-` banner arrives. `guest` is asked
+/// every 10 ms and ends the wait early with its failure.
 pub fn wait_for_banner(
     port: u16,
     deadline: Instant,
-    mut check: impl FnMut() -> Option<WaitFailure>,
-    mut ready_hint: impl FnMut() -> bool,
+    mut guest: impl FnMut() -> Guest,
 ) -> Result<TcpStream, WaitFailure> {
     let started = Instant::now();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut tick = 0u32;
+    let mut was_ready = false;
     loop {
-        if let Some(f) = check() {
-            return Err(f);
-        }
-        // The console's word is a hint, not proof: a guest without network
-        // says it is ready too, so the banner must still answer.
-        if ready_hint() || tick.is_multiple_of(10) {
+        let now_ready = match guest() {
+            Guest::Failed(f) => return Err(f),
+            Guest::Ready => true,
+            Guest::Booting => false,
+        };
+        // The console's word is a hint, not proof: only the banner says the
+        // server answers through the forward.
+        if (now_ready && !was_ready) || tick.is_multiple_of(10) {
             if let Some(stream) = banner_answers(&addr) {
                 tracing::debug!("SSH banner after {:?}", started.elapsed());
                 return Ok(stream);
             }
         }
+        was_ready = now_ready;
         if Instant::now() >= deadline {
             return Err(WaitFailure::Deadline);
         }
@@ -76,7 +90,7 @@ mod tests {
     use std::net::TcpListener;
 
     #[test]
-    fn sees_a_banner_and_reports_death_and_deadline() {
+    fn sees_a_banner_and_reports_failures_and_deadline() {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = l.local_addr().expect("addr").port();
         let t = std::thread::spawn(move || {
@@ -86,28 +100,42 @@ mod tests {
             let (mut s, _) = l.accept().expect("accept");
             s.write_all(b"SSH-2.0-test\r\n").expect("write");
         });
-        let far = Instant::now() + Duration::from_secs(10);
-        assert!(wait_for_banner(port, far, || None, || false).is_ok());
+        let far = Instant::now() + Duration::from_secs(600);
+        assert!(wait_for_banner(port, far, || Guest::Booting).is_ok());
         t.join().expect("join");
 
         let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
         let dead_port = closed.local_addr().expect("addr").port();
         drop(closed);
-        assert!(matches!(
-            wait_for_banner(dead_port, far, || Some(WaitFailure::Died), || false),
-            Err(WaitFailure::Died)
-        ));
+        assert_eq!(
+            wait_for_banner(dead_port, far, || Guest::Failed(WaitFailure::Died)).err(),
+            Some(WaitFailure::Died)
+        );
+        // A fatal line ends the wait long before a far deadline.
+        let mut polls = 0;
+        let fatal = wait_for_banner(dead_port, far, || {
+            polls += 1;
+            if polls < 3 {
+                Guest::Booting
+            } else {
+                Guest::Failed(WaitFailure::Fatal("ferrotron: fatal: no network".into()))
+            }
+        });
+        assert_eq!(
+            fatal.err(),
+            Some(WaitFailure::Fatal("ferrotron: fatal: no network".into()))
+        );
+        assert_eq!(polls, 3);
         let soon = Instant::now() + Duration::from_millis(100);
-        assert!(matches!(
-            wait_for_banner(dead_port, soon, || None, || false),
-            Err(WaitFailure::Deadline)
-        ));
-        // The console's "ready" alone is not proof (a guest without network
-        // prints it too).
+        assert_eq!(
+            wait_for_banner(dead_port, soon, || Guest::Booting).err(),
+            Some(WaitFailure::Deadline)
+        );
+        // The console's "ready" alone is not proof.
         let soon = Instant::now() + Duration::from_millis(100);
-        assert!(matches!(
-            wait_for_banner(dead_port, soon, || None, || true),
-            Err(WaitFailure::Deadline)
-        ));
+        assert_eq!(
+            wait_for_banner(dead_port, soon, || Guest::Ready).err(),
+            Some(WaitFailure::Deadline)
+        );
     }
 }

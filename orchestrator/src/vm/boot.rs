@@ -1,14 +1,16 @@
 //! Booting a job's VM: overlay, domain, and the wait for SSH, failing fast
 //! with the console's last lines when the guest does not come up.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use ferrotron_imagebuilder::guest::READY_LINE;
 
 use super::warm::{self, Template};
 use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
-use crate::ssh::wait::{wait_for_banner, WaitFailure};
+use crate::ssh::wait::{wait_for_banner, Guest, WaitFailure};
 use crate::ssh::KeyPair;
 use crate::vm::accel::Resolved;
 use crate::vm::{console, overlay, ports, DomainSpec, Hypervisor, VmGuard, DOMAIN_PREFIX};
@@ -25,6 +27,8 @@ pub enum BootError {
     Start(#[from] crate::vm::HypervisorError),
     #[error("the VM stopped before its SSH server answered; {0}")]
     Died(String),
+    #[error("the guest cannot work, it said: {line}; {console}")]
+    Fatal { line: String, console: String },
     #[error("no SSH banner from the guest within {secs} s (deadline of image {image}); {console}")]
     Deadline {
         secs: u64,
@@ -156,44 +160,97 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
 
 impl Started {
     /// Waits for the guest's SSH banner; fails at once, with the console's
-    /// last lines, when the VM stops, and at the deadline otherwise.
-    /// Returns the connection on which the banner was seen.
+    /// last lines, when the guest prints its fatal line or the VM stops,
+    /// and at the deadline otherwise. Returns the connection on which the
+    /// banner was seen.
     pub fn wait_for_ssh(&self, cancel: &Cancel) -> Result<std::net::TcpStream, BootError> {
         let hv = self.guard.hypervisor();
         let name = self.guard.name();
         let deadline = Instant::now() + self.ssh_deadline;
-        let mut console = console::Watch::new(&self.console_log, "ferrotron: ready");
-        let mut polls = 0u32;
-        let waited = wait_for_banner(
-            self.port,
-            deadline,
-            || {
-                polls += 1;
-                if cancel.is_cancelled() {
-                    Some(WaitFailure::Cancelled)
-                // Asking libvirt costs it a round trip: every 50 ms is enough.
-                } else if polls.is_multiple_of(5) && !hv.is_running(name) {
-                    Some(WaitFailure::Died)
-                } else {
-                    None
-                }
-            },
-            || console.seen(),
-        );
-        match waited {
-            Ok(stream) => Ok(stream),
-            Err(WaitFailure::Cancelled) => Err(BootError::Cancelled(cancel.reason())),
-            Err(WaitFailure::Died) => {
-                // Let virtlogd flush the last words.
-                std::thread::sleep(Duration::from_millis(100));
-                Err(BootError::Died(console::excerpt(&self.console_log, 15)))
-            }
-            Err(WaitFailure::Deadline) => Err(BootError::Deadline {
-                secs: self.ssh_deadline.as_secs(),
-                image: self.image.clone(),
-                console: console::excerpt(&self.console_log, 15),
-            }),
+        let mut watch = GuestWatch::new(&self.console_log, READY_LINE, cancel);
+        wait_for_banner(self.port, deadline, || watch.look(|| hv.is_running(name))).map_err(|f| {
+            let f = watch.settle(f);
+            wait_error(f, &self.console_log, self.ssh_deadline, &self.image, cancel)
+        })
+    }
+}
+
+/// Watches a booting guest for a wait loop (the SSH wait here, the warm
+/// template's wait in [`warm`]): cancellation, its console (the awaited
+/// line, the fatal line) and whether its domain still runs.
+pub(crate) struct GuestWatch<'a> {
+    console: console::Watch,
+    cancel: &'a Cancel,
+    looks: u32,
+}
+
+impl<'a> GuestWatch<'a> {
+    pub(crate) fn new(log: &Path, awaited: &'static str, cancel: &'a Cancel) -> GuestWatch<'a> {
+        GuestWatch {
+            console: console::Watch::new(log, awaited),
+            cancel,
+            looks: 0,
         }
+    }
+
+    /// One look; `running` asks libvirt, which costs it a round trip, so
+    /// only every 5th look does (every 50 ms in a 10 ms loop).
+    pub(crate) fn look(&mut self, running: impl FnOnce() -> bool) -> Guest {
+        self.looks += 1;
+        if self.cancel.is_cancelled() {
+            return Guest::Failed(WaitFailure::Cancelled);
+        }
+        let ready = match self.console.poll() {
+            console::Said::Fatal(line) => return Guest::Failed(WaitFailure::Fatal(line)),
+            console::Said::Awaited => true,
+            console::Said::Nothing => false,
+        };
+        if self.looks.is_multiple_of(5) && !running() {
+            return Guest::Failed(WaitFailure::Died);
+        }
+        if ready {
+            Guest::Ready
+        } else {
+            Guest::Booting
+        }
+    }
+
+    /// The failure to report: a VM that stopped after its fatal line (it
+    /// powers off by itself) failed with that line. virtlogd gets a moment
+    /// to write the last words first.
+    pub(crate) fn settle(&mut self, f: WaitFailure) -> WaitFailure {
+        if f != WaitFailure::Died {
+            return f;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        match self.console.poll() {
+            console::Said::Fatal(line) => WaitFailure::Fatal(line),
+            _ => f,
+        }
+    }
+}
+
+/// The boot error for a failed SSH wait, with the console's last lines.
+fn wait_error(
+    f: WaitFailure,
+    console_log: &Path,
+    deadline: Duration,
+    image: &str,
+    cancel: &Cancel,
+) -> BootError {
+    let console = || console::excerpt(console_log, 15);
+    match f {
+        WaitFailure::Cancelled => BootError::Cancelled(cancel.reason()),
+        WaitFailure::Died => BootError::Died(console()),
+        WaitFailure::Fatal(line) => BootError::Fatal {
+            line,
+            console: console(),
+        },
+        WaitFailure::Deadline => BootError::Deadline {
+            secs: deadline.as_secs(),
+            image: image.to_string(),
+            console: console(),
+        },
     }
 }
 
@@ -208,4 +265,90 @@ pub fn cmdline(image: &ResolvedImage, keys: &KeyPair, extra: &[String]) -> Strin
         c.push_str(e);
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    const FATAL: &str = "ferrotron: fatal: no network: disabled by ferrotron.net=off";
+
+    fn dead_port() -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    }
+
+    fn fatal_console(dir: &Path) -> PathBuf {
+        let log = dir.join("console.log");
+        std::fs::write(&log, format!("Linux version 6.1\r\n{FATAL}\r\n")).expect("write");
+        log
+    }
+
+    #[test]
+    fn fatal_line_ends_the_ssh_wait_with_the_line_and_the_console() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = fatal_console(dir.path());
+        let cancel = Cancel::new();
+        let mut watch = GuestWatch::new(&log, READY_LINE, &cancel);
+        // A deadline no test waits for: only the fatal line can end this.
+        let far = Instant::now() + Duration::from_secs(3600);
+        let f = wait_for_banner(dead_port(), far, || watch.look(|| true)).err();
+        assert_eq!(f, Some(WaitFailure::Fatal(FATAL.into())));
+        let e = wait_error(
+            WaitFailure::Fatal(FATAL.into()),
+            &log,
+            Duration::from_secs(3600),
+            "tiny:1",
+            &cancel,
+        );
+        assert!(matches!(&e, BootError::Fatal { line, .. } if line == FATAL));
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("the guest cannot work, it said: {FATAL}; ")),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n    Linux version 6.1\n    ferrotron: fatal: no network"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_vm_that_stopped_after_its_fatal_line_failed_with_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cancel = Cancel::new();
+        let silent = dir.path().join("silent.log");
+        std::fs::write(&silent, "Linux version 6.1\n").expect("write");
+        let mut watch = GuestWatch::new(&silent, READY_LINE, &cancel);
+        assert_eq!(watch.settle(WaitFailure::Died), WaitFailure::Died);
+        let log = fatal_console(dir.path());
+        let mut watch = GuestWatch::new(&log, READY_LINE, &cancel);
+        assert_eq!(
+            watch.settle(WaitFailure::Died),
+            WaitFailure::Fatal(FATAL.into())
+        );
+        assert_eq!(watch.settle(WaitFailure::Deadline), WaitFailure::Deadline);
+    }
+
+    #[test]
+    fn look_reports_cancel_ready_and_death() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("console.log");
+        std::fs::write(&log, "ferrotron: ready\n").expect("write");
+        let cancel = Cancel::new();
+        let mut watch = GuestWatch::new(&log, READY_LINE, &cancel);
+        let looks: Vec<Guest> = (0..5).map(|_| watch.look(|| false)).collect();
+        assert_eq!(
+            looks[..4],
+            [Guest::Ready, Guest::Ready, Guest::Ready, Guest::Ready]
+        );
+        assert_eq!(
+            looks[4],
+            Guest::Failed(WaitFailure::Died),
+            "libvirt asked on the 5th look"
+        );
+        cancel.cancel("SIGTERM");
+        assert_eq!(watch.look(|| true), Guest::Failed(WaitFailure::Cancelled));
+    }
 }

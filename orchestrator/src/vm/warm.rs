@@ -29,7 +29,9 @@ use sha2::{Digest, Sha256};
 use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
 use crate::settings::Settings;
+use crate::ssh::wait::{Guest, WaitFailure};
 use crate::vm::accel::Resolved;
+use crate::vm::boot::GuestWatch;
 use crate::vm::reaper::OWNER_FILE;
 use crate::vm::savefile::{SaveFileError, SaveHeader};
 use crate::vm::DOMAIN_PREFIX;
@@ -54,6 +56,8 @@ pub enum WarmError {
     SaveFile(#[from] SaveFileError),
     #[error("the template VM stopped before it was ready to be saved; {0}")]
     Died(String),
+    #[error("the template VM cannot work, it said: {line}; {console}")]
+    Fatal { line: String, console: String },
     #[error("the template VM was not ready to be saved within {secs} s; {console}")]
     Deadline { secs: u64, console: String },
     #[error("interrupted by {0} while the warm-start template was prepared")]
@@ -249,26 +253,7 @@ fn build(
     hv.start(&spec)?;
 
     let deadline = settings.ssh_timeout.unwrap_or(image.ssh_timeout);
-    let until = Instant::now() + deadline;
-    let mut watch = console::Watch::new(&console_log, WAITING);
-    let mut polls = 0u32;
-    while !watch.seen() {
-        polls += 1;
-        if cancel.is_cancelled() {
-            return Err(WarmError::Cancelled(cancel.reason()));
-        }
-        if polls.is_multiple_of(10) && !hv.is_running(&name) {
-            std::thread::sleep(Duration::from_millis(100));
-            return Err(WarmError::Died(console::excerpt(&console_log, 15)));
-        }
-        if Instant::now() >= until {
-            return Err(WarmError::Deadline {
-                secs: deadline.as_secs(),
-                console: console::excerpt(&console_log, 15),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_waiting(&console_log, deadline, cancel, || hv.is_running(&name))?;
     // The line is printed just before the guest's `read`: let it block.
     std::thread::sleep(Duration::from_millis(50));
     hv.save(&name, &work.join(STATE_FILE))?;
@@ -281,6 +266,40 @@ fn build(
     // The domain is gone (saved) and the folder moved: nothing to destroy.
     drop(guard);
     Ok(())
+}
+
+/// Waits until the template guest prints [`WAITING`]; fails at once, with
+/// the console's last lines, when it prints its fatal line or its VM stops
+/// (`running` says whether it runs), and at the deadline otherwise.
+fn wait_until_waiting(
+    console_log: &Path,
+    deadline: Duration,
+    cancel: &Cancel,
+    mut running: impl FnMut() -> bool,
+) -> Result<(), WarmError> {
+    let until = Instant::now() + deadline;
+    let mut watch = GuestWatch::new(console_log, WAITING, cancel);
+    let failure = loop {
+        match watch.look(&mut running) {
+            Guest::Ready => return Ok(()),
+            Guest::Failed(f) => break watch.settle(f),
+            Guest::Booting if Instant::now() >= until => break WaitFailure::Deadline,
+            Guest::Booting => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let console = || console::excerpt(console_log, 15);
+    Err(match failure {
+        WaitFailure::Cancelled => WarmError::Cancelled(cancel.reason()),
+        WaitFailure::Died => WarmError::Died(console()),
+        WaitFailure::Fatal(line) => WarmError::Fatal {
+            line,
+            console: console(),
+        },
+        WaitFailure::Deadline => WarmError::Deadline {
+            secs: deadline.as_secs(),
+            console: console(),
+        },
+    })
 }
 
 /// Hands a restored guest its job: the public key (base64 blob), the host
@@ -305,4 +324,53 @@ pub fn send_job(
     s.write_all(format!("{key_blob} {epoch} {}\n", hex::encode(seed)).as_bytes())
         .map_err(err)?;
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FATAL: &str = "ferrotron: fatal: no agent: /usr/libexec/ferrotron/ferrotron-agent is missing or not executable";
+
+    #[test]
+    fn template_wait_ends_on_the_fatal_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("console.log");
+        std::fs::write(&log, format!("Linux version 6.1\n{FATAL}\n")).expect("write");
+        let cancel = Cancel::new();
+        // A deadline no test waits for: only the fatal line can end this.
+        let e = wait_until_waiting(&log, Duration::from_secs(3600), &cancel, || true)
+            .expect_err("fatal");
+        assert!(
+            matches!(&e, WarmError::Fatal { line, .. } if line == FATAL),
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "the template VM cannot work, it said: {FATAL}; last 2 lines"
+            )),
+            "{text}"
+        );
+        // Powered off by itself after the line: the same answer.
+        let e = wait_until_waiting(&log, Duration::from_secs(3600), &cancel, || false)
+            .expect_err("fatal");
+        assert!(
+            matches!(&e, WarmError::Fatal { line, .. } if line == FATAL),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn template_wait_sees_the_waiting_line_and_a_silent_death() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("console.log");
+        std::fs::write(&log, "ferrotron: waiting for the job on ttyS1\n").expect("write");
+        let cancel = Cancel::new();
+        assert!(wait_until_waiting(&log, Duration::from_secs(3600), &cancel, || true).is_ok());
+        std::fs::write(&log, "Linux version 6.1\n").expect("write");
+        let e = wait_until_waiting(&log, Duration::from_secs(3600), &cancel, || false)
+            .expect_err("died");
+        assert!(matches!(e, WarmError::Died(_)), "{e}");
+    }
 }
