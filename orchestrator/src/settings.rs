@@ -98,4 +98,18 @@ impl Settings {
     pub fn vms_dir(&self) -> PathBuf {
         self.data_dir.join("vms")
     }
+
+    /// What the VM wing needs of these settings.
+    pub fn vm(&self) -> crate::vm::VmConfig {
+        crate::vm::VmConfig {
+            vms_dir: self.vms_dir(),
+            templates_dir: self.templates_dir.clone(),
+            images_dir: self.images_dir.clone(),
+            state_dir: self.data_dir.clone(),
+            accel: self.accel,
+            kvm_probe_timeout: self.kvm_probe_timeout,
+            ssh_timeout: self.ssh_timeout,
+            extra_cmdline: self.extra_cmdline.clone(),
+        }
+    }
 }

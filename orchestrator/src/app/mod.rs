@@ -119,6 +119,6 @@ pub fn run_local(
 pub fn reap(settings: &Settings) -> Result<reaper::Reaped, crate::vm::HypervisorError> {
     let hv = Hypervisor::connect(&settings.libvirt_uri)?;
     let mut reaped = reaper::reap(&hv, &settings.vms_dir())?;
-    reaped.templates = crate::vm::warm::prune_orphans(settings);
+    reaped.templates = crate::vm::warm::prune_orphans(&settings.vm());
     Ok(reaped)
 }

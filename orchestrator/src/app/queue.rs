@@ -108,12 +108,8 @@ impl App {
     /// running one's VM is destroyed by its scheduler at the next lease
     /// renewal. An unknown or finished job is an error.
     pub async fn cancel(&self, uuid: &str) -> Result<Cancelled, StoreError> {
-        let before = self.store.get_job(uuid).await?;
-        let job = self.store.cancel_job(uuid).await?;
-        Ok(Cancelled {
-            was: before.map_or(job.state, |b| b.state),
-            job,
-        })
+        let (was, job) = self.store.cancel_job(uuid).await?;
+        Ok(Cancelled { was, job })
     }
 
     /// Creates a job record or moves it to a new state (`PUT

@@ -47,17 +47,5 @@ pub type CmdResult = Result<ExitStatus, Failure>;
 /// Commands that check several files print each bad one with this and go
 /// on; every other error reaches `main` and is printed there.
 pub fn print_error(e: &(dyn std::error::Error + 'static)) {
-    eprintln!("ferrotron: error: {}", chain(e));
-}
-
-/// An error and its causes, joined with ": ".
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        line.push_str(": ");
-        line.push_str(&s.to_string());
-        cur = s.source();
-    }
-    line
+    eprintln!("ferrotron: error: {}", ferrotron::util::full(e));
 }

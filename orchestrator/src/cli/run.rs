@@ -140,10 +140,10 @@ pub fn run(mut settings: Settings, args: RunArgs) -> CmdResult {
         });
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
-            Err(e) => return Err(RunError::Infra { phase: "start", message: e.to_string() }),
+            Err(e) => return Err(RunError::infra("start", e)),
         };
         let signal = tokio::select! {
-            r = &mut job => return r.map_err(|e| RunError::Infra { phase: "run", message: e.to_string() }),
+            r = &mut job => return r.map_err(|e| RunError::infra("run", e)),
             _ = tokio::signal::ctrl_c() => "SIGINT",
             _ = term.recv() => "SIGTERM",
         };

@@ -175,7 +175,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
             // errors (and be retried) until libvirt answers.
             Err(e) => eprintln!(
                 "ferrotron: warning: cannot look for leftover VMs: {}",
-                super::error::chain(&e)
+                ferrotron::util::full(&e)
             ),
         }
     }

@@ -13,7 +13,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::{
-    job_spec, read_results, render, report, task_budget, upload, RunError, RunOutcome, RunRequest,
+    job_spec, render, report, task_budget, upload, RunError, RunOutcome, RunRequest,
 };
 use crate::cancel::Cancel;
 use crate::job::JobState;
@@ -63,17 +63,9 @@ pub fn run(
     let agent = locate_agent(settings)?;
     let job_id = req.job_id.clone();
     let job_dir =
-        super::fresh_job_dir(&settings.jobs_dir(), &job_id).map_err(|e| RunError::Infra {
-            phase: "prepare",
-            message: e.to_string(),
-        })?;
+        super::fresh_job_dir(&settings.jobs_dir(), &job_id).map_err(|e| RunError::infra("prepare", e))?;
     let spec = job_spec(&req.formula, &vars, req, &job_id, &job_dir)?;
-    let infra = |phase: &'static str| {
-        move |e: std::io::Error| RunError::Infra {
-            phase,
-            message: e.to_string(),
-        }
-    };
+    let infra = |phase: &'static str| move |e: std::io::Error| RunError::infra(phase, e);
     std::fs::create_dir_all(&job_dir).map_err(infra("prepare"))?;
     ui.log_to(&job_dir.join("runner.log"));
     let job_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
@@ -101,10 +93,7 @@ pub fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| RunError::Infra {
-            phase: "task",
-            message: format!("cannot start {}: {e}", agent.display()),
-        })?;
+        .map_err(|e| RunError::infra("task", format!("cannot start {}: {e}", agent.display())))?;
     let pgid = Pid::from_raw(child.id() as i32);
     let (tx, rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
@@ -159,31 +148,22 @@ pub fn run(
         return Err(RunError::Cancelled(cancel.reason()));
     }
     if let Some(why) = aborted {
-        return Err(RunError::Infra {
-            phase: "task",
-            message: why,
-        });
+        return Err(RunError::infra("task", why));
     }
     if seen.finished.is_none() {
-        return Err(RunError::Infra {
-            phase: "task",
-            message: format!(
-                "the agent ended without finishing ({status}): {}",
-                stderr.trim()
-            ),
-        });
+        return Err(RunError::infra(
+            "task",
+            format!("the agent ended without finishing ({status}): {}", stderr.trim()),
+        ));
     }
 
     // collect: the agent wrote into the job's artifacts folder already.
     req.reached(JobState::Reporting);
     let t = Instant::now();
     let artifacts = job_dir.join("artifacts");
-    let report = read_results(&artifacts)
+    let report = report::read_results(&artifacts)
         .and_then(|by_action| report::finish(&req.formula, &spec, &artifacts, by_action))
-        .map_err(|message| RunError::Infra {
-            phase: "collect",
-            message,
-        })?;
+        .map_err(|e| RunError::infra("collect", e))?;
     for w in &report.warnings {
         ui.say(&format!("warning: {w}"));
     }

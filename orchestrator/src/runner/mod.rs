@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrotron_agent::protocol::{self as proto, JobSpec, TaskResult};
+use ferrotron_agent::protocol::{self as proto, JobSpec};
 
 use crate::cancel::Cancel;
 use crate::formula::{Directive, Formula, FormulaError};
@@ -100,26 +100,21 @@ pub enum RunError {
     Formula(#[from] FormulaError),
     #[error("{0}")]
     BadInput(String),
-    #[error("{phase}: {message}")]
+    /// Something the job needed failed in `phase`; the cause is kept whole
+    /// (printed with its chain at the edge: `util::full`).
+    #[error("{phase}")]
     Infra {
         phase: &'static str,
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     #[error("interrupted by {0}; the job was stopped and its VM or processes ended")]
     Cancelled(String),
 }
 
 impl RunError {
-    /// Documented exit status: 2 bad input, 3 infrastructure (and
+    /// The documented exit status: 2 bad input, 3 infrastructure (and
     /// interruption).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RunError::Formula(_) | RunError::BadInput(_) => 2,
-            RunError::Infra { .. } | RunError::Cancelled(_) => 3,
-        }
-    }
-
-    /// The same as [`ExitStatus`](crate::exit::ExitStatus), for the CLI.
     pub fn exit_status(&self) -> crate::exit::ExitStatus {
         match self {
             RunError::Formula(_) | RunError::BadInput(_) => crate::exit::ExitStatus::BadInput,
@@ -129,10 +124,23 @@ impl RunError {
         }
     }
 
-    fn infra(phase: &'static str, e: impl std::error::Error + 'static) -> RunError {
+    /// An infrastructure error in `phase`, caused by `e` (an error or a
+    /// sentence).
+    pub fn infra(
+        phase: &'static str,
+        e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> RunError {
         RunError::Infra {
             phase,
-            message: crate::util::full(&e),
+            source: e.into(),
+        }
+    }
+
+    /// Bad input or infrastructure, for the job's `error` state.
+    pub fn cause(&self) -> crate::job::Cause {
+        match self {
+            RunError::Formula(_) | RunError::BadInput(_) => crate::job::Cause::BadInput,
+            RunError::Infra { .. } | RunError::Cancelled(_) => crate::job::Cause::Infrastructure,
         }
     }
 }
@@ -365,7 +373,7 @@ pub fn run(
         }
     }
     let accel =
-        accel::resolve(settings, &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
+        accel::resolve(&settings.vm(), &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
     let keys = KeyPair::generate(&job_dir, &format!("ferrotron-job-{job_id}"))
         .map_err(|e| RunError::infra("boot", e))?;
     let console_log = job_dir.join("console.log");
@@ -495,7 +503,7 @@ pub fn run(
     } else {
         Ok(0)
     };
-    let results = read_results(&artifacts)
+    let results = report::read_results(&artifacts)
         .and_then(|by_action| report::finish(&req.formula, &spec, &artifacts, by_action));
     for w in results.iter().flat_map(|r| &r.warnings) {
         ui.say(&format!("warning: {w}"));
@@ -528,17 +536,11 @@ pub fn run(
     let destroyed = guard.close();
     ui.phase("destroy", &name, t.elapsed());
     if let Err(e) = destroyed {
-        return Err(RunError::Infra {
-            phase: "destroy",
-            message: e,
-        });
+        return Err(RunError::infra("destroy", e));
     }
 
     if let Some(message) = task_error {
-        return Err(RunError::Infra {
-            phase: "task",
-            message,
-        });
+        return Err(RunError::infra("task", message));
     }
     let report::Report {
         results,
@@ -548,16 +550,10 @@ pub fn run(
     } = match results {
         Ok(r) if !r.results.is_empty() => r,
         Ok(_) => {
-            return Err(RunError::Infra {
-                phase: "collect",
-                message: "the task produced no results".into(),
-            })
+            return Err(RunError::infra("collect", "the task produced no results"))
         }
         Err(message) => {
-            return Err(RunError::Infra {
-                phase: "collect",
-                message,
-            })
+            return Err(RunError::infra("collect", message))
         }
     };
     Ok(RunOutcome {
@@ -617,7 +613,7 @@ fn warm_template(
         tracing::info!("image {} predates warm starts: booting cold", image.label());
         return Ok(None);
     }
-    match warm::ensure(settings, hv, image, accel, cancel, &|m| ui.say(m)) {
+    match warm::ensure(&settings.vm(), hv, image, accel, cancel, &|m| ui.say(m)) {
         Ok(t) => Ok(Some(t)),
         Err(_) if cancel.is_cancelled() => Err(RunError::Cancelled(cancel.reason())),
         Err(e) => {
@@ -651,12 +647,6 @@ pub(crate) fn fresh_job_dir(jobs: &Path, id: &str) -> std::io::Result<PathBuf> {
 pub(crate) fn task_budget(spec: &JobSpec) -> Duration {
     let total: u64 = spec.actions.iter().map(|a| a.timeout_secs()).sum();
     Duration::from_secs(total + 60)
-}
-
-pub(crate) fn read_results(artifacts: &Path) -> Result<Vec<TaskResult>, String> {
-    let p = artifacts.join("results.json");
-    let bytes = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display()))
 }
 
 /// `--keep-on-failure`: leave the VM up, print how to reach it, wait.

@@ -5,13 +5,24 @@
 //! and kept whole (every key, the artifact) for recording.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ferrotron_agent::protocol::{self as proto, JobSpec, TaskResult};
 
 use super::published;
 use crate::formula::{render_template, Directive, Formula, Pick};
 use crate::results::{self, record, resultyaml, CheckResult, Defaults};
+
+/// A job's result files that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot read {}", .0.display())]
+    Read(PathBuf, #[source] std::io::Error),
+    #[error("{} is not the JSON the agent writes", .0.display())]
+    Json(PathBuf, #[source] serde_json::Error),
+    #[error("cannot write {}", .0.display())]
+    Write(PathBuf, #[source] std::io::Error),
+}
 
 /// What a finished job reports.
 #[derive(Debug)]
@@ -49,7 +60,7 @@ pub fn finish(
     spec: &JobSpec,
     artifacts: &Path,
     by_action: Vec<TaskResult>,
-) -> Result<Report, String> {
+) -> Result<Report, ReportError> {
     // A failed action ended the task before its reports: its own result
     // says why, and is the job's.
     let all_ran = by_action.iter().all(|r| r.outcome.is_ok());
@@ -114,16 +125,22 @@ pub fn finish(
     })
 }
 
-fn read_exports(artifacts: &Path) -> Result<BTreeMap<String, String>, String> {
-    let p = artifacts.join(proto::EXPORTS_FILE);
-    match std::fs::read(&p) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display())),
-        Err(e) => Err(format!("cannot read {}: {e}", p.display())),
-    }
+/// The agent's result of each action (`results.json`).
+pub fn read_results(artifacts: &Path) -> Result<Vec<TaskResult>, ReportError> {
+    read_json(&artifacts.join("results.json"))
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+fn read_exports(artifacts: &Path) -> Result<BTreeMap<String, String>, ReportError> {
+    read_json(&artifacts.join(proto::EXPORTS_FILE))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T, ReportError> {
+    let bytes = std::fs::read(p).map_err(|e| ReportError::Read(p.to_path_buf(), e))?;
+    serde_json::from_slice(&bytes).map_err(|e| ReportError::Json(p.to_path_buf(), e))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    std::fs::write(path, bytes).map_err(|e| ReportError::Write(path.to_path_buf(), e))
 }
 
 /// The shape TAP13 is written from: the note is the summary, and

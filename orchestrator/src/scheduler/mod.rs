@@ -490,10 +490,10 @@ async fn run_job(
     }
     let result = match result {
         Ok(r) => r,
-        Err(e) => Err(RunError::Infra {
-            phase: "scheduler",
-            message: format!("the job's thread ended abnormally: {e}"),
-        }),
+        Err(e) => Err(RunError::infra(
+            "scheduler",
+            format!("the job's thread ended abnormally: {e}"),
+        )),
     };
     match (result, stopped) {
         (_, Some(Stop::UserCancel | Stop::LeaseLost)) => {}
@@ -515,7 +515,7 @@ async fn run_job(
         }
         (Ok(outcome), _) => finish(&store, &settings, owner, &job, reached, &outcome).await,
         (Err(e @ (RunError::Infra { .. } | RunError::Cancelled(_))), _) => {
-            let msg = e.to_string();
+            let msg = crate::util::full(&e);
             if job.attempts < job.max_attempts {
                 let delay = cfg.retry_delay(job.attempts);
                 tracing::warn!(
@@ -530,14 +530,10 @@ async fn run_job(
             }
         }
         (Err(e), _) => {
-            let cause = match e.exit_code() {
-                2 => Cause::BadInput,
-                _ => Cause::Infrastructure,
-            };
             advance(
                 worker(JobState::Error)
-                    .caused_by(cause)
-                    .because(e.to_string()),
+                    .caused_by(e.cause())
+                    .because(crate::util::full(&e)),
             )
             .await;
         }
@@ -607,7 +603,7 @@ async fn finish(
         error = Some(format!("storing results: {}", crate::util::full(&e)));
     }
     if let Err(e) = store_artifacts(store, settings, uuid, &out.job_dir).await {
-        error = Some(e);
+        error = Some(crate::util::full(&e));
     }
     let to = match (&error, out.passed()) {
         (Some(_), _) => JobState::Error,
@@ -678,33 +674,45 @@ async fn store_artifacts(
     settings: &Settings,
     uuid: &str,
     job_dir: &Path,
-) -> Result<(), String> {
+) -> Result<(), ArtifactError> {
     let dest = settings.data_dir.join("artifacts").join(uuid);
     for (rel, path) in crate::runner::published::files(job_dir) {
         let bytes = tokio::fs::read(&path)
             .await
-            .map_err(|e| format!("reading artifact {}: {e}", path.display()))?;
+            .map_err(|e| ArtifactError::Read(path.clone(), e))?;
         let target = dest.join(&rel);
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
-                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                .map_err(|e| ArtifactError::Write(parent.to_path_buf(), e))?;
         }
         tokio::fs::write(&target, &bytes)
             .await
-            .map_err(|e| format!("writing {}: {e}", target.display()))?;
+            .map_err(|e| ArtifactError::Write(target.clone(), e))?;
         let a = Artifact {
             path: rel,
             size: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
             sha256: hex::encode(Sha256::digest(&bytes)),
             created_at: now_micros(),
         };
+        let path = a.path.clone();
         store
             .put_artifact(uuid, &a)
             .await
-            .map_err(|e| format!("recording artifact: {}", crate::util::full(&e)))?;
+            .map_err(|e| ArtifactError::Record(path, e))?;
     }
     Ok(())
+}
+
+/// A job's artifact that could not be published.
+#[derive(Debug, thiserror::Error)]
+enum ArtifactError {
+    #[error("cannot read artifact {}", .0.display())]
+    Read(std::path::PathBuf, #[source] std::io::Error),
+    #[error("cannot write {}", .0.display())]
+    Write(std::path::PathBuf, #[source] std::io::Error),
+    #[error("recording artifact {0}")]
+    Record(String, #[source] StoreError),
 }
 
 #[cfg(test)]

@@ -180,16 +180,17 @@ impl Store {
     }
 
     /// Marks a job cancelled (the scheduler acts on the state).
-    pub async fn cancel_job(&self, uuid: &str) -> Result<Job, StoreError> {
+    /// Cancels a job that has not ended: the state it was in, and the job.
+    pub async fn cancel_job(&self, uuid: &str) -> Result<(JobState, Job), StoreError> {
         let not_found = || StoreError::NotFound {
             what: "job",
             name: uuid.to_string(),
         };
-        match self
+        let was = match self
             .transition(uuid, &Move::new(JobState::Cancelled, Actor::Operator))
             .await?
         {
-            Transitioned::Moved { .. } => {}
+            Transitioned::Moved { from } => from,
             Transitioned::NotFound => return Err(not_found()),
             Transitioned::Refused(e) => {
                 return Err(StoreError::Conflict(format!(
@@ -202,8 +203,8 @@ impl Store {
                     "job {uuid} changed state meanwhile (now {state}); try again"
                 )))
             }
-        }
-        self.get_job(uuid).await?.ok_or_else(not_found)
+        };
+        Ok((was, self.get_job(uuid).await?.ok_or_else(not_found)?))
     }
 
     pub async fn get_job(&self, uuid: &str) -> Result<Option<Job>, StoreError> {

@@ -14,7 +14,6 @@ use super::boot::{cmdline, start, BootRequest};
 use super::Hypervisor;
 use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
-use crate::settings::Settings;
 use crate::ssh::KeyPair;
 use crate::util::secs;
 
@@ -127,23 +126,23 @@ fn host_id() -> String {
 
 /// `auto` tries a short KVM boot once per host and remembers the answer.
 pub fn resolve(
-    settings: &Settings,
+    cfg: &super::VmConfig,
     hv: &Arc<Hypervisor>,
     image: &ResolvedImage,
     cancel: &Cancel,
     say: &dyn Fn(&str),
 ) -> Result<Resolved, super::boot::BootError> {
-    match settings.accel {
+    match cfg.accel {
         Accel::Kvm => return Ok(Resolved::Kvm),
         Accel::Tcg => return Ok(Resolved::Tcg),
         Accel::Auto => {}
     }
-    let cache = ProbeCache::new(&settings.data_dir);
+    let cache = ProbeCache::new(&cfg.state_dir);
     if let Some(p) = cache.get() {
         return Ok(p.answer);
     }
     let t = Instant::now();
-    let answer = probe_kvm(settings, hv, image, cancel);
+    let answer = probe_kvm(cfg, hv, image, cancel);
     if cancel.is_cancelled() {
         return Err(super::boot::BootError::Cancelled(cancel.reason()));
     }
@@ -154,14 +153,14 @@ pub fn resolve(
     let _ = cache.put(resolved, &reason);
     say(&format!(
         "acceleration probe: {resolved} ({reason}); remembered in {}/accel.json ({})",
-        settings.data_dir.display(),
+        cfg.state_dir.display(),
         secs(t.elapsed())
     ));
     Ok(resolved)
 }
 
 fn probe_kvm(
-    settings: &Settings,
+    cfg: &super::VmConfig,
     hv: &Arc<Hypervisor>,
     image: &ResolvedImage,
     cancel: &Cancel,
@@ -170,7 +169,7 @@ fn probe_kvm(
         return Err("no /dev/kvm".into());
     }
     let id = format!("probe-{}", uuid::Uuid::new_v4());
-    let dir = settings.data_dir.join("probe").join(&id);
+    let dir = cfg.state_dir.join("probe").join(&id);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let result = (|| {
         let keys = KeyPair::generate(&dir, "ferrotron-probe").map_err(|e| e.to_string())?;
@@ -179,10 +178,10 @@ fn probe_kvm(
             image,
             accel: Resolved::Kvm,
             job_id: &id,
-            vms_dir: settings.vms_dir(),
+            vms_dir: cfg.vms_dir.clone(),
             console_log: dir.join("console.log"),
-            cmdline: cmdline(image, &keys, &settings.extra_cmdline),
-            ssh_deadline: settings.kvm_probe_timeout,
+            cmdline: cmdline(image, &keys, &cfg.extra_cmdline),
+            ssh_deadline: cfg.kvm_probe_timeout,
             cancel,
             template: None,
             key_blob: keys.blob(),
@@ -192,7 +191,7 @@ fn probe_kvm(
             .wait_for_ssh(cancel)
             .map_err(|e| first_line(&crate::util::full(&e)));
         let closed = started.guard.close();
-        waited.and(closed)
+        waited.and(closed.map_err(|e| e.to_string()))
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result

@@ -61,7 +61,7 @@ impl VmGuard {
 
     /// Destroys the VM now and reports what failed; dropping afterwards is a
     /// no-op.
-    pub fn close(mut self) -> Result<(), String> {
+    pub fn close(mut self) -> Result<(), CleanupError> {
         self.released = true;
         destroy(&self.hv, &self.name, &self.vm_dir)
     }
@@ -70,7 +70,7 @@ impl VmGuard {
     /// itself off: give it `grace` to go (QEMU exits, libvirt notices at
     /// once), then destroy whatever is left. `virDomainDestroy` alone polls
     /// the dying QEMU every 200 ms.
-    pub fn close_after_poweroff(self, grace: Duration) -> Result<(), String> {
+    pub fn close_after_poweroff(self, grace: Duration) -> Result<(), CleanupError> {
         self.hv.wait_gone(&self.name, grace);
         self.close()
     }
@@ -80,15 +80,23 @@ impl Drop for VmGuard {
     fn drop(&mut self) {
         if !self.released {
             if let Err(e) = destroy(&self.hv, &self.name, &self.vm_dir) {
-                tracing::error!("cleanup of {} incomplete: {e}", self.name);
+                tracing::error!("{e}");
             }
         }
     }
 }
 
+/// A VM whose domain or folder could not be removed: what is left, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cleanup of {name} incomplete: {}", problems.join("; "))]
+pub struct CleanupError {
+    pub name: String,
+    pub problems: Vec<String>,
+}
+
 /// Destroys the domain, waits for QEMU to let go of the overlay, removes the
 /// VM folder.
-pub fn destroy(hv: &Hypervisor, name: &str, vm_dir: &std::path::Path) -> Result<(), String> {
+pub fn destroy(hv: &Hypervisor, name: &str, vm_dir: &std::path::Path) -> Result<(), CleanupError> {
     let mut problems = Vec::new();
     let t = std::time::Instant::now();
     // Returns once QEMU has exited (virDomainDestroy is synchronous, and the
@@ -107,6 +115,9 @@ pub fn destroy(hv: &Hypervisor, name: &str, vm_dir: &std::path::Path) -> Result<
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(problems.join("; "))
+        Err(CleanupError {
+            name: name.to_string(),
+            problems,
+        })
     }
 }

@@ -20,6 +20,29 @@ pub use domain::DomainSpec;
 pub use guard::VmGuard;
 pub use hypervisor::{Hypervisor, HypervisorError};
 
+/// What the VM wing needs to know, given explicitly (built from the
+/// service's settings by [`crate::settings::Settings::vm`]): the wing never
+/// reads settings or the environment itself.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    /// Per-VM folders (overlay, owner file), watched by the reaper.
+    pub vms_dir: std::path::PathBuf,
+    /// Warm-start templates, one folder per image version.
+    pub templates_dir: std::path::PathBuf,
+    /// The image store: templates of versions no longer there are pruned.
+    pub images_dir: std::path::PathBuf,
+    /// Where the acceleration probe works and remembers its answer
+    /// (`accel.json`).
+    pub state_dir: std::path::PathBuf,
+    pub accel: Accel,
+    /// Deadline of the `auto` acceleration probe boot.
+    pub kvm_probe_timeout: std::time::Duration,
+    /// Overrides the image's SSH deadline (also for template builds).
+    pub ssh_timeout: Option<std::time::Duration>,
+    /// Extra kernel command-line words for every VM.
+    pub extra_cmdline: Vec<String>,
+}
+
 /// Every domain Ferrotron creates is named with this prefix.
 pub const DOMAIN_PREFIX: &str = "ferrotron-";
 

@@ -28,9 +28,9 @@ use sha2::{Digest, Sha256};
 
 use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
-use crate::settings::Settings;
 use crate::ssh::wait::{Guest, WaitFailure};
 use crate::vm::accel::Resolved;
+use crate::vm::VmConfig;
 use crate::vm::boot::GuestWatch;
 use crate::vm::reaper::OWNER_FILE;
 use crate::vm::savefile::{SaveFileError, SaveHeader};
@@ -113,9 +113,9 @@ impl Template {
 /// Removes templates whose image version is no longer in the image store
 /// (pruned): their disks are backed by files that are gone. Returns the
 /// folders removed, as `name/version`.
-pub fn prune_orphans(settings: &Settings) -> Vec<String> {
+pub fn prune_orphans(cfg: &VmConfig) -> Vec<String> {
     let mut removed = Vec::new();
-    let Ok(names) = std::fs::read_dir(&settings.templates_dir) else {
+    let Ok(names) = std::fs::read_dir(&cfg.templates_dir) else {
         return removed;
     };
     for name in names.flatten().filter(|e| e.path().is_dir()) {
@@ -123,7 +123,7 @@ pub fn prune_orphans(settings: &Settings) -> Vec<String> {
             continue;
         };
         for v in versions.flatten().filter(|e| e.path().is_dir()) {
-            let image = settings
+            let image = cfg
                 .images_dir
                 .join(name.file_name())
                 .join(v.file_name());
@@ -165,7 +165,7 @@ fn template_key(image: &ResolvedImage, accel: Resolved, hv: &Hypervisor) -> Stri
 /// The template for `image`, built first if this host has none yet.
 /// Concurrent callers wait for one build (a file lock per image version).
 pub fn ensure(
-    settings: &Settings,
+    cfg: &VmConfig,
     hv: &Arc<Hypervisor>,
     image: &ResolvedImage,
     accel: Resolved,
@@ -173,7 +173,7 @@ pub fn ensure(
     say: &dyn Fn(&str),
 ) -> Result<Template, WarmError> {
     use fs4::fs_std::FileExt;
-    let parent = settings
+    let parent = cfg
         .templates_dir
         .join(&image.name)
         .join(&image.version);
@@ -195,7 +195,7 @@ pub fn ensure(
         image.label()
     ));
     let t = Instant::now();
-    build(settings, hv, image, accel, &dir, cancel)?;
+    build(cfg, hv, image, accel, &dir, cancel)?;
     // Templates of this image version made for another QEMU or libvirt.
     if let Ok(entries) = std::fs::read_dir(&parent) {
         for e in entries.flatten() {
@@ -216,7 +216,7 @@ pub fn ensure(
 /// after a crash), saves it when the guest waits for its job, and publishes
 /// the folder as `dir` with one rename.
 fn build(
-    settings: &Settings,
+    cfg: &VmConfig,
     hv: &Arc<Hypervisor>,
     image: &ResolvedImage,
     accel: Resolved,
@@ -225,7 +225,7 @@ fn build(
 ) -> Result<(), WarmError> {
     let id = uuid::Uuid::new_v4().to_string();
     let name = format!("{DOMAIN_PREFIX}template-{id}");
-    let (guard, owner) = VmGuard::claim(hv.clone(), &settings.vms_dir(), &name)
+    let (guard, owner) = VmGuard::claim(hv.clone(), &cfg.vms_dir, &name)
         .map_err(|(dir, e)| WarmError::Folder(dir, e))?;
     let work = guard.dir().to_path_buf();
     let folder = |e| WarmError::Folder(work.clone(), e);
@@ -252,7 +252,7 @@ fn build(
     cancel.track(hv.clone(), &name);
     hv.start(&spec)?;
 
-    let deadline = settings.ssh_timeout.unwrap_or(image.ssh_timeout);
+    let deadline = cfg.ssh_timeout.unwrap_or(image.ssh_timeout);
     wait_until_waiting(&console_log, deadline, cancel, || hv.is_running(&name))?;
     // The line is printed just before the guest's `read`: let it block.
     std::thread::sleep(Duration::from_millis(50));
