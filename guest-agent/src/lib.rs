@@ -12,6 +12,7 @@
 //! - [`tap`]: TAP version 13 output.
 
 pub mod artifact;
+pub mod libtaskotron;
 pub mod output;
 pub(crate) mod process;
 pub mod protocol;

@@ -37,7 +37,8 @@ pub struct JobSpec {
     pub arch: String,
     /// Where the task files were uploaded.
     pub taskdir: PathBuf,
-    /// Created by the agent; current directory of every command.
+    /// Created by the agent as a copy of `taskdir` (without `.git`); the
+    /// current directory of every command.
     pub workdir: PathBuf,
     /// Created by the agent; logs and results are written here.
     pub artifactsdir: PathBuf,
@@ -49,6 +50,11 @@ pub struct JobSpec {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub actions: Vec<Action>,
+    /// Files (`${var}` templates, relative to `workdir` or absolute inside
+    /// it or `artifactsdir`) whose text the agent hands back after the last
+    /// action, for `resultsdb: file:` (see [`RESULT_FILES_FILE`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub result_files: Vec<String>,
 }
 
 /// One step of a job: exactly one of `shell` (commands run one after
@@ -60,7 +66,7 @@ pub struct JobSpec {
 pub struct Action {
     pub name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub shell: Vec<String>,
+    pub shell: Vec<ShellCommand>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub python: Option<PythonCall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +79,121 @@ pub struct Action {
     /// Name of a variable that receives the action's stdout.
     #[serde(default)]
     pub export: Option<String>,
+}
+
+/// One command of a `shell` action, in the forms libtaskotron formulas use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ShellCommand {
+    /// Text run by `/bin/sh -c`: plain `${var}` is the shell's expansion of
+    /// the environment variable; a dotted `${var.key}` is given to it as an
+    /// environment variable of its own (never pasted into the text).
+    Line(String),
+    /// An argument vector run without a shell, each entry `${var}`-rendered
+    /// (one entry each, whatever the value holds).
+    Argv(Vec<String>),
+    /// Commands whose exit status does not fail the action.
+    IgnoreReturn { ignorereturn: Vec<ShellCommand> },
+}
+
+/// What every form of a shell command is, for error messages.
+pub const SHELL_FORMS: &str =
+    "a command string, an argument list of strings, or `ignorereturn:` with a list of those";
+
+impl<'de> Deserialize<'de> for ShellCommand {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Form;
+        impl<'de> serde::de::Visitor<'de> for Form {
+            type Value = ShellCommand;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(SHELL_FORMS)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ShellCommand, E> {
+                Ok(ShellCommand::Line(v.to_string()))
+            }
+            // A plain YAML scalar such as `true` is a command too.
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ShellCommand, E> {
+                Ok(ShellCommand::Line(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ShellCommand, A::Error> {
+                let mut argv = Vec::new();
+                while let Some(arg) = seq.next_element::<String>()? {
+                    argv.push(arg);
+                }
+                Ok(ShellCommand::Argv(argv))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ShellCommand, A::Error> {
+                use serde::de::Error;
+                let mut commands = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "ignorereturn" || commands.is_some() {
+                        return Err(A::Error::custom(format!(
+                            "unknown key `{key}` in a shell command: expected {SHELL_FORMS}"
+                        )));
+                    }
+                    commands = Some(map.next_value::<Vec<ShellCommand>>()?);
+                }
+                let ignorereturn = commands.ok_or_else(|| {
+                    A::Error::custom(format!("an empty mapping: expected {SHELL_FORMS}"))
+                })?;
+                Ok(ShellCommand::IgnoreReturn { ignorereturn })
+            }
+        }
+        d.deserialize_any(Form)
+    }
+}
+
+impl ShellCommand {
+    /// Every string of the command (for checks).
+    pub fn strings(&self) -> Vec<&str> {
+        match self {
+            ShellCommand::Line(s) => vec![s.as_str()],
+            ShellCommand::Argv(v) => v.iter().map(String::as_str).collect(),
+            ShellCommand::IgnoreReturn { ignorereturn } => {
+                ignorereturn.iter().flat_map(ShellCommand::strings).collect()
+            }
+        }
+    }
+
+    /// Every string of the command, and whether it is an argument-list
+    /// entry (rendered by the agent) rather than shell text.
+    pub fn strings_with_form(&self) -> Vec<(&str, bool)> {
+        match self {
+            ShellCommand::Line(s) => vec![(s.as_str(), false)],
+            ShellCommand::Argv(v) => v.iter().map(|s| (s.as_str(), true)).collect(),
+            ShellCommand::IgnoreReturn { ignorereturn } => ignorereturn
+                .iter()
+                .flat_map(ShellCommand::strings_with_form)
+                .collect(),
+        }
+    }
+
+    /// What is wrong with the command's form, if anything.
+    pub fn problem(&self) -> Option<&'static str> {
+        match self {
+            ShellCommand::Line(s) if s.trim().is_empty() => Some("an empty command"),
+            ShellCommand::Argv(v) if v.first().is_none_or(|p| p.trim().is_empty()) => {
+                Some("an argument list without a program")
+            }
+            ShellCommand::IgnoreReturn { ignorereturn } if ignorereturn.is_empty() => {
+                Some("`ignorereturn` with no commands")
+            }
+            ShellCommand::IgnoreReturn { ignorereturn } => ignorereturn.iter().find_map(|c| {
+                if matches!(c, ShellCommand::IgnoreReturn { .. }) {
+                    Some("`ignorereturn` inside `ignorereturn`")
+                } else {
+                    c.problem()
+                }
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A `python` action: `callable` of the module `file` (relative to
@@ -111,7 +232,7 @@ pub struct ArtifactCollect {
 /// What an action does, as the runner sees it.
 #[derive(Debug, Clone, Copy)]
 pub enum ActionKind<'a> {
-    Shell(&'a [String]),
+    Shell(&'a [ShellCommand]),
     Python(&'a PythonCall),
     Exec(&'a ExecCall),
     Artifact(&'a ArtifactCollect),
@@ -312,8 +433,13 @@ impl JobSpec {
                     }
                 }
             }
-            if let Some(j) = action.shell.iter().position(|c| c.contains('\0')) {
-                return Err(invalid(format!("{at}.shell[{j}]: must not contain NUL")));
+            for (j, c) in action.shell.iter().enumerate() {
+                if c.strings().iter().any(|s| s.contains('\0')) {
+                    return Err(invalid(format!("{at}.shell[{j}]: must not contain NUL")));
+                }
+                if let Some(p) = c.problem() {
+                    return Err(invalid(format!("{at}.shell[{j}]: {p}")));
+                }
             }
             if let Some(t) = action.timeout_secs {
                 if t == 0 || t > MAX_TIMEOUT_SECS {
@@ -450,10 +576,13 @@ pub enum Outcome {
     Error,
     Waived,
     Aborted,
+    /// The check itself crashed (libtaskotron's outcome for a task that
+    /// died before it could judge the item).
+    Crashed,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Passed,
         Outcome::Info,
         Outcome::Failed,
@@ -461,6 +590,7 @@ impl Outcome {
         Outcome::Error,
         Outcome::Waived,
         Outcome::Aborted,
+        Outcome::Crashed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -472,6 +602,7 @@ impl Outcome {
             Outcome::Error => "ERROR",
             Outcome::Waived => "WAIVED",
             Outcome::Aborted => "ABORTED",
+            Outcome::Crashed => "CRASHED",
         }
     }
 
@@ -592,8 +723,14 @@ pub enum Event {
 }
 
 /// File in the artifacts folder holding the variables actions exported
-/// (a JSON object of name to value).
+/// (a JSON object of name to value: a string, or what a `python`
+/// callable returned).
 pub const EXPORTS_FILE: &str = "exports.json";
+
+/// File in the artifacts folder holding the text of each of the job's
+/// `result_files` (a JSON object of template to `{"Ok": text}` or
+/// `{"Err": why}`).
+pub const RESULT_FILES_FILE: &str = "result-files.json";
 
 /// Longest silence of the agent while a command runs.
 pub const HEARTBEAT_SECS: u64 = 5;

@@ -40,7 +40,8 @@ pub(crate) fn prepare(ctx: &ActionContext<'_>, call: &PythonCall) -> Result<Prep
             call.file
         ));
     }
-    let kwargs = render_json(&serde_json::Value::Object(call.kwargs.clone()), ctx.vars);
+    let kwargs = render_json(&serde_json::Value::Object(call.kwargs.clone()), ctx.vars)
+        .map_err(|e| format!("keyword arguments: {e}"))?;
     let kwargs_file = ctx.sibling(".kwargs.json");
     let text = serde_json::to_vec_pretty(&kwargs)
         .map_err(|e| format!("cannot encode keyword arguments: {e}"))?;
@@ -64,6 +65,7 @@ pub(crate) fn prepare(ctx: &ActionContext<'_>, call: &PythonCall) -> Result<Prep
             kwargs_file.into_os_string(),
             return_file.clone().into_os_string(),
             error_file.clone().into_os_string(),
+            ctx.pylib.as_os_str().to_os_string(),
         ],
     };
     Ok(Prepared {
@@ -74,10 +76,11 @@ pub(crate) fn prepare(ctx: &ActionContext<'_>, call: &PythonCall) -> Result<Prep
 }
 
 impl Prepared {
-    /// The return value when the call succeeded; the runner's one-line
-    /// error when it failed and said why (else `Ok(None)`: the exit status
-    /// already tells). Removes the answer files either way.
-    pub fn finish(self, failed: bool) -> Result<Option<String>, String> {
+    /// The return value when the call succeeded (as the runner encoded it:
+    /// JSON, so a dict stays a dict and a string a string); the runner's
+    /// one-line error when it failed and said why (else `Ok(None)`: the
+    /// exit status already tells). Removes the answer files either way.
+    pub fn finish(self, failed: bool) -> Result<Option<serde_json::Value>, String> {
         let returned = fs::read(&self.return_file);
         let error = fs::read_to_string(&self.error_file).unwrap_or_default();
         for f in [&self.return_file, &self.error_file] {
@@ -91,7 +94,9 @@ impl Prepared {
             };
         }
         match returned {
-            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("the python runner's return value is not JSON: {e}")),
             Err(e) => Err(format!("the python runner wrote no return value: {e}")),
         }
     }

@@ -1,9 +1,11 @@
 # Ferrotron's `python` directive, run by the agent as
-#   python3 -I -B -c THIS_SCRIPT FILE LABEL CALLABLE KWARGS_JSON RETURN_FILE ERROR_FILE
+#   python3 -I -B -c THIS_SCRIPT FILE LABEL CALLABLE KWARGS_JSON RETURN_FILE ERROR_FILE [LIBDIR]
 # Imports FILE by path, calls CALLABLE (dotted names allowed) with the keyword
 # arguments read from KWARGS_JSON (data, never code), and writes the return
-# value to RETURN_FILE: a string as it is, None as nothing, anything else as
-# JSON (which YAML readers accept). On failure the traceback goes to stderr
+# value to RETURN_FILE as JSON (None as "", bytes decoded; objects JSON cannot
+# hold as their str()), so that a dict export stays a dict for the next
+# action. LIBDIR (Ferrotron's libtaskotron package) goes on sys.path after
+# the task's folder, so a task that ships its own libtaskotron keeps it. On failure the traceback goes to stderr
 # and one line saying what went wrong to ERROR_FILE; the exit status is 1.
 import importlib.util
 import json
@@ -20,8 +22,34 @@ def fail(error_file, message):
     sys.exit(1)
 
 
+PY2_SIGNS = (
+    "Missing parentheses in call to",
+    "multiple exception types must be parenthesized",
+    "leading zeros in decimal integer literals",
+    "invalid hexadecimal literal",
+)
+
+
+def syntax_line(e, task_dir):
+    """One line for a SyntaxError: the file, the line, the message, and a
+    hint when it looks like Python 2 code (print statements, `except X, e`,
+    octal literals), which these images cannot run."""
+    where = e.filename or "?"
+    if where.startswith(task_dir + os.sep):
+        where = where[len(task_dir) + 1:]
+    line = "%s line %s: SyntaxError: %s" % (where, e.lineno, e.msg)
+    text = (e.text or "").strip()
+    if any(sign in (e.msg or "") for sign in PY2_SIGNS) or text.startswith(
+        ("print ", "exec ", "raise ")
+    ) and "," in text and "(" not in text.split(",")[0]:
+        line += " (this looks like Python 2 code; tasks run with Python 3 only)"
+    return line
+
+
 def main():
     path, label, name, kwargs_file, return_file, error_file = sys.argv[1:7]
+    if len(sys.argv) > 7:
+        sys.path.append(sys.argv[7])
     with open(kwargs_file, encoding="utf-8") as f:
         kwargs = json.load(f)
     # The task's own folder first, so that the file can import its siblings.
@@ -33,6 +61,10 @@ def main():
         module = importlib.util.module_from_spec(spec)
         sys.modules[modname] = module
         spec.loader.exec_module(module)
+    except SyntaxError as e:
+        # One line, no traceback: the file and line say it all.
+        line = syntax_line(e, os.path.dirname(path))
+        fail(error_file, line if line.startswith(label + " ") else "cannot import %s: %s" % (label, line))
     except BaseException as e:
         traceback.print_exc()
         fail(error_file, "cannot import %s: %s: %s" % (label, type(e).__name__, e))
@@ -49,13 +81,13 @@ def main():
         traceback.print_exc()
         fail(error_file, "%s() in %s raised %s: %s" % (name, label, type(e).__name__, e))
     if value is None:
-        text = ""
-    elif isinstance(value, str):
-        text = value
+        value = ""
     elif isinstance(value, bytes):
-        text = value.decode("utf-8", "replace")
-    else:
+        value = value.decode("utf-8", "replace")
+    try:
         text = json.dumps(value, default=str)
+    except (TypeError, ValueError) as e:
+        fail(error_file, "%s() in %s returned a value that cannot be exported: %s" % (name, label, e))
     with open(return_file, "w", encoding="utf-8") as f:
         f.write(text)
 

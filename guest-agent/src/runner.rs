@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use crate::output::{Tail, TAIL_BYTES};
 use crate::process::{run_command, Argv, CommandEnd, Sink};
 use crate::protocol::{
-    Action, ActionKind, Event, JobSpec, Outcome, Stream, TaskResult, AGENT_VERSION,
+    Action, ActionKind, Event, JobSpec, Outcome, ShellCommand, Stream, TaskResult, AGENT_VERSION,
 };
 use crate::tap::tap13;
-use crate::template::render_template;
+use crate::template::{self, stringify, try_render, Values};
 
 /// Shell that runs every command, as `/bin/sh -c COMMAND`.
 pub const SHELL: &str = "/bin/sh";
@@ -85,10 +85,27 @@ pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, Ru
     for dir in [&job.workdir, &job.artifactsdir, &logs] {
         fs::create_dir_all(dir).map_err(io_error(|| format!("cannot create {}", dir.display())))?;
     }
+    if job.taskdir != job.workdir {
+        copy_task(&job.taskdir, &job.workdir).map_err(io_error(|| {
+            format!(
+                "cannot copy the task folder {} into the work folder {}",
+                job.taskdir.display(),
+                job.workdir.display()
+            )
+        }))?;
+    }
 
-    let base_env = base_env(job);
-    let mut vars = job.vars.clone();
-    let mut exported = BTreeMap::new();
+    let pylib = crate::libtaskotron::install(&job.workdir.with_file_name("python")).map_err(
+        io_error(|| "cannot write the libtaskotron package beside the work folder".to_string()),
+    )?;
+    let mut base_env = base_env(job);
+    let pythonpath = match base_env.get("PYTHONPATH") {
+        Some(theirs) if !theirs.is_empty() => format!("{theirs}:{}", pylib.display()),
+        _ => pylib.display().to_string(),
+    };
+    base_env.insert("PYTHONPATH".to_string(), pythonpath);
+    let mut vars: Values = template::string_values(&job.vars);
+    let mut exported = Values::new();
     let mut results = Vec::new();
     let mut skipped = 0;
     for (i, action) in job.actions.iter().enumerate() {
@@ -99,7 +116,7 @@ pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, Ru
         });
         let action_started = Instant::now();
         let mut env = base_env.clone();
-        env.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(vars.iter().map(|(k, v)| (k.clone(), stringify(v))));
         let log = logs.join(format!("{index:02}-{}.log", slug(&action.name)));
         let ctx = ActionContext {
             index,
@@ -107,6 +124,7 @@ pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, Ru
             env: &env,
             vars: &vars,
             log: &log,
+            pylib: &pylib,
         };
         let ran = run_action(&ctx, action, emit)?;
         emit(&Event::ActionEnd {
@@ -142,6 +160,14 @@ pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, Ru
     }
 
     write_results(&job.artifactsdir, &results)?;
+    if !job.result_files.is_empty() {
+        let files = read_result_files(job, &vars);
+        let text = serde_json::to_vec_pretty(&files).unwrap_or_default();
+        write_atomic(
+            &job.artifactsdir.join(crate::protocol::RESULT_FILES_FILE),
+            &text,
+        )?;
+    }
     // What actions exported, for the directives the orchestrator runs
     // after the agent (`resultsdb` reports an exported ResultYAML).
     let exports = serde_json::to_vec_pretty(&exported).unwrap_or_default();
@@ -169,6 +195,72 @@ pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, Ru
         skipped,
         outcome,
     })
+}
+
+/// Largest results file a `resultsdb: file:` directive may name.
+pub const MAX_RESULT_FILE: u64 = 16 * 1024 * 1024;
+
+/// The text of each file `resultsdb: file:` directives name (rendered with
+/// the final variables, relative to the work folder or absolute inside the
+/// work or artifacts folder), or why it cannot be read, for the
+/// orchestrator's report.
+fn read_result_files(job: &JobSpec, vars: &Values) -> BTreeMap<String, Result<String, String>> {
+    let inside = |p: &Path, dir: &Path| {
+        fs::canonicalize(dir)
+            .ok()
+            .zip(fs::canonicalize(p).ok())
+            .is_some_and(|(d, p)| p.starts_with(d))
+    };
+    job.result_files
+        .iter()
+        .map(|template| {
+            let read = || -> Result<String, String> {
+                let name = try_render(template, vars).map_err(|e| e.to_string())?;
+                let path = job.workdir.join(&name);
+                if !inside(&path, &job.workdir) && !inside(&path, &job.artifactsdir) {
+                    return Err(format!(
+                        "{name}: not a file in the work or artifacts folder"
+                    ));
+                }
+                let meta = fs::metadata(&path).map_err(|e| format!("{name}: {e}"))?;
+                if meta.len() > MAX_RESULT_FILE {
+                    return Err(format!("{name}: larger than {MAX_RESULT_FILE} bytes"));
+                }
+                let bytes = fs::read(&path).map_err(|e| format!("{name}: {e}"))?;
+                String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8 text"))
+            };
+            (template.clone(), read())
+        })
+        .collect()
+}
+
+/// The work folder starts as a copy of the task folder (without `.git`):
+/// every action runs in it, so a task's files are found by the relative
+/// paths libtaskotron tasks use (`bash ./run.sh`, `open("data.json")`),
+/// while the task folder itself stays as uploaded. Symbolic links are
+/// copied as links; files already in the work folder are kept.
+fn copy_task(from: &Path, to: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == ".git" {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if dst.symlink_metadata().is_ok() {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
+        } else if kind.is_dir() {
+            fs::create_dir(&dst)?;
+            copy_task(&src, &dst)?;
+        } else if kind.is_file() {
+            fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
 }
 
 /// Environment shared by all actions; `vars` are added per action.
@@ -227,6 +319,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// How one action ended.
+#[derive(Clone)]
 struct ActionRun {
     outcome: Outcome,
     summary: String,
@@ -235,7 +328,7 @@ struct ActionRun {
     timed_out: bool,
     output: String,
     /// The value of the action's `export` variable, when it passed.
-    exported: Option<String>,
+    exported: Option<serde_json::Value>,
 }
 
 /// What an action runs with.
@@ -246,9 +339,11 @@ pub(crate) struct ActionContext<'a> {
     /// The process environment (base, then the variables).
     pub env: &'a BTreeMap<String, String>,
     /// Variables so far (inputs, built-ins, exports): what `${var}` renders.
-    pub vars: &'a BTreeMap<String, String>,
+    pub vars: &'a Values,
     /// The action's log file.
     pub log: &'a Path,
+    /// The folder holding Ferrotron's `libtaskotron` package.
+    pub pylib: &'a Path,
 }
 
 impl ActionContext<'_> {
@@ -296,33 +391,61 @@ fn run_action(
     let run = |argv: &Argv, sink: &mut Sink, emit: &mut dyn FnMut(&Event)| {
         run_command(argv, workdir, ctx.env, deadline, sink, emit)
     };
-    let mut returned: Option<String> = None;
+    let mut returned: Option<serde_json::Value> = None;
     match kind {
         Some(ActionKind::Shell(commands)) => {
-            for (i, command) in commands.iter().enumerate() {
-                let n = i + 1;
-                let argv = Argv {
-                    program: SHELL.into(),
-                    args: vec!["-c".into(), command.into()],
+            let flat = commands.iter().flat_map(|c| match c {
+                ShellCommand::IgnoreReturn { ignorereturn } => {
+                    ignorereturn.iter().map(|c| (c, true)).collect()
+                }
+                c => vec![(c, false)],
+            });
+            for (i, (command, ignore)) in flat.enumerate() {
+                let what = format!("command {}", i + 1);
+                let (argv, env) = match shell_argv(command, ctx) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        ran.outcome = Outcome::Error;
+                        ran.summary = format!("{what}: {e}");
+                        break;
+                    }
                 };
-                let end = run(&argv, &mut sink, emit);
-                let what = format!("command {n}");
-                if !judge(&mut ran, end, &what, &command_summary(command), timeout) {
+                let end = run_command(&argv, workdir, &env, deadline, &mut sink, emit);
+                let detail = command_summary(&command_text(command));
+                let mut judged = ActionRun { ..ran.clone() };
+                let went_on = judge(&mut judged, end, &what, &detail, timeout);
+                let ignored = ignore && !went_on && judged.outcome == Outcome::Failed;
+                if ignored {
+                    ran.exit_code = judged.exit_code;
+                    ran.signal = judged.signal;
+                    continue;
+                }
+                ran = judged;
+                if !went_on {
                     break;
                 }
             }
         }
         Some(ActionKind::Exec(e)) => {
-            let argv = Argv {
-                program: resolve_program(&e.program, &ctx.job.taskdir),
-                args: e
-                    .args
-                    .iter()
-                    .map(|a| render_template(a, ctx.vars).into())
-                    .collect(),
-            };
-            let end = run(&argv, &mut sink, emit);
-            judge(&mut ran, end, &e.program, "", timeout);
+            let args: Result<Vec<OsString>, _> = e
+                .args
+                .iter()
+                .map(|a| try_render(a, ctx.vars).map(OsString::from))
+                .collect();
+            match args {
+                Ok(args) => {
+                    let argv = Argv {
+                        program: resolve_program(&e.program, &ctx.job.taskdir),
+                        args,
+                    };
+                    let end = run(&argv, &mut sink, emit);
+                    judge(&mut ran, end, &e.program, "", timeout);
+                }
+                Err(e) => {
+                    ran.outcome = Outcome::Error;
+                    ran.summary = e.to_string();
+                }
+            }
         }
         Some(ActionKind::Python(call)) => match crate::python::prepare(ctx, call) {
             Err(message) => {
@@ -364,24 +487,106 @@ fn run_action(
         }
     }
     let value = match returned {
-        Some(v) => Some(v.into_bytes()),
-        None => sink.export.take(),
+        Some(v) => Some(v),
+        None => sink.export.take().map(|stdout| {
+            let text = String::from_utf8_lossy(&stdout);
+            serde_json::Value::String(text.trim_end_matches('\n').to_string())
+        }),
     };
-    if let (Outcome::Passed, Some(name), Some(stdout)) = (ran.outcome, &action.export, value) {
-        let value = String::from_utf8_lossy(&stdout);
-        let value = value.trim_end_matches('\n');
-        if sink.export_overflow || value.len() > MAX_EXPORT {
+    if let (Outcome::Passed, Some(name), Some(value)) = (ran.outcome, &action.export, value) {
+        let size = match &value {
+            serde_json::Value::String(s) => s.len(),
+            v => v.to_string().len(),
+        };
+        if sink.export_overflow || size > MAX_EXPORT {
             ran.outcome = Outcome::Error;
             ran.summary = format!("value to export as {name} is larger than {MAX_EXPORT} bytes");
-        } else if value.contains('\0') {
+        } else if stringify(&value).contains('\0') {
             ran.outcome = Outcome::Error;
             ran.summary = format!("value to export as {name} contains a NUL byte");
         } else {
-            ran.exported = Some(value.to_string());
+            ran.exported = Some(value);
         }
     }
     ran.output = sink.tail.into_string();
     Ok(ran)
+}
+
+/// The program and environment of one shell command. A string runs with
+/// `/bin/sh -c`: a dotted `${var.key}` in it becomes `${FERROTRON_REF_N}`
+/// with the value in that environment variable (plain `${var}` already is
+/// one), so no value is ever shell text. An argument list runs without a
+/// shell, each entry rendered.
+fn shell_argv(
+    command: &ShellCommand,
+    ctx: &ActionContext<'_>,
+) -> Result<(Argv, BTreeMap<String, String>), template::Unresolved> {
+    let mut env = ctx.env.clone();
+    match command {
+        ShellCommand::Line(text) => {
+            let mut n = 0;
+            let mut failed = None;
+            let text = template::render_with(text, |r| {
+                if !r.contains('.') {
+                    return None;
+                }
+                match template::lookup(ctx.vars, r) {
+                    Ok(v) => {
+                        n += 1;
+                        let name = format!("FERROTRON_REF_{n}");
+                        env.insert(name.clone(), stringify(v));
+                        Some(format!("${{{name}}}"))
+                    }
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        None
+                    }
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            Ok((
+                Argv {
+                    program: SHELL.into(),
+                    args: vec!["-c".into(), text.into()],
+                },
+                env,
+            ))
+        }
+        ShellCommand::Argv(argv) => {
+            let mut rendered = argv
+                .iter()
+                .map(|a| try_render(a, ctx.vars))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter();
+            let program = rendered.next().unwrap_or_default();
+            Ok((
+                Argv {
+                    program: resolve_program(&program, &ctx.job.workdir),
+                    args: rendered.map(OsString::from).collect(),
+                },
+                env,
+            ))
+        }
+        // Flattened by the caller.
+        ShellCommand::IgnoreReturn { .. } => Ok((
+            Argv {
+                program: "true".into(),
+                args: Vec::new(),
+            },
+            env,
+        )),
+    }
+}
+
+/// A command as one line of text, for its summary.
+fn command_text(command: &ShellCommand) -> String {
+    match command {
+        ShellCommand::Line(s) => s.clone(),
+        ShellCommand::Argv(v) => v.join(" "),
+        ShellCommand::IgnoreReturn { .. } => "ignorereturn".into(),
+    }
 }
 
 /// Records how a process ended in `ran`; true when it exited 0 (and the

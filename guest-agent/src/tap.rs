@@ -38,19 +38,16 @@ pub fn tap13(results: &[TaskResult]) -> String {
     out
 }
 
-/// A test line's description: one line, `#` and `\` escaped so that no
-/// TAP directive can be injected.
+/// A test line's description: one line, and no `#` at all. TAP readers
+/// take what follows a `#` as a directive (`# SKIP`, `# TODO`), and the
+/// ones tasks were written against (libtaskotron's pytap13) ignore the
+/// `\#` escape, so an item holding `# SKIP` would turn a failure into a
+/// skip. The YAML block below the line carries the item exactly.
 fn tap_description(text: &str) -> String {
-    let mut s = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '#' => s.push_str("\\#"),
-            '\\' => s.push_str("\\\\"),
-            c if c.is_control() => s.push(' '),
-            c => s.push(c),
-        }
-    }
-    s
+    text.chars()
+        .filter(|c| *c != '#')
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Writes `key: value` at `indent` spaces; a block value's lines go at
@@ -95,7 +92,8 @@ fn literal_text(value: &str) -> Option<String> {
     }
     let usable = s.contains('\n')
         && !s.chars().all(char::is_whitespace)
-        && !s.split('\n').any(|line| line.trim() == "...");
+        // pytap13 ends a YAML block at any line ending in `...`.
+        && !s.split('\n').any(|line| line.trim_end().ends_with("..."));
     usable.then_some(s)
 }
 
@@ -233,6 +231,6 @@ not ok 2 - rpmlint for foo-1.0-1.fc40
 
     #[test]
     fn descriptions_cannot_carry_directives() {
-        assert_eq!(tap_description("a # SKIP\nb\\"), "a \\# SKIP b\\\\");
+        assert_eq!(tap_description("a # SKIP\nb\\#"), "a  SKIP b\\");
     }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ferrotron_agent::protocol as proto;
-pub use ferrotron_agent::template::{json_template_vars, render_template, template_vars};
+pub use ferrotron_agent::template::{json_template_vars, render_json, render_template, template_vars};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -24,7 +24,9 @@ pub const ITEM_TYPES: &[&str] = &[
     "koji_tag",
     "compose",
     "git_commit",
+    "dist_git_commit",
     "docker_image",
+    "module_build",
     "item",
 ];
 
@@ -47,11 +49,13 @@ pub struct Formula {
 pub struct Environment {
     /// Base image name, optionally `name:version`.
     pub image: Option<String>,
-    /// RPM packages the task expects (libtaskotron; informational here).
-    #[serde(default)]
+    /// RPM packages the task needs (libtaskotron): a list, or nothing. The
+    /// image must have them; a missing one is an error naming it.
+    #[serde(default, deserialize_with = "list_or_null")]
     pub rpm: Vec<String>,
-    /// Packages the task expects in the image (informational for now).
-    #[serde(default)]
+    /// Packages the task needs in the image: a list, or nothing. A
+    /// missing one is an error naming it.
+    #[serde(default, deserialize_with = "list_or_null")]
     pub packages: Vec<String>,
     /// Memory the task needs, in MiB.
     pub memory_mib: Option<u32>,
@@ -69,8 +73,9 @@ pub struct Action {
 /// What an action does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Directive {
-    /// Commands run by the guest agent, one after another.
-    Shell(Vec<String>),
+    /// Commands run by the guest agent, one after another: strings through
+    /// `/bin/sh`, argument lists without a shell, `ignorereturn` groups.
+    Shell(Vec<proto::ShellCommand>),
     /// `callable` of the task file `file` called with `kwargs` (strings
     /// `${var}`-rendered at run time); the return value is the export.
     Python {
@@ -85,12 +90,14 @@ pub enum Directive {
     Exec { program: String, args: Vec<String> },
     /// Files of the work folder copied into the job's artifacts.
     Artifact { paths: Vec<String> },
-    /// Report results: `results` is ResultYAML or TAP13 text, usually
-    /// `${var}` exported by an earlier action. Without `--report` the
-    /// results are written to the job's artifacts and printed.
-    Resultsdb { results: String },
+    /// Report results: ResultYAML or TAP13 text, usually `${var}` exported
+    /// by an earlier action, or a file of the work folder. Without
+    /// `--report` the results are written to the job's artifacts and
+    /// printed.
+    Resultsdb { results: ResultsText },
     /// The task's exit status follows one result of `results` (ResultYAML
-    /// or TAP13, usually `${var}`) instead of all of them.
+    /// or TAP13, usually `${var}`), or the worst of them, instead of all
+    /// of them.
     Exitcode { pick: Pick, results: String },
 }
 
@@ -120,6 +127,18 @@ impl Directive {
 pub enum Pick {
     First,
     Last,
+    /// The worst outcome of all (libtaskotron's `result_worst`).
+    Worst,
+}
+
+/// Where a `resultsdb` directive's results are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultsText {
+    /// The text itself (`results:`), `${var}`-rendered.
+    Inline(String),
+    /// A ResultYAML/TAP13 file (`file:`), relative to the work folder or
+    /// absolute inside it, `${var}`-rendered.
+    File(String),
 }
 
 /// Built-in variables every task has.
@@ -173,9 +192,13 @@ struct RawInput {
 struct RawAction {
     /// Shown in progress and in per-action results.
     name: String,
-    /// Directive: commands run one after another as root; variables are
-    /// environment variables (`${item}` is expanded by the shell, as data).
-    shell: Option<Vec<String>>,
+    /// Directive: commands run one after another as root, each a string
+    /// (run by `/bin/sh`; variables are environment variables, expanded by
+    /// the shell as data), an argument list (no shell; `${var}` rendered
+    /// into each entry) or `ignorereturn:` with a list of those (their exit
+    /// status does not fail the action). One string is one command.
+    #[schemars(schema_with = "shell_schema")]
+    shell: Option<ShellField>,
     /// Directive (libtaskotron): call `callable` from the task file `file`;
     /// every other key is passed as a keyword argument, as data; the return
     /// value (usually ResultYAML) is what `export` stores.
@@ -245,7 +268,9 @@ struct RawArtifact {
 #[serde(deny_unknown_fields)]
 struct RawResultsdb {
     /// The results text (ResultYAML or TAP13), with `${var}` templating.
-    results: String,
+    results: Option<String>,
+    /// Or a file of ResultYAML or TAP13 in the work folder (`${var}`).
+    file: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -255,6 +280,62 @@ struct RawExitcode {
     result_first: Option<String>,
     /// Exit 0 when the last result passed (ResultYAML or TAP13, `${var}`).
     result_last: Option<String>,
+    /// Exit 0 when the worst result passed (libtaskotron's outcome order).
+    result_worst: Option<String>,
+}
+
+/// `shell:`: one command string, or a list of commands.
+#[derive(Debug)]
+struct ShellField(Vec<proto::ShellCommand>);
+
+impl<'de> Deserialize<'de> for ShellField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Commands;
+        impl<'de> serde::de::Visitor<'de> for Commands {
+            type Value = ShellField;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "a command, or a list of commands, each {}", proto::SHELL_FORMS)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ShellField, E> {
+                Ok(ShellField(vec![proto::ShellCommand::Line(v.to_string())]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ShellField, A::Error> {
+                let mut out = Vec::new();
+                while let Some(c) = seq.next_element::<proto::ShellCommand>()? {
+                    out.push(c);
+                }
+                Ok(ShellField(out))
+            }
+        }
+        d.deserialize_any(Commands)
+    }
+}
+
+fn shell_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let argv = serde_json::json!({"type": "array", "items": {"type": "string"}, "minItems": 1});
+    let simple = serde_json::json!({"anyOf": [{"type": "string"}, argv]});
+    let command = serde_json::json!({"anyOf": [
+        {"type": "string"},
+        argv,
+        {
+            "type": "object",
+            "properties": {"ignorereturn": {"type": "array", "items": simple, "minItems": 1}},
+            "required": ["ignorereturn"],
+            "additionalProperties": false
+        }
+    ]});
+    schemars::json_schema!({
+        "description": "A command, or a list of commands: strings (run by /bin/sh), argument lists (no shell), or {ignorereturn: [...]}",
+        "anyOf": [{"type": "string"}, {"type": "array", "items": command, "minItems": 1}]
+    })
+}
+
+/// A list, with `null` (a key with only a comment under it) as empty.
+fn list_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 impl Formula {
@@ -326,12 +407,35 @@ impl Formula {
         }
         let args = raw.input.map(|i| i.args).unwrap_or_default();
         for (i, arg) in args.iter().enumerate() {
-            if !is_var_name(arg) {
+            let problem = if !is_var_name(arg) {
+                format!("`{arg}` is not a valid variable name")
+            } else if !ITEM_TYPES.contains(&arg.as_str()) && arg != "arch" {
+                format!(
+                    "`{arg}` would get no value: as in libtaskotron, an input arg is `arch` \
+                     or an item type, which receives `--item` ({})",
+                    ITEM_TYPES.join(", ")
+                )
+            } else {
+                continue;
+            };
+            return Err(FormulaError::invalid(
+                path,
+                line_of(text, "args"),
+                format!("input.args[{i}]"),
+                problem,
+            ));
+        }
+        if let Some(ns) = &raw.namespace {
+            if ns.is_empty()
+                || !ns
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
                 return Err(FormulaError::invalid(
                     path,
-                    line_of(text, "args"),
-                    format!("input.args[{i}]"),
-                    format!("`{arg}` is not a valid variable name"),
+                    line_of(text, "namespace"),
+                    "namespace",
+                    format!("`{ns}` is not a namespace: use letters, digits, `-` and `_` (e.g. `dist`, `pkg`, `scratch`)"),
                 ));
             }
         }
@@ -342,25 +446,39 @@ impl Formula {
             .map(|v| v.to_string())
             .chain(args.iter().cloned())
             .collect();
+        // Variables an earlier action exports: values that may have keys.
+        let mut exported: Vec<String> = Vec::new();
         for (i, a) in actions.into_iter().enumerate() {
             let key = format!("actions[{i}]");
             let line = line_of_nth(text, "- name:", i);
             let check_vars = |text: &str, field: &str| -> Result<(), FormulaError> {
-                match template_vars(text)
-                    .into_iter()
-                    .find(|v| !defined.contains(v))
-                {
-                    Some(var) => Err(FormulaError::invalid(
-                        path,
-                        line,
-                        format!("{key}.{field}"),
-                        format!(
-                            "undefined variable `${{{var}}}` (defined here: {})",
+                let wrong = |message: String| {
+                    Err(FormulaError::invalid(path, line, format!("{key}.{field}"), message))
+                };
+                for r in template_vars(text) {
+                    let root = ferrotron_agent::template::root(&r);
+                    if !defined.iter().any(|d| d == root) {
+                        return wrong(format!(
+                            "undefined variable `${{{r}}}` (defined here: {})",
                             defined.join(", ")
-                        ),
-                    )),
-                    None => Ok(()),
+                        ));
+                    }
+                    let path_part = &r[root.len()..];
+                    if !path_part.is_empty() {
+                        if !exported.iter().any(|e| e == root) {
+                            return wrong(format!(
+                                "`${{{r}}}`: `{root}` is a string (an input or built-in variable); \
+                                 only a value an action exports has keys"
+                            ));
+                        }
+                        if path_part[1..].split('.').any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')) {
+                            return wrong(format!(
+                                "`${{{r}}}` is not a reference: write `${{name.key}}` or `${{name.0}}`"
+                            ));
+                        }
+                    }
                 }
+                Ok(())
             };
             let given: Vec<&str> = [
                 ("shell", a.shell.is_some()),
@@ -400,9 +518,27 @@ impl Formula {
             let invalid = |field: &str, message: String| {
                 FormulaError::invalid(path, line, format!("{key}.{field}"), message)
             };
-            let directive = if let Some(shell) = a.shell {
+            let directive = if let Some(ShellField(shell)) = a.shell {
                 if shell.is_empty() {
                     return Err(invalid("shell", "empty command list".into()));
+                }
+                for (j, c) in shell.iter().enumerate() {
+                    if let Some(p) = c.problem() {
+                        return Err(invalid(&format!("shell[{j}]"), format!("{p}: give {}", proto::SHELL_FORMS)));
+                    }
+                    // In a command string, plain `${name}` is the shell's
+                    // own expansion (an environment variable, maybe `HOME`);
+                    // a dotted reference, and every argument-list entry, are
+                    // rendered by the agent and checked here.
+                    for (text, argv) in c.strings_with_form() {
+                        if argv {
+                            check_vars(text, &format!("shell[{j}]"))?;
+                        } else {
+                            for r in template_vars(text).iter().filter(|r| r.contains('.')) {
+                                check_vars(&format!("${{{r}}}"), &format!("shell[{j}]"))?;
+                            }
+                        }
+                    }
                 }
                 Directive::Shell(shell)
             } else if let Some(p) = a.python {
@@ -476,16 +612,32 @@ impl Formula {
                 }
                 Directive::Artifact { paths: art.paths }
             } else if let Some(r) = a.resultsdb {
-                check_vars(&r.results, "resultsdb.results")?;
-                Directive::Resultsdb { results: r.results }
+                let results = match (r.results, r.file) {
+                    (Some(t), None) => {
+                        check_vars(&t, "resultsdb.results")?;
+                        ResultsText::Inline(t)
+                    }
+                    (None, Some(f)) => {
+                        check_vars(&f, "resultsdb.file")?;
+                        ResultsText::File(f)
+                    }
+                    _ => {
+                        return Err(invalid(
+                            "resultsdb",
+                            "give exactly one of `results` (the text) and `file` (a file of the work folder)".into(),
+                        ))
+                    }
+                };
+                Directive::Resultsdb { results }
             } else if let Some(e) = a.exitcode {
-                let (pick, results, field) = match (e.result_first, e.result_last) {
-                    (Some(t), None) => (Pick::First, t, "exitcode.result_first"),
-                    (None, Some(t)) => (Pick::Last, t, "exitcode.result_last"),
+                let (pick, results, field) = match (e.result_worst, e.result_last, e.result_first) {
+                    (Some(t), None, None) => (Pick::Worst, t, "exitcode.result_worst"),
+                    (None, Some(t), None) => (Pick::Last, t, "exitcode.result_last"),
+                    (None, None, Some(t)) => (Pick::First, t, "exitcode.result_first"),
                     _ => {
                         return Err(invalid(
                             "exitcode",
-                            "give exactly one of `result_first` and `result_last`".into(),
+                            "give exactly one of `result_worst`, `result_last` and `result_first`".into(),
                         ))
                     }
                 };
@@ -513,6 +665,7 @@ impl Formula {
                     ));
                 }
                 defined.push(var.clone());
+                exported.push(var.clone());
             }
             if a.timeout == Some(0) {
                 return Err(FormulaError::invalid(
@@ -719,7 +872,7 @@ mod tests {
         assert_eq!(
             f.actions[1].directive,
             Directive::Resultsdb {
-                results: "${out}".into()
+                results: ResultsText::Inline("${out}".into())
             }
         );
         let bad = text.replace("${out}", "${nope}");
@@ -734,7 +887,7 @@ mod tests {
 
     #[test]
     fn templates_render_known_names_only() {
-        let vars: BTreeMap<String, String> = [("a".to_string(), "1".to_string())].into();
+        let vars = ferrotron_agent::template::string_values(&[("a".to_string(), "1".to_string())].into());
         assert_eq!(render_template("x${a}y${b}z${", &vars), "x1y${b}z${");
         assert_eq!(template_vars("${a} and ${b}"), vec!["a", "b"]);
     }
@@ -776,7 +929,7 @@ mod tests {
         );
         let both = format!("{base}      result_first: ${{out}}\n      result_last: ${{out}}\n");
         let err = parse(&both).expect_err("both").to_string();
-        assert_eq!(err, "runtask.yml:8: actions[1].exitcode: give exactly one of `result_first` and `result_last`");
+        assert_eq!(err, "runtask.yml:8: actions[1].exitcode: give exactly one of `result_worst`, `result_last` and `result_first`");
         let two = "name: a\ndesc: b\nmaintainer: c\nactions:\n  - name: x\n    shell: [true]\n    resultsdb:\n      results: y\n";
         let err = parse(two).expect_err("two directives").to_string();
         assert_eq!(
@@ -829,7 +982,7 @@ mod tests {
             .input_vars("x", "rpm", "x86_64")
             .expect_err("unknown type")
             .to_string();
-        assert_eq!(err, "runtask.yml:1: --type: unknown item type `rpm` (known: koji_build, bodhi_update, koji_tag, compose, git_commit, docker_image, item)");
+        assert_eq!(err, "runtask.yml:1: --type: unknown item type `rpm` (known: koji_build, bodhi_update, koji_tag, compose, git_commit, dist_git_commit, docker_image, module_build, item)");
     }
 
     #[test]

@@ -5,8 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use ferrotron::formula::{render_template, template_vars};
+use ferrotron::formula::{render_json, template_vars};
+use ferrotron_agent::template::{lookup, string_values, stringify, try_render, Values};
 use proptest::prelude::*;
+use serde_json::Value;
+
+fn render_template(text: &str, vars: &BTreeMap<String, String>) -> String {
+    ferrotron::formula::render_template(text, &string_values(vars))
+}
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -81,4 +87,67 @@ proptest! {
     fn unknown_references_stay(text in template()) {
         prop_assert_eq!(render_template(&text, &BTreeMap::new()), text);
     }
+
+    /// A dotted reference reaches the value at that path of an exported
+    /// value, and renders it as text (a string as it is, else JSON).
+    #[test]
+    fn dotted_references_find_the_value_at_their_path(value in json(), pick in any::<prop::sample::Index>()) {
+        let paths = paths_of(&value, String::new());
+        let (path, expected) = &paths[pick.index(paths.len())];
+        let vars: Values = [("x".to_string(), value.clone())].into();
+        let reference = format!("x{path}");
+        prop_assert_eq!(lookup(&vars, &reference).expect("a path of the value"), expected);
+        let text = format!("<${{{reference}}}>");
+        prop_assert_eq!(try_render(&text, &vars).expect("renders"), format!("<{}>", stringify(expected)));
+    }
+
+    /// A keyword argument that is exactly one reference gets the value
+    /// itself; one key too many is an error naming the reference.
+    #[test]
+    fn whole_references_keep_the_value(value in json()) {
+        let vars: Values = [("x".to_string(), value.clone())].into();
+        let kwargs = serde_json::json!({"a": "${x}", "b": ["${x}"]});
+        prop_assert_eq!(
+            render_json(&kwargs, &vars).expect("renders"),
+            serde_json::json!({"a": value.clone(), "b": [value]})
+        );
+        let e = try_render("${x.no_such_key.0}", &vars).expect_err("no such key");
+        prop_assert!(e.to_string().starts_with("`${x.no_such_key.0}`: "), "{}", e);
+    }
+}
+
+/// JSON values a python callable may return: nested mappings and lists.
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        "[a-z${} ]{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z_][a-z0-9_]{0,5}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Every path into a value (`""`, `.key`, `.0.key`, …) and what is there.
+fn paths_of(v: &Value, at: String) -> Vec<(String, Value)> {
+    let mut out = vec![(at.clone(), v.clone())];
+    match v {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                out.extend(paths_of(item, format!("{at}.{i}")));
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                out.extend(paths_of(item, format!("{at}.{k}")));
+            }
+        }
+        _ => {}
+    }
+    out
 }

@@ -198,7 +198,7 @@ mod tests {
             Err(ApiError::Client { code, message, .. }) => format!("{code}: {message}"),
             other => format!("{other:?}"),
         };
-        assert_eq!(msg("outcome=GREAT"), "unknown_outcome: outcome `GREAT` is not one of PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, WAIVED, ABORTED");
+        assert_eq!(msg("outcome=GREAT"), "unknown_outcome: outcome `GREAT` is not one of PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, WAIVED, ABORTED, CRASHED");
         assert_eq!(
             msg("limit=0"),
             "bad_pagination: limit must be a whole number from 1 to 1000, not `0`"

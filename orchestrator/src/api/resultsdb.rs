@@ -105,7 +105,7 @@ pub struct Health {
 #[derive(Debug, ToSchema)]
 #[expect(dead_code, reason = "describes the body in the OpenAPI document")]
 pub struct CreateResultBody {
-    /// Any case; PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, WAIVED, ABORTED.
+    /// Any case; PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, WAIVED, ABORTED, CRASHED.
     pub outcome: String,
     /// A name, or `{name, ref_url}`; created when unknown.
     #[schema(value_type = Object)]
@@ -895,7 +895,7 @@ mod tests {
         assert_eq!(r.submit_time, 1_700_000_000_000_000);
         assert_eq!(
             err(serde_json::json!({"outcome": "OK", "testcase": "t"})),
-            "unknown_outcome: outcome `OK` is not one of PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, WAIVED, ABORTED"
+            "unknown_outcome: outcome `OK` is not one of PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, WAIVED, ABORTED, CRASHED"
         );
         assert_eq!(
             err(serde_json::json!({"outcome": "PASSED", "testcase": "t", "data": {"a:b": "x"}})),

@@ -23,7 +23,7 @@ pub struct RunArgs {
     #[arg(short, long)]
     item: String,
     /// The item's type (koji_build, bodhi_update, koji_tag, compose,
-    /// git_commit, docker_image, item).
+    /// git_commit, dist_git_commit, docker_image, module_build, item).
     #[arg(short = 't', long = "type")]
     item_type: String,
     /// Architecture.

@@ -252,6 +252,16 @@ pub(crate) fn job_spec(
             .filter(|a| a.directive.runs_in_agent())
             .map(agent_action)
             .collect(),
+        result_files: f
+            .actions
+            .iter()
+            .filter_map(|a| match &a.directive {
+                Directive::Resultsdb {
+                    results: crate::formula::ResultsText::File(file),
+                } => Some(file.clone()),
+                _ => None,
+            })
+            .collect(),
     };
     spec.validate()
         .map_err(|e| RunError::BadInput(e.to_string()))?;

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use ferrotron_agent::protocol::{self as proto, JobSpec, TaskResult};
 
 use super::published;
-use crate::formula::{render_template, Directive, Formula, Pick};
+use crate::formula::{render_template, Directive, Formula, Pick, ResultsText};
 use crate::results::{self, record, resultyaml, CheckResult, Defaults};
+use ferrotron_agent::template::{string_values, Values};
 
 /// A job's result files that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -65,33 +66,60 @@ pub fn finish(
     // says why, and is the job's.
     let all_ran = by_action.iter().all(|r| r.outcome.is_ok());
     let has_reports = formula.actions.iter().any(|a| !a.directive.runs_in_agent());
-    let mut vars = spec.vars.clone();
+    let mut vars: Values = string_values(&spec.vars);
+    let mut files: BTreeMap<String, Result<String, String>> = BTreeMap::new();
     if all_ran && has_reports {
         vars.extend(read_exports(artifacts)?);
+        if !spec.result_files.is_empty() {
+            files = read_json(&artifacts.join(proto::RESULT_FILES_FILE))?;
+        }
     }
     let defaults = Defaults::new(&spec.item, &spec.item_type, &spec.name);
     let parse =
         |text: &str| results::parse_any(&render_template(text, &vars), &defaults).into_results();
+    let parse_file = |file: &String| -> Vec<CheckResult> {
+        match files.get(file) {
+            Some(Ok(text)) => results::parse_any(text, &defaults).into_results(),
+            Some(Err(why)) => vec![file_problem(&defaults, file, why)],
+            None => vec![file_problem(&defaults, file, "the agent did not read it")],
+        }
+    };
     let mut reported = Vec::new();
     let mut verdict = None;
     for a in &formula.actions {
         match &a.directive {
-            Directive::Resultsdb { results } => reported.extend(parse(results)),
+            Directive::Resultsdb {
+                results: ResultsText::Inline(text),
+            } => reported.extend(parse(text)),
+            Directive::Resultsdb {
+                results: ResultsText::File(file),
+            } => reported.extend(parse_file(file)),
             Directive::Exitcode { pick, results } => {
-                let picked = match pick {
-                    Pick::First => parse(results).into_iter().next(),
-                    Pick::Last => parse(results).into_iter().last(),
+                let all = parse(results);
+                let passed = match pick {
+                    Pick::First => all.first().is_some_and(|r| r.outcome.is_ok()),
+                    Pick::Last => all.last().is_some_and(|r| r.outcome.is_ok()),
+                    // The worst passes only when every one does.
+                    Pick::Worst => !all.is_empty() && all.iter().all(|r| r.outcome.is_ok()),
                 };
-                verdict = Some(all_ran && picked.is_some_and(|r| r.outcome.is_ok()));
+                // Several exitcode actions: the worst verdict wins.
+                verdict = Some(all_ran && passed && verdict.unwrap_or(true));
             }
             _ => {}
         }
     }
-    let checks: Vec<CheckResult> = if reported.is_empty() || !all_ran {
+    let mut checks: Vec<CheckResult> = if reported.is_empty() || !all_ran {
         by_action.iter().map(CheckResult::from).collect()
     } else {
         reported
     };
+    // libtaskotron reported `<namespace>.<checkname>`, which is what
+    // consumers look results up by.
+    if let Some(ns) = &formula.namespace {
+        for c in &mut checks {
+            c.checkname = format!("{ns}.{}", c.checkname);
+        }
+    }
     let tap_results: Vec<TaskResult> = checks.iter().map(to_task_result).collect();
     let tap = ferrotron_agent::tap::tap13(&tap_results);
     write(
@@ -130,8 +158,22 @@ pub fn read_results(artifacts: &Path) -> Result<Vec<TaskResult>, ReportError> {
     read_json(&artifacts.join("results.json"))
 }
 
-fn read_exports(artifacts: &Path) -> Result<BTreeMap<String, String>, ReportError> {
+fn read_exports(artifacts: &Path) -> Result<Values, ReportError> {
     read_json(&artifacts.join(proto::EXPORTS_FILE))
+}
+
+/// The result of a `resultsdb: file:` whose file cannot be used.
+fn file_problem(defaults: &Defaults, file: &str, why: &str) -> CheckResult {
+    results::Problem {
+        format: results::Format::ResultYaml,
+        line: None,
+        message: format!("resultsdb file {file}: {why}"),
+        outcome: results::Outcome::Error,
+        item: defaults.item.clone(),
+        item_type: defaults.item_type.clone(),
+        checkname: defaults.checkname.clone(),
+    }
+    .to_result()
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T, ReportError> {
