@@ -206,6 +206,10 @@ pub struct PythonCall {
     pub callable: String,
     #[serde(default)]
     pub kwargs: serde_json::Map<String, serde_json::Value>,
+    /// `file` is in the agent's own `libtaskotron` package (a directive it
+    /// implements, such as `xunit`), not in the task folder.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub builtin: bool,
 }
 
 /// An `exec` action: `program` run directly with `args` as its argument

@@ -33,11 +33,20 @@ pub(crate) struct Prepared {
 /// Checks the file and writes the rendered keyword arguments. An error is
 /// the action's one-line summary.
 pub(crate) fn prepare(ctx: &ActionContext<'_>, call: &PythonCall) -> Result<Prepared, String> {
-    let file = ctx.job.taskdir.join(&call.file);
+    let file = if call.builtin {
+        ctx.pylib.join(&call.file)
+    } else {
+        ctx.job.taskdir.join(&call.file)
+    };
     if !file.is_file() {
         return Err(format!(
-            "python file {} does not exist in the task folder",
-            call.file
+            "python file {} does not exist in {}",
+            call.file,
+            if call.builtin {
+                "the agent's libtaskotron package"
+            } else {
+                "the task folder"
+            }
         ));
     }
     let kwargs = render_json(&serde_json::Value::Object(call.kwargs.clone()), ctx.vars)

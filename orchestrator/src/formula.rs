@@ -99,7 +99,19 @@ pub enum Directive {
     /// or TAP13, usually `${var}`), or the worst of them, instead of all
     /// of them.
     Exitcode { pick: Pick, results: String },
+    /// A libtaskotron directive implemented by Ferrotron's `libtaskotron`
+    /// package in the guest (`xunit`, `create_report`, `dummy`,
+    /// `createrepo`): `function` of `libtaskotron/directives.py` called
+    /// with `kwargs` like a `python` action.
+    Builtin {
+        function: &'static str,
+        kwargs: serde_json::Map<String, serde_json::Value>,
+    },
 }
+
+/// The module of Ferrotron's `libtaskotron` package that implements the
+/// [`Directive::Builtin`] directives.
+pub const BUILTIN_MODULE: &str = "libtaskotron/directives.py";
 
 impl Directive {
     /// Whether the agent runs it (else the orchestrator does, afterwards).
@@ -118,6 +130,7 @@ impl Directive {
                 | Directive::Python { .. }
                 | Directive::Bash { .. }
                 | Directive::Exec { .. }
+                | Directive::Builtin { .. }
         )
     }
 }
@@ -218,6 +231,18 @@ struct RawAction {
     /// Directive: the task's exit status follows the first or the last
     /// result of a ResultYAML/TAP13 text instead of all results.
     exitcode: Option<RawExitcode>,
+    /// Directive (libtaskotron): xUnit XML (a file of the work folder) to
+    /// ResultYAML, one result (`allpass`) or one per test case (`none`).
+    xunit: Option<RawXunit>,
+    /// Directive (libtaskotron): an HTML table of ResultYAML results in the
+    /// artifacts (`report.html` unless `path` says otherwise).
+    create_report: Option<RawCreateReport>,
+    /// Directive (libtaskotron): passes (`result: PASS`, exporting `msg`)
+    /// or fails (`FAIL`), for trying formulas out.
+    dummy: Option<RawDummy>,
+    /// Directive (libtaskotron): YUM metadata for a folder of RPMs with
+    /// `createrepo_c` (which the image must have).
+    createrepo: Option<RawCreaterepo>,
     /// Variable that receives the action's stdout (a `python` action's
     /// return value).
     export: Option<String>,
@@ -282,6 +307,44 @@ struct RawExitcode {
     result_last: Option<String>,
     /// Exit 0 when the worst result passed (libtaskotron's outcome order).
     result_worst: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawXunit {
+    /// The xUnit XML file, relative to the work folder (`${var}`).
+    file: String,
+    /// `allpass` (default: one result) or `none` (one per test case).
+    aggregation: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawCreateReport {
+    /// ResultYAML text (`${var}`).
+    results: Option<String>,
+    /// Or a ResultYAML file of the work folder.
+    file: Option<String>,
+    /// Where in the artifacts (default `report.html`).
+    path: Option<String>,
+    /// A Jinja2 template: not supported here (refused).
+    template: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawDummy {
+    /// `PASS` or `FAIL` (any case).
+    result: String,
+    /// What a passing dummy exports (`${var}`).
+    msg: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawCreaterepo {
+    /// The folder of RPMs, relative to the work folder (`${var}`).
+    repodir: String,
 }
 
 /// `shell:`: one command string, or a list of commands.
@@ -488,6 +551,10 @@ impl Formula {
                 ("artifact", a.artifact.is_some()),
                 ("resultsdb", a.resultsdb.is_some()),
                 ("exitcode", a.exitcode.is_some()),
+                ("xunit", a.xunit.is_some()),
+                ("create_report", a.create_report.is_some()),
+                ("dummy", a.dummy.is_some()),
+                ("createrepo", a.createrepo.is_some()),
             ]
             .into_iter()
             .filter_map(|(name, is)| is.then_some(name))
@@ -498,7 +565,7 @@ impl Formula {
                     line,
                     key,
                     format!(
-                        "action `{}` has no directive (this runner supports `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb` and `exitcode`)",
+                        "action `{}` has no directive (this runner supports `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb`, `exitcode`, `xunit`, `create_report`, `dummy` and `createrepo`)",
                         a.name
                     ),
                 ));
@@ -643,6 +710,71 @@ impl Formula {
                 };
                 check_vars(&results, field)?;
                 Directive::Exitcode { pick, results }
+            } else if let Some(x) = a.xunit {
+                check_vars(&x.file, "xunit.file")?;
+                let aggregation = x.aggregation.unwrap_or_else(|| "allpass".into());
+                if aggregation != "allpass" && aggregation != "none" {
+                    return Err(invalid(
+                        "xunit.aggregation",
+                        format!("`{aggregation}` is not `allpass` (one result) or `none` (one per test case)"),
+                    ));
+                }
+                builtin("xunit", [
+                    ("file", x.file),
+                    ("aggregation", aggregation),
+                    ("item", "${item}".into()),
+                    ("type", "${type}".into()),
+                    ("checkname", raw.name.clone()),
+                    ("workdir", "${workdir}".into()),
+                ])
+            } else if let Some(r) = a.create_report {
+                if r.template.is_some() {
+                    return Err(invalid(
+                        "create_report.template",
+                        "custom Jinja2 templates are not supported here; the built-in report is used without `template`".into(),
+                    ));
+                }
+                let (source, text) = match (r.results, r.file) {
+                    (Some(t), None) => ("results", t),
+                    (None, Some(f)) => ("file", f),
+                    _ => {
+                        return Err(invalid(
+                            "create_report",
+                            "give exactly one of `results` (the text) and `file` (a file of the work folder)".into(),
+                        ))
+                    }
+                };
+                check_vars(&text, &format!("create_report.{source}"))?;
+                let report = r.path.unwrap_or_else(|| "report.html".into());
+                if !proto::is_contained_path(&report) {
+                    return Err(invalid(
+                        "create_report.path",
+                        format!("`{report}` must be a relative path inside the artifacts folder"),
+                    ));
+                }
+                // A relative `file` is found in the work folder: the
+                // action's current directory.
+                builtin("create_report", [
+                    (source, text),
+                    ("path", report),
+                    ("artifactsdir", "${artifactsdir}".into()),
+                ])
+            } else if let Some(d) = a.dummy {
+                if !["pass", "fail"].contains(&d.result.to_ascii_lowercase().as_str()) {
+                    return Err(invalid(
+                        "dummy.result",
+                        format!("`{}` is not `PASS` or `FAIL`", d.result),
+                    ));
+                }
+                let mut kwargs = vec![("result", d.result)];
+                if let Some(m) = d.msg {
+                    check_vars(&m, "dummy.msg")?;
+                    kwargs.push(("msg", m));
+                }
+                builtin("dummy", kwargs)
+            } else if let Some(c) = a.createrepo {
+                check_vars(&c.repodir, "createrepo.repodir")?;
+                builtin("createrepo", [("repodir", c.repodir), ("workdir", "${workdir}".into())])
             } else {
                 // `given` counted exactly one directive above.
                 return Err(FormulaError::invalid(path, line, key, "no directive"));
@@ -693,6 +825,23 @@ impl Formula {
             environment: raw.environment,
             actions: out,
         })
+    }
+
+    /// The packages `environment` lists that a machine lacks, as
+    /// `environment.rpm` / `environment.packages` with the names: `has`
+    /// says whether the machine has a package. Nothing installs packages
+    /// yet, so a missing one is bad input, never silently ignored.
+    pub fn missing_packages(&self, has: &dyn Fn(&str) -> bool) -> Vec<(&'static str, Vec<String>)> {
+        [
+            ("environment.rpm", &self.environment.rpm),
+            ("environment.packages", &self.environment.packages),
+        ]
+        .into_iter()
+        .filter_map(|(key, wanted)| {
+            let missing: Vec<String> = wanted.iter().filter(|p| !has(p)).cloned().collect();
+            (!missing.is_empty()).then_some((key, missing))
+        })
+        .collect()
     }
 
     /// The folder holding the formula and the task's files: what is
@@ -796,10 +945,21 @@ const UNAVAILABLE_DIRECTIVES: &[(&str, &str)] = &[
         "mash",
         "it composes repositories from Koji, which this installation cannot reach",
     ),
-    ("createrepo", "it is not implemented yet"),
-    ("xunit", "it is not implemented yet"),
-    ("dummy", "it is not implemented yet"),
 ];
+
+/// A [`Directive::Builtin`] of `function` with string keyword arguments.
+fn builtin<'a>(
+    function: &'static str,
+    kwargs: impl IntoIterator<Item = (&'a str, String)>,
+) -> Directive {
+    Directive::Builtin {
+        function,
+        kwargs: kwargs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+            .collect(),
+    }
+}
 
 /// A clear message for a known directive this runner cannot run, given the
 /// key path of an unknown field (`actions[2].koji`).

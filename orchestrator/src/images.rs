@@ -25,6 +25,8 @@ pub struct ResolvedImage {
     pub agent_version: String,
     /// The guest can wait for its job (warm-start templates).
     pub warm_start: bool,
+    /// Names of the packages the image was built from.
+    pub packages: Vec<String>,
 }
 
 impl ResolvedImage {
@@ -46,6 +48,7 @@ impl ResolvedImage {
             agent_sha256: m.agent.sha256.clone(),
             agent_version: m.agent.version.clone(),
             warm_start: m.boot.warm_start,
+            packages: m.packages.iter().map(|p| p.name.clone()).collect(),
             dir,
         }
     }

@@ -105,7 +105,13 @@ fn python_errors_are_failed_actions_that_say_why() {
         (
             "run",
             "def run(nvr:\n",
-            &["cannot import check.py: SyntaxError"],
+            &["check.py line 1: SyntaxError"],
+        ),
+        // Python 2 code: one line naming the file, no traceback.
+        (
+            "run",
+            "def run(nvr):\n    print \"checking\", nvr\n",
+            &["check.py line 2: SyntaxError: Missing parentheses in call to 'print'", "(this looks like Python 2 code; tasks run with Python 3 only)"],
         ),
         (
             "run",

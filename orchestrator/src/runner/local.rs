@@ -23,6 +23,22 @@ use crate::ssh::session::unpack_safely;
 
 /// Finds the agent to run locally: `--agent`/`FERROTRON_AGENT`, else the
 /// `ferrotron-agent` next to this executable, else on `PATH`.
+/// Whether this host has a package installed: an RPM (`rpm -q`) or a
+/// Debian package (`dpkg-query`), whichever the host has.
+fn host_has_package(name: &str) -> bool {
+    let quiet = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    quiet("rpm", &["-q", "--", name])
+        || quiet("dpkg-query", &["--show", "--showformat=", "--", name])
+}
+
 pub fn locate_agent(settings: &Settings) -> Result<PathBuf, RunError> {
     if let Some(a) = &settings.agent {
         return if a.is_file() {
@@ -60,6 +76,10 @@ pub fn run(
     let vars = req
         .formula
         .input_vars(&req.item, &req.item_type, &req.arch)?;
+    let missing = req.formula.missing_packages(&host_has_package);
+    if let Some(problem) = super::packages_problem(&missing, "this host") {
+        return Err(RunError::BadInput(problem));
+    }
     let agent = locate_agent(settings)?;
     let job_id = req.job_id.clone();
     let job_dir =

@@ -170,6 +170,12 @@ pub fn prepare(
         .unwrap_or_else(|| images::DEFAULT_IMAGE.to_string());
     let image = images::resolve(&settings.images_dir, &image_spec)
         .map_err(|e| RunError::BadInput(e.to_string()))?;
+    let missing = req
+        .formula
+        .missing_packages(&|p| image.packages.iter().any(|have| have == p));
+    if let Some(problem) = packages_problem(&missing, &format!("image {}", image.label())) {
+        return Err(RunError::BadInput(problem));
+    }
     let mut vars = req
         .formula
         .input_vars(&req.item, &req.item_type, &req.arch)?;
@@ -210,6 +216,19 @@ pub fn prepare(
         &PathBuf::from(GUEST_JOBS).join(id),
     )?;
     Ok((image, spec))
+}
+
+/// The error for packages a formula needs that `machine` lacks.
+pub(crate) fn packages_problem(
+    missing: &[(&'static str, Vec<String>)],
+    machine: &str,
+) -> Option<String> {
+    let (key, names) = missing.first()?;
+    Some(format!(
+        "{key}: {machine} lacks {}; Ferrotron does not install packages yet: \
+         run the task on an image that has them",
+        names.join(", ")
+    ))
 }
 
 /// The job description the agent runs, with the job's folders under
@@ -291,6 +310,7 @@ fn agent_action(a: &crate::formula::Action) -> proto::Action {
                 file: file.clone(),
                 callable: callable.clone(),
                 kwargs: kwargs.clone(),
+                builtin: false,
             })
         }
         Directive::Bash { script, args } => {
@@ -315,6 +335,14 @@ fn agent_action(a: &crate::formula::Action) -> proto::Action {
         Directive::Artifact { paths } => {
             action.artifact = Some(proto::ArtifactCollect {
                 paths: paths.clone(),
+            })
+        }
+        Directive::Builtin { function, kwargs } => {
+            action.python = Some(proto::PythonCall {
+                file: crate::formula::BUILTIN_MODULE.into(),
+                callable: function.to_string(),
+                kwargs: kwargs.clone(),
+                builtin: true,
             })
         }
         // The orchestrator's, after the agent: see `report`.
