@@ -1100,3 +1100,41 @@ fn stopping_the_server_ends_followed_logs(backend: Backend) {
         .expect("the response ends cleanly");
     assert_eq!(rest, "");
 }
+
+/// Many processes opening a fresh installation at once (workers starting
+/// together, a CLI command beside a starting service) migrate its schema
+/// once, on both backends: none fails on a half-applied migration.
+#[test]
+fn processes_starting_at_once_migrate_the_schema_once() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let h = Harness::new(&format!("migrate-race-{backend:?}").to_lowercase());
+        let db = matches!(backend, Backend::Postgres).then(|| PgDatabase::new("migrate_race"));
+        let children: Vec<_> = (0..12)
+            .map(|_| {
+                let mut c = h.command(&["token", "list"]);
+                if let Some(db) = &db {
+                    c.env("FERROTRON_DATABASE_URL", &db.url);
+                }
+                c.stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("start ferrotron")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait");
+            assert!(
+                out.status.success(),
+                "{backend:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // And the schema is whole: a later command works on it.
+        let mut c = h.command(&["token", "create", "after"]);
+        if let Some(db) = &db {
+            c.env("FERROTRON_DATABASE_URL", &db.url);
+        }
+        let out = h.run_command(c);
+        assert_eq!(out.code, Some(0), "{backend:?}: {}", out.stderr);
+    }
+}

@@ -53,6 +53,12 @@ pub enum StoreError {
     },
     #[error("database migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("cannot lock {path} to migrate the database")]
+    MigrationLock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("database query failed")]
     Query(#[from] sqlx::Error),
     #[error("{what} `{name}` not found")]
@@ -134,6 +140,14 @@ impl Store {
             opts
         };
         let pool = opts.connect(url).await.map_err(connect)?;
+        // One process migrates at a time: PostgreSQL through sqlx's advisory
+        // lock, SQLite through an exclusive lock on a file beside the
+        // database (several workers, or a CLI command beside a starting
+        // service, open a fresh installation at once).
+        let _migrating = match (backend, sqlite_path(url)) {
+            (Backend::Sqlite, Some(db)) => Some(migration_lock(&db).await?),
+            _ => None,
+        };
         migrations::migrator(backend)
             .run(&pool)
             .await
@@ -192,6 +206,30 @@ impl WriteTx {
 }
 
 /// The file path in a `sqlite://PATH?opts` URL.
+/// An exclusive lock on `<db>.migrate-lock`, held while it lives (waits
+/// for another process's migration to end).
+async fn migration_lock(db: &Path) -> Result<std::fs::File, StoreError> {
+    let mut name = db.as_os_str().to_os_string();
+    name.push(".migrate-lock");
+    let path = std::path::PathBuf::from(name);
+    let failed = |source| StoreError::MigrationLock {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(failed)?;
+    tokio::task::spawn_blocking(move || {
+        fs4::fs_std::FileExt::lock_exclusive(&file).map(|()| file)
+    })
+    .await
+    .map_err(|e| failed(std::io::Error::other(e)))?
+    .map_err(failed)
+}
+
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
