@@ -327,6 +327,47 @@ fn smart_http_clones_and_refuses_push_and_notify_syncs() {
     stop(server);
 }
 
+/// A gzip bomb (a small body that inflates to 300 MiB) sent to
+/// `git-upload-pack` without a token, as a guest could through its
+/// tunnel: refused with 413 once the inflated size passes the bound, and
+/// the server goes on serving clones.
+#[test]
+fn a_gzip_bomb_is_refused_without_inflating_it() {
+    let h = Harness::new("cache-gzip-bomb");
+    let o = origin(&h.data_dir.join("origins"), "tasks", 1);
+    ok(&h, &["cache", "add", &o.to_string_lossy()]);
+    let (server, url) = serve(&h);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..300 {
+        gz.write_all(&zeros).expect("gzip");
+    }
+    let bomb = gz.finish().expect("gzip");
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "POST /tasks.git/git-upload-pack HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-git-upload-pack-request\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        bomb.len()
+    )
+    .expect("send");
+    s.write_all(&bomb).expect("send body");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    assert!(resp.contains("at most 8 MiB, inflated"), "{resp}");
+    // Still serving.
+    let clone = h.data_dir.join("clone");
+    let out = Command::new("git")
+        .args(["clone", "-q", &format!("{url}/tasks.git")])
+        .arg(&clone)
+        .output()
+        .expect("git clone");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    stop(server);
+}
+
 /// A minimal HTTP/1.1 request; returns the status and the body.
 fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let addr = base.trim_start_matches("http://");

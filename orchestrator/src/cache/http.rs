@@ -33,6 +33,8 @@ pub enum HttpError {
     Push,
     #[error("bad request: {0}")]
     Bad(String),
+    #[error("request too large: {0}")]
+    TooLarge(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -43,6 +45,7 @@ impl IntoResponse for HttpError {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::Push => StatusCode::FORBIDDEN,
             HttpError::Bad(_) => StatusCode::BAD_REQUEST,
+            HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::Internal(detail) => {
                 tracing::error!("cache http: {detail}");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -54,12 +57,24 @@ impl IntoResponse for HttpError {
 
 type Shared = Arc<Cache>;
 
+/// Largest `git-upload-pack` request, as sent and once inflated: a
+/// client's wants and haves (a clone of a repository with 100,000 refs
+/// sends about 5 MiB). The same code serves a job's tunnel, so this bounds
+/// what a guest can make the host hold in memory.
+pub const MAX_UPLOAD_REQUEST: usize = 8 << 20;
+
+/// `git upload-pack` processes running at once; more requests wait for
+/// one to end (each holds its pack in memory until it is sent).
+pub const MAX_UPLOAD_PACKS: usize = 4;
+
+static UPLOAD_PACKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_UPLOAD_PACKS);
+
 /// The cache's read-only git service and its manifest.
 pub fn router(cache: Cache) -> Router {
     Router::new()
         .route("/manifest.js.gz", get(manifest))
         .fallback(git)
-        .layer(DefaultBodyLimit::max(64 << 20))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD_REQUEST))
         .with_state(Arc::new(cache))
 }
 
@@ -203,14 +218,24 @@ async fn git(State(cache): State<Shared>, req: Request) -> Result<Response, Http
             let gzip = headers
                 .get(header::CONTENT_ENCODING)
                 .is_some_and(|v| v.as_bytes() == b"gzip");
-            let body = axum::body::to_bytes(req.into_body(), 64 << 20)
+            let too_large = || {
+                HttpError::TooLarge(format!(
+                    "an upload-pack request may hold at most {} MiB, inflated",
+                    MAX_UPLOAD_REQUEST >> 20
+                ))
+            };
+            let body = axum::body::to_bytes(req.into_body(), MAX_UPLOAD_REQUEST)
                 .await
-                .map_err(|e| HttpError::Bad(e.to_string()))?;
+                .map_err(|_| too_large())?;
             let body = if gzip {
                 let mut plain = Vec::new();
                 flate2::read::GzDecoder::new(&body[..])
+                    .take(MAX_UPLOAD_REQUEST as u64 + 1)
                     .read_to_end(&mut plain)
                     .map_err(|e| HttpError::Bad(format!("bad gzip body: {e}")))?;
+                if plain.len() > MAX_UPLOAD_REQUEST {
+                    return Err(too_large());
+                }
                 Bytes::from(plain)
             } else {
                 body
@@ -242,6 +267,10 @@ async fn upload_pack(
     advertise: bool,
     input: Bytes,
 ) -> Result<Vec<u8>, HttpError> {
+    let _running = UPLOAD_PACKS
+        .acquire()
+        .await
+        .map_err(|e| HttpError::Internal(e.to_string()))?;
     let mut cmd = tokio::process::Command::new("git");
     cmd.arg("upload-pack").arg("--stateless-rpc");
     if advertise {
