@@ -28,6 +28,31 @@ pub fn full(e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// A URL with its credentials hidden, for anything shown or logged: the
+/// password of `user:password@` becomes `***`, and so does a lone user of
+/// an `http(s)://` URL (where it is usually a token). Other text is
+/// returned as it is.
+pub fn redact_url(url: &str) -> String {
+    let Some(s) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[s + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let creds = &rest[..at];
+    let scheme = &url[..s];
+    let shown = match creds.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {
+            "***".to_string()
+        }
+        None => creds.to_string(),
+    };
+    format!("{scheme}://{shown}{}", &rest[at..])
+}
+
 /// Quotes a string for a POSIX shell (single quotes, `'` escaped).
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
@@ -69,6 +94,22 @@ pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacts_credentials_in_urls() {
+        for (url, shown) in [
+            ("postgres://u:secret@localhost/db", "postgres://u:***@localhost/db"),
+            ("amqp://guest:secret@127.0.0.1:5672/%2f", "amqp://guest:***@127.0.0.1:5672/%2f"),
+            ("https://ghp_TOKEN@github.com/a/b.git", "https://***@github.com/a/b.git"),
+            ("https://u:p@x@host/r.git", "https://u:***@host/r.git"),
+            ("qemu+ssh://root@host/system", "qemu+ssh://root@host/system"),
+            ("https://host/a@b", "https://host/a@b"),
+            ("sqlite:///x/y.db", "sqlite:///x/y.db"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn quotes_for_the_shell() {

@@ -368,6 +368,59 @@ fn a_gzip_bomb_is_refused_without_inflating_it() {
     stop(server);
 }
 
+/// Credentials in an origin URL stay out of everything shown or
+/// world-readable: `cache list`, the progress lines, the served manifest,
+/// and the mirror's config and the manifest file are the owner's only.
+#[test]
+fn origin_credentials_are_never_shown() {
+    use std::os::unix::fs::PermissionsExt;
+    let central = Harness::new("cache-creds-central");
+    let o = origin(&central.data_dir.join("origins"), "tasks", 1);
+    ok(&central, &["cache", "add", &o.to_string_lossy()]);
+    let (server, url) = serve(&central);
+    let with_creds = url.replace("http://", "http://robot:s3cret-token@") + "/tasks.git";
+
+    let h = Harness::new("cache-creds");
+    let added = ok(&h, &["cache", "add", &with_creds, "--path", "tasks"]);
+    let list = ok(&h, &["cache", "list"]);
+    let sync = ok(&h, &["cache", "sync"]);
+    for (what, text) in [
+        ("cache add", added.stderr + &added.stdout),
+        ("cache list", list.stdout.clone()),
+        ("cache sync", sync.stderr + &sync.stdout),
+    ] {
+        assert!(!text.contains("s3cret"), "{what} shows the password:\n{text}");
+    }
+    assert!(list.stdout.contains("http://robot:***@"), "{}", list.stdout);
+    let (own, own_url) = serve(&h);
+    let (status, body) = http_bytes(&own_url, "/manifest.js.gz");
+    assert_eq!(status, 200);
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut json)
+        .expect("gzip");
+    assert!(json.contains("robot:***@") && !json.contains("s3cret"), "{json}");
+    for file in [mirror(&h, "tasks").join("config"), h.data_dir.join("cache/manifest.js.gz")] {
+        let mode = std::fs::metadata(&file).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    stop(own);
+    stop(server);
+}
+
+/// A GET whose body is returned as bytes.
+fn http_bytes(base: &str, path: &str) -> (u16, Vec<u8>) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).expect("read");
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").expect("headers") + 4;
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
+    (status, resp[split..].to_vec())
+}
+
 /// A minimal HTTP/1.1 request; returns the status and the body.
 fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let addr = base.trim_start_matches("http://");

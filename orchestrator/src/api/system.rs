@@ -84,7 +84,7 @@ async fn list_hosts(State(st): State<AppState>, _r: Reader) -> Json<HostsList> {
         data: vec![HostJson {
             name,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            libvirt_uri: st.app.settings().libvirt_uri.clone(),
+            libvirt_uri: crate::util::redact_url(&st.app.settings().libvirt_uri),
             accel: match st.app.settings().accel {
                 crate::vm::Accel::Auto => "auto",
                 crate::vm::Accel::Kvm => "kvm",

@@ -134,9 +134,15 @@ async fn manifest(State(cache): State<Shared>, headers: HeaderMap) -> Result<Res
                 .into_response());
         }
     }
-    let body = tokio::fs::read(&p)
-        .await
-        .map_err(|e| HttpError::Internal(e.to_string()))?;
+    // Served without the origins' credentials.
+    let body = tokio::task::spawn_blocking(move || {
+        Manifest::load(&p)
+            .map_err(|e| crate::util::full(&e))
+            .and_then(|m| m.public().to_gz().map_err(|e| e.to_string()))
+    })
+    .await
+    .map_err(|e| HttpError::Internal(e.to_string()))?
+    .map_err(HttpError::Internal)?;
     let mut resp = ([(header::CONTENT_TYPE, "application/gzip")], body).into_response();
     if !fresh {
         if let Ok(v) = last_modified.parse() {

@@ -100,7 +100,24 @@ impl Manifest {
         })
     }
 
-    /// Writes the manifest atomically: temp file, fsync, rename.
+    /// The manifest as grokmirror's gzipped JSON.
+    pub fn to_gz(&self) -> std::io::Result<Vec<u8>> {
+        let json = serde_json::to_vec_pretty(self)?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&json)?;
+        gz.finish()
+    }
+
+    /// The manifest as anyone may see it: origins without credentials.
+    pub fn public(mut self) -> Manifest {
+        for e in self.repos.values_mut() {
+            e.origin = e.origin.as_deref().map(crate::util::redact_url);
+        }
+        self
+    }
+
+    /// Writes the manifest atomically: temp file (mode 0600: it holds the
+    /// origins as given, credentials and all), fsync, rename.
     pub fn save(&self, path: &Path) -> Result<(), ManifestError> {
         let err = |source| ManifestError::Write {
             path: path.to_path_buf(),
@@ -109,13 +126,7 @@ impl Manifest {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(err)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-        let json = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
-        {
-            let mut gz =
-                flate2::write::GzEncoder::new(tmp.as_file_mut(), flate2::Compression::default());
-            gz.write_all(&json).map_err(err)?;
-            gz.finish().map_err(err)?;
-        }
+        tmp.as_file_mut().write_all(&self.to_gz().map_err(err)?).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(path).map_err(|e| err(e.error))?;
         Ok(())

@@ -14,13 +14,13 @@ pub const MIRROR_REFSPEC: &str = "+refs/*:refs/*";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
-    #[error("cannot reach origin {url}")]
+    #[error("cannot reach origin {}", crate::util::redact_url(url))]
     Unreachable {
         url: String,
         #[source]
         source: git2::Error,
     },
-    #[error("cannot fetch {url} into {dir}")]
+    #[error("cannot fetch {} into {dir}", crate::util::redact_url(url))]
     Fetch {
         url: String,
         dir: PathBuf,
@@ -95,6 +95,10 @@ pub fn init(dir: &Path, url: &str) -> Result<(), MirrorError> {
         .map_err(err)?;
     let mut cfg = repo.config().map_err(err)?;
     cfg.set_bool("remote.origin.mirror", true).map_err(err)?;
+    // The origin URL, credentials and all, is readable by the owner only.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("config"), std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| err(git2::Error::from_str(&format!("cannot make the mirror's config private: {e}"))))?;
     Ok(())
 }
 

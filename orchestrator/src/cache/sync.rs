@@ -278,7 +278,11 @@ fn one(cache: &Cache, w: &Work, progress: &(dyn Fn(&str) + Sync)) -> Result<Outc
     let remote = mirror::ls_remote(&w.origin)?;
     let wanted = remote.fingerprint();
     if !dir.join("HEAD").exists() {
-        progress(&format!("cloning {} from {}", w.path, w.origin));
+        progress(&format!(
+            "cloning {} from {}",
+            w.path,
+            crate::util::redact_url(&w.origin)
+        ));
         if dir.exists() {
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -291,7 +295,11 @@ fn one(cache: &Cache, w: &Work, progress: &(dyn Fn(&str) + Sync)) -> Result<Outc
     if wanted == have && wanted == w.fingerprint {
         return Ok(Outcome::Unchanged);
     }
-    progress(&format!("fetching {} from {}", w.path, w.origin));
+    progress(&format!(
+        "fetching {} from {}",
+        w.path,
+        crate::util::redact_url(&w.origin)
+    ));
     mirror::fetch(&dir, &w.origin, remote.head.as_deref())?;
     Ok(Outcome::Fetched)
 }

@@ -60,7 +60,10 @@ pub fn main(settings: &Settings, cmd: CacheCommand) -> CmdResult {
     match cmd {
         CacheCommand::Add { url, path } => {
             let path = path.map_or_else(|| RepoPath::from_url(&url), |p| RepoPath::parse(&p))?;
-            eprintln!("cache: cloning {path} from {url}");
+            eprintln!(
+                "cache: cloning {path} from {}",
+                ferrotron::util::redact_url(&url)
+            );
             sync::add(&cache, &url, &path)?;
             println!("added {path}");
             Ok(ExitStatus::Passed)
@@ -103,7 +106,9 @@ pub fn main(settings: &Settings, cmd: CacheCommand) -> CmdResult {
             })
         }
         CacheCommand::List => {
-            let m = Manifest::load(&cache.manifest_path()).map_err(Failure::infra)?;
+            let m = Manifest::load(&cache.manifest_path())
+                .map_err(Failure::infra)?
+                .public();
             for (path, e) in &m.repos {
                 println!(
                     "{path}\t{}\t{}\t{}",

@@ -117,7 +117,7 @@ impl Store {
             }
         }
         let connect = |source| StoreError::Connect {
-            url: redact(url),
+            url: crate::util::redact_url(url),
             source,
         };
         let opts =
@@ -241,20 +241,6 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     Some(std::path::PathBuf::from(path))
 }
 
-/// A URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// A value bound to a dynamically built statement.
 #[derive(Debug, Clone)]
 pub(crate) enum Param {
@@ -288,14 +274,6 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("postgres://u:secret@localhost/db"),
-            "postgres://u:***@localhost/db"
-        );
-        assert_eq!(redact("sqlite:///x/y.db"), "sqlite:///x/y.db");
-    }
 
     #[test]
     fn sqlite_paths() {
