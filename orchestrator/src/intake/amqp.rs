@@ -104,6 +104,9 @@ pub fn message_of(
         .unwrap_or_default();
     let mut message = Message::new(message_id.map(str::to_string), routing_key, body);
     message.headers = headers;
+    message
+        .check()
+        .map_err(|e| HandleError::Rejected(e.to_string()))?;
     Ok(message)
 }
 

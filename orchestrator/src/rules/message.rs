@@ -34,6 +34,12 @@ pub enum MessageError {
     },
     #[error("topic: must not be empty")]
     EmptyTopic,
+    #[error("{0}: holds a NUL character, which no database stores")]
+    Nul(String),
+    #[error("{0}: holds control characters (CR, LF, ...)")]
+    Control(&'static str),
+    #[error("trailing characters after the message's JSON")]
+    Trailing,
 }
 
 impl Message {
@@ -69,10 +75,46 @@ impl Message {
                 message,
             }
         })?;
-        if msg.topic.trim().is_empty() {
+        de.end().map_err(|_| MessageError::Trailing)?;
+        msg.check()?;
+        Ok(msg)
+    }
+
+    /// What every intake refuses: an empty topic, control characters in
+    /// the id or topic, a NUL anywhere (PostgreSQL cannot store it, and an
+    /// AMQP message refused by the database would come back forever).
+    pub fn check(&self) -> Result<(), MessageError> {
+        if self.topic.trim().is_empty() {
             return Err(MessageError::EmptyTopic);
         }
-        Ok(msg)
+        if self.topic.chars().any(char::is_control) {
+            return Err(MessageError::Control("topic"));
+        }
+        if self.id.as_deref().is_some_and(|id| id.chars().any(char::is_control)) {
+            return Err(MessageError::Control("id"));
+        }
+        fn nul_at(v: &Value, at: String) -> Option<String> {
+            match v {
+                Value::String(s) => s.contains('\0').then_some(at),
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, v)| nul_at(v, format!("{at}[{i}]"))),
+                Value::Object(m) => m.iter().find_map(|(k, v)| {
+                    if k.contains('\0') {
+                        Some(at.clone())
+                    } else {
+                        nul_at(v, format!("{at}.{k}"))
+                    }
+                }),
+                _ => None,
+            }
+        }
+        let headers = Value::Object(self.headers.clone());
+        match nul_at(&headers, "headers".into()).or_else(|| nul_at(&self.body, "body".into())) {
+            Some(at) => Err(MessageError::Nul(at)),
+            None => Ok(()),
+        }
     }
 
     /// The message as one JSON object `{id, topic, headers, body}`: what
@@ -105,6 +147,18 @@ mod tests {
         assert_eq!(m.body["name"], "bash");
         let m = Message::from_json(r#"{"topic": "a.b", "body": null}"#).expect("minimal");
         assert!(m.id.is_none() && m.headers.is_empty());
+    }
+
+    #[test]
+    fn trailing_text_nul_and_control_characters_are_refused() {
+        let e = Message::from_json(r#"{"topic": "t", "body": {}} trailing"#).expect_err("trailing");
+        assert_eq!(e.to_string(), "trailing characters after the message's JSON");
+        let e = Message::from_json(r#"{"topic": "t", "body": {"a": ["x", "y\u0000"]}}"#).expect_err("nul");
+        assert_eq!(e.to_string(), "body.a[1]: holds a NUL character, which no database stores");
+        let e = Message::from_json(r#"{"topic": "t\r\nx", "body": {}}"#).expect_err("control");
+        assert_eq!(e.to_string(), "topic: holds control characters (CR, LF, ...)");
+        // A newline inside the body (a commit message) is data.
+        Message::from_json(r#"{"topic": "t", "body": {"msg": "a\nb"}}"#).expect("newline in body");
     }
 
     #[test]

@@ -281,6 +281,33 @@ impl Rules {
     }
 }
 
+/// A task repository as rendered from a message: a URL or an absolute
+/// path, whose path has no `..` (a message field must not steer it to
+/// another repository on this host), no query or fragment, no control
+/// characters.
+fn check_repo(repo: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("repo `{repo}` {why}"));
+    if repo.chars().any(char::is_control) {
+        return bad("holds control characters");
+    }
+    let path = match repo.split_once("://") {
+        Some((_, rest)) => {
+            if rest.contains(['?', '#']) {
+                return bad("has a query or fragment: name a repository by its path only");
+            }
+            rest.find('/').map_or("", |i| &rest[i..])
+        }
+        None if repo.starts_with('/') => repo,
+        None => {
+            return bad("is neither a URL nor an absolute path (a relative one would depend on the service's working folder)")
+        }
+    };
+    if path.split('/').any(|seg| seg == ".." || seg == ".") {
+        return bad("has `.` or `..` in its path");
+    }
+    Ok(())
+}
+
 /// The jobs of one task of one `do` item (one per arch).
 fn job(
     rule: usize,
@@ -317,12 +344,21 @@ fn job(
     if git_ref.is_empty() || git_ref.starts_with('-') || git_ref.chars().any(char::is_control) {
         return Err(format!("ref `{git_ref}` is not a git ref"));
     }
+    for (what, value) in [("item", &item), ("item_type", &item_type)] {
+        if value.chars().any(char::is_control) {
+            return Err(format!(
+                "{what} {value:?} holds control characters (CR, LF, NUL, ...)"
+            ));
+        }
+    }
+    check_repo(&repo)?;
     let arches: Vec<String> = match &action.arches {
         Some(a) => a.0.iter().map(|w| w.0.clone()).collect(),
-        None => vec![fields
-            .get("arch")
-            .cloned()
-            .unwrap_or_else(|| DEFAULT_ARCH.to_string())],
+        // From the message: the same rule as the rules' own arches.
+        None => vec![match fields.get("arch") {
+            Some(arch) => Word::new(arch).map_err(|e| format!("arch {e}"))?.0,
+            None => DEFAULT_ARCH.to_string(),
+        }],
     };
     Ok(arches
         .into_iter()
@@ -456,6 +492,37 @@ mod tests {
       arches: [x86_64, aarch64]
       image: tiny
 ";
+
+    /// Message fields cannot steer a job to another repository on this
+    /// host, nor bring control characters or an unchecked arch into it.
+    #[test]
+    fn hostile_message_fields_make_no_job() {
+        let rules = parse(
+            "- when: {item_type: koji_build}\n  do:\n    - tasks: [t]\n      repo: 'file:///srv/tasks/{name}'\n",
+        )
+        .expect("valid");
+        let mappings = Mappings::builtin().expect("valid");
+        for (body, says) in [
+            (json!({"item": "a-1-1", "item_type": "koji_build", "name": "../hostsecret"}), "has `.` or `..` in its path"),
+            (json!({"item": "a-1-1", "item_type": "koji_build", "name": "bash.git#/x"}), "has a query or fragment"),
+            (json!({"item": "a-1-1\r\nX", "item_type": "koji_build", "name": "bash"}), "holds control characters"),
+            (json!({"item": "a-1-1", "item_type": "koji_build", "name": "bash", "arch": "x86_64 --evil"}), "arch `x86_64 --evil`"),
+        ] {
+            let ev = rules.evaluate(&mappings, &Message::new(None, "t", body.clone()));
+            assert!(ev.jobs.is_empty(), "{body}: {:?}", ev.jobs);
+            assert!(
+                ev.skipped.iter().any(|s| s.reason.contains(says)),
+                "{body}: {:?}",
+                ev.skipped
+            );
+        }
+        let ok = rules.evaluate(
+            &mappings,
+            &Message::new(None, "t", json!({"item": "a-1-1", "item_type": "koji_build", "name": "bash", "arch": "aarch64"})),
+        );
+        assert_eq!(ok.jobs.len(), 1, "{:?}", ok.skipped);
+        assert_eq!((ok.jobs[0].repo.as_str(), ok.jobs[0].arch.as_str()), ("file:///srv/tasks/bash", "aarch64"));
+    }
 
     #[test]
     fn jobs_from_a_message() {
