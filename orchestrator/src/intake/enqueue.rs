@@ -157,7 +157,15 @@ impl Intake {
     /// Evaluates `msg` and stores its jobs. A message without an id gets a
     /// fresh one (it cannot be recognised when sent again).
     pub async fn handle(&self, store: &Store, msg: &Message) -> Result<Enqueued, EnqueueError> {
-        self.sync_pushed(msg).await;
+        // A message sent again (a redelivery) is answered below from what
+        // its first delivery stored: its push is not synced again.
+        let seen = match &msg.id {
+            Some(id) => store.message_seen(id).await?,
+            None => false,
+        };
+        if !seen {
+            self.sync_pushed(msg).await;
+        }
         let eval = self.rules().evaluate(&self.mappings, msg);
         for s in &eval.skipped {
             tracing::warn!(

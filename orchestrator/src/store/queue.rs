@@ -182,6 +182,17 @@ async fn enqueue_in(
 }
 
 impl Store {
+    /// Whether a message with this id was stored already (its jobs made).
+    pub async fn message_seen(&self, message_id: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT message_id FROM messages WHERE message_id = $1")
+                .bind(message_id.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
     /// Stores the jobs of one message, or, when `message_id` was seen
     /// before, returns that message's jobs and stores nothing.
     pub async fn enqueue(
