@@ -304,8 +304,25 @@ fn smart_http_clones_and_refuses_push_and_notify_syncs() {
         assert_eq!(status, 404, "{path}");
     }
 
-    // The webhook syncs one repository now.
+    // The webhook needs a writer token of the installation, as `serve`'s
+    // does; then it syncs one repository now.
     let new = commit(&o, "pushed at the origin");
+    for auth in ["", "Authorization: Bearer fto_not_a_token\r\n"] {
+        let (status, body) = http_with(
+            &url,
+            "POST",
+            "/api/v1/cache/notify",
+            auth,
+            r#"{"path": "/tasks.git"}"#,
+        );
+        assert_eq!(status, 401, "{auth:?}: {body}");
+    }
+    assert_ne!(show_ref(&mirror(&h, "tasks")), show_ref(&o), "synced without a token");
+    let token = ok(&h, &["token", "create", "hook"]).stdout.trim().to_string();
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let http = |url: &str, method: &str, path: &str, body: &str| {
+        http_with(url, method, path, &auth, body)
+    };
     let (status, body) = http(
         &url,
         "POST",
@@ -423,11 +440,16 @@ fn http_bytes(base: &str, path: &str) -> (u16, Vec<u8>) {
 
 /// A minimal HTTP/1.1 request; returns the status and the body.
 fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_with(base, method, path, "", body)
+}
+
+/// [`http`] with more header lines (`Name: value\r\n` each).
+fn http_with(base: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("send");

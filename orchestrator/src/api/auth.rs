@@ -9,22 +9,24 @@ use axum::http::request::Parts;
 use super::error::ApiError;
 use super::AppState;
 
-/// The token's name (for the log).
-async fn check(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
-    let Some(value) = parts.headers.get(AUTHORIZATION) else {
-        return Err(ApiError::unauthorized(
-            "this endpoint needs `Authorization: Bearer <token>` (create one with `ferrotron token create NAME`)",
-        ));
+/// The secret of an `Authorization: Bearer <token>` header, or what is
+/// wrong with the request (for a 401).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, &'static str> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err("this endpoint needs `Authorization: Bearer <token>` (create one with `ferrotron token create NAME`)");
     };
-    let secret = value
+    value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
-        })?;
+        .ok_or("the Authorization header must be `Bearer <token>`")
+}
+
+/// The token's name (for the log).
+async fn check(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
+    let secret = bearer(&parts.headers).map_err(ApiError::unauthorized)?;
     match state.app.check_token(secret).await? {
         Some(name) => Ok(name),
         None => Err(ApiError::unauthorized("unknown or revoked token")),

@@ -4,7 +4,7 @@
 //! `/api/openapi.json`. Handlers are thin: they parse, call the
 //! application layer ([`crate::app::App`]), and shape JSON.
 
-mod auth;
+pub mod auth;
 mod cache;
 mod error;
 mod jobs;

@@ -35,6 +35,8 @@ pub enum HttpError {
     Bad(String),
     #[error("request too large: {0}")]
     TooLarge(String),
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
     #[error("internal error")]
     Internal(String),
 }
@@ -46,6 +48,7 @@ impl IntoResponse for HttpError {
             HttpError::Push => StatusCode::FORBIDDEN,
             HttpError::Bad(_) => StatusCode::BAD_REQUEST,
             HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             HttpError::Internal(detail) => {
                 tracing::error!("cache http: {detail}");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -81,10 +84,10 @@ pub fn router(cache: Cache) -> Router {
 /// `POST /api/v1/cache/notify` with `{"path": "/tasks.git"}`: syncs that
 /// repository now (a push hook at the origin calls it). Token checking is
 /// the API server's job.
-pub fn notify_router(cache: Cache) -> Router {
+pub fn notify_router(cache: Cache, store: crate::store::Store) -> Router {
     Router::new()
         .route("/api/v1/cache/notify", post(notify))
-        .with_state(Arc::new(cache))
+        .with_state(Arc::new((cache, store)))
 }
 
 #[derive(serde::Deserialize)]
@@ -93,12 +96,22 @@ pub struct Notify {
     pub path: String,
 }
 
+/// The webhook of `cache serve`: a writer token of the installation's
+/// store, as for `serve`'s own.
 pub async fn notify(
-    State(cache): State<Shared>,
+    State(shared): State<Arc<(Cache, crate::store::Store)>>,
+    headers: HeaderMap,
     Json(n): Json<Notify>,
 ) -> Result<Json<serde_json::Value>, HttpError> {
     use super::notify::{sync_one_async, NotifyError};
-    let (path, outcome) = sync_one_async((*cache).clone(), n.path)
+    let (cache, store) = &*shared;
+    let secret = crate::api::auth::bearer(&headers).map_err(HttpError::Unauthorized)?;
+    match store.check_token(secret).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(HttpError::Unauthorized("unknown or revoked token")),
+        Err(e) => return Err(HttpError::Internal(crate::util::full(&e))),
+    }
+    let (path, outcome) = sync_one_async(cache.clone(), n.path)
         .await
         .map_err(|e| match e {
             NotifyError::Path(e) => HttpError::Bad(e.to_string()),
@@ -317,14 +330,18 @@ async fn upload_pack(
 
 /// Serves [`router`] (and the notify webhook) on `listen` until SIGINT or
 /// SIGTERM. Prints the bound address first, so port 0 can be used.
-pub async fn serve(cache: Cache, listen: std::net::SocketAddr) -> std::io::Result<()> {
+pub async fn serve(
+    cache: Cache,
+    store: crate::store::Store,
+    listen: std::net::SocketAddr,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     eprintln!(
         "serving cache {} on http://{}",
         cache.root.display(),
         listener.local_addr()?
     );
-    let app = router(cache.clone()).merge(notify_router(cache));
+    let app = router(cache.clone()).merge(notify_router(cache, store));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let mut term =

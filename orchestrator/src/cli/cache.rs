@@ -156,8 +156,14 @@ pub fn main(settings: &Settings, cmd: CacheCommand) -> CmdResult {
                 .enable_all()
                 .build()
                 .map_err(Failure::infra)?;
-            rt.block_on(ferrotron::cache::http::serve(cache, listen))
-                .map_err(Failure::infra)?;
+            rt.block_on(async {
+                let store = ferrotron::store::Store::open(&settings.database_url())
+                    .await
+                    .map_err(Failure::infra)?;
+                ferrotron::cache::http::serve(cache, store, listen)
+                    .await
+                    .map_err(Failure::infra)
+            })?;
             Ok(ExitStatus::Passed)
         }
     }
