@@ -1004,6 +1004,18 @@ fn reads_can_require_a_token(backend: Backend) {
     assert_eq!(ok.status(), StatusCode::OK);
     // The health check stays open for load balancers.
     assert_eq!(s.get("/api/v2.0/healthcheck").status(), StatusCode::OK);
+    // The git cache under /git/ follows the same rule.
+    for path in ["/git/manifest.js.gz", "/git/tasks.git/info/refs?service=git-upload-pack"] {
+        let (st, code, _) = status_and_error(s.get(path));
+        assert_eq!((st, code.as_str()), (401, "unauthorized"), "{path}");
+    }
+    let manifest = s
+        .http
+        .get(s.url("/git/manifest.js.gz"))
+        .bearer_auth(&s.token)
+        .send()
+        .expect("GET");
+    assert_ne!(manifest.status(), StatusCode::UNAUTHORIZED);
 
     let out = s
         .command(&["token", "revoke", "ci"])

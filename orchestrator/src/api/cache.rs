@@ -22,8 +22,25 @@ pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
 /// The cache read-only over git's smart HTTP protocol, at
 /// `/git/<path>.git` (what `git clone http://host:port/git/tasks.git`
 /// uses), and its manifest at `/git/manifest.js.gz`.
-pub(super) fn git_routes(cache: Cache) -> axum::Router {
-    axum::Router::new().nest_service("/git", crate::cache::http::router(cache))
+/// Reads of `/git/` follow the API's read rule (`--require-token-for-reads`).
+pub(super) fn git_routes(cache: Cache, state: AppState) -> axum::Router {
+    axum::Router::new()
+        .nest_service("/git", crate::cache::http::router(cache))
+        .layer(axum::middleware::from_fn_with_state(state, reads_allowed))
+}
+
+async fn reads_allowed(
+    State(st): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    let (mut parts, body) = req.into_parts();
+    match super::auth::Reader::from_request_parts(&mut parts, &st).await {
+        Ok(_) => next.run(axum::extract::Request::from_parts(parts, body)).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -158,7 +158,10 @@ pub fn router(state: AppState) -> Router {
     let (r, _) = parts();
     let doc = openapi_json();
     let max_body = state.config.max_body_bytes;
-    let git = cache::git_routes(crate::cache::Cache::new(&state.app.settings().data_dir));
+    let git = cache::git_routes(
+        crate::cache::Cache::new(&state.app.settings().data_dir),
+        state.clone(),
+    );
     r.merge(jobs::artifact_routes())
         .route(
             "/api/openapi.json",
