@@ -425,6 +425,58 @@ fn origin_credentials_are_never_shown() {
     stop(server);
 }
 
+/// An `https://` origin (a git smart-HTTP server over TLS on loopback,
+/// with a certificate made here) is mirrored when its certificate is
+/// trusted explicitly (`SSL_CERT_FILE`), and refused, saying why, when it
+/// is not: verification is never turned off.
+#[test]
+fn https_origins_are_mirrored_with_their_certificate_checked() {
+    let h = Harness::new("cache-https");
+    let dir = h.data_dir.join("tls");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("openssl (scripts/packages-test.txt)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let root = h.data_dir.join("origins");
+    let o = origin(&root, "tasks", 2);
+    let bare = root.join("tasks.git");
+    let cloned = Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&o)
+        .arg(&bare)
+        .output()
+        .expect("git clone --bare");
+    assert!(cloned.status.success());
+    let mut c = Command::new("python3");
+    c.arg(ferrotron_tests::workspace().join("tests/fixtures/https-git/server.py"))
+        .arg(dir.join("cert.pem"))
+        .arg(dir.join("key.pem"))
+        .arg(&root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut server = Running::from_command(c);
+    let line = server.wait_for("listening on", Duration::from_secs(60));
+    let url = format!("{}/tasks.git", line.rsplit(' ').next().expect("url"));
+
+    let untrusted = h.run(&["cache", "add", &url]);
+    untrusted.assert_exit(3, "the SSL certificate is invalid");
+    let mut c = h.command(&["cache", "add", &url]);
+    c.env("SSL_CERT_FILE", dir.join("cert.pem"));
+    let out = h.run_command(c);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(show_ref(&mirror(&h, "tasks")), show_ref(&bare));
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = server.finish(Duration::from_secs(30));
+}
+
 /// A GET whose body is returned as bytes.
 fn http_bytes(base: &str, path: &str) -> (u16, Vec<u8>) {
     let addr = base.trim_start_matches("http://");
