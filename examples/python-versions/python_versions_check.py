@@ -25,7 +25,7 @@ def run(koji_build, nvr, artifactsdir):
     if name in known_python2_only():
         detail.update_outcome("FAILED")
         detail.store("%s needs Python 2 and Python 3 at once" % name)
-    detail.update_outcome("INFO")  # never better than what it already is
+    detail.update_outcome("PASSED")  # a better outcome never replaces a worse one
     log = os.path.join(artifactsdir, "two_three.log")
     with open(log, "w", encoding="utf-8") as f:
         f.write("\n".join(detail.output) + "\n")

@@ -25,6 +25,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../python/libtaskotron/_yaml.py"),
     ),
     (
+        "libtaskotron/directives.py",
+        include_str!("../python/libtaskotron/directives.py"),
+    ),
+    (
         "libtaskotron/exceptions.py",
         include_str!("../python/libtaskotron/exceptions.py"),
     ),

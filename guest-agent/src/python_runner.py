@@ -48,8 +48,9 @@ def syntax_line(e, task_dir):
 
 def main():
     path, label, name, kwargs_file, return_file, error_file = sys.argv[1:7]
-    if len(sys.argv) > 7:
-        sys.path.append(sys.argv[7])
+    libdir = sys.argv[7] if len(sys.argv) > 7 else None
+    if libdir:
+        sys.path.append(libdir)
     with open(kwargs_file, encoding="utf-8") as f:
         kwargs = json.load(f)
     # The task's own folder first, so that the file can import its siblings.
@@ -57,10 +58,16 @@ def main():
     sys.argv = [path]
     modname = os.path.splitext(os.path.basename(path))[0]
     try:
-        spec = importlib.util.spec_from_file_location(modname, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[modname] = module
-        spec.loader.exec_module(module)
+        if libdir and path.startswith(libdir + os.sep):
+            # A directive of Ferrotron's libtaskotron package: imported as
+            # the package's module, so that its relative imports work.
+            rel = os.path.splitext(os.path.relpath(path, libdir))[0]
+            module = importlib.import_module(rel.replace(os.sep, "."))
+        else:
+            spec = importlib.util.spec_from_file_location(modname, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[modname] = module
+            spec.loader.exec_module(module)
     except SyntaxError as e:
         # One line, no traceback: the file and line say it all.
         line = syntax_line(e, os.path.dirname(path))

@@ -127,6 +127,7 @@ fn local_and_vm_runs_give_the_same_results() {
         "examples/nvr-policy/runtask.yml",
         "examples/resultyaml-data/runtask.yml",
         "tests/fixtures/argv/runtask.yml",
+        "examples/python-versions/runtask.yml",
     ] {
         // The linter takes a git commit; the others a Koji build.
         let item_type = if formula.contains("whitespace-lint") {
