@@ -155,9 +155,10 @@ impl ShellCommand {
         match self {
             ShellCommand::Line(s) => vec![s.as_str()],
             ShellCommand::Argv(v) => v.iter().map(String::as_str).collect(),
-            ShellCommand::IgnoreReturn { ignorereturn } => {
-                ignorereturn.iter().flat_map(ShellCommand::strings).collect()
-            }
+            ShellCommand::IgnoreReturn { ignorereturn } => ignorereturn
+                .iter()
+                .flat_map(ShellCommand::strings)
+                .collect(),
         }
     }
 

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ferrotron_agent::protocol as proto;
-pub use ferrotron_agent::template::{json_template_vars, render_json, render_template, template_vars};
+pub use ferrotron_agent::template::{
+    json_template_vars, render_json, render_template, template_vars,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -357,7 +359,11 @@ impl<'de> Deserialize<'de> for ShellField {
         impl<'de> serde::de::Visitor<'de> for Commands {
             type Value = ShellField;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "a command, or a list of commands, each {}", proto::SHELL_FORMS)
+                write!(
+                    f,
+                    "a command, or a list of commands, each {}",
+                    proto::SHELL_FORMS
+                )
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ShellField, E> {
                 Ok(ShellField(vec![proto::ShellCommand::Line(v.to_string())]))
@@ -516,7 +522,12 @@ impl Formula {
             let line = line_of_nth(text, "- name:", i);
             let check_vars = |text: &str, field: &str| -> Result<(), FormulaError> {
                 let wrong = |message: String| {
-                    Err(FormulaError::invalid(path, line, format!("{key}.{field}"), message))
+                    Err(FormulaError::invalid(
+                        path,
+                        line,
+                        format!("{key}.{field}"),
+                        message,
+                    ))
                 };
                 for r in template_vars(text) {
                     let root = ferrotron_agent::template::root(&r);
@@ -534,7 +545,12 @@ impl Formula {
                                  only a value an action exports has keys"
                             ));
                         }
-                        if path_part[1..].split('.').any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')) {
+                        if path_part[1..].split('.').any(|p| {
+                            p.is_empty()
+                                || !p
+                                    .chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                        }) {
                             return wrong(format!(
                                 "`${{{r}}}` is not a reference: write `${{name.key}}` or `${{name.0}}`"
                             ));
@@ -591,7 +607,10 @@ impl Formula {
                 }
                 for (j, c) in shell.iter().enumerate() {
                     if let Some(p) = c.problem() {
-                        return Err(invalid(&format!("shell[{j}]"), format!("{p}: give {}", proto::SHELL_FORMS)));
+                        return Err(invalid(
+                            &format!("shell[{j}]"),
+                            format!("{p}: give {}", proto::SHELL_FORMS),
+                        ));
                     }
                     // In a command string, plain `${name}` is the shell's
                     // own expansion (an environment variable, maybe `HOME`);
@@ -697,17 +716,17 @@ impl Formula {
                 };
                 Directive::Resultsdb { results }
             } else if let Some(e) = a.exitcode {
-                let (pick, results, field) = match (e.result_worst, e.result_last, e.result_first) {
-                    (Some(t), None, None) => (Pick::Worst, t, "exitcode.result_worst"),
-                    (None, Some(t), None) => (Pick::Last, t, "exitcode.result_last"),
-                    (None, None, Some(t)) => (Pick::First, t, "exitcode.result_first"),
-                    _ => {
-                        return Err(invalid(
+                let (pick, results, field) =
+                    match (e.result_worst, e.result_last, e.result_first) {
+                        (Some(t), None, None) => (Pick::Worst, t, "exitcode.result_worst"),
+                        (None, Some(t), None) => (Pick::Last, t, "exitcode.result_last"),
+                        (None, None, Some(t)) => (Pick::First, t, "exitcode.result_first"),
+                        _ => return Err(invalid(
                             "exitcode",
-                            "give exactly one of `result_worst`, `result_last` and `result_first`".into(),
-                        ))
-                    }
-                };
+                            "give exactly one of `result_worst`, `result_last` and `result_first`"
+                                .into(),
+                        )),
+                    };
                 check_vars(&results, field)?;
                 Directive::Exitcode { pick, results }
             } else if let Some(x) = a.xunit {
@@ -719,14 +738,17 @@ impl Formula {
                         format!("`{aggregation}` is not `allpass` (one result) or `none` (one per test case)"),
                     ));
                 }
-                builtin("xunit", [
-                    ("file", x.file),
-                    ("aggregation", aggregation),
-                    ("item", "${item}".into()),
-                    ("type", "${type}".into()),
-                    ("checkname", raw.name.clone()),
-                    ("workdir", "${workdir}".into()),
-                ])
+                builtin(
+                    "xunit",
+                    [
+                        ("file", x.file),
+                        ("aggregation", aggregation),
+                        ("item", "${item}".into()),
+                        ("type", "${type}".into()),
+                        ("checkname", raw.name.clone()),
+                        ("workdir", "${workdir}".into()),
+                    ],
+                )
             } else if let Some(r) = a.create_report {
                 if r.template.is_some() {
                     return Err(invalid(
@@ -754,11 +776,14 @@ impl Formula {
                 }
                 // A relative `file` is found in the work folder: the
                 // action's current directory.
-                builtin("create_report", [
-                    (source, text),
-                    ("path", report),
-                    ("artifactsdir", "${artifactsdir}".into()),
-                ])
+                builtin(
+                    "create_report",
+                    [
+                        (source, text),
+                        ("path", report),
+                        ("artifactsdir", "${artifactsdir}".into()),
+                    ],
+                )
             } else if let Some(d) = a.dummy {
                 if !["pass", "fail"].contains(&d.result.to_ascii_lowercase().as_str()) {
                     return Err(invalid(
@@ -774,7 +799,10 @@ impl Formula {
                 builtin("dummy", kwargs)
             } else if let Some(c) = a.createrepo {
                 check_vars(&c.repodir, "createrepo.repodir")?;
-                builtin("createrepo", [("repodir", c.repodir), ("workdir", "${workdir}".into())])
+                builtin(
+                    "createrepo",
+                    [("repodir", c.repodir), ("workdir", "${workdir}".into())],
+                )
             } else {
                 // `given` counted exactly one directive above.
                 return Err(FormulaError::invalid(path, line, key, "no directive"));
@@ -1047,7 +1075,8 @@ mod tests {
 
     #[test]
     fn templates_render_known_names_only() {
-        let vars = ferrotron_agent::template::string_values(&[("a".to_string(), "1".to_string())].into());
+        let vars =
+            ferrotron_agent::template::string_values(&[("a".to_string(), "1".to_string())].into());
         assert_eq!(render_template("x${a}y${b}z${", &vars), "x1y${b}z${");
         assert_eq!(template_vars("${a} and ${b}"), vec!["a", "b"]);
     }

@@ -98,9 +98,18 @@ mod tests {
     #[test]
     fn redacts_credentials_in_urls() {
         for (url, shown) in [
-            ("postgres://u:secret@localhost/db", "postgres://u:***@localhost/db"),
-            ("amqp://guest:secret@127.0.0.1:5672/%2f", "amqp://guest:***@127.0.0.1:5672/%2f"),
-            ("https://ghp_TOKEN@github.com/a/b.git", "https://***@github.com/a/b.git"),
+            (
+                "postgres://u:secret@localhost/db",
+                "postgres://u:***@localhost/db",
+            ),
+            (
+                "amqp://guest:secret@127.0.0.1:5672/%2f",
+                "amqp://guest:***@127.0.0.1:5672/%2f",
+            ),
+            (
+                "https://ghp_TOKEN@github.com/a/b.git",
+                "https://***@github.com/a/b.git",
+            ),
             ("https://u:p@x@host/r.git", "https://u:***@host/r.git"),
             ("qemu+ssh://root@host/system", "qemu+ssh://root@host/system"),
             ("https://host/a@b", "https://host/a@b"),

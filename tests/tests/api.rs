@@ -1005,7 +1005,10 @@ fn reads_can_require_a_token(backend: Backend) {
     // The health check stays open for load balancers.
     assert_eq!(s.get("/api/v2.0/healthcheck").status(), StatusCode::OK);
     // The git cache under /git/ follows the same rule.
-    for path in ["/git/manifest.js.gz", "/git/tasks.git/info/refs?service=git-upload-pack"] {
+    for path in [
+        "/git/manifest.js.gz",
+        "/git/tasks.git/info/refs?service=git-upload-pack",
+    ] {
         let (st, code, _) = status_and_error(s.get(path));
         assert_eq!((st, code.as_str()), (401, "unauthorized"), "{path}");
     }

@@ -317,12 +317,18 @@ fn smart_http_clones_and_refuses_push_and_notify_syncs() {
         );
         assert_eq!(status, 401, "{auth:?}: {body}");
     }
-    assert_ne!(show_ref(&mirror(&h, "tasks")), show_ref(&o), "synced without a token");
-    let token = ok(&h, &["token", "create", "hook"]).stdout.trim().to_string();
+    assert_ne!(
+        show_ref(&mirror(&h, "tasks")),
+        show_ref(&o),
+        "synced without a token"
+    );
+    let token = ok(&h, &["token", "create", "hook"])
+        .stdout
+        .trim()
+        .to_string();
     let auth = format!("Authorization: Bearer {token}\r\n");
-    let http = |url: &str, method: &str, path: &str, body: &str| {
-        http_with(url, method, path, &auth, body)
-    };
+    let http =
+        |url: &str, method: &str, path: &str, body: &str| http_with(url, method, path, &auth, body);
     let (status, body) = http(
         &url,
         "POST",
@@ -381,7 +387,11 @@ fn a_gzip_bomb_is_refused_without_inflating_it() {
         .arg(&clone)
         .output()
         .expect("git clone");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stop(server);
 }
 
@@ -406,7 +416,10 @@ fn origin_credentials_are_never_shown() {
         ("cache list", list.stdout.clone()),
         ("cache sync", sync.stderr + &sync.stdout),
     ] {
-        assert!(!text.contains("s3cret"), "{what} shows the password:\n{text}");
+        assert!(
+            !text.contains("s3cret"),
+            "{what} shows the password:\n{text}"
+        );
     }
     assert!(list.stdout.contains("http://robot:***@"), "{}", list.stdout);
     let (own, own_url) = serve(&h);
@@ -416,8 +429,14 @@ fn origin_credentials_are_never_shown() {
     flate2::read::GzDecoder::new(&body[..])
         .read_to_string(&mut json)
         .expect("gzip");
-    assert!(json.contains("robot:***@") && !json.contains("s3cret"), "{json}");
-    for file in [mirror(&h, "tasks").join("config"), h.data_dir.join("cache/manifest.js.gz")] {
+    assert!(
+        json.contains("robot:***@") && !json.contains("s3cret"),
+        "{json}"
+    );
+    for file in [
+        mirror(&h, "tasks").join("config"),
+        h.data_dir.join("cache/manifest.js.gz"),
+    ] {
         let mode = std::fs::metadata(&file).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", file.display());
     }
@@ -435,15 +454,26 @@ fn https_origins_are_mirrored_with_their_certificate_checked() {
     let dir = h.data_dir.join("tls");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(dir.join("key.pem"))
         .arg("-out")
         .arg(dir.join("cert.pem"))
         .output()
         .expect("openssl (scripts/packages-test.txt)");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let root = h.data_dir.join("origins");
     let o = origin(&root, "tasks", 2);
     let bare = root.join("tasks.git");
@@ -481,12 +511,24 @@ fn https_origins_are_mirrored_with_their_certificate_checked() {
 fn http_bytes(base: &str, path: &str) -> (u16, Vec<u8>) {
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).expect("read");
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").expect("headers") + 4;
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers")
+        + 4;
     let head = String::from_utf8_lossy(&resp[..split]).into_owned();
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
     (status, resp[split..].to_vec())
 }
 

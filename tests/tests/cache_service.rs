@@ -266,13 +266,18 @@ fn notify_needs_a_writer_token_and_syncs_one_repository() {
     assert_eq!(heads(&h), (a_head.clone(), b_head.clone()));
     // Sent again with the same id (a redelivery), it is a duplicate: its
     // repository is not synced a second time.
-    let once = json!({"id": "push-once", "topic": "ferrotron.git.push", "body": {"path": "/b.git"}});
+    let once =
+        json!({"id": "push-once", "topic": "ferrotron.git.push", "body": {"path": "/b.git"}});
     let (status, v) = s.post(&t, &once);
     assert_eq!(status, 201, "{v}");
     commit(&b, "pushed after the first delivery");
     let (status, v) = s.post(&t, &once);
     assert_eq!(status, 200, "a duplicate: {v}");
-    assert_eq!(heads(&h), (a_head.clone(), b_head.clone()), "the duplicate synced");
+    assert_eq!(
+        heads(&h),
+        (a_head.clone(), b_head.clone()),
+        "the duplicate synced"
+    );
     // A dist-git push message (fedmsg layout) names `namespace/repo`: the
     // mirror whose origin ends so is synced, and only it.
     let a_next = commit(&a, "pushed to a again");

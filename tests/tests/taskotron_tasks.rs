@@ -80,7 +80,10 @@ fn results_of(out: &Output) -> Vec<(String, String)> {
         if let Some(n) = line.strip_prefix("checkname: ") {
             name = Some(n.trim_matches('"').to_string());
         } else if let Some(o) = line.strip_prefix("outcome: ") {
-            v.push((name.take().unwrap_or_default(), o.trim_matches('"').to_string()));
+            v.push((
+                name.take().unwrap_or_default(),
+                o.trim_matches('"').to_string(),
+            ));
         }
     }
     v
@@ -115,7 +118,10 @@ fn a_taskotron_style_task_runs_unchanged_here_and_in_a_vm() {
         );
         let points = pytap13(&out.stdout);
         assert_eq!(points.len(), 2, "{at}: {points:?}");
-        assert!(points.iter().all(|(ok, _, d)| *ok && d.is_empty()), "{at}: {points:?}");
+        assert!(
+            points.iter().all(|(ok, _, d)| *ok && d.is_empty()),
+            "{at}: {points:?}"
+        );
         let art = artifacts(&h, &out);
         let yml = std::fs::read_to_string(art.join("results.yml")).expect("results.yml");
         // The xunit summary (a skipped case counts as passed, as in
@@ -124,7 +130,10 @@ fn a_taskotron_style_task_runs_unchanged_here_and_in_a_vm() {
         assert!(yml.contains("note: \"4 PASSED\""), "{at}: {yml}");
         assert!(yml.contains(r#""python_versions": ["3"]"#), "{at}: {yml}");
         let log = std::fs::read_to_string(art.join("two_three.log")).expect("the task's log");
-        assert!(log.starts_with("package python3-foo, version 1.0, dist fc40\n"), "{log}");
+        assert!(
+            log.starts_with("package python3-foo, version 1.0, dist fc40\n"),
+            "{log}"
+        );
         assert!(art.join("selftest.xml").is_file());
         if vm {
             h.assert_nothing_left(&out.job_id().expect("job id"));
@@ -192,7 +201,10 @@ fn builtin_directives_and_result_files_work() {
         );
         let art = artifacts(&h, &out);
         let page = std::fs::read_to_string(art.join("report.html")).expect("report.html");
-        assert!(page.contains("bad_case") && page.contains("FAILED"), "{page}");
+        assert!(
+            page.contains("bad_case") && page.contains("FAILED"),
+            "{page}"
+        );
         if vm {
             h.assert_nothing_left(&out.job_id().expect("job id"));
         }
@@ -260,16 +272,22 @@ fn packages_the_machine_lacks_are_named_before_anything_runs() {
     let formula = task(
         &h,
         "rpm",
-        &format!(
-            "name: t\ndesc: d\nmaintainer: m\nenvironment:\n  rpm:\n    - python3-rpm\n    - rpmlint\nactions:\n  - name: x\n    shell: [\"true\"]\n"
-        ),
+        "name: t\ndesc: d\nmaintainer: m\nenvironment:\n  rpm:\n    - python3-rpm\n    - rpmlint\nactions:\n  - name: x\n    shell: [\"true\"]\n",
         &[],
     );
     for (vm, machine) in [(false, "this host"), (true, "image tiny:")] {
         let out = run(&h, vm, "foo-1-1", &formula);
         out.assert_exit(2, &format!("environment.rpm: {machine}"));
-        assert!(out.stderr.contains("lacks python3-rpm, rpmlint"), "{}", out.stderr);
-        assert!(out.job_id().is_none() || !vm, "nothing started: {}", out.stderr);
+        assert!(
+            out.stderr.contains("lacks python3-rpm, rpmlint"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.job_id().is_none() || !vm,
+            "nothing started: {}",
+            out.stderr
+        );
     }
     // Left empty (only a comment under it), `rpm:` loads.
     let empty = task(
@@ -354,7 +372,10 @@ fn each_construct_used_wrongly_is_one_clear_error() {
     for (i, (text, at, says)) in cases.iter().enumerate() {
         let formula = task(&h, &format!("case{i}"), text, &[]);
         let f = formula.to_str().expect("utf-8");
-        for args in [vec!["formula", "check", f], vec!["run", "-i", "foo-1-1", "-t", "koji_build", f]] {
+        for args in [
+            vec!["formula", "check", f],
+            vec!["run", "-i", "foo-1-1", "-t", "koji_build", f],
+        ] {
             let out = h.run(&args);
             assert_eq!(out.code, Some(2), "case {i} {args:?}: {}", out.stderr);
             let line = out
@@ -363,17 +384,24 @@ fn each_construct_used_wrongly_is_one_clear_error() {
                 .find(|l| l.contains(says))
                 .unwrap_or_else(|| panic!("case {i} {args:?}: {says:?} not in:\n{}", out.stderr));
             assert!(
-                line.contains(&format!("{f}")) && line.contains(at),
+                line.contains(f) && line.contains(at),
                 "case {i}: {at:?} not in {line:?}"
             );
-            assert!(out.job_id().is_none(), "case {i}: nothing ran: {}", out.stderr);
+            assert!(
+                out.job_id().is_none(),
+                "case {i}: nothing ran: {}",
+                out.stderr
+            );
         }
     }
 }
 
 #[test]
 fn the_libtaskotron_package_and_directives_pass_their_own_tests() {
-    for suite in ["tests/python/test_libtaskotron.py", "tests/python/test_directives.py"] {
+    for suite in [
+        "tests/python/test_libtaskotron.py",
+        "tests/python/test_directives.py",
+    ] {
         let out = Command::new("python3")
             .arg(workspace().join(suite))
             .output()

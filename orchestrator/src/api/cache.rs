@@ -38,7 +38,10 @@ async fn reads_allowed(
     use axum::response::IntoResponse;
     let (mut parts, body) = req.into_parts();
     match super::auth::Reader::from_request_parts(&mut parts, &st).await {
-        Ok(_) => next.run(axum::extract::Request::from_parts(parts, body)).await,
+        Ok(_) => {
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
         Err(e) => e.into_response(),
     }
 }

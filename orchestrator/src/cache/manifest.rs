@@ -126,7 +126,9 @@ impl Manifest {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(err)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-        tmp.as_file_mut().write_all(&self.to_gz().map_err(err)?).map_err(err)?;
+        tmp.as_file_mut()
+            .write_all(&self.to_gz().map_err(err)?)
+            .map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(path).map_err(|e| err(e.error))?;
         Ok(())

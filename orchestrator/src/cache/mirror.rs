@@ -97,8 +97,13 @@ pub fn init(dir: &Path, url: &str) -> Result<(), MirrorError> {
     cfg.set_bool("remote.origin.mirror", true).map_err(err)?;
     // The origin URL, credentials and all, is readable by the owner only.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.join("config"), std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| err(git2::Error::from_str(&format!("cannot make the mirror's config private: {e}"))))?;
+    std::fs::set_permissions(dir.join("config"), std::fs::Permissions::from_mode(0o600)).map_err(
+        |e| {
+            err(git2::Error::from_str(&format!(
+                "cannot make the mirror's config private: {e}"
+            )))
+        },
+    )?;
     Ok(())
 }
 

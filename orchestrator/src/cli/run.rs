@@ -138,10 +138,11 @@ pub fn run(mut settings: Settings, args: RunArgs) -> CmdResult {
                 (r, ui.elapsed())
             }
         });
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => return Err(RunError::infra("start", e)),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => return Err(RunError::infra("start", e)),
+            };
         let signal = tokio::select! {
             r = &mut job => return r.map_err(|e| RunError::infra("run", e)),
             _ = tokio::signal::ctrl_c() => "SIGINT",
@@ -151,7 +152,10 @@ pub fn run(mut settings: Settings, args: RunArgs) -> CmdResult {
         if destroyed.is_empty() {
             eprintln!("ferrotron: {signal} received: stopping the job");
         } else {
-            eprintln!("ferrotron: {signal} received: destroying {}", destroyed.join(", "));
+            eprintln!(
+                "ferrotron: {signal} received: destroying {}",
+                destroyed.join(", ")
+            );
         }
         // The job thread notices within a fraction of a second and its guard
         // removes the overlay; do not wait forever.

@@ -90,7 +90,11 @@ impl Message {
         if self.topic.chars().any(char::is_control) {
             return Err(MessageError::Control("topic"));
         }
-        if self.id.as_deref().is_some_and(|id| id.chars().any(char::is_control)) {
+        if self
+            .id
+            .as_deref()
+            .is_some_and(|id| id.chars().any(char::is_control))
+        {
             return Err(MessageError::Control("id"));
         }
         fn nul_at(v: &Value, at: String) -> Option<String> {
@@ -152,11 +156,21 @@ mod tests {
     #[test]
     fn trailing_text_nul_and_control_characters_are_refused() {
         let e = Message::from_json(r#"{"topic": "t", "body": {}} trailing"#).expect_err("trailing");
-        assert_eq!(e.to_string(), "trailing characters after the message's JSON");
-        let e = Message::from_json(r#"{"topic": "t", "body": {"a": ["x", "y\u0000"]}}"#).expect_err("nul");
-        assert_eq!(e.to_string(), "body.a[1]: holds a NUL character, which no database stores");
+        assert_eq!(
+            e.to_string(),
+            "trailing characters after the message's JSON"
+        );
+        let e = Message::from_json(r#"{"topic": "t", "body": {"a": ["x", "y\u0000"]}}"#)
+            .expect_err("nul");
+        assert_eq!(
+            e.to_string(),
+            "body.a[1]: holds a NUL character, which no database stores"
+        );
         let e = Message::from_json(r#"{"topic": "t\r\nx", "body": {}}"#).expect_err("control");
-        assert_eq!(e.to_string(), "topic: holds control characters (CR, LF, ...)");
+        assert_eq!(
+            e.to_string(),
+            "topic: holds control characters (CR, LF, ...)"
+        );
         // A newline inside the body (a commit message) is data.
         Message::from_json(r#"{"topic": "t", "body": {"msg": "a\nb"}}"#).expect("newline in body");
     }

@@ -503,10 +503,22 @@ mod tests {
         .expect("valid");
         let mappings = Mappings::builtin().expect("valid");
         for (body, says) in [
-            (json!({"item": "a-1-1", "item_type": "koji_build", "name": "../hostsecret"}), "has `.` or `..` in its path"),
-            (json!({"item": "a-1-1", "item_type": "koji_build", "name": "bash.git#/x"}), "has a query or fragment"),
-            (json!({"item": "a-1-1\r\nX", "item_type": "koji_build", "name": "bash"}), "holds control characters"),
-            (json!({"item": "a-1-1", "item_type": "koji_build", "name": "bash", "arch": "x86_64 --evil"}), "arch `x86_64 --evil`"),
+            (
+                json!({"item": "a-1-1", "item_type": "koji_build", "name": "../hostsecret"}),
+                "has `.` or `..` in its path",
+            ),
+            (
+                json!({"item": "a-1-1", "item_type": "koji_build", "name": "bash.git#/x"}),
+                "has a query or fragment",
+            ),
+            (
+                json!({"item": "a-1-1\r\nX", "item_type": "koji_build", "name": "bash"}),
+                "holds control characters",
+            ),
+            (
+                json!({"item": "a-1-1", "item_type": "koji_build", "name": "bash", "arch": "x86_64 --evil"}),
+                "arch `x86_64 --evil`",
+            ),
         ] {
             let ev = rules.evaluate(&mappings, &Message::new(None, "t", body.clone()));
             assert!(ev.jobs.is_empty(), "{body}: {:?}", ev.jobs);
@@ -521,7 +533,10 @@ mod tests {
             &Message::new(None, "t", json!({"item": "a-1-1", "item_type": "koji_build", "name": "bash", "arch": "aarch64"})),
         );
         assert_eq!(ok.jobs.len(), 1, "{:?}", ok.skipped);
-        assert_eq!((ok.jobs[0].repo.as_str(), ok.jobs[0].arch.as_str()), ("file:///srv/tasks/bash", "aarch64"));
+        assert_eq!(
+            (ok.jobs[0].repo.as_str(), ok.jobs[0].arch.as_str()),
+            ("file:///srv/tasks/bash", "aarch64")
+        );
     }
 
     #[test]

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::{
-    job_spec, render, report, task_budget, upload, RunError, RunOutcome, RunRequest,
-};
+use super::{job_spec, render, report, task_budget, upload, RunError, RunOutcome, RunRequest};
 use crate::cancel::Cancel;
 use crate::job::JobState;
 use crate::progress::Progress;
@@ -82,8 +80,8 @@ pub fn run(
     }
     let agent = locate_agent(settings)?;
     let job_id = req.job_id.clone();
-    let job_dir =
-        super::fresh_job_dir(&settings.jobs_dir(), &job_id).map_err(|e| RunError::infra("prepare", e))?;
+    let job_dir = super::fresh_job_dir(&settings.jobs_dir(), &job_id)
+        .map_err(|e| RunError::infra("prepare", e))?;
     let spec = job_spec(&req.formula, &vars, req, &job_id, &job_dir)?;
     let infra = |phase: &'static str| move |e: std::io::Error| RunError::infra(phase, e);
     std::fs::create_dir_all(&job_dir).map_err(infra("prepare"))?;
@@ -173,7 +171,10 @@ pub fn run(
     if seen.finished.is_none() {
         return Err(RunError::infra(
             "task",
-            format!("the agent ended without finishing ({status}): {}", stderr.trim()),
+            format!(
+                "the agent ended without finishing ({status}): {}",
+                stderr.trim()
+            ),
         ));
     }
 

@@ -587,12 +587,8 @@ pub fn run(
         ..
     } = match results {
         Ok(r) if !r.results.is_empty() => r,
-        Ok(_) => {
-            return Err(RunError::infra("collect", "the task produced no results"))
-        }
-        Err(message) => {
-            return Err(RunError::infra("collect", message))
-        }
+        Ok(_) => return Err(RunError::infra("collect", "the task produced no results")),
+        Err(message) => return Err(RunError::infra("collect", message)),
     };
     Ok(RunOutcome {
         job_id,

@@ -222,12 +222,10 @@ async fn migration_lock(db: &Path) -> Result<std::fs::File, StoreError> {
         .write(true)
         .open(&path)
         .map_err(failed)?;
-    tokio::task::spawn_blocking(move || {
-        fs4::fs_std::FileExt::lock_exclusive(&file).map(|()| file)
-    })
-    .await
-    .map_err(|e| failed(std::io::Error::other(e)))?
-    .map_err(failed)
+    tokio::task::spawn_blocking(move || fs4::fs_std::FileExt::lock_exclusive(&file).map(|()| file))
+        .await
+        .map_err(|e| failed(std::io::Error::other(e)))?
+        .map_err(failed)
 }
 
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
@@ -273,7 +271,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     #[test]
     fn sqlite_paths() {

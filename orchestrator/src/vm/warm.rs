@@ -30,10 +30,10 @@ use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
 use crate::ssh::wait::{Guest, WaitFailure};
 use crate::vm::accel::Resolved;
-use crate::vm::VmConfig;
 use crate::vm::boot::GuestWatch;
 use crate::vm::reaper::OWNER_FILE;
 use crate::vm::savefile::{SaveFileError, SaveHeader};
+use crate::vm::VmConfig;
 use crate::vm::DOMAIN_PREFIX;
 use crate::vm::{console, overlay, ports, DomainSpec, Hypervisor, HypervisorError, VmGuard};
 
@@ -123,10 +123,7 @@ pub fn prune_orphans(cfg: &VmConfig) -> Vec<String> {
             continue;
         };
         for v in versions.flatten().filter(|e| e.path().is_dir()) {
-            let image = cfg
-                .images_dir
-                .join(name.file_name())
-                .join(v.file_name());
+            let image = cfg.images_dir.join(name.file_name()).join(v.file_name());
             if !image.is_dir() && std::fs::remove_dir_all(v.path()).is_ok() {
                 removed.push(format!(
                     "{}/{}",
@@ -173,10 +170,7 @@ pub fn ensure(
     say: &dyn Fn(&str),
 ) -> Result<Template, WarmError> {
     use fs4::fs_std::FileExt;
-    let parent = cfg
-        .templates_dir
-        .join(&image.name)
-        .join(&image.version);
+    let parent = cfg.templates_dir.join(&image.name).join(&image.version);
     let dir = parent.join(template_key(image, accel, hv));
     if let Ok(t) = Template::load(&dir, template_cmdline(image)) {
         return Ok(t);
