@@ -1049,7 +1049,7 @@ mod tests {
         let err = parse(text).expect_err("no directive").to_string();
         assert_eq!(
             err,
-            "runtask.yml:5: actions[0]: action `nothing` has no directive (this runner supports `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb` and `exitcode`)"
+            "runtask.yml:5: actions[0]: action `nothing` has no directive (this runner supports `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb`, `exitcode`, `xunit`, `create_report`, `dummy` and `createrepo`)"
         );
     }
 
