@@ -1151,5 +1151,14 @@ fn processes_starting_at_once_migrate_the_schema_once() {
         }
         let out = h.run_command(c);
         assert_eq!(out.code, Some(0), "{backend:?}: {}", out.stderr);
+        if db.is_none() {
+            // Token hashes and every job: the owner's only.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(h.data_dir.join("ferrotron.db"))
+                .expect("the database")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 }

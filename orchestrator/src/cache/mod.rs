@@ -74,7 +74,10 @@ impl RepoPath {
 
     /// The default path for an origin URL: its last component.
     pub fn from_url(url: &str) -> Result<RepoPath, PathError> {
-        let last = url
+        // The URL's path only: a query or fragment never names the mirror
+        // (`bash.git#/tasks` is `bash.git`, not `/tasks.git`).
+        let path = url.split(['?', '#']).next().unwrap_or_default();
+        let last = path
             .trim_end_matches('/')
             .rsplit(['/', ':'])
             .next()
@@ -149,5 +152,8 @@ mod tests {
             RepoPath::from_url("/tmp/o/r1").expect("in test").as_str(),
             "/r1.git"
         );
+        for url in ["https://h/rpms/bash.git#/tasks", "https://h/rpms/bash.git?x=/tasks", "https://h/rpms/bash.git/?a#b"] {
+            assert_eq!(RepoPath::from_url(url).expect("valid").as_str(), "/bash.git", "{url}");
+        }
     }
 }

@@ -107,13 +107,25 @@ impl Store {
             Backend::Sqlite
         };
         if backend == Backend::Sqlite {
-            if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf)) {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(&parent).map_err(|source| StoreError::DataDir {
-                        path: parent.display().to_string(),
-                        source,
-                    })?;
+            if let Some(db) = sqlite_path(url) {
+                let data_dir = |path: &Path, source| StoreError::DataDir {
+                    path: path.display().to_string(),
+                    source,
+                };
+                if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| data_dir(parent, e))?;
                 }
+                // The database holds token hashes and every job: readable
+                // by its owner only (SQLite gives its -wal and -shm files
+                // the same mode).
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .mode(0o600)
+                    .open(&db)
+                    .map_err(|e| data_dir(&db, e))?;
             }
         }
         let connect = |source| StoreError::Connect {
