@@ -1162,3 +1162,34 @@ fn processes_starting_at_once_migrate_the_schema_once() {
         }
     }
 }
+
+/// Idle sockets cannot lock clients out: past `--max-connections` a new
+/// connection waits for one to close, and a connection on which nothing
+/// moves for `--idle-timeout` is closed, so a real request gets through.
+#[test]
+fn idle_connections_cannot_lock_clients_out() {
+    let s = Server::start(
+        "idle",
+        Backend::Sqlite,
+        &["--max-connections", "4", "--idle-timeout", "2"],
+    );
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut idle: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    // Every slot is taken by a silent socket; a real request still ends
+    // with an answer (once the silent ones are closed).
+    let answered = s.get("/api/v2.0/healthcheck");
+    assert_eq!(answered.status(), StatusCode::OK);
+    // And the silent sockets were closed by the server (EOF or reset).
+    for sock in &mut idle {
+        sock.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let mut buf = [0u8; 16];
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => {}
+            Ok(n) => panic!("an idle socket got {n} bytes"),
+        }
+    }
+    s.stop();
+}

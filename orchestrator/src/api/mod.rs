@@ -5,6 +5,7 @@
 //! application layer ([`crate::app::App`]), and shape JSON.
 
 pub mod auth;
+pub mod listener;
 mod cache;
 mod error;
 mod jobs;
@@ -41,6 +42,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Largest artifact upload accepted.
     pub max_artifact_bytes: u64,
+    /// Connections open at once, and how long one may stay silent.
+    pub limits: listener::Limits,
 }
 
 impl Default for ApiConfig {
@@ -50,6 +53,7 @@ impl Default for ApiConfig {
             public_url: None,
             max_body_bytes: 1024 * 1024,
             max_artifact_bytes: 1024 * 1024 * 1024,
+            limits: listener::Limits::default(),
         }
     }
 }
@@ -220,7 +224,8 @@ pub async fn serve(
     tracing::info!(%local, "serving");
     // Tests and scripts wait for this line.
     eprintln!("ferrotron: listening on http://{local}");
-    axum::serve(listener, router(state))
+    let limits = state.config.limits;
+    axum::serve(listener::Bounded::new(listener, limits), router(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stopper.0.send(true);

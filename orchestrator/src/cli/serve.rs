@@ -30,6 +30,13 @@ pub struct ServeArgs {
     /// Largest artifact upload accepted, in bytes.
     #[arg(long, default_value_t = 1024 * 1024 * 1024)]
     max_artifact_bytes: u64,
+    /// Most connections open at once; more wait until one closes.
+    #[arg(long, env = "FERROTRON_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a connection may stay silent (nothing read or written)
+    /// before it is closed.
+    #[arg(long, env = "FERROTRON_IDLE_TIMEOUT", default_value_t = 120)]
+    idle_timeout: u64,
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     print_openapi: bool,
@@ -140,6 +147,10 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
         public_url: args.public_url,
         max_body_bytes: args.max_body_bytes,
         max_artifact_bytes: args.max_artifact_bytes,
+        limits: ferrotron::api::listener::Limits {
+            max_connections: args.max_connections,
+            idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+        },
     };
     let intake = match &args.rules {
         Some(path) => Some(
