@@ -145,6 +145,9 @@ fn the_guest_reaches_the_cache_and_no_other_host_port() {
     let h = Harness::new("cache-vm-isolation");
     let o = origin(&h.data_dir.join("origins"), "tasks", 2);
     assert_eq!(h.run(&["cache", "add", &o.to_string_lossy()]).code, Some(0));
+    // Another mirrored repository: not the job's, so not the guest's.
+    let secret = origin(&h.data_dir.join("origins"), "secret", 1);
+    assert_eq!(h.run(&["cache", "add", &secret.to_string_lossy()]).code, Some(0));
     // A host service the guest must not reach (stands for the API, the
     // database...).
     let service = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -172,6 +175,7 @@ actions:
       - if timeout 20 git ls-remote http://10.0.2.2:{port}/x.git; then echo reached 10.0.2.2 >> "${{artifactsdir}}/reached"; fi
       - if timeout 20 git ls-remote http://127.0.0.1:{port}/x.git; then echo reached 127.0.0.1 >> "${{artifactsdir}}/reached"; fi
       - if timeout 20 git ls-remote http://10.0.2.2:8471/tasks.git; then echo reached the cache via 10.0.2.2 >> "${{artifactsdir}}/reached"; fi
+      - if timeout 20 git ls-remote http://127.0.0.1:8471/secret.git; then echo reached another repository >> "${{artifactsdir}}/reached"; fi
       - echo done > "${{artifactsdir}}/probed"
     timeout: 120
 "#

@@ -58,7 +58,14 @@ impl IntoResponse for HttpError {
     }
 }
 
-type Shared = Arc<Cache>;
+/// What one server serves: the whole cache, or (a job's tunnel) one
+/// repository of it and no manifest.
+pub struct Served {
+    pub cache: Cache,
+    pub only: Option<RepoPath>,
+}
+
+type Shared = Arc<Served>;
 
 /// Largest `git-upload-pack` request, as sent and once inflated: a
 /// client's wants and haves (a clone of a repository with 100,000 refs
@@ -74,11 +81,24 @@ static UPLOAD_PACKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(
 
 /// The cache's read-only git service and its manifest.
 pub fn router(cache: Cache) -> Router {
+    served(Served { cache, only: None })
+}
+
+/// A job's view of the cache: its repository only (every other path is
+/// 404, the manifest too), for the tunnel a guest reaches.
+pub fn job_router(cache: Cache, repo: RepoPath) -> Router {
+    served(Served {
+        cache,
+        only: Some(repo),
+    })
+}
+
+fn served(s: Served) -> Router {
     Router::new()
         .route("/manifest.js.gz", get(manifest))
         .fallback(git)
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_REQUEST))
-        .with_state(Arc::new(cache))
+        .with_state(Arc::new(s))
 }
 
 /// `POST /api/v1/cache/notify` with `{"path": "/tasks.git"}`: syncs that
@@ -123,8 +143,11 @@ pub async fn notify(
     ))
 }
 
-async fn manifest(State(cache): State<Shared>, headers: HeaderMap) -> Result<Response, HttpError> {
-    let p = cache.manifest_path();
+async fn manifest(State(served): State<Shared>, headers: HeaderMap) -> Result<Response, HttpError> {
+    if served.only.is_some() {
+        return Err(HttpError::NotFound);
+    }
+    let p = served.cache.manifest_path();
     let meta = tokio::fs::metadata(&p)
         .await
         .map_err(|_| HttpError::NotFound)?;
@@ -181,9 +204,14 @@ fn split(uri_path: &str) -> Option<(&str, &str)> {
     None
 }
 
-/// The mirror behind a request path, if the manifest lists it.
-async fn lookup(cache: &Cache, repo: &str) -> Result<std::path::PathBuf, HttpError> {
+/// The mirror behind a request path, if the manifest lists it (and it is
+/// the one repository a job's server serves).
+async fn lookup(served: &Served, repo: &str) -> Result<std::path::PathBuf, HttpError> {
+    let cache = &served.cache;
     let path = RepoPath::parse(repo).map_err(|_| HttpError::NotFound)?;
+    if served.only.as_ref().is_some_and(|only| *only != path) {
+        return Err(HttpError::NotFound);
+    }
     let c = cache.clone();
     let m = tokio::task::spawn_blocking(move || Manifest::load(&c.manifest_path()))
         .await
@@ -195,7 +223,7 @@ async fn lookup(cache: &Cache, repo: &str) -> Result<std::path::PathBuf, HttpErr
     Ok(cache.repo_dir(&path))
 }
 
-async fn git(State(cache): State<Shared>, req: Request) -> Result<Response, HttpError> {
+async fn git(State(served): State<Shared>, req: Request) -> Result<Response, HttpError> {
     let uri_path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().clone();
@@ -208,7 +236,7 @@ async fn git(State(cache): State<Shared>, req: Request) -> Result<Response, Http
     if what == "/git-receive-pack" || service == "git-receive-pack" {
         return Err(HttpError::Push);
     }
-    let dir = lookup(&cache, repo).await?;
+    let dir = lookup(&served, repo).await?;
     match (method, what) {
         (Method::GET, "/info/refs") => {
             if service != "git-upload-pack" {

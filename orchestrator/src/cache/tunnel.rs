@@ -59,7 +59,8 @@ pub struct JobServer {
 }
 
 impl JobServer {
-    pub fn start(cache: Cache) -> Result<JobServer, TunnelError> {
+    /// Serves `repo` of the cache, and nothing else of it.
+    pub fn start(cache: Cache, repo: super::RepoPath) -> Result<JobServer, TunnelError> {
         let std_listener =
             std::net::TcpListener::bind("127.0.0.1:0").map_err(TunnelError::Server)?;
         let addr = std_listener.local_addr().map_err(TunnelError::Server)?;
@@ -78,7 +79,7 @@ impl JobServer {
                     let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
                         return;
                     };
-                    let app = super::http::router(cache);
+                    let app = super::http::job_router(cache, repo);
                     let _ = axum::serve(listener, app)
                         .with_graceful_shutdown(async {
                             let _ = rx.await;

@@ -475,7 +475,7 @@ pub fn run(
     // The git cache, for a job that clones its task from it.
     let cache_access = match (&req.git, settings.cache_access) {
         (Some(_), crate::cache::checkout::CacheAccess::Tunnel) => {
-            Some(open_cache_tunnel(settings, booted.port, &keys)?)
+            Some(open_cache_tunnel(settings, &spec, booted.port, &keys)?)
         }
         _ => None,
     };
@@ -603,6 +603,7 @@ pub fn run(
 /// guest's 127.0.0.1 (see `cache::tunnel`); dropped before the VM.
 fn open_cache_tunnel(
     settings: &Settings,
+    spec: &JobSpec,
     ssh_port: u16,
     keys: &KeyPair,
 ) -> Result<
@@ -613,7 +614,15 @@ fn open_cache_tunnel(
     RunError,
 > {
     use crate::cache::tunnel::{JobServer, Tunnel, GUEST_PORT};
-    let server = JobServer::start(crate::cache::Cache::new(&settings.data_dir))
+    // The job's repository only, as `prepare` recorded it.
+    let repo = spec
+        .vars
+        .get("git_repo")
+        .ok_or_else(|| RunError::infra("ssh", "the job has no git repository to serve"))
+        .and_then(|r| {
+            crate::cache::RepoPath::parse(r).map_err(|e| RunError::infra("ssh", e))
+        })?;
+    let server = JobServer::start(crate::cache::Cache::new(&settings.data_dir), repo)
         .map_err(|e| RunError::infra("ssh", e))?;
     let tunnel = Tunnel::open(ssh_port, keys, GUEST_PORT, server.addr)
         .map_err(|e| RunError::infra("ssh", e))?;
