@@ -323,6 +323,16 @@ fn data_of(v: Option<&Value>) -> Result<Vec<(String, String)>, ApiError> {
             Value::Null => {}
             other => out.push((k.clone(), scalar(other).ok_or_else(|| wrong(other))?)),
         }
+        if out.len() > crate::results::record::MAX_DATA_VALUES {
+            return Err(bad(
+                "too_much_data",
+                format!(
+                    "data: a result may carry at most {} values; with `{k}` it has {}",
+                    crate::results::record::MAX_DATA_VALUES,
+                    out.len()
+                ),
+            ));
+        }
     }
     Ok(out)
 }
@@ -877,6 +887,17 @@ mod tests {
             Err(ApiError::Client { code, message, .. }) => format!("{code}: {message}"),
             other => format!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_result_with_too_much_data_is_refused() {
+        let many: Vec<u64> = (0..=crate::results::record::MAX_DATA_VALUES as u64).collect();
+        let e = new_result(&serde_json::json!({
+            "outcome": "PASSED", "testcase": "t", "data": {"item": "x", "n": many},
+        }))
+        .err()
+        .expect("too much data");
+        assert!(e.to_string().contains("at most 256 values; with `n` it has 258"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,10 @@ use super::{quote, CheckResult};
 pub const MAX_KEY_BYTES: usize = 255;
 /// The longest data value stored; longer ones are cut (see the module).
 pub const MAX_VALUE_BYTES: usize = 2048;
+/// The most data values one result may carry (with its item and type):
+/// a result is a verdict, not a data dump (its artifacts hold the rest),
+/// and every value is a row every query of results reads.
+pub const MAX_DATA_VALUES: usize = 256;
 
 /// Why a result's keys cannot be ResultsDB data. `top` is the result's own
 /// key the bad data key comes from (the parsers point at its line).
@@ -44,6 +48,11 @@ pub enum DataError {
     Colon { top: String, key: String },
     #[error("data key {} is longer than {MAX_KEY_BYTES} bytes", quote(key))]
     LongKey { top: String, key: String },
+    #[error(
+        "a result may carry at most {MAX_DATA_VALUES} data values; with {} it has {count}",
+        quote(top)
+    )]
+    TooMany { top: String, count: usize },
 }
 
 impl DataError {
@@ -52,7 +61,8 @@ impl DataError {
         match self {
             DataError::EmptyKey { top }
             | DataError::Colon { top, .. }
-            | DataError::LongKey { top, .. } => top,
+            | DataError::LongKey { top, .. }
+            | DataError::TooMany { top, .. } => top,
         }
     }
 }
@@ -78,6 +88,13 @@ pub fn pairs(extra: &BTreeMap<String, Json>) -> Result<Vec<(String, String)>, Da
             return Err(DataError::EmptyKey { top: key.clone() });
         }
         flatten(key, key.clone(), value, &mut out)?;
+        // `item` and `type` come too.
+        if out.len() + 2 > MAX_DATA_VALUES {
+            return Err(DataError::TooMany {
+                top: key.clone(),
+                count: out.len() + 2,
+            });
+        }
     }
     Ok(out)
 }
@@ -233,6 +250,21 @@ mod tests {
                 ("score", "1.5"),
             ]
         );
+    }
+
+    #[test]
+    fn a_result_carries_a_bounded_number_of_values() {
+        let many: Vec<Json> = (0..MAX_DATA_VALUES).map(|i| Json::from(i as u64)).collect();
+        let extra: BTreeMap<String, Json> = [("arch".to_string(), Json::Array(many))].into();
+        let e = pairs(&extra).expect_err("too many");
+        assert_eq!(e.top_key(), "arch");
+        assert_eq!(
+            e.to_string(),
+            format!("a result may carry at most {MAX_DATA_VALUES} data values; with \"arch\" it has {}", MAX_DATA_VALUES + 2)
+        );
+        let fine: BTreeMap<String, Json> =
+            [("arch".to_string(), Json::Array(vec![Json::from(1); MAX_DATA_VALUES - 2]))].into();
+        assert_eq!(pairs(&fine).expect("at the bound").len(), MAX_DATA_VALUES - 2);
     }
 
     #[test]
