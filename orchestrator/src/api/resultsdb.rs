@@ -323,6 +323,16 @@ fn data_of(v: Option<&Value>) -> Result<Vec<(String, String)>, ApiError> {
             Value::Null => {}
             other => out.push((k.clone(), scalar(other).ok_or_else(|| wrong(other))?)),
         }
+        let bytes = crate::results::record::data_bytes(&out);
+        if bytes > crate::results::record::MAX_DATA_BYTES {
+            return Err(bad(
+                "too_much_data",
+                format!(
+                    "data: a result may carry at most {} bytes of data; with `{k}` it has {bytes}",
+                    crate::results::record::MAX_DATA_BYTES
+                ),
+            ));
+        }
         if out.len() > crate::results::record::MAX_DATA_VALUES {
             return Err(bad(
                 "too_much_data",

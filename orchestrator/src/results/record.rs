@@ -34,6 +34,9 @@ pub const MAX_VALUE_BYTES: usize = 2048;
 /// a result is a verdict, not a data dump (its artifacts hold the rest),
 /// and every value is a row every query of results reads.
 pub const MAX_DATA_VALUES: usize = 256;
+/// The most bytes of data values (keys included) one result may carry, so
+/// that a page of results stays a page (1,000 results at most 64 MiB).
+pub const MAX_DATA_BYTES: usize = 64 * 1024;
 
 /// Why a result's keys cannot be ResultsDB data. `top` is the result's own
 /// key the bad data key comes from (the parsers point at its line).
@@ -53,6 +56,11 @@ pub enum DataError {
         quote(top)
     )]
     TooMany { top: String, count: usize },
+    #[error(
+        "a result may carry at most {MAX_DATA_BYTES} bytes of data; with {} it has {bytes}",
+        quote(top)
+    )]
+    TooBig { top: String, bytes: usize },
 }
 
 impl DataError {
@@ -62,7 +70,8 @@ impl DataError {
             DataError::EmptyKey { top }
             | DataError::Colon { top, .. }
             | DataError::LongKey { top, .. }
-            | DataError::TooMany { top, .. } => top,
+            | DataError::TooMany { top, .. }
+            | DataError::TooBig { top, .. } => top,
         }
     }
 }
@@ -93,6 +102,13 @@ pub fn pairs(extra: &BTreeMap<String, Json>) -> Result<Vec<(String, String)>, Da
             return Err(DataError::TooMany {
                 top: key.clone(),
                 count: out.len() + 2,
+            });
+        }
+        let bytes = data_bytes(&out);
+        if bytes > MAX_DATA_BYTES {
+            return Err(DataError::TooBig {
+                top: key.clone(),
+                bytes,
             });
         }
     }
@@ -137,6 +153,11 @@ fn flatten(
         scalar => out.push((key, cap(scalar_text(scalar)))),
     }
     Ok(())
+}
+
+/// The bytes of data pairs, keys and values.
+pub fn data_bytes(pairs: &[(String, String)]) -> usize {
+    pairs.iter().map(|(k, v)| k.len() + v.len()).sum()
 }
 
 /// A string, number or boolean as ResultsDB stores it.
@@ -265,6 +286,13 @@ mod tests {
         let fine: BTreeMap<String, Json> =
             [("arch".to_string(), Json::Array(vec![Json::from(1); MAX_DATA_VALUES - 2]))].into();
         assert_eq!(pairs(&fine).expect("at the bound").len(), MAX_DATA_VALUES - 2);
+        let big: BTreeMap<String, Json> = [(
+            "log".to_string(),
+            Json::Array(vec![Json::from("x".repeat(MAX_VALUE_BYTES)); 40]),
+        )]
+        .into();
+        let e = pairs(&big).expect_err("too big");
+        assert!(e.to_string().starts_with(&format!("a result may carry at most {MAX_DATA_BYTES} bytes of data; with \"log\"")), "{e}");
     }
 
     #[test]
