@@ -626,6 +626,64 @@ fn a_follower_mirrors_a_central_cache_with_purge_protection() {
     stop(server);
 }
 
+/// A sync waiting on a silent origin holds no lock that anything else
+/// needs: the cache's lock is taken only to read and write the manifest,
+/// and each repository has its own while it is fetched.
+#[test]
+fn a_silent_origin_holds_up_nobody_else() {
+    let h = Harness::new("cache-silent-lock");
+    let quiet = origin(&h.data_dir.join("origins"), "quiet", 1);
+    let busy = origin(&h.data_dir.join("origins"), "busy", 1);
+    ok(&h, &["cache", "add", &quiet.to_string_lossy()]);
+    ok(&h, &["cache", "add", &busy.to_string_lossy()]);
+    // quiet's origin goes silent: it accepts and says nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (accepted, waiting) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+            let _ = accepted.send(());
+        }
+    });
+    let manifest = h.data_dir.join("cache/manifest.js.gz");
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&manifest).expect("manifest"))
+        .read_to_string(&mut json)
+        .expect("gzip");
+    let json = json.replace(
+        &quiet.to_string_lossy().into_owned(),
+        &format!("http://127.0.0.1:{port}/quiet.git"),
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(json.as_bytes()).expect("gzip");
+    std::fs::write(&manifest, gz.finish().expect("gzip")).expect("write manifest");
+
+    // A sync of quiet waits on its silent origin (for as long as the git
+    // time-out allows: far longer than this test)...
+    let mut c = h.command(&["--git-timeout", "3600", "cache", "sync", "/quiet.git"]);
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut stuck = Running::from_command(c);
+    waiting
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the sync of quiet reached its origin");
+    // ...while the cache stays usable: busy syncs, is listed, is removed.
+    let new = commit(&busy, "pushed to busy");
+    ok(&h, &["cache", "sync", "/busy.git"]);
+    assert!(show_ref(&mirror(&h, "busy")).contains(&new));
+    assert!(ok(&h, &["cache", "list"]).stdout.contains("/busy.git"));
+    ok(&h, &["cache", "remove", "/busy.git"]);
+    assert_eq!(
+        stuck.child.try_wait().expect("try_wait"),
+        None,
+        "quiet's sync still waits"
+    );
+    stuck.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = stuck.finish(Duration::from_secs(60));
+}
+
 /// An origin that accepts the connection and never answers (a hung
 /// server, a half-dead proxy): the sync fails after `--git-timeout`
 /// seconds with the origin named, instead of waiting on TCP for minutes,

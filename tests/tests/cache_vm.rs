@@ -147,7 +147,10 @@ fn the_guest_reaches_the_cache_and_no_other_host_port() {
     assert_eq!(h.run(&["cache", "add", &o.to_string_lossy()]).code, Some(0));
     // Another mirrored repository: not the job's, so not the guest's.
     let secret = origin(&h.data_dir.join("origins"), "secret", 1);
-    assert_eq!(h.run(&["cache", "add", &secret.to_string_lossy()]).code, Some(0));
+    assert_eq!(
+        h.run(&["cache", "add", &secret.to_string_lossy()]).code,
+        Some(0)
+    );
     // A host service the guest must not reach (stands for the API, the
     // database...).
     let service = TcpListener::bind("127.0.0.1:0").expect("bind");

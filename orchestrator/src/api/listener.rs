@@ -4,9 +4,9 @@
 //! is closed. Without both, idle sockets alone could use up the process's
 //! file descriptors and lock every client out.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};

@@ -5,10 +5,10 @@
 //! application layer ([`crate::app::App`]), and shape JSON.
 
 pub mod auth;
-pub mod listener;
 mod cache;
 mod error;
 mod jobs;
+pub mod listener;
 mod messages;
 mod params;
 mod resultsdb;

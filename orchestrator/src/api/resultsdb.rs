@@ -907,7 +907,11 @@ mod tests {
         }))
         .err()
         .expect("too much data");
-        assert!(e.to_string().contains("at most 256 values; with `n` it has 258"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("at most 256 values; with `n` it has 258"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -123,6 +123,25 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// Taken while one repository's mirror is fetched or removed: two syncs
+    /// of it never overlap, while the cache's own lock (the manifest) is
+    /// never held across network I/O.
+    pub fn repo_lock(&self, path: &RepoPath) -> std::io::Result<CacheLock> {
+        use fs4::fs_std::FileExt;
+        let dir = self.root.join(".locks");
+        std::fs::create_dir_all(&dir)?;
+        let name = path.as_str().trim_start_matches('/').replace('/', "%");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{name}.lock")))?;
+        f.lock_exclusive()?;
+        Ok(CacheLock(f))
+    }
+}
+
 /// Holds the cache's lock file locked until dropped.
 pub struct CacheLock(#[expect(dead_code, reason = "held for its lock")] std::fs::File);
 
@@ -152,8 +171,16 @@ mod tests {
             RepoPath::from_url("/tmp/o/r1").expect("in test").as_str(),
             "/r1.git"
         );
-        for url in ["https://h/rpms/bash.git#/tasks", "https://h/rpms/bash.git?x=/tasks", "https://h/rpms/bash.git/?a#b"] {
-            assert_eq!(RepoPath::from_url(url).expect("valid").as_str(), "/bash.git", "{url}");
+        for url in [
+            "https://h/rpms/bash.git#/tasks",
+            "https://h/rpms/bash.git?x=/tasks",
+            "https://h/rpms/bash.git/?a#b",
+        ] {
+            assert_eq!(
+                RepoPath::from_url(url).expect("valid").as_str(),
+                "/bash.git",
+                "{url}"
+            );
         }
     }
 }

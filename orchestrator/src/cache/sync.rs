@@ -140,6 +140,8 @@ pub fn remove(cache: &Cache, path: &RepoPath) -> Result<(), SyncError> {
     }
     // Manifest first: a reader never sees an entry without its repository.
     manifest.save(&mpath)?;
+    // Not while a sync fetches into it.
+    let _repo = cache.repo_lock(path).map_err(io(cache))?;
     let dir = cache.repo_dir(path);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(io(cache))?;
@@ -155,38 +157,51 @@ pub fn sync(
     opts: &SyncOptions,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<SyncReport, SyncError> {
-    let _lock = cache.lock().map_err(io(cache))?;
     let mpath = cache.manifest_path();
-    let mut manifest = Manifest::load(&mpath)?;
-    let mut jobs = Vec::new();
-    if only.is_empty() {
-        for (k, e) in &manifest.repos {
-            if let Ok(p) = RepoPath::parse(k) {
-                jobs.push((p, e.origin.clone(), e.fingerprint.clone()));
+    // What to sync, read under the cache's lock; the network work runs
+    // without it (each repository under its own lock), so a silent origin
+    // holds up nobody else.
+    let work = {
+        let _lock = cache.lock().map_err(io(cache))?;
+        let manifest = Manifest::load(&mpath)?;
+        let mut jobs = Vec::new();
+        if only.is_empty() {
+            for (k, e) in &manifest.repos {
+                if let Ok(p) = RepoPath::parse(k) {
+                    jobs.push((p, e.origin.clone(), e.fingerprint.clone()));
+                }
+            }
+        } else {
+            for p in only {
+                let e = manifest
+                    .repos
+                    .get(p.as_str())
+                    .ok_or_else(|| SyncError::Unknown(p.clone()))?;
+                jobs.push((p.clone(), e.origin.clone(), e.fingerprint.clone()));
             }
         }
-    } else {
-        for p in only {
-            let e = manifest
-                .repos
-                .get(p.as_str())
-                .ok_or_else(|| SyncError::Unknown(p.clone()))?;
-            jobs.push((p.clone(), e.origin.clone(), e.fingerprint.clone()));
+        let mut work = Vec::new();
+        for (p, origin, fp) in jobs {
+            let origin = origin.ok_or_else(|| SyncError::NoOrigin { path: p.clone() })?;
+            work.push(Work {
+                path: p,
+                origin,
+                fingerprint: fp,
+            });
         }
-    }
-    let mut work = Vec::new();
-    for (p, origin, fp) in jobs {
-        let origin = origin.ok_or_else(|| SyncError::NoOrigin { path: p.clone() })?;
-        work.push(Work {
-            path: p,
-            origin,
-            fingerprint: fp,
-        });
-    }
+        work
+    };
     let results = run(cache, work, opts, progress);
+    let _lock = cache.lock().map_err(io(cache))?;
+    // Read again: another command may have changed it meanwhile.
+    let mut manifest = Manifest::load(&mpath)?;
     let mut report = SyncReport::default();
     for (path, origin, outcome) in results {
         if matches!(outcome, Outcome::Cloned | Outcome::Fetched) {
+            if !manifest.repos.contains_key(path.as_str()) {
+                // Removed while it was fetched: it stays removed.
+                continue;
+            }
             match mirror::entry(&cache.repo_dir(&path), &origin) {
                 Ok(e) => {
                     manifest.repos.insert(path.as_str().to_string(), e);
@@ -225,7 +240,13 @@ pub(crate) fn run(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(w) = work.get(i) else { break };
-                let outcome = with_retries(opts, || one(cache, w, progress));
+                let outcome = match cache.repo_lock(&w.path) {
+                    Ok(_held) => with_retries(opts, || one(cache, w, progress)),
+                    Err(e) => Err(MirrorError::Unreachable {
+                        url: w.origin.clone(),
+                        source: git2::Error::from_str(&format!("cannot lock the mirror: {e}")),
+                    }),
+                };
                 let outcome = match outcome {
                     Ok(o) => o,
                     Err(e) => {

@@ -281,18 +281,32 @@ mod tests {
         assert_eq!(e.top_key(), "arch");
         assert_eq!(
             e.to_string(),
-            format!("a result may carry at most {MAX_DATA_VALUES} data values; with \"arch\" it has {}", MAX_DATA_VALUES + 2)
+            format!(
+                "a result may carry at most {MAX_DATA_VALUES} data values; with \"arch\" it has {}",
+                MAX_DATA_VALUES + 2
+            )
         );
-        let fine: BTreeMap<String, Json> =
-            [("arch".to_string(), Json::Array(vec![Json::from(1); MAX_DATA_VALUES - 2]))].into();
-        assert_eq!(pairs(&fine).expect("at the bound").len(), MAX_DATA_VALUES - 2);
+        let fine: BTreeMap<String, Json> = [(
+            "arch".to_string(),
+            Json::Array(vec![Json::from(1); MAX_DATA_VALUES - 2]),
+        )]
+        .into();
+        assert_eq!(
+            pairs(&fine).expect("at the bound").len(),
+            MAX_DATA_VALUES - 2
+        );
         let big: BTreeMap<String, Json> = [(
             "log".to_string(),
             Json::Array(vec![Json::from("x".repeat(MAX_VALUE_BYTES)); 40]),
         )]
         .into();
         let e = pairs(&big).expect_err("too big");
-        assert!(e.to_string().starts_with(&format!("a result may carry at most {MAX_DATA_BYTES} bytes of data; with \"log\"")), "{e}");
+        assert!(
+            e.to_string().starts_with(&format!(
+                "a result may carry at most {MAX_DATA_BYTES} bytes of data; with \"log\""
+            )),
+            "{e}"
+        );
     }
 
     #[test]

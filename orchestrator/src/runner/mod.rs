@@ -619,9 +619,7 @@ fn open_cache_tunnel(
         .vars
         .get("git_repo")
         .ok_or_else(|| RunError::infra("ssh", "the job has no git repository to serve"))
-        .and_then(|r| {
-            crate::cache::RepoPath::parse(r).map_err(|e| RunError::infra("ssh", e))
-        })?;
+        .and_then(|r| crate::cache::RepoPath::parse(r).map_err(|e| RunError::infra("ssh", e)))?;
     let server = JobServer::start(crate::cache::Cache::new(&settings.data_dir), repo)
         .map_err(|e| RunError::infra("ssh", e))?;
     let tunnel = Tunnel::open(ssh_port, keys, GUEST_PORT, server.addr)
