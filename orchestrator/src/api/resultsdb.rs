@@ -902,11 +902,11 @@ mod tests {
     #[test]
     fn a_result_with_too_much_data_is_refused() {
         let many: Vec<u64> = (0..=crate::results::record::MAX_DATA_VALUES as u64).collect();
-        let e = new_result(&serde_json::json!({
+        let Err(e) = new_result(&serde_json::json!({
             "outcome": "PASSED", "testcase": "t", "data": {"item": "x", "n": many},
-        }))
-        .err()
-        .expect("too much data");
+        })) else {
+            panic!("too much data was accepted");
+        };
         assert!(
             e.to_string()
                 .contains("at most 256 values; with `n` it has 258"),
