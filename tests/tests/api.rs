@@ -1193,3 +1193,46 @@ fn idle_connections_cannot_lock_clients_out() {
     }
     s.stop();
 }
+
+/// One token cannot flood the queue: past `--message-limit` a message is
+/// refused with 429 and when to retry, and queues nothing; another token
+/// is counted apart.
+#[test]
+fn messages_per_token_are_limited() {
+    let rules = std::env::temp_dir().join(format!("ft-rate-{}.yml", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &rules,
+        "- when: {item_type: koji_build}\n  do:\n    - tasks: [t]\n      repo: /nonexistent/tasks\n",
+    )
+    .expect("rules");
+    let rules_arg = rules.to_string_lossy().into_owned();
+    let s = Server::start(
+        "rate",
+        Backend::Sqlite,
+        &[
+            "--no-scheduler",
+            "--rules",
+            &rules_arg,
+            "--message-limit",
+            "3/3600",
+        ],
+    );
+    let msg = |i: u32| json!({"topic": "t", "body": {"item": format!("a-{i}-1"), "item_type": "koji_build"}});
+    for i in 0..3 {
+        assert_eq!(
+            s.post("/api/v1/messages", &msg(i)).status(),
+            StatusCode::CREATED,
+            "message {i}"
+        );
+    }
+    let (st, code, message) = status_and_error(s.post("/api/v1/messages", &msg(3)));
+    assert_eq!((st, code.as_str()), (429, "rate_limited"), "{message}");
+    assert!(
+        message.contains("may post 3 messages per 3600 s") && message.contains("retry in"),
+        "{message}"
+    );
+    let jobs = s.get_json("/api/v1/jobs");
+    assert_eq!(jobs["data"].as_array().map(Vec::len), Some(3), "{jobs}");
+    let _ = std::fs::remove_file(&rules);
+    s.stop();
+}

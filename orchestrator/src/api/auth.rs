@@ -33,8 +33,10 @@ async fn check(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
     }
 }
 
-/// A request allowed to write.
-pub struct Writer;
+/// A request allowed to write, and the name of its token.
+pub struct Writer {
+    pub token: String,
+}
 
 impl FromRequestParts<AppState> for Writer {
     type Rejection = ApiError;
@@ -42,7 +44,7 @@ impl FromRequestParts<AppState> for Writer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = check(parts, state).await?;
         tracing::debug!(token = %token, "authorised write");
-        Ok(Writer)
+        Ok(Writer { token })
     }
 }
 

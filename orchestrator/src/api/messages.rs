@@ -38,14 +38,29 @@ pub struct MessageJobs {
         (status = 200, body = MessageJobs, description = "A duplicate: the existing jobs"),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "The token posted its --message-limit: retry later"),
         (status = 503, body = ErrorBody, description = "The server runs without rules"),
     )
 )]
 async fn post_message(
     State(st): State<AppState>,
-    _w: Writer,
+    w: Writer,
     body: String,
 ) -> Result<(StatusCode, Json<MessageJobs>), ApiError> {
+    if let Err(wait) = st.messages.take(&w.token) {
+        let rate = st.messages.rate();
+        return Err(ApiError::Client {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            message: format!(
+                "token `{}` may post {} messages per {} s (--message-limit); retry in {} s",
+                w.token,
+                rate.count,
+                rate.window.as_secs(),
+                wait.as_secs().max(1)
+            ),
+        });
+    }
     let msg = Message::from_json(&body)
         .map_err(|e| ApiError::bad_request("bad_message", format!("message: {e}")))?;
     let r = st.app.trigger(&msg).await.map_err(|e| match e {

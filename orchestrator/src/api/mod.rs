@@ -11,6 +11,7 @@ mod jobs;
 pub mod listener;
 mod messages;
 mod params;
+pub mod ratelimit;
 mod resultsdb;
 mod system;
 
@@ -44,6 +45,8 @@ pub struct ApiConfig {
     pub max_artifact_bytes: u64,
     /// Connections open at once, and how long one may stay silent.
     pub limits: listener::Limits,
+    /// Messages one token may post per window.
+    pub message_rate: ratelimit::Rate,
 }
 
 impl Default for ApiConfig {
@@ -54,6 +57,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             max_artifact_bytes: 1024 * 1024 * 1024,
             limits: listener::Limits::default(),
+            message_rate: ratelimit::Rate::default(),
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct AppState {
     /// Becomes true when the server shuts down: long responses (a followed
     /// log) end, so graceful shutdown does not wait for a job to finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Messages posted per token (`--message-limit`).
+    pub messages: Arc<ratelimit::Limiter>,
 }
 
 impl AppState {
@@ -75,6 +81,7 @@ impl AppState {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let state = AppState {
             app,
+            messages: Arc::new(ratelimit::Limiter::new(config.message_rate)),
             config: Arc::new(config),
             stopping: rx,
         };

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// before it is closed.
     #[arg(long, env = "FERROTRON_IDLE_TIMEOUT", default_value_t = 120)]
     idle_timeout: u64,
+    /// Messages one token may post (`POST /api/v1/messages`), as
+    /// N/SECONDS; past it the answer is 429 and nothing is queued.
+    #[arg(long, env = "FERROTRON_MESSAGE_LIMIT", default_value = "600/60")]
+    message_limit: ferrotron::api::ratelimit::Rate,
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     print_openapi: bool,
@@ -147,6 +151,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
         public_url: args.public_url,
         max_body_bytes: args.max_body_bytes,
         max_artifact_bytes: args.max_artifact_bytes,
+        message_rate: args.message_limit,
         limits: ferrotron::api::listener::Limits {
             max_connections: args.max_connections,
             idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
