@@ -141,7 +141,7 @@ enum Command {
     #[command(subcommand)]
     Rules(rules::RulesCommand),
     /// Serve the HTTP API (ResultsDB v2.0 and Ferrotron's jobs API).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Create, list and revoke API tokens.
     #[command(subcommand)]
     Token(serve::TokenCommand),
@@ -248,7 +248,7 @@ fn dispatch(settings: Settings, command: Command) -> CmdResult {
         Command::Rules(cmd) => rules::main(cmd),
         Command::Cache(cmd) => cache::main(&settings, cmd),
         Command::Formula(cmd) => formula::main(cmd),
-        Command::Serve(args) => serve::serve(settings, args),
+        Command::Serve(args) => serve::serve(settings, *args),
         Command::Token(cmd) => serve::token(&settings, cmd),
         Command::Store(cmd) => serve::store(&settings, cmd),
         Command::Host(cmd) => queue::host(&settings, cmd),
