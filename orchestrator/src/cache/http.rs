@@ -287,7 +287,7 @@ async fn git(State(served): State<Shared>, req: Request) -> Result<Response, Htt
             } else {
                 body
             };
-            let out = upload_pack(&dir, false, body).await?;
+            let out = upload_pack_stream(&dir, body).await?;
             Ok((
                 [
                     (header::CONTENT_TYPE, "application/x-git-upload-pack-result"),
@@ -307,8 +307,8 @@ fn pkt_line(s: &str) -> Vec<u8> {
     v
 }
 
-/// `git upload-pack --stateless-rpc [--advertise-refs] DIR`, `input` on
-/// its stdin. The child is killed if the client goes away.
+/// `git upload-pack --stateless-rpc --advertise-refs DIR`: the refs, small
+/// enough to answer whole. The child is killed if the client goes away.
 async fn upload_pack(
     dir: &std::path::Path,
     advertise: bool,
@@ -354,6 +354,72 @@ async fn upload_pack(
         )));
     }
     Ok(out.stdout)
+}
+
+/// `git upload-pack --stateless-rpc DIR` answering a clone or fetch: its
+/// pack is streamed to the client as git writes it, never held whole in
+/// memory. The process (and its slot of [`MAX_UPLOAD_PACKS`]) lives as
+/// long as the response; a client that goes away kills it.
+async fn upload_pack_stream(
+    dir: &std::path::Path,
+    input: Bytes,
+) -> Result<axum::body::Body, HttpError> {
+    use tokio::io::AsyncReadExt;
+    let permit = UPLOAD_PACKS
+        .acquire()
+        .await
+        .map_err(|e| HttpError::Internal(e.to_string()))?;
+    let mut child = tokio::process::Command::new("git")
+        .arg("upload-pack")
+        .arg("--stateless-rpc")
+        .arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| HttpError::Internal(format!("cannot run git upload-pack: {e}")))?;
+    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(HttpError::Internal("git upload-pack has no pipes".into()));
+    };
+    tokio::spawn(async move {
+        let _ = stdin.write_all(&input).await;
+        let _ = stdin.shutdown().await;
+    });
+    let dir = dir.to_path_buf();
+    let state = Some((stdout, child, permit));
+    let stream = futures_util::stream::unfold(state, move |state| {
+        let dir = dir.clone();
+        async move {
+            let (mut stdout, mut child, permit) = state?;
+            let mut buf = vec![0u8; 64 * 1024];
+            match stdout.read(&mut buf).await {
+                Ok(0) => {
+                    match child.wait().await {
+                        Ok(status) if !status.success() => {
+                            tracing::error!(
+                                "cache http: git upload-pack {} exited with {status}",
+                                dir.display()
+                            )
+                        }
+                        Err(e) => {
+                            tracing::error!("cache http: git upload-pack {}: {e}", dir.display())
+                        }
+                        Ok(_) => {}
+                    }
+                    drop(permit);
+                    None
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), Some((stdout, child, permit))))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    });
+    Ok(axum::body::Body::from_stream(stream))
 }
 
 /// Serves [`router`] (and the notify webhook) on `listen` until SIGINT or
