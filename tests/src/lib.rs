@@ -166,10 +166,18 @@ impl Harness {
     /// Asserts the job's domain, overlay folder and QEMU process are gone.
     pub fn assert_nothing_left(&self, job_id: &str) {
         let name = format!("ferrotron-{job_id}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        // libvirt reaps QEMU asynchronously after destroy: poll briefly.
+        let vms = self.data_dir.join("vms");
+        let folders_left = || {
+            std::fs::read_dir(&vms)
+                .map(|r| r.flatten().next().is_some())
+                .unwrap_or(false)
+        };
+        // libvirt reaps QEMU asynchronously after destroy, and a cancelled
+        // job's runner may still be tearing its VM down when the job's
+        // state already says so: wait for that (generously), then check.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline
-            && (domain_exists(&name) || !qemu_processes_for(job_id).is_empty())
+            && (domain_exists(&name) || !qemu_processes_for(job_id).is_empty() || folders_left())
         {
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -178,7 +186,6 @@ impl Harness {
             qemu_processes_for(job_id).is_empty(),
             "qemu still running for {name}"
         );
-        let vms = self.data_dir.join("vms");
         let left: Vec<_> = std::fs::read_dir(&vms)
             .map(|r| r.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
