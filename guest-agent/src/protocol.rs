@@ -150,18 +150,6 @@ impl<'de> Deserialize<'de> for ShellCommand {
 }
 
 impl ShellCommand {
-    /// Every string of the command (for checks).
-    pub fn strings(&self) -> Vec<&str> {
-        match self {
-            ShellCommand::Line(s) => vec![s.as_str()],
-            ShellCommand::Argv(v) => v.iter().map(String::as_str).collect(),
-            ShellCommand::IgnoreReturn { ignorereturn } => ignorereturn
-                .iter()
-                .flat_map(ShellCommand::strings)
-                .collect(),
-        }
-    }
-
     /// Every string of the command, and whether it is an argument-list
     /// entry (rendered by the agent) rather than shell text.
     pub fn strings_with_form(&self) -> Vec<(&str, bool)> {
@@ -439,7 +427,7 @@ impl JobSpec {
                 }
             }
             for (j, c) in action.shell.iter().enumerate() {
-                if c.strings().iter().any(|s| s.contains('\0')) {
+                if c.strings_with_form().iter().any(|(s, _)| s.contains('\0')) {
                     return Err(invalid(format!("{at}.shell[{j}]: must not contain NUL")));
                 }
                 if let Some(p) = c.problem() {

@@ -509,11 +509,28 @@ fn https_origins_are_mirrored_with_their_certificate_checked() {
 
 /// A GET whose body is returned as bytes.
 fn http_bytes(base: &str, path: &str) -> (u16, Vec<u8>) {
+    http_raw(base, "GET", path, "", "")
+}
+
+/// A minimal HTTP/1.1 request; returns the status and the body.
+fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_with(base, method, path, "", body)
+}
+
+/// [`http`] with more header lines (`Name: value\r\n` each).
+fn http_with(base: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let (status, body) = http_raw(base, method, path, headers, body);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One HTTP/1.1 request on a fresh connection: the status and the body.
+fn http_raw(base: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, Vec<u8>) {
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .expect("send");
     let mut resp = Vec::new();
@@ -530,32 +547,6 @@ fn http_bytes(base: &str, path: &str) -> (u16, Vec<u8>) {
         .and_then(|c| c.parse().ok())
         .expect("status");
     (status, resp[split..].to_vec())
-}
-
-/// A minimal HTTP/1.1 request; returns the status and the body.
-fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    http_with(base, method, path, "", body)
-}
-
-/// [`http`] with more header lines (`Name: value\r\n` each).
-fn http_with(base: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).expect("read");
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
 }
 
 #[test]

@@ -323,26 +323,8 @@ fn data_of(v: Option<&Value>) -> Result<Vec<(String, String)>, ApiError> {
             Value::Null => {}
             other => out.push((k.clone(), scalar(other).ok_or_else(|| wrong(other))?)),
         }
-        let bytes = crate::results::record::data_bytes(&out);
-        if bytes > crate::results::record::MAX_DATA_BYTES {
-            return Err(bad(
-                "too_much_data",
-                format!(
-                    "data: a result may carry at most {} bytes of data; with `{k}` it has {bytes}",
-                    crate::results::record::MAX_DATA_BYTES
-                ),
-            ));
-        }
-        if out.len() > crate::results::record::MAX_DATA_VALUES {
-            return Err(bad(
-                "too_much_data",
-                format!(
-                    "data: a result may carry at most {} values; with `{k}` it has {}",
-                    crate::results::record::MAX_DATA_VALUES,
-                    out.len()
-                ),
-            ));
-        }
+        crate::results::record::check_bounds(k, &out, 0)
+            .map_err(|e| bad("too_much_data", format!("data: {e}")))?;
     }
     Ok(out)
 }
@@ -909,7 +891,7 @@ mod tests {
         };
         assert!(
             e.to_string()
-                .contains("at most 256 values; with `n` it has 258"),
+                .contains("at most 256 data values; with \"n\" it has 258"),
             "{e}"
         );
     }

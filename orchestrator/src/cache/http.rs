@@ -245,7 +245,7 @@ async fn git(State(served): State<Shared>, req: Request) -> Result<Response, Htt
                     "only smart HTTP (service=git-upload-pack) is served".into(),
                 ));
             }
-            let out = upload_pack(&dir, true, Bytes::new()).await?;
+            let out = advertise_refs(&dir).await?;
             let mut body = pkt_line("# service=git-upload-pack\n");
             body.extend_from_slice(b"0000");
             body.extend_from_slice(&out);
@@ -309,42 +309,20 @@ fn pkt_line(s: &str) -> Vec<u8> {
 
 /// `git upload-pack --stateless-rpc --advertise-refs DIR`: the refs, small
 /// enough to answer whole. The child is killed if the client goes away.
-async fn upload_pack(
-    dir: &std::path::Path,
-    advertise: bool,
-    input: Bytes,
-) -> Result<Vec<u8>, HttpError> {
+async fn advertise_refs(dir: &std::path::Path) -> Result<Vec<u8>, HttpError> {
     let _running = UPLOAD_PACKS
         .acquire()
         .await
         .map_err(|e| HttpError::Internal(e.to_string()))?;
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.arg("upload-pack").arg("--stateless-rpc");
-    if advertise {
-        cmd.arg("--advertise-refs");
-    }
-    cmd.arg(dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+    let out = tokio::process::Command::new("git")
+        .args(["upload-pack", "--stateless-rpc", "--advertise-refs"])
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
-        .process_group(0);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| HttpError::Internal(format!("cannot run git upload-pack: {e}")))?;
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| HttpError::Internal("no stdin".into()))?;
-    let writer = tokio::spawn(async move {
-        let _ = stdin.write_all(&input).await;
-        let _ = stdin.shutdown().await;
-    });
-    let out = child
-        .wait_with_output()
+        .process_group(0)
+        .output()
         .await
-        .map_err(|e| HttpError::Internal(e.to_string()))?;
-    let _ = writer.await;
+        .map_err(|e| HttpError::Internal(format!("cannot run git upload-pack: {e}")))?;
     if !out.status.success() {
         return Err(HttpError::Internal(format!(
             "git upload-pack {} exited with {}: {}",

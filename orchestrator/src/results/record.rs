@@ -98,19 +98,7 @@ pub fn pairs(extra: &BTreeMap<String, Json>) -> Result<Vec<(String, String)>, Da
         }
         flatten(key, key.clone(), value, &mut out)?;
         // `item` and `type` come too.
-        if out.len() + 2 > MAX_DATA_VALUES {
-            return Err(DataError::TooMany {
-                top: key.clone(),
-                count: out.len() + 2,
-            });
-        }
-        let bytes = data_bytes(&out);
-        if bytes > MAX_DATA_BYTES {
-            return Err(DataError::TooBig {
-                top: key.clone(),
-                bytes,
-            });
-        }
+        check_bounds(key, &out, 2)?;
     }
     Ok(out)
 }
@@ -155,9 +143,26 @@ fn flatten(
     Ok(())
 }
 
-/// The bytes of data pairs, keys and values.
-pub fn data_bytes(pairs: &[(String, String)]) -> usize {
-    pairs.iter().map(|(k, v)| k.len() + v.len()).sum()
+/// The bounds of one result's data ([`MAX_DATA_VALUES`], [`MAX_DATA_BYTES`]),
+/// checked for `pairs` plus `more` values that come with them, after the
+/// values of key `top` were added: the one check behind both recording
+/// paths (`pairs` here, `POST /api/v2.0/results`).
+pub fn check_bounds(top: &str, pairs: &[(String, String)], more: usize) -> Result<(), DataError> {
+    let count = pairs.len() + more;
+    if count > MAX_DATA_VALUES {
+        return Err(DataError::TooMany {
+            top: top.to_string(),
+            count,
+        });
+    }
+    let bytes: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_DATA_BYTES {
+        return Err(DataError::TooBig {
+            top: top.to_string(),
+            bytes,
+        });
+    }
+    Ok(())
 }
 
 /// A string, number or boolean as ResultsDB stores it.

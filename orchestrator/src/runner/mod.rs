@@ -116,11 +116,9 @@ impl RunError {
     /// The documented exit status: 2 bad input, 3 infrastructure (and
     /// interruption).
     pub fn exit_status(&self) -> crate::exit::ExitStatus {
-        match self {
-            RunError::Formula(_) | RunError::BadInput(_) => crate::exit::ExitStatus::BadInput,
-            RunError::Infra { .. } | RunError::Cancelled(_) => {
-                crate::exit::ExitStatus::Infrastructure
-            }
+        match self.cause() {
+            crate::job::Cause::BadInput => crate::exit::ExitStatus::BadInput,
+            crate::job::Cause::Infrastructure => crate::exit::ExitStatus::Infrastructure,
         }
     }
 
