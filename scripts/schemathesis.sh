@@ -34,7 +34,7 @@ trap cleanup EXIT
 
 export FERROTRON_DATA_DIR="$DATA"
 unset FERROTRON_DATABASE_URL
-TOKEN=$("$FERROTRON_BIN" token create schemathesis 2>/dev/null)
+TOKEN=$("$FERROTRON_BIN" token create schemathesis --role operator 2>/dev/null)
 "$FERROTRON_BIN" serve --listen 127.0.0.1:0 2>"$DATA/serve.log" &
 SERVER_PID=$!
 URL=

@@ -11,7 +11,7 @@ use ferrotron::api::{self, ApiConfig, AppState};
 use ferrotron::report_client::Reporter;
 use ferrotron::results::{resultyaml, CheckResult, Defaults};
 use ferrotron::settings::Settings;
-use ferrotron::store::{now_micros, JobRef, NewResult, Store};
+use ferrotron::store::{now_micros, JobRef, NewResult, Role, Store};
 use serde_json::{json, Value};
 
 const SCENARIO: &str = "fedora.universal.x86_64.64bit";
@@ -105,11 +105,36 @@ fn found(page: &Value) -> Vec<(String, String)> {
     out
 }
 
+/// The group of the results a reading token tries to post.
+const READER: &str = "33333333-0000-4000-8000-000000000003";
+
 async fn both_paths_keep_every_key(store: Store) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let token = store.create_token("ci").await.expect("token");
+    let token = store
+        .create_token("ci", Role::Reporter)
+        .await
+        .expect("token");
+    let dashboard = store
+        .create_token("dashboard", Role::Reader)
+        .await
+        .expect("token");
     let served = serve(store.clone(), dir.path()).await;
     let base = served.base.clone();
+
+    // A reading token records nothing, and is told what it would need.
+    let refused = Reporter::new(&base, Some(dashboard)).expect("reporter");
+    let batch = NewResult::of_job(refused.base(), job(READER), &results(), 0).expect("valid");
+    let err = refused
+        .post_results(&batch)
+        .await
+        .expect_err("a reader cannot post");
+    let shown = ferrotron::util::full(&err);
+    assert!(
+        shown.contains("403")
+            && shown
+                .contains("token `dashboard` has the role reader; this needs reporter or operator"),
+        "{shown}"
+    );
 
     // The scheduler's path.
     let stored = "11111111-0000-4000-8000-000000000001";
@@ -139,6 +164,8 @@ async fn both_paths_keep_every_key(store: Store) {
     // The plain result has the job's arch, and only that.
     let page = get(&base, "/api/v2.0/results?arch=aarch64").await;
     assert_eq!(found(&page), [plain(stored), plain(posted)], "{page}");
+    let page = get(&base, &format!("/api/v2.0/results?groups={READER}")).await;
+    assert_eq!(found(&page), [], "{page}");
 
     let page = get(&base, &format!("/api/v2.0/results?scenario={SCENARIO}")).await;
     let mut by_group: BTreeMap<String, Value> = BTreeMap::new();

@@ -119,9 +119,10 @@ pub fn http() -> Client {
         .expect("client")
 }
 
-/// A new writer token for this test's installation.
+/// A new operator token (it may do everything) for this test's
+/// installation.
 pub fn token(h: &Harness) -> String {
-    let out = h.run(&["token", "create", "ci"]);
+    let out = h.run(&["token", "create", "ci", "--role", "operator"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     out.stdout.trim().to_string()
 }

@@ -96,7 +96,7 @@ impl Server {
             }
             c
         };
-        let out = with_db(h.command(&["token", "create", "ci"]))
+        let out = with_db(h.command(&["token", "create", "ci", "--role", "operator"]))
             .output()
             .expect("token create");
         assert!(
@@ -242,6 +242,7 @@ both!(run_report_keeps_every_resultyaml_key);
 both!(reads_can_require_a_token);
 both!(bulk_results_page_and_survive_a_crash);
 both!(stopping_the_server_ends_followed_logs);
+both!(tokens_have_roles);
 
 /// What `resultsdb_api.create_result(...)`, Bodhi and Greenwave send.
 fn resultsdb_clients_replay(backend: Backend) {
@@ -1145,7 +1146,7 @@ fn processes_starting_at_once_migrate_the_schema_once() {
             );
         }
         // And the schema is whole: a later command works on it.
-        let mut c = h.command(&["token", "create", "after"]);
+        let mut c = h.command(&["token", "create", "after", "--role", "reader"]);
         if let Some(db) = &db {
             c.env("FERROTRON_DATABASE_URL", &db.url);
         }
@@ -1234,5 +1235,132 @@ fn messages_per_token_are_limited() {
     let jobs = s.get_json("/api/v1/jobs");
     assert_eq!(jobs["data"].as_array().map(Vec::len), Some(3), "{jobs}");
     let _ = std::fs::remove_file(&rules);
+    s.stop();
+}
+
+/// A token's role bounds what it may do: a dashboard's reader token posts
+/// nothing, a reporter records but cannot cancel, an operator may all;
+/// refusals are 403 naming the role. Tokens are never made without a role.
+fn tokens_have_roles(backend: Backend) {
+    let s = Server::start("roles", backend, &["--require-token-for-reads"]);
+    let make = |name: &str, role: &str| {
+        let out = s
+            .command(&["token", "create", name, "--role", role])
+            .output()
+            .expect("token create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let reader = make("dashboard", "reader");
+    let reporter = make("relay", "reporter");
+    let operator = &s.token;
+
+    let out = s
+        .command(&["token", "create", "sloppy"])
+        .output()
+        .expect("token create");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--role <ROLE>"), "{err}");
+    let out = s
+        .command(&["token", "create", "odd", "--role", "admin"])
+        .output()
+        .expect("token create");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[possible values: reader, reporter, operator]"),
+        "{err}"
+    );
+    let list = s.command(&["token", "list"]).output().expect("token list");
+    let list = String::from_utf8_lossy(&list.stdout);
+    for line in ["ci\toperator\t", "dashboard\treader\t", "relay\treporter\t"] {
+        assert!(list.contains(line), "{line:?} in\n{list}");
+    }
+    assert!(!list.contains("sloppy") && !list.contains("odd"), "{list}");
+
+    let send = |req: reqwest::blocking::RequestBuilder, token: &str| {
+        req.bearer_auth(token).send().expect("request")
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let job = json!({"state": "running", "item": "hello-1.0-1.fc40", "type": "koji_build",
+                     "arch": "x86_64", "formula": "hello",
+                     "transitions": [
+                         {"state": "queued", "at": "2024-05-01T10:00:00Z"},
+                         {"state": "scheduled", "at": "2024-05-01T10:00:01Z"},
+                         {"state": "running", "at": "2024-05-01T10:00:05Z"}]});
+    let result = json!({"testcase": "dist.roles", "outcome": "PASSED",
+                        "data": {"item": "hello-1.0-1.fc40", "type": "koji_build"}});
+    let forbidden = |r: Response, name: &str, role: &str, needs: &str| {
+        let (st, code, msg) = status_and_error(r);
+        assert_eq!(
+            (st, code.as_str(), msg.as_str()),
+            (
+                403,
+                "forbidden",
+                format!("token `{name}` has the role {role}; this needs {needs}").as_str()
+            )
+        );
+    };
+    let put_job = || s.http.put(s.url(&format!("/api/v1/jobs/{id}"))).json(&job);
+    let post_result = || s.http.post(s.url("/api/v2.0/results")).json(&result);
+    let artifact = || {
+        s.http
+            .put(s.url(&format!("/api/v1/jobs/{id}/artifacts/notes.txt")))
+            .body("hi")
+    };
+    let cancel = || s.http.post(s.url(&format!("/api/v1/jobs/{id}/cancel")));
+
+    // The reader reads, and nothing else.
+    assert_eq!(
+        send(s.http.get(s.url("/api/v2.0/results")), &reader).status(),
+        StatusCode::OK
+    );
+    forbidden(
+        send(put_job(), &reader),
+        "dashboard",
+        "reader",
+        "reporter or operator",
+    );
+    forbidden(
+        send(post_result(), &reader),
+        "dashboard",
+        "reader",
+        "reporter or operator",
+    );
+    // The reporter records.
+    assert_eq!(send(put_job(), &reporter).status(), StatusCode::OK);
+    assert_eq!(send(post_result(), &reporter).status(), StatusCode::CREATED);
+    assert_eq!(send(artifact(), &reporter).status(), StatusCode::CREATED);
+    forbidden(
+        send(artifact(), &reader),
+        "dashboard",
+        "reader",
+        "reporter or operator",
+    );
+    // Only the operator steers.
+    forbidden(send(cancel(), &reader), "dashboard", "reader", "operator");
+    forbidden(send(cancel(), &reporter), "relay", "reporter", "operator");
+    let job_now = send(s.http.get(s.url(&format!("/api/v1/jobs/{id}"))), &reader);
+    let job_now: Value = job_now.json().expect("json");
+    assert_eq!(
+        job_now["state"], "running",
+        "a refused cancel changes nothing"
+    );
+    assert_eq!(send(cancel(), operator).status(), StatusCode::OK);
+    let results = send(
+        s.http.get(s.url("/api/v2.0/results?testcases=dist.roles")),
+        &reader,
+    );
+    let results: Value = results.json().expect("json");
+    assert_eq!(
+        results["data"].as_array().map(Vec::len),
+        Some(1),
+        "{results}"
+    );
     s.stop();
 }

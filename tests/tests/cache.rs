@@ -322,7 +322,7 @@ fn smart_http_clones_and_refuses_push_and_notify_syncs() {
         show_ref(&o),
         "synced without a token"
     );
-    let token = ok(&h, &["token", "create", "hook"])
+    let token = ok(&h, &["token", "create", "hook", "--role", "operator"])
         .stdout
         .trim()
         .to_string();

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Writer;
+use super::auth::Operator;
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AppState;
 use crate::cache::notify::{sync_one_async, NotifyError, Synced};
@@ -77,7 +77,7 @@ pub struct NotifyResult {
 )]
 async fn notify(
     State(st): State<AppState>,
-    _w: Writer,
+    _w: Operator,
     ApiJson(body): ApiJson<NotifyBody>,
 ) -> Result<axum::Json<NotifyResult>, ApiError> {
     let cache = Cache::new(&st.app.settings().data_dir);

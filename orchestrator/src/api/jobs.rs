@@ -22,7 +22,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Reader, Writer};
+use super::auth::{Operator, Reader, Reporter};
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{paged, params, segs, AppState, BaseUrl};
 use crate::job::JobState;
@@ -296,7 +296,7 @@ async fn get_job(
 )]
 async fn put_job(
     State(st): State<AppState>,
-    _w: Writer,
+    _w: Reporter,
     BaseUrl(base): BaseUrl,
     Path(uuid): Path<String>,
     ApiJson(body): ApiJson<JobBody>,
@@ -342,7 +342,7 @@ async fn put_job(
 )]
 async fn cancel_job(
     State(st): State<AppState>,
-    _w: Writer,
+    _w: Operator,
     BaseUrl(base): BaseUrl,
     Path(uuid): Path<String>,
 ) -> Result<Json<JobJson>, ApiError> {
@@ -538,7 +538,7 @@ async fn get_artifact(
 )]
 async fn put_artifact(
     State(st): State<AppState>,
-    _w: Writer,
+    _w: Reporter,
     BaseUrl(base): BaseUrl,
     p: Result<Path<(String, String)>, PathRejection>,
     body: Body,

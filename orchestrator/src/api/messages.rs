@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Writer;
+use super::auth::Reporter;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::app::TriggerError;
@@ -44,7 +44,7 @@ pub struct MessageJobs {
 )]
 async fn post_message(
     State(st): State<AppState>,
-    w: Writer,
+    w: Reporter,
     body: String,
 ) -> Result<(StatusCode, Json<MessageJobs>), ApiError> {
     if let Err(wait) = st.messages.take(&w.token) {

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Reader, Writer};
+use super::auth::{Reader, Reporter};
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::params::{self, Pairs};
 use super::{paged, seg, AppState, BaseUrl};
@@ -449,7 +449,7 @@ async fn list_results(
 )]
 async fn create_result(
     State(st): State<AppState>,
-    _w: Writer,
+    _w: Reporter,
     BaseUrl(base): BaseUrl,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -565,7 +565,7 @@ fn name_filters(pairs: &Pairs, key: &str) -> Result<(Vec<String>, Vec<String>), 
 )]
 async fn create_testcase(
     State(st): State<AppState>,
-    _w: Writer,
+    _w: Reporter,
     BaseUrl(base): BaseUrl,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -655,7 +655,7 @@ async fn list_groups(
 )]
 async fn create_group(
     State(st): State<AppState>,
-    _w: Writer,
+    _w: Reporter,
     BaseUrl(base): BaseUrl,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {

@@ -3,7 +3,7 @@
 
 use super::App;
 use crate::exit::{ExitStatus, HasExitStatus};
-use crate::store::{StoreError, Token};
+use crate::store::{Holder, Role, StoreError, Token};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -25,7 +25,7 @@ impl HasExitStatus for TokenError {
 
 impl App {
     /// Creates an API token; returns the secret, which is not stored.
-    pub async fn create_token(&self, name: &str) -> Result<String, TokenError> {
+    pub async fn create_token(&self, name: &str, role: Role) -> Result<String, TokenError> {
         let ok = !name.is_empty()
             && name.len() <= 64
             && name
@@ -34,7 +34,7 @@ impl App {
         if !ok {
             return Err(TokenError::BadName(name.to_string()));
         }
-        Ok(self.store.create_token(name).await?)
+        Ok(self.store.create_token(name, role).await?)
     }
 
     /// Tokens' names and dates (never secrets).
@@ -46,8 +46,8 @@ impl App {
         Ok(self.store.revoke_token(name).await?)
     }
 
-    /// The name of the live token with this secret, if any.
-    pub async fn check_token(&self, secret: &str) -> Result<Option<String>, StoreError> {
+    /// The live token with this secret (its name and role), if any.
+    pub async fn check_token(&self, secret: &str) -> Result<Option<Holder>, StoreError> {
         self.store.check_token(secret).await
     }
 }

@@ -37,6 +37,8 @@ pub enum HttpError {
     TooLarge(String),
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -49,6 +51,7 @@ impl IntoResponse for HttpError {
             HttpError::Bad(_) => StatusCode::BAD_REQUEST,
             HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
             HttpError::Internal(detail) => {
                 tracing::error!("cache http: {detail}");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -116,7 +119,7 @@ pub struct Notify {
     pub path: String,
 }
 
-/// The webhook of `cache serve`: a writer token of the installation's
+/// The webhook of `cache serve`: an operator token of the installation's
 /// store, as for `serve`'s own.
 pub async fn notify(
     State(shared): State<Arc<(Cache, crate::store::Store)>>,
@@ -127,7 +130,13 @@ pub async fn notify(
     let (cache, store) = &*shared;
     let secret = crate::api::auth::bearer(&headers).map_err(HttpError::Unauthorized)?;
     match store.check_token(secret).await {
-        Ok(Some(_)) => {}
+        Ok(Some(h)) if h.role >= crate::store::Role::Operator => {}
+        Ok(Some(h)) => {
+            return Err(HttpError::Forbidden(format!(
+                "token `{}` has the role {}; syncing the cache needs operator",
+                h.name, h.role
+            )))
+        }
         Ok(None) => return Err(HttpError::Unauthorized("unknown or revoked token")),
         Err(e) => return Err(HttpError::Internal(crate::util::full(&e))),
     }

@@ -101,7 +101,15 @@ pub struct ServeArgs {
 #[derive(Subcommand)]
 pub enum TokenCommand {
     /// Create a token; it is printed once and only its hash is stored.
-    Create { name: String },
+    Create {
+        name: String,
+        /// What it may do: `reader` reads; `reporter` also posts results,
+        /// artifacts, job reports and messages; `operator` also cancels
+        /// jobs and syncs the cache. There is no default: choose the least
+        /// the token's user needs.
+        #[arg(long, value_enum)]
+        role: ferrotron::store::Role,
+    },
     /// List tokens (names and dates, never secrets).
     List,
     /// Revoke a token.
@@ -221,16 +229,19 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
 
 pub fn token(settings: &Settings, cmd: TokenCommand) -> CmdResult {
     match cmd {
-        TokenCommand::Create { name } => {
-            let secret = with_app(settings, async |app: &App| app.create_token(&name).await)??;
+        TokenCommand::Create { name, role } => {
+            let secret = with_app(settings, async |app: &App| {
+                app.create_token(&name, role).await
+            })??;
             println!("{secret}");
-            eprintln!("ferrotron: token `{name}` created; it is shown only now");
+            eprintln!("ferrotron: token `{name}` ({role}) created; it is shown only now");
         }
         TokenCommand::List => {
             for t in with_app(settings, async |app: &App| app.list_tokens().await)?? {
                 println!(
-                    "{}\tcreated {}",
+                    "{}\t{}\tcreated {}",
                     t.name,
+                    t.role,
                     ferrotron::store::format_time(t.created_at)
                 );
             }

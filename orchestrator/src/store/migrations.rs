@@ -41,6 +41,11 @@ const SQLITE: &Steps = &[
         "commits",
         include_str!("../../migrations/sqlite/0005_commits.sql"),
     ),
+    (
+        6,
+        "token roles",
+        include_str!("../../migrations/sqlite/0006_token_roles.sql"),
+    ),
 ];
 
 const POSTGRES: &Steps = &[
@@ -68,6 +73,11 @@ const POSTGRES: &Steps = &[
         5,
         "commits",
         include_str!("../../migrations/postgres/0005_commits.sql"),
+    ),
+    (
+        6,
+        "token roles",
+        include_str!("../../migrations/postgres/0006_token_roles.sql"),
     ),
 ];
 

@@ -35,7 +35,7 @@ pub use query::{DataFilter, Page, ResultFilter};
 pub use queue::{ClaimedJob, Enqueued, NewQueuedJob, QueuedMessage};
 pub use results::{Group, JobRef, NewGroup, NewResult, ResultRow, Testcase};
 pub use time::{format_time, now_micros, parse_time};
-pub use tokens::{hash_token, Token};
+pub use tokens::{hash_token, Holder, Role, Token};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -69,6 +69,9 @@ pub enum StoreError {
     UnknownState(#[from] crate::job::UnknownState),
     #[error("a result cannot be stored as ResultsDB data")]
     Data(#[from] crate::results::DataError),
+    /// A stored value no version of Ferrotron writes.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 /// Which SQL engine is behind the pool.
