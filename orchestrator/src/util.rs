@@ -127,3 +127,32 @@ mod tests {
         assert_eq!(shell_quote(""), "''");
     }
 }
+
+/// Makes the folder `path` (and its parents) if it is missing, giving the
+/// folder itself `mode` whatever the umask; an existing folder keeps the
+/// mode its owner gave it.
+pub fn make_dir(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
+        // Made by another process meanwhile: theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The modes of the folders Ferrotron makes in its data folder: the data
+/// folder itself can be passed through (QEMU, running as libvirt's user,
+/// opens the VM disks and consoles below it) but not listed; artifacts, the
+/// git cache and the database are the owner's only.
+pub mod modes {
+    pub const DATA_DIR: u32 = 0o711;
+    pub const PRIVATE_DIR: u32 = 0o700;
+    pub const PRIVATE_FILE: u32 = 0o600;
+}

@@ -67,10 +67,11 @@ async fn serve(store: Store, data_dir: &std::path::Path) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let local = listener.local_addr().expect("addr");
+    let base = format!("http://{local}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, api::router(state))
+        axum::serve(listener, api::router(state, local))
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })

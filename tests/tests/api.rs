@@ -243,6 +243,7 @@ both!(reads_can_require_a_token);
 both!(bulk_results_page_and_survive_a_crash);
 both!(stopping_the_server_ends_followed_logs);
 both!(tokens_have_roles);
+both!(hostile_paths_hosts_and_queries_get_4xx);
 
 /// What `resultsdb_api.create_result(...)`, Bodhi and Greenwave send.
 fn resultsdb_clients_replay(backend: Backend) {
@@ -1153,8 +1154,19 @@ fn processes_starting_at_once_migrate_the_schema_once() {
         let out = h.run_command(c);
         assert_eq!(out.code, Some(0), "{backend:?}: {}", out.stderr);
         if db.is_none() {
-            // Token hashes and every job: the owner's only.
+            // A data folder Ferrotron makes can be passed through (by QEMU)
+            // but not listed.
+            let fresh = h.data_dir.join("fresh/data");
+            let mut c = h.command(&["token", "list"]);
+            c.env("FERROTRON_DATA_DIR", &fresh);
+            assert_eq!(h.run_command(c).code, Some(0));
             use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&fresh)
+                .expect("made")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o711, "{mode:o}");
+            // Token hashes and every job: the owner's only.
             let mode = std::fs::metadata(h.data_dir.join("ferrotron.db"))
                 .expect("the database")
                 .permissions()
@@ -1362,5 +1374,249 @@ fn tokens_have_roles(backend: Backend) {
         Some(1),
         "{results}"
     );
+    s.stop();
+}
+
+/// Links a guest left in a job's artifacts are never followed, a path the
+/// file system cannot hold is a 4xx naming why, links in answers never
+/// come from the request's Host header, and queries too large for the
+/// database are refused before they reach it.
+fn hostile_paths_hosts_and_queries_get_4xx(backend: Backend) {
+    let s = Server::start("hostile", backend, &[]);
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = s.put(
+        &format!("/api/v1/jobs/{id}"),
+        &json!({"state": "running", "item": "hello-1.0-1.fc40", "type": "koji_build",
+                "arch": "x86_64", "formula": "hello",
+                "transitions": [
+                    {"state": "queued", "at": "2024-05-01T10:00:00Z"},
+                    {"state": "scheduled", "at": "2024-05-01T10:00:01Z"},
+                    {"state": "running", "at": "2024-05-01T10:00:05Z"}]}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let upload = |path: &str, bytes: &[u8]| {
+        s.http
+            .put(s.url(&format!("/api/v1/jobs/{id}/artifacts/{path}")))
+            .bearer_auth(&s.token)
+            .body(bytes.to_vec())
+            .send()
+            .expect("upload")
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(upload("first.txt", b"x").status(), StatusCode::CREATED);
+    assert_eq!(
+        mode(&s.h.data_dir.join("artifacts")),
+        0o700,
+        "artifacts are the owner's only"
+    );
+    // What a guest could leave: links out of the job's folder.
+    let outside = s.h.data_dir.join("outside");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::fs::write(outside.join("secret"), "host secret\n").expect("write");
+    let job_dir = s.h.data_dir.join("artifacts").join(&id);
+    std::fs::create_dir_all(&job_dir).expect("mkdir");
+    std::os::unix::fs::symlink(&outside, job_dir.join("task_output")).expect("symlink");
+    std::os::unix::fs::symlink(outside.join("secret"), job_dir.join("runner.log"))
+        .expect("symlink");
+
+    let (st, code, msg) = status_and_error(upload("task_output/evil.txt", b"x"));
+    assert_eq!(
+        (st, code.as_str(), msg.as_str()),
+        (
+            400,
+            "bad_artifact_path",
+            "artifact `task_output/evil.txt`: the path passes through a symbolic link"
+        )
+    );
+    assert!(
+        !outside.join("evil.txt").exists(),
+        "written through the link"
+    );
+    let (st, _, msg) = status_and_error(s.get(&format!("/api/v1/jobs/{id}/log")));
+    assert_eq!(st, 404, "{msg}");
+    assert!(msg.contains("symbolic link"), "{msg}");
+    // Uploading runner.log replaces the link, not the file it points to.
+    assert_eq!(
+        upload("runner.log", b"mine\n").status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret")).expect("kept"),
+        "host secret\n"
+    );
+
+    let long = "n".repeat(300);
+    let (st, code, msg) = status_and_error(upload(&long, b"x"));
+    assert_eq!((st, code.as_str()), (400, "bad_artifact_path"), "{msg}");
+    assert!(
+        msg.ends_with("each part of the path must be at most 255 bytes"),
+        "{msg}"
+    );
+    assert_eq!(upload("a/b.txt", b"x").status(), StatusCode::CREATED);
+    let (st, code, msg) = status_and_error(upload("a/b.txt/c", b"x"));
+    assert_eq!(
+        (st, code.as_str(), msg.as_str()),
+        (
+            409,
+            "artifact_conflict",
+            "artifact `a/b.txt/c`: a file is where the path needs a folder"
+        )
+    );
+    let (st, code, msg) = status_and_error(upload("a", b"x"));
+    assert_eq!(
+        (st, code.as_str(), msg.as_str()),
+        (
+            409,
+            "artifact_conflict",
+            "artifact `a`: a folder of that name exists"
+        )
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&job_dir)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".upload-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(mode(&job_dir.join("a/b.txt")), 0o600);
+    assert_eq!(mode(&job_dir.join("a")), 0o700);
+
+    // The Host header a client sends does not make the links.
+    let listed: Value = s
+        .http
+        .get(s.url(&format!("/api/v1/jobs/{id}/artifacts")))
+        .header("Host", "evil.example")
+        .send()
+        .expect("GET")
+        .json()
+        .expect("json");
+    let hrefs: Vec<&str> = listed["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|a| a["href"].as_str())
+        .collect();
+    assert!(!hrefs.is_empty(), "{listed}");
+    for h in hrefs {
+        assert!(
+            h.starts_with(&format!("{}/api/v1/jobs/{id}/artifacts/", s.base)),
+            "{h}"
+        );
+    }
+
+    // Queries too large for SQL are refused, naming the bound.
+    let values = |n: usize| {
+        (0..n)
+            .map(|i| format!("v{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let r = s.get(&format!("/api/v2.0/results?item={}", values(1000)));
+    assert_eq!(r.status(), StatusCode::OK);
+    for (q, want) in [
+        (
+            format!("item={}", values(1001)),
+            "a query may list at most 1000 values; this one has 1001",
+        ),
+        (
+            format!("item:like={}", values(51)),
+            "a query may hold at most 50 `:like` patterns; this one has 51",
+        ),
+        (
+            format!("testcases:like={}", values(51)),
+            "a query may hold at most 50 `:like` patterns; this one has 51",
+        ),
+        (
+            format!("name:like={}", values(51)),
+            "a query may hold at most 50 `:like` patterns; this one has 51",
+        ),
+    ] {
+        let path = if q.starts_with("name") {
+            "/api/v2.0/testcases"
+        } else {
+            "/api/v2.0/results"
+        };
+        let (st, code, msg) = status_and_error(s.get(&format!("{path}?{q}")));
+        assert_eq!(
+            (st, code.as_str(), msg.as_str()),
+            (400, "query_too_large", want),
+            "{path}"
+        );
+    }
+    let groups: Vec<String> = (0..101).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let (st, code, msg) = status_and_error(s.post(
+        "/api/v2.0/results",
+        &json!({"testcase": "dist.many", "outcome": "PASSED", "groups": groups,
+                "data": {"item": "x", "type": "koji_build"}}),
+    ));
+    assert_eq!(
+        (st, code.as_str(), msg.as_str()),
+        (
+            400,
+            "too_many_groups",
+            "groups: a result may be in at most 100 groups; this one lists 101"
+        )
+    );
+    s.stop();
+}
+
+/// A bounded number of responses follow logs; the next one is told to come
+/// back, and a place frees when a followed job ends.
+#[test]
+fn log_followers_are_bounded() {
+    let s = Server::start("followers", Backend::Sqlite, &["--max-log-followers", "1"]);
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = s.put(
+        &format!("/api/v1/jobs/{id}"),
+        &json!({"state": "running", "item": "hello-1.0-1.fc40", "type": "koji_build",
+                "arch": "x86_64", "formula": "hello",
+                "transitions": [
+                    {"state": "queued", "at": "2024-05-01T10:00:00Z"},
+                    {"state": "scheduled", "at": "2024-05-01T10:00:01Z"},
+                    {"state": "running", "at": "2024-05-01T10:00:05Z"}]}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let log = format!("/api/v1/jobs/{id}/log");
+    let mut first = s.get(&log);
+    assert_eq!(first.status(), StatusCode::OK);
+    let (st, code, msg) = status_and_error(s.get(&log));
+    assert_eq!((st, code.as_str()), (503, "too_many_followers"), "{msg}");
+    assert!(
+        msg.starts_with("1 logs are being followed already (--max-log-followers)"),
+        "{msg}"
+    );
+    // Output wakes the follower; the end of the job ends the response.
+    let log_path = s.h.data_dir.join("artifacts").join(&id).join("runner.log");
+    std::fs::create_dir_all(log_path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&log_path, "booted\n").expect("write");
+    let mut line = [0u8; 7];
+    first.read_exact(&mut line).expect("the line arrives");
+    assert_eq!(&line, b"booted\n");
+    let r = s
+        .http
+        .post(s.url(&format!("/api/v1/jobs/{id}/cancel")))
+        .bearer_auth(&s.token)
+        .send()
+        .expect("cancel");
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut rest = String::new();
+    first.read_to_string(&mut rest).expect("ends with the job");
+    drop(first);
+    // The place is free again (the ended job's log is read whole).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = s.get(&log);
+        if r.status() == StatusCode::OK {
+            assert_eq!(r.text().expect("text"), "booted\n");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower's place was never freed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     s.stop();
 }

@@ -5,7 +5,6 @@
 //! references them.
 
 use std::path::{Component, Path as FsPath, PathBuf};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -17,14 +16,15 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Operator, Reader, Reporter};
 use super::error::{ApiError, ApiJson, ErrorBody};
-use super::{paged, params, segs, AppState, BaseUrl};
+use super::{follow, paged, params, segs, AppState, BaseUrl};
+use crate::beneath::{BeneathError, Dir};
 use crate::job::JobState;
 use crate::store::{format_time, now_micros, parse_time, Artifact, Job, JobUpdate, TransitionRow};
 
@@ -197,6 +197,9 @@ pub(crate) fn safe_relative(p: &str) -> Result<PathBuf, ApiError> {
     if p.contains('\0') || p.contains('\\') {
         return Err(bad("contains a NUL or a backslash"));
     }
+    if p.split('/').any(|s| s.len() > 255) {
+        return Err(bad("each part of the path must be at most 255 bytes"));
+    }
     let path = FsPath::new(p);
     let mut out = PathBuf::new();
     for c in path.components() {
@@ -257,7 +260,7 @@ async fn list_jobs(
         .list_jobs(state, item.as_deref(), page)
         .await?;
     let data: Vec<JobJson> = jobs.into_iter().map(|j| job_json(&base, j)).collect();
-    Ok(paged(&base, "/api/v1/jobs", &pairs, page, more, data))
+    paged(&base, "/api/v1/jobs", &pairs, page, more, data)
 }
 
 #[utoipa::path(
@@ -351,9 +354,6 @@ async fn cancel_job(
     Ok(Json(job_json(&base, job)))
 }
 
-/// How often a live log is polled for growth.
-const FOLLOW_EVERY: Duration = Duration::from_millis(250);
-
 /// The runner's log; while the job runs, the response stays open and
 /// follows the file until the job reaches a final state.
 #[utoipa::path(
@@ -362,6 +362,7 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(250);
     responses(
         (status = 200, content_type = "text/plain", body = String),
         (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
     )
 )]
 async fn job_log(
@@ -376,60 +377,19 @@ async fn job_log(
         .get_job(&uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job `{uuid}` not found")))?;
-    let path = artifacts_root(&st).join(&uuid).join("runner.log");
-    if job.state.is_final() && !path.exists() {
-        return Err(ApiError::not_found(format!("job `{uuid}` has no log")));
-    }
-    struct Follow {
-        st: AppState,
-        uuid: String,
-        path: PathBuf,
-        file: Option<tokio::fs::File>,
-        finished: bool,
-    }
-    let init = Follow {
-        st,
-        uuid,
-        path,
-        file: None,
-        finished: false,
-    };
-    let stream = futures_util::stream::unfold(init, |mut f| async move {
-        loop {
-            if f.file.is_none() {
-                f.file = tokio::fs::File::open(&f.path).await.ok();
-            }
-            if let Some(file) = f.file.as_mut() {
-                let mut buf = vec![0u8; 64 * 1024];
-                match file.read(&mut buf).await {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        buf.truncate(n);
-                        return Some((Ok::<_, std::io::Error>(buf), f));
-                    }
-                    Err(e) => return Some((Err(e), f)),
-                }
-            }
-            // At end of file: stop once the job had ended before this read.
-            if f.finished {
-                return None;
-            }
-            if *f.st.stopping.borrow() {
-                return None;
-            }
-            match f.st.app.store().get_job(&f.uuid).await {
-                Ok(Some(j)) if !j.state.is_final() => {
-                    let mut stopping = f.st.stopping.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(FOLLOW_EVERY) => {}
-                        _ = stopping.changed() => {}
-                    }
-                }
-                // Ended (or vanished): one more read drains what was written last.
-                _ => f.finished = true,
-            }
+    let root = artifacts_root(&st);
+    match follow::open_log(&root, &uuid) {
+        Ok(_) => {}
+        Err(BeneathError::Missing(_)) if !job.state.is_final() => {}
+        Err(BeneathError::Missing(_)) => {
+            return Err(ApiError::not_found(format!("job `{uuid}` has no log")))
         }
-    });
+        Err(BeneathError::Link(_)) => return Err(ApiError::not_found(format!(
+            "job `{uuid}` has no log (its runner.log is a symbolic link, which is never followed)"
+        ))),
+        Err(e) => return Err(ApiError::Internal(crate::util::full(&e))),
+    }
+    let stream = follow::follow(st, root, uuid)?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
@@ -545,17 +505,38 @@ async fn put_artifact(
 ) -> Result<Response, ApiError> {
     let (uuid, rel, shown) = path_args(p)?;
     st.app.job(&uuid).await?;
-    let full = artifacts_root(&st).join(&uuid).join(&rel);
-    let dir = full
-        .parent()
-        .map(FsPath::to_path_buf)
+    let name = rel
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
         .ok_or_else(|| ApiError::bad_request("bad_artifact_path", "no file name"))?;
-    tokio::fs::create_dir_all(&dir).await?;
+    let folder = rel.parent().unwrap_or(FsPath::new("")).to_path_buf();
+    // Below the artifacts folder nothing is followed: a guest may have
+    // left links in a job's artifacts.
+    let root = artifacts_root(&st);
+    let dir = tokio::task::spawn_blocking(move || {
+        crate::util::make_dir(&root, crate::util::modes::PRIVATE_DIR)?;
+        let root = Dir::open(&root).map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>(
+            root.folder(
+                &FsPath::new(&uuid).join(&folder),
+                true,
+                crate::util::modes::PRIVATE_DIR,
+            )
+            .map(|d| (uuid, d)),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (uuid, dir) = dir.map_err(|e| artifact_error(&shown, e))?;
     // Written beside the target, renamed when complete: readers never see
     // half a file, and a failed upload leaves nothing.
-    let tmp = dir.join(format!(".upload-{}", uuid::Uuid::new_v4().simple()));
-    let guard = TempFile(Some(tmp.clone()));
-    let mut file = tokio::fs::File::create(&tmp).await?;
+    let tmp = format!(".upload-{}", uuid::Uuid::new_v4().simple());
+    let std_file = dir
+        .create_new(&tmp, crate::util::modes::PRIVATE_FILE)
+        .map_err(|e| artifact_error(&shown, e))?;
+    let guard = TempFile(Some((&dir, tmp.clone())));
+    let mut file = tokio::fs::File::from_std(std_file);
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mut stream = body.into_data_stream();
@@ -575,7 +556,8 @@ async fn put_artifact(
     }
     file.sync_all().await?;
     drop(file);
-    tokio::fs::rename(&tmp, &full).await?;
+    dir.rename(&tmp, &name)
+        .map_err(|e| artifact_error(&shown, e))?;
     guard.keep();
     let a = Artifact {
         path: rel.to_string_lossy().into_owned(),
@@ -598,19 +580,37 @@ async fn put_artifact(
 }
 
 /// Removes a partial upload unless kept.
-struct TempFile(Option<PathBuf>);
+struct TempFile<'a>(Option<(&'a Dir, String)>);
 
-impl TempFile {
+impl TempFile<'_> {
     fn keep(mut self) {
         self.0 = None;
     }
 }
 
-impl Drop for TempFile {
+impl Drop for TempFile<'_> {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
+        if let Some((dir, name)) = self.0.take() {
+            dir.remove(&name);
         }
+    }
+}
+
+/// What a client did wrong in an artifact's path (or an internal error).
+fn artifact_error(shown: &str, e: BeneathError) -> ApiError {
+    let conflict = |why: &str| ApiError::Client {
+        status: StatusCode::CONFLICT,
+        code: "artifact_conflict",
+        message: format!("artifact `{shown}`: {why}"),
+    };
+    match e {
+        BeneathError::Link(_) => ApiError::bad_request(
+            "bad_artifact_path",
+            format!("artifact `{shown}`: the path passes through a symbolic link"),
+        ),
+        BeneathError::NotFolder(_) => conflict("a file is where the path needs a folder"),
+        BeneathError::Folder(_) => conflict("a folder of that name exists"),
+        other => ApiError::Internal(crate::util::full(&other)),
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod auth;
 mod cache;
 mod error;
+mod follow;
 mod jobs;
 pub mod listener;
 mod messages;
@@ -19,10 +20,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
-use axum::http::header::HOST;
 use axum::http::request::Parts;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -37,7 +37,8 @@ pub struct ApiConfig {
     /// Require a token for reads too.
     pub require_token_for_reads: bool,
     /// Base of the URLs in responses (`href`, `prev`, `next`); default:
-    /// `http://` + the request's Host header.
+    /// `http://` + the address the server listens on (never the request's
+    /// Host header, which a client chooses).
     pub public_url: Option<String>,
     /// Largest JSON body accepted.
     pub max_body_bytes: usize,
@@ -47,6 +48,8 @@ pub struct ApiConfig {
     pub limits: listener::Limits,
     /// Messages one token may post per window.
     pub message_rate: ratelimit::Rate,
+    /// Job logs followed at once; more get 503.
+    pub max_followers: usize,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +61,7 @@ impl Default for ApiConfig {
             max_artifact_bytes: 1024 * 1024 * 1024,
             limits: listener::Limits::default(),
             message_rate: ratelimit::Rate::default(),
+            max_followers: 256,
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// Messages posted per token (`--message-limit`).
     pub messages: Arc<ratelimit::Limiter>,
+    /// Logs followed at once.
+    followers: follow::Followers,
 }
 
 impl AppState {
@@ -82,6 +88,7 @@ impl AppState {
         let state = AppState {
             app,
             messages: Arc::new(ratelimit::Limiter::new(config.message_rate)),
+            followers: follow::Followers::new(config.max_followers),
             config: Arc::new(config),
             stopping: rx,
         };
@@ -92,8 +99,32 @@ impl AppState {
 /// Tells long responses that the server is stopping.
 pub struct Stopper(tokio::sync::watch::Sender<bool>);
 
-/// `scheme://host[:port]` for URLs in responses.
+/// `scheme://host[:port]` for URLs in responses: `--public-url`, else the
+/// listening address ([`Listening`]). A request's `Host` header is never
+/// used: links a client is given must not point where another client said.
 pub struct BaseUrl(pub String);
+
+/// The address the server listens on, as a URL base (a layer of
+/// [`router`]). An unspecified address (`0.0.0.0`) names the machine by
+/// its host name.
+#[derive(Clone)]
+struct Listening(Arc<str>);
+
+impl Listening {
+    fn of(local: SocketAddr) -> Listening {
+        let url = if local.ip().is_unspecified() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            format!("http://{host}:{}", local.port())
+        } else {
+            format!("http://{local}")
+        };
+        Listening(url.into())
+    }
+}
 
 impl FromRequestParts<AppState> for BaseUrl {
     type Rejection = ApiError;
@@ -102,13 +133,11 @@ impl FromRequestParts<AppState> for BaseUrl {
         if let Some(u) = &state.config.public_url {
             return Ok(BaseUrl(u.trim_end_matches('/').to_string()));
         }
-        let host = parts
-            .headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-            .unwrap_or("localhost");
-        Ok(BaseUrl(format!("http://{host}")))
+        let listening = parts
+            .extensions
+            .get::<Listening>()
+            .map_or("http://localhost", |l| &l.0);
+        Ok(BaseUrl(listening.to_string()))
     }
 }
 
@@ -164,8 +193,9 @@ pub fn openapi_json() -> String {
     s
 }
 
-/// The whole application, ready to serve.
-pub fn router(state: AppState) -> Router {
+/// The whole application, ready to serve on `local` (the base of the URLs
+/// in responses unless `--public-url` says otherwise).
+pub fn router(state: AppState, local: SocketAddr) -> Router {
     let (r, _) = parts();
     let doc = openapi_json();
     let max_body = state.config.max_body_bytes;
@@ -198,6 +228,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         // After the API's body limit: a fetch's request may be larger.
         .merge(git)
+        .layer(axum::Extension(Listening::of(local)))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
@@ -232,13 +263,16 @@ pub async fn serve(
     // Tests and scripts wait for this line.
     eprintln!("ferrotron: listening on http://{local}");
     let limits = state.config.limits;
-    axum::serve(listener::Bounded::new(listener, limits), router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stopper.0.send(true);
-        })
-        .await
-        .map_err(ServeError::Serve)
+    axum::serve(
+        listener::Bounded::new(listener, limits),
+        router(state, local),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopper.0.send(true);
+    })
+    .await
+    .map_err(ServeError::Serve)
 }
 
 /// One URL path segment, percent-encoded (testcase names have spaces).
@@ -251,7 +285,61 @@ pub(crate) fn segs(p: &str) -> String {
     p.split('/').map(seg).collect::<Vec<_>>().join("/")
 }
 
-/// JSON for `{prev, next, data}` pages.
+/// The most one list answer may carry: a page of results whose data is
+/// near its bound asks the client for a smaller `limit` instead.
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// `{"data": [...]}` (plus `prev`/`next` for pages), serialised item by item
+/// so that an answer past [`MAX_RESPONSE_BYTES`] is refused (400
+/// `response_too_large`, saying how many items would fit) before it is
+/// whole in memory.
+pub(crate) fn list_json<T: serde::Serialize>(
+    links: Option<(Option<String>, Option<String>)>,
+    page_limit: Option<i64>,
+    data: &[T],
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let mut out = Vec::with_capacity(4096);
+    out.push(b'{');
+    if let Some((prev, next)) = &links {
+        out.extend_from_slice(b"\"prev\":");
+        serde_json::to_writer(&mut out, prev).map_err(|e| ApiError::Internal(e.to_string()))?;
+        out.extend_from_slice(b",\"next\":");
+        serde_json::to_writer(&mut out, next).map_err(|e| ApiError::Internal(e.to_string()))?;
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"data\":[");
+    for (i, item) in data.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, item).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if out.len() > MAX_RESPONSE_BYTES {
+            let fit = i.max(1);
+            let ask = match page_limit {
+                Some(_) => format!("ask for at most limit={fit}"),
+                None => "narrow the filters".to_string(),
+            };
+            return Err(ApiError::bad_request(
+                "response_too_large",
+                format!(
+                    "the answer would be larger than {MAX_RESPONSE_BYTES} bytes after {} of {} \
+                     items; {ask}",
+                    i + 1,
+                    data.len()
+                ),
+            ));
+        }
+    }
+    out.extend_from_slice(b"]}");
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response())
+}
+
+/// JSON for `{prev, next, data}` pages, bounded like [`list_json`].
 pub(crate) fn paged<T: serde::Serialize>(
     base: &str,
     path: &str,
@@ -259,15 +347,45 @@ pub(crate) fn paged<T: serde::Serialize>(
     page: crate::store::Page,
     more: bool,
     data: Vec<T>,
-) -> Json<serde_json::Value> {
+) -> Result<axum::response::Response, ApiError> {
     let prev = (page.page > 0).then(|| params::page_url(base, path, pairs, page.page - 1));
     let next = more.then(|| params::page_url(base, path, pairs, page.page + 1));
-    Json(serde_json::json!({ "prev": prev, "next": next, "data": data }))
+    list_json(Some((prev, next)), Some(page.limit), &data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_answers_are_bounded_and_say_how_many_fit() {
+        let item = "x".repeat(1024 * 1024);
+        let fits: Vec<&str> = vec![&item; 7];
+        let r = list_json(Some((None, Some("n".into()))), Some(7), &fits).expect("fits");
+        assert_eq!(r.status(), axum::http::StatusCode::OK);
+        let too_many: Vec<&str> = vec![&item; 9];
+        let msg = |r: Result<axum::response::Response, ApiError>| match r {
+            Err(ApiError::Client { code, message, .. }) => format!("{code}: {message}"),
+            Err(e) => format!("{e:?}"),
+            Ok(_) => "ok".into(),
+        };
+        assert_eq!(
+            msg(list_json(Some((None, None)), Some(9), &too_many)),
+            "response_too_large: the answer would be larger than 8388608 bytes after 8 of 9 items; ask for at most limit=7"
+        );
+        assert_eq!(
+            msg(list_json(None, None, &too_many)),
+            "response_too_large: the answer would be larger than 8388608 bytes after 8 of 9 items; narrow the filters"
+        );
+        let small = list_json(Some((None, None)), Some(2), &[1, 2]).expect("small");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let body = rt
+            .block_on(axum::body::to_bytes(small.into_body(), 1024))
+            .expect("body");
+        assert_eq!(&body[..], br#"{"prev":null,"next":null,"data":[1,2]}"#);
+    }
 
     #[test]
     fn committed_openapi_matches_the_code() {

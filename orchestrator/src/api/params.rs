@@ -14,15 +14,45 @@ pub const DEFAULT_LIMIT: i64 = 20;
 /// Larger pages are refused, so one request cannot load the whole store.
 pub const MAX_LIMIT: i64 = 1000;
 
+/// Values one query may list in all (`item=a,b&testcases=c` is three):
+/// each becomes one SQL variable.
+pub const MAX_QUERY_VALUES: usize = 1000;
+/// `:like` patterns one query may hold (each is one more `OR` term).
+pub const MAX_LIKE_PATTERNS: usize = 50;
+/// Different data keys one query may filter on (each is one more join).
+pub const MAX_DATA_KEYS: usize = 50;
+
 /// Parameters that never filter (JSONP callback, ResultsDB's internals).
 const IGNORED: &[&str] = &["callback", "_distinct_on"];
 
 pub type Pairs = Vec<(String, String)>;
 
-/// Decodes a raw query string into its pairs, in order.
+/// Decodes a raw query string into its pairs, in order; at most
+/// [`MAX_QUERY_VALUES`] values in all.
 pub fn pairs(raw: Option<&str>) -> Result<Pairs, ApiError> {
-    serde_urlencoded::from_str::<Pairs>(raw.unwrap_or(""))
-        .map_err(|e| ApiError::bad_request("bad_query", format!("cannot decode the query: {e}")))
+    let pairs = serde_urlencoded::from_str::<Pairs>(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request("bad_query", format!("cannot decode the query: {e}")))?;
+    let values: usize = pairs.iter().map(|(_, v)| v.split(',').count()).sum();
+    if values > MAX_QUERY_VALUES {
+        return Err(too_many(format!(
+            "a query may list at most {MAX_QUERY_VALUES} values; this one has {values}"
+        )));
+    }
+    Ok(pairs)
+}
+
+fn too_many(message: String) -> ApiError {
+    ApiError::bad_request("query_too_large", message)
+}
+
+/// Refuses more than [`MAX_LIKE_PATTERNS`] `:like` patterns.
+pub fn check_like_patterns(count: usize) -> Result<(), ApiError> {
+    if count > MAX_LIKE_PATTERNS {
+        return Err(too_many(format!(
+            "a query may hold at most {MAX_LIKE_PATTERNS} `:like` patterns; this one has {count}"
+        )));
+    }
+    Ok(())
 }
 
 /// Comma-separated values, blanks dropped.
@@ -154,6 +184,20 @@ pub fn result_filter(pairs: &Pairs) -> Result<ResultFilter, ApiError> {
             }
         }
     }
+    let likes = f.testcases_like.len()
+        + f.data
+            .iter()
+            .filter(|d| d.like)
+            .map(|d| d.values.len())
+            .sum::<usize>();
+    check_like_patterns(likes)?;
+    let keys: std::collections::BTreeSet<&str> = f.data.iter().map(|d| d.key.as_str()).collect();
+    if keys.len() > MAX_DATA_KEYS {
+        return Err(too_many(format!(
+            "a query may filter on at most {MAX_DATA_KEYS} data keys; this one has {}",
+            keys.len()
+        )));
+    }
     Ok(f)
 }
 
@@ -211,6 +255,34 @@ mod tests {
         assert_eq!(
             msg("item:regex=x"),
             "bad_filter: `item:regex`: unknown operator `regex` (only `:like` exists)"
+        );
+    }
+
+    #[test]
+    fn queries_are_bounded_and_say_so() {
+        let msg = |q: &str| match pairs(Some(q)).and_then(|p| result_filter(&p)) {
+            Err(ApiError::Client { code, message, .. }) => format!("{code}: {message}"),
+            other => format!("{other:?}"),
+        };
+        let values = |n: usize| {
+            (0..n)
+                .map(|i| format!("v{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert!(result_filter(&p(&format!("item={}", values(MAX_QUERY_VALUES)))).is_ok());
+        assert_eq!(
+            msg(&format!("item={}", values(MAX_QUERY_VALUES + 1))),
+            "query_too_large: a query may list at most 1000 values; this one has 1001"
+        );
+        assert_eq!(
+            msg(&format!("item:like={}", values(MAX_LIKE_PATTERNS + 1))),
+            "query_too_large: a query may hold at most 50 `:like` patterns; this one has 51"
+        );
+        let keys: Vec<String> = (0..=MAX_DATA_KEYS).map(|i| format!("k{i}=x")).collect();
+        assert_eq!(
+            msg(&keys.join("&")),
+            "query_too_large: a query may filter on at most 50 data keys; this one has 51"
         );
     }
 

@@ -372,6 +372,15 @@ pub(crate) fn new_result(body: &Value) -> Result<NewResult, ApiError> {
     };
     let groups = match obj.get("groups") {
         None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() > MAX_GROUPS => {
+            return Err(bad(
+                "too_many_groups",
+                format!(
+                    "groups: a result may be in at most {MAX_GROUPS} groups; this one lists {}",
+                    items.len()
+                ),
+            ))
+        }
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
@@ -394,6 +403,9 @@ pub(crate) fn new_result(body: &Value) -> Result<NewResult, ApiError> {
         data: data_of(obj.get("data"))?,
     })
 }
+
+/// Groups one result may be in (each is a row and a lookup).
+pub const MAX_GROUPS: usize = 100;
 
 // ---- handlers ----------------------------------------------------------
 
@@ -425,14 +437,7 @@ async fn list_results(
     let page = params::page(&pairs)?;
     let (rows, more) = st.app.store().list_results(&filter, page).await?;
     let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
-    Ok(paged(
-        &base,
-        &format!("{V2}/results"),
-        &pairs,
-        page,
-        more,
-        data,
-    ))
+    paged(&base, &format!("{V2}/results"), &pairs, page, more, data)
 }
 
 /// Creates a result (and its testcase and groups when new).
@@ -480,7 +485,7 @@ async fn latest_results(
     let filter = params::result_filter(&pairs)?;
     let rows = st.app.store().latest_results(&filter).await?;
     let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
-    Ok(Json(LatestResults { data }))
+    super::list_json(None, None, &data)
 }
 
 #[utoipa::path(
@@ -521,14 +526,7 @@ async fn list_testcases(
     let (names, like) = name_filters(&pairs, "name")?;
     let (rows, more) = st.app.store().list_testcases(&names, &like, page).await?;
     let data: Vec<TestcaseJson> = rows.iter().map(|t| testcase_json(&base, t)).collect();
-    Ok(paged(
-        &base,
-        &format!("{V2}/testcases"),
-        &pairs,
-        page,
-        more,
-        data,
-    ))
+    paged(&base, &format!("{V2}/testcases"), &pairs, page, more, data)
 }
 
 /// `key=a,b` and `key:like=x*` values; other keys are refused.
@@ -550,6 +548,7 @@ fn name_filters(pairs: &Pairs, key: &str) -> Result<(Vec<String>, Vec<String>), 
             return Err(bad("bad_filter", format!("unknown filter `{k}`")));
         }
     }
+    params::check_like_patterns(like.len())?;
     Ok((exact, like))
 }
 
@@ -633,14 +632,7 @@ async fn list_groups(
         .list_groups(&uuids, like.as_deref(), page)
         .await?;
     let data: Vec<GroupJson> = rows.iter().map(|g| group_json(&base, g)).collect();
-    Ok(paged(
-        &base,
-        &format!("{V2}/groups"),
-        &pairs,
-        page,
-        more,
-        data,
-    ))
+    paged(&base, &format!("{V2}/groups"), &pairs, page, more, data)
 }
 
 #[utoipa::path(
@@ -727,14 +719,14 @@ async fn group_results(
     let page = params::page(&pairs)?;
     let (rows, more) = st.app.group_results(&uuid, filter, page).await?;
     let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
-    Ok(paged(
+    paged(
         &base,
         &format!("{V2}/groups/{uuid}/results"),
         &pairs,
         page,
         more,
         data,
-    ))
+    )
 }
 
 #[utoipa::path(

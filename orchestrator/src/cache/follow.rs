@@ -78,7 +78,7 @@ impl Follow {
             path: p.clone(),
             source,
         };
-        std::fs::create_dir_all(&cache.root).map_err(err)?;
+        crate::util::make_dir(&cache.root, crate::util::modes::PRIVATE_DIR).map_err(err)?;
         let json = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
         let tmp = p.with_extension("json.tmp");
         std::fs::write(&tmp, json).map_err(err)?;

@@ -112,7 +112,7 @@ impl Cache {
     /// sync and a webhook) never interleave their writes.
     pub fn lock(&self) -> std::io::Result<CacheLock> {
         use fs4::fs_std::FileExt;
-        std::fs::create_dir_all(&self.root)?;
+        crate::util::make_dir(&self.root, crate::util::modes::PRIVATE_DIR)?;
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

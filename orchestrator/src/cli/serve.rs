@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// N/SECONDS; past it the answer is 429 and nothing is queued.
     #[arg(long, env = "FERROTRON_MESSAGE_LIMIT", default_value = "600/60")]
     message_limit: ferrotron::api::ratelimit::Rate,
+    /// Job logs followed at once (`GET /api/v1/jobs/ID/log` of a running
+    /// job); more get 503.
+    #[arg(long, env = "FERROTRON_MAX_LOG_FOLLOWERS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_log_followers: u32,
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     print_openapi: bool,
@@ -160,6 +165,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
         max_body_bytes: args.max_body_bytes,
         max_artifact_bytes: args.max_artifact_bytes,
         message_rate: args.message_limit,
+        max_followers: args.max_log_followers as usize,
         limits: ferrotron::api::listener::Limits {
             max_connections: args.max_connections,
             idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),

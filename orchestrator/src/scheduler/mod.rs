@@ -675,7 +675,10 @@ async fn store_artifacts(
     uuid: &str,
     job_dir: &Path,
 ) -> Result<(), ArtifactError> {
-    let dest = settings.data_dir.join("artifacts").join(uuid);
+    let root = settings.data_dir.join("artifacts");
+    crate::util::make_dir(&root, crate::util::modes::PRIVATE_DIR)
+        .map_err(|e| ArtifactError::Write(root.clone(), e))?;
+    let dest = root.join(uuid);
     for (rel, path) in crate::runner::published::files(job_dir) {
         let bytes = tokio::fs::read(&path)
             .await

@@ -43,7 +43,7 @@ const SQLITE: &Steps = &[
     ),
     (
         6,
-        "token roles",
+        "token_roles",
         include_str!("../../migrations/sqlite/0006_token_roles.sql"),
     ),
 ];
@@ -76,7 +76,7 @@ const POSTGRES: &Steps = &[
     ),
     (
         6,
-        "token roles",
+        "token_roles",
         include_str!("../../migrations/postgres/0006_token_roles.sql"),
     ),
 ];

@@ -116,7 +116,8 @@ impl Store {
                     source,
                 };
                 if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|e| data_dir(parent, e))?;
+                    crate::util::make_dir(parent, crate::util::modes::DATA_DIR)
+                        .map_err(|e| data_dir(parent, e))?;
                 }
                 // The database holds token hashes and every job: readable
                 // by its owner only (SQLite gives its -wal and -shm files

@@ -1,0 +1,189 @@
+//! Following a job's `runner.log` while the job runs.
+//!
+//! A follower is woken by the kernel (inotify on the job's artifacts
+//! folder) when the log grows, not by polling the file; the job's state is
+//! read from the store only every [`STATE_EVERY`] (the writer may be another
+//! process, a worker on this host). At most `--max-log-followers`
+//! responses follow at once; more get 503. The log is opened
+//! below the artifacts folder without following links ([`Dir`]).
+
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use tokio::io::unix::AsyncFd;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{ApiError, AppState};
+use crate::beneath::{BeneathError, Dir};
+
+/// How often a follower asks the store whether the job has ended.
+const STATE_EVERY: Duration = Duration::from_secs(2);
+
+/// The followers' bound, shared by the server (each follower holds a
+/// descriptor, an inotify watch and a task).
+#[derive(Clone)]
+pub struct Followers {
+    places: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Followers {
+    pub fn new(max: usize) -> Followers {
+        Followers {
+            places: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// A place for one more follower, or 503.
+    fn enter(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.places
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Client {
+                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                code: "too_many_followers",
+                message: format!(
+                    "{} logs are being followed already (--max-log-followers); try again later, \
+                 or read the log when the job has ended",
+                    self.max
+                ),
+            })
+    }
+}
+
+/// The kernel's word that something in a folder changed.
+struct Changes(AsyncFd<InotifyFd>);
+
+struct InotifyFd(Inotify);
+
+impl AsRawFd for InotifyFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl Changes {
+    #[expect(
+        unsafe_code,
+        reason = "AsyncFd::register: the descriptor is owned by what it registers"
+    )]
+    fn of(folder: &Path) -> Option<Changes> {
+        let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+        ino.add_watch(
+            folder,
+            AddWatchFlags::IN_MODIFY
+                | AddWatchFlags::IN_CREATE
+                | AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_CLOSE_WRITE,
+        )
+        .ok()?;
+        // SAFETY: the descriptor belongs to the `Inotify` moved into the
+        // AsyncFd, which deregisters it before dropping (closing) it.
+        unsafe { AsyncFd::register(InotifyFd(ino)) }
+            .ok()
+            .map(Changes)
+    }
+
+    /// Waits for the next change (any file in the folder).
+    async fn next(&self) {
+        loop {
+            let Ok(mut ready) = self.0.readable().await else {
+                return std::future::pending().await;
+            };
+            match ready.get_inner().0.read_events() {
+                Ok(_) => return,
+                Err(nix::errno::Errno::EAGAIN) => ready.clear_ready(),
+                Err(_) => return std::future::pending().await,
+            }
+        }
+    }
+}
+
+/// One follower's state.
+struct Follow {
+    st: AppState,
+    uuid: String,
+    root: PathBuf,
+    file: Option<tokio::fs::File>,
+    changes: Option<Changes>,
+    finished: bool,
+    _place: OwnedSemaphorePermit,
+}
+
+/// The bytes of `<artifacts>/<uuid>/runner.log`, then what is appended to
+/// it, until the job has ended (and the last of it is read) or the server
+/// stops.
+pub fn follow(
+    st: AppState,
+    root: PathBuf,
+    uuid: String,
+) -> Result<impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>>, ApiError> {
+    let place = st.followers.enter()?;
+    let init = Follow {
+        st,
+        uuid,
+        root,
+        file: None,
+        changes: None,
+        finished: false,
+        _place: place,
+    };
+    Ok(futures_util::stream::unfold(init, |mut f| async move {
+        loop {
+            if f.file.is_none() {
+                match open_log(&f.root, &f.uuid) {
+                    Ok(file) => f.file = Some(tokio::fs::File::from_std(file)),
+                    Err(BeneathError::Missing(_)) => {}
+                    Err(e) => return Some((Err(std::io::Error::other(e)), f)),
+                }
+            }
+            if f.changes.is_none() {
+                f.changes = Changes::of(&f.root.join(&f.uuid));
+            }
+            if let Some(file) = f.file.as_mut() {
+                let mut buf = vec![0u8; 64 * 1024];
+                match file.read(&mut buf).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        buf.truncate(n);
+                        return Some((Ok(buf), f));
+                    }
+                    Err(e) => return Some((Err(e), f)),
+                }
+            }
+            // At the end of the file: stop once the job had ended before
+            // this read.
+            if f.finished || *f.st.stopping.borrow() {
+                return None;
+            }
+            let mut stopping = f.st.stopping.clone();
+            let grew = async {
+                match &f.changes {
+                    Some(c) => c.next().await,
+                    // No folder yet (a queued job): look again later.
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = grew => continue,
+                _ = stopping.changed() => continue,
+                _ = tokio::time::sleep(STATE_EVERY) => {}
+            }
+            match f.st.app.store().get_job(&f.uuid).await {
+                Ok(Some(j)) if !j.state.is_final() => {}
+                // Ended (or vanished): one more read drains what was written last.
+                _ => f.finished = true,
+            }
+        }
+    }))
+}
+
+/// The job's log, opened without following links.
+pub fn open_log(root: &Path, uuid: &str) -> Result<std::fs::File, BeneathError> {
+    Dir::open(root)?.read(&Path::new(uuid).join("runner.log"))
+}
