@@ -18,6 +18,7 @@ pub mod intake;
 pub mod job;
 pub mod placement;
 pub mod progress;
+pub mod ratelimit;
 pub mod report_client;
 pub mod results;
 pub mod rules;

@@ -5,6 +5,7 @@
 //! removed when the test passes and kept (with the console log printed)
 //! when it fails, so CI output shows why a guest did not behave.
 
+pub mod amqp;
 pub mod git;
 pub mod service;
 

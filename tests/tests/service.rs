@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use ferrotron_tests::amqp::{amqp_url, publish_until_confirmed, QueueGuard};
 use ferrotron_tests::service::{
     assert_runs_left_nothing, http, jobs_of, runner_jobs, slow_task, states, submit, token, Service,
 };
@@ -261,42 +262,6 @@ fn kill_9_mid_job_leaks_nothing_and_the_jobs_run_after_restart() {
     s.stop();
 }
 
-fn amqp_url() -> String {
-    std::env::var("FERROTRON_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// Runs `f` against the test broker (scripts/setup-rabbitmq.sh starts it).
-fn with_broker<T>(f: impl AsyncFnOnce(&lapin::Channel) -> Result<T, lapin::Error>) -> T {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-            .await
-            .expect("RabbitMQ on 127.0.0.1:5672 (scripts/setup-rabbitmq.sh)");
-        let ch = conn.create_channel().await.expect("channel");
-        let r = f(&ch).await.expect("broker operation");
-        let _ = conn.close(200, "done".into()).await;
-        r
-    })
-}
-
-/// Deletes the test's queue when the test ends, passed or not.
-struct QueueGuard(String);
-
-impl Drop for QueueGuard {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        with_broker(async |ch| {
-            ch.queue_delete(name.as_str().into(), Default::default())
-                .await
-                .map(|_| ())
-        });
-    }
-}
-
 /// `serve` consuming from a queue of its own (deleted when the guard
 /// goes), bound to `ferrotron.svc.<tag>.#`; returns once it consumes.
 fn start_consuming(h: &Harness, extra: &[&str]) -> (Service, String, QueueGuard) {
@@ -338,49 +303,6 @@ fn amqp_messages_become_jobs_once() {
     let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "passed", "{j}");
     s.stop();
-}
-
-/// Publishes durably, retrying on a new connection until the broker
-/// confirms: a message counts as sent only once the broker holds it, which
-/// is what a Fedora Messaging publisher does while the broker is away.
-fn publish_until_confirmed(topic: &str, id: &str, body: &Value) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let payload = body.to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    loop {
-        let attempt = rt.block_on(async {
-            use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-            let conn =
-                lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-                    .await?;
-            let ch = conn.create_channel().await?;
-            ch.confirm_select(ConfirmSelectOptions::default()).await?;
-            let c = ch
-                .basic_publish(
-                    "amq.topic".into(),
-                    topic.into(),
-                    BasicPublishOptions::default(),
-                    payload.as_bytes(),
-                    lapin::BasicProperties::default()
-                        .with_message_id(id.into())
-                        .with_delivery_mode(2),
-                )
-                .await?
-                .await?;
-            let _ = conn.close(200, "done".into()).await;
-            Ok::<bool, lapin::Error>(c.is_ack())
-        });
-        match attempt {
-            Ok(true) => return,
-            other => {
-                assert!(Instant::now() < deadline, "cannot publish {id}: {other:?}");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
 }
 
 fn rabbitmqctl(args: &[&str]) {

@@ -384,9 +384,11 @@ async fn job_log(
         Err(BeneathError::Missing(_)) => {
             return Err(ApiError::not_found(format!("job `{uuid}` has no log")))
         }
-        Err(BeneathError::Link(_)) => return Err(ApiError::not_found(format!(
+        Err(BeneathError::Link(_)) => {
+            return Err(ApiError::not_found(format!(
             "job `{uuid}` has no log (its runner.log is a symbolic link, which is never followed)"
-        ))),
+        )))
+        }
         Err(e) => return Err(ApiError::Internal(crate::util::full(&e))),
     }
     let stream = follow::follow(st, root, uuid)?;

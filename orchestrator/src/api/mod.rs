@@ -12,7 +12,7 @@ mod jobs;
 pub mod listener;
 mod messages;
 mod params;
-pub mod ratelimit;
+pub use crate::ratelimit;
 mod resultsdb;
 mod system;
 

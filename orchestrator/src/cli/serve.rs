@@ -87,6 +87,14 @@ pub struct ServeArgs {
     /// Topic bindings of the queue (repeatable).
     #[arg(long = "amqp-binding")]
     amqp_bindings: Vec<String>,
+    /// Where messages that can never be handled go (default
+    /// `<amqp-queue>.dead-letter`), with why in `x-ferrotron-reason`.
+    #[arg(long)]
+    amqp_dead_letter_queue: Option<String>,
+    /// Messages one topic may bring, as N/SECONDS; past it they are
+    /// dead-lettered (default: no limit).
+    #[arg(long, env = "FERROTRON_AMQP_TOPIC_LIMIT")]
+    amqp_topic_limit: Option<ferrotron::api::ratelimit::Rate>,
     /// Sync every repository of the git cache this often (0: never).
     #[arg(long, default_value = "15m", value_parser = super::parse_duration)]
     cache_sync_every: std::time::Duration,
@@ -210,7 +218,16 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
         }
     }
     let amqp = args.amqp_url.as_deref().map(|url| {
-        ferrotron::intake::amqp::AmqpConfig::new(url, &args.amqp_queue, args.amqp_bindings.clone())
+        let mut c = ferrotron::intake::amqp::AmqpConfig::new(
+            url,
+            &args.amqp_queue,
+            args.amqp_bindings.clone(),
+        );
+        if let Some(q) = &args.amqp_dead_letter_queue {
+            c.dead_letter = q.clone();
+        }
+        c.topic_rate = args.amqp_topic_limit;
+        c
     });
     let service = ferrotron::app::ServiceConfig {
         intake,

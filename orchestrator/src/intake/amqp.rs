@@ -4,19 +4,23 @@
 //! Each delivery is acknowledged only after the handler has stored what the
 //! message makes (manual acks), so a crash between receive and store makes
 //! the broker deliver it again: nothing acknowledged is lost. A message that
-//! can never be handled is rejected without requeue (and logged); one whose
-//! handling failed for a passing reason is requeued. When the broker goes
-//! away the consumer reconnects with exponential backoff.
+//! can never be handled (not JSON, control characters, a topic over its
+//! quota) is moved to the dead-letter queue (`<queue>.dead-letter`), with
+//! why in its `x-ferrotron-reason` header and its topic in
+//! `x-ferrotron-topic`, and acknowledged only once the broker has
+//! confirmed the copy; one whose handling failed for a passing reason is
+//! requeued. When the broker goes away the consumer reconnects with
+//! exponential backoff.
 
 use std::future::Future;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::watch;
 
@@ -31,6 +35,12 @@ pub struct AmqpConfig {
     pub exchange: String,
     /// Durable queue of this installation.
     pub queue: String,
+    /// Durable queue where messages that can never be handled go
+    /// (`<queue>.dead-letter` by default).
+    pub dead_letter: String,
+    /// Messages one topic may bring per window; past it they are
+    /// dead-lettered (none: no limit).
+    pub topic_rate: Option<crate::ratelimit::Rate>,
     /// Routing-key patterns (`org.fedoraproject.prod.buildsys.#`).
     pub bindings: Vec<String>,
     /// Unacknowledged messages in flight at once.
@@ -50,6 +60,8 @@ impl AmqpConfig {
             url: url.to_string(),
             exchange: "amq.topic".into(),
             queue: queue.to_string(),
+            dead_letter: format!("{queue}.dead-letter"),
+            topic_rate: None,
             bindings,
             prefetch: 16,
             max_backoff: Duration::from_secs(30),
@@ -70,6 +82,8 @@ pub enum AmqpError {
     Cancelled(String),
     #[error("the AMQP connection's set-up took longer than {0:?}")]
     SetupTimeout(Duration),
+    #[error("the broker did not confirm the dead-lettered copy of a message on {0}")]
+    NotConfirmed(String),
 }
 
 /// How long closing a connection may take at shutdown (a broker gone
@@ -95,19 +109,49 @@ pub fn message_of(
     if routing_key.is_empty() {
         return Err(HandleError::Rejected("no topic (empty routing key)".into()));
     }
-    let headers = headers
-        .and_then(|h| serde_json::to_value(h).ok())
-        .and_then(|v| match v {
-            serde_json::Value::Object(m) => Some(m),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let headers = headers.map(json_of_table).unwrap_or_default();
     let mut message = Message::new(message_id.map(str::to_string), routing_key, body);
     message.headers = headers;
     message
         .check()
         .map_err(|e| HandleError::Rejected(e.to_string()))?;
     Ok(message)
+}
+
+/// AMQP headers as the JSON a publisher meant: strings as strings (not
+/// lapin's `{"LongString": [bytes]}`), numbers, booleans, lists and tables;
+/// Fedora Messaging's `fedora_messaging_schema` reads as
+/// `"bodhi.update.status.testing.koji-build-group.build.complete"`.
+pub fn json_of_table(t: &FieldTable) -> serde_json::Map<String, serde_json::Value> {
+    t.inner()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), json_of_value(v)))
+        .collect()
+}
+
+fn json_of_value(v: &AMQPValue) -> serde_json::Value {
+    use serde_json::Value as J;
+    let text = |b: &[u8]| J::String(String::from_utf8_lossy(b).into_owned());
+    match v {
+        AMQPValue::Boolean(b) => J::Bool(*b),
+        AMQPValue::ShortShortInt(n) => J::from(*n),
+        AMQPValue::ShortShortUInt(n) => J::from(*n),
+        AMQPValue::ShortInt(n) => J::from(*n),
+        AMQPValue::ShortUInt(n) => J::from(*n),
+        AMQPValue::LongInt(n) => J::from(*n),
+        AMQPValue::LongUInt(n) => J::from(*n),
+        AMQPValue::LongLongInt(n) => J::from(*n),
+        AMQPValue::Float(f) => J::from(f64::from(*f)),
+        AMQPValue::Double(f) => J::from(*f),
+        AMQPValue::DecimalValue(d) => J::from(f64::from(d.value) / 10f64.powi(i32::from(d.scale))),
+        AMQPValue::ShortString(s) => J::String(s.as_str().to_string()),
+        AMQPValue::LongString(s) => text(s.as_bytes()),
+        AMQPValue::ByteArray(b) => text(b.as_slice()),
+        AMQPValue::FieldArray(a) => J::Array(a.as_slice().iter().map(json_of_value).collect()),
+        AMQPValue::Timestamp(t) => J::from(*t),
+        AMQPValue::FieldTable(t) => J::Object(json_of_table(t)),
+        AMQPValue::Void => J::Null,
+    }
 }
 
 /// Consumes until `shutdown` turns true, reconnecting after broker failures.
@@ -153,12 +197,15 @@ where
     H: Fn(Message) -> F,
     F: Future<Output = Result<(), HandleError>>,
 {
+    let quota = cfg.topic_rate.map(crate::ratelimit::Limiter::new);
+    let quota = quota.as_ref();
     // The set-up is bounded and gives way to a shutdown.
     let setup = tokio::select! {
         r = tokio::time::timeout(cfg.setup_timeout, set_up(cfg)) => r,
         _ = shutdown.changed() => return Ok(()),
     };
-    let (conn, mut consumer) = setup.map_err(|_| AmqpError::SetupTimeout(cfg.setup_timeout))??;
+    let (conn, channel, mut consumer) =
+        setup.map_err(|_| AmqpError::SetupTimeout(cfg.setup_timeout))??;
     on_state(&format!(
         "amqp: consuming {} on {} ({} binding(s))",
         cfg.queue,
@@ -194,7 +241,10 @@ where
             &delivery.data,
         );
         let outcome = match parsed {
-            Ok(env) => handler(env).await,
+            Ok(env) => match over_quota(quota, &env.topic) {
+                Some(why) => Err(HandleError::Rejected(why)),
+                None => handler(env).await,
+            },
             Err(e) => Err(e),
         };
         match outcome {
@@ -204,14 +254,16 @@ where
                 .map_err(broker("basic.ack"))?,
             Err(HandleError::Rejected(why)) => {
                 tracing::warn!(
-                    "amqp: dropped a message on {} ({}): {why}",
+                    "amqp: a message on {} ({}) goes to {}: {why}",
                     delivery.routing_key,
-                    message_id.as_deref().unwrap_or("no id")
+                    message_id.as_deref().unwrap_or("no id"),
+                    cfg.dead_letter
                 );
+                dead_letter(&channel, cfg, &delivery, &why).await?;
                 delivery
-                    .reject(BasicRejectOptions { requeue: false })
+                    .ack(BasicAckOptions::default())
                     .await
-                    .map_err(broker("basic.reject"))?
+                    .map_err(broker("basic.ack"))?
             }
             Err(HandleError::Retry(why)) => {
                 tracing::warn!("amqp: message on {} requeued: {why}", delivery.routing_key);
@@ -230,9 +282,64 @@ where
     }
 }
 
-/// Connects, opens a channel, declares and binds the queue and starts
-/// consuming.
-async fn set_up(cfg: &AmqpConfig) -> Result<(Connection, lapin::Consumer), AmqpError> {
+/// Why a message on `topic` is refused by its topic's quota, if it is.
+fn over_quota(quota: Option<&crate::ratelimit::Limiter>, topic: &str) -> Option<String> {
+    let q = quota?;
+    q.take(topic).err().map(|_| {
+        let r = q.rate();
+        format!(
+            "over quota: topic {topic} brought more than {} messages in {} s (--amqp-topic-limit)",
+            r.count,
+            r.window.as_secs()
+        )
+    })
+}
+
+/// Copies `delivery` to the dead-letter queue with why, and waits for the
+/// broker to confirm it (only then may the original be acknowledged).
+async fn dead_letter(
+    channel: &lapin::Channel,
+    cfg: &AmqpConfig,
+    delivery: &lapin::message::Delivery,
+    why: &str,
+) -> Result<(), AmqpError> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        "x-ferrotron-reason".into(),
+        AMQPValue::LongString(why.into()),
+    );
+    headers.insert(
+        "x-ferrotron-topic".into(),
+        AMQPValue::LongString(delivery.routing_key.as_str().into()),
+    );
+    let properties = delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            cfg.dead_letter.as_str().into(),
+            BasicPublishOptions::default(),
+            &delivery.data,
+            properties,
+        )
+        .await
+        .map_err(broker("basic.publish"))?
+        .await
+        .map_err(broker("basic.publish"))?;
+    if !confirm.is_ack() {
+        return Err(AmqpError::NotConfirmed(delivery.routing_key.to_string()));
+    }
+    Ok(())
+}
+
+/// Connects, opens a channel, declares and binds the queue (and the
+/// dead-letter queue) and starts consuming.
+async fn set_up(
+    cfg: &AmqpConfig,
+) -> Result<(Connection, lapin::Channel, lapin::Consumer), AmqpError> {
     let conn = Connection::connect(&cfg.url, ConnectionProperties::default())
         .await
         .map_err(broker("connect"))?;
@@ -263,6 +370,18 @@ async fn set_up(cfg: &AmqpConfig) -> Result<(Connection, lapin::Consumer), AmqpE
         )
         .await
         .map_err(broker("queue.declare"))?;
+    channel
+        .queue_declare(
+            cfg.dead_letter.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker("queue.declare"))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(broker("confirm.select"))?;
     for key in &cfg.bindings {
         channel
             .queue_bind(
@@ -284,7 +403,7 @@ async fn set_up(cfg: &AmqpConfig) -> Result<(Connection, lapin::Consumer), AmqpE
         )
         .await
         .map_err(broker("basic.consume"))?;
-    Ok((conn, consumer))
+    Ok((conn, channel, consumer))
 }
 
 #[cfg(test)]
@@ -303,8 +422,9 @@ mod tests {
         assert_eq!(e.topic, "org.x.build");
         assert_eq!(e.id.as_deref(), Some("abc"));
         assert_eq!(e.body["name"], "foo");
-        assert!(
-            e.headers.contains_key("fedora_messaging_schema"),
+        assert_eq!(
+            e.headers["fedora_messaging_schema"],
+            serde_json::json!("base.message"),
             "{:?}",
             e.headers
         );

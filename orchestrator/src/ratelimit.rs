@@ -1,6 +1,8 @@
-//! How many messages one token may post: a fixed window per token
-//! (`--message-limit N/SECONDS`, default 600 a minute). Past it, `POST
-//! /api/v1/messages` answers 429 with when to retry; nothing is queued.
+//! How many messages one sender may send: a fixed window per key. The API
+//! keys it by token (`--message-limit N/SECONDS`, default 600 a minute;
+//! past it `POST /api/v1/messages` answers 429 with when to retry), the
+//! AMQP intake by topic (`--amqp-topic-limit`; past it a message goes to
+//! the dead-letter queue). Nothing over a limit is queued.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -41,7 +43,7 @@ impl std::str::FromStr for Rate {
     }
 }
 
-/// The windows of every token seen.
+/// The windows of every key seen.
 #[derive(Debug, Default)]
 pub struct Limiter {
     rate: Rate,
@@ -56,8 +58,8 @@ impl Limiter {
         }
     }
 
-    /// Counts one message of `token`; `Err(wait)` when its window is full.
-    pub fn take(&self, token: &str) -> Result<(), Duration> {
+    /// Counts one message of `key`; `Err(wait)` when its window is full.
+    pub fn take(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
         let mut windows = match self.windows.lock() {
             Ok(w) => w,
@@ -69,7 +71,7 @@ impl Limiter {
             let rate = self.rate;
             windows.retain(|_, (start, _)| now.duration_since(*start) < rate.window);
         }
-        let (start, used) = windows.entry(token.to_string()).or_insert((now, 0));
+        let (start, used) = windows.entry(key.to_string()).or_insert((now, 0));
         if now.duration_since(*start) >= self.rate.window {
             (*start, *used) = (now, 0);
         }
