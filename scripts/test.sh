@@ -27,6 +27,9 @@ fi
 # The API's OpenAPI document, fuzzed by schemathesis (no 5xx allowed).
 ./scripts/schemathesis.sh || status=$?
 
+# The Fedora stand-ins the download tests use, against the real clients.
+./scripts/standins-check.sh || status=$?
+
 after=$(leftovers)
 if [ -n "$after" ] && [ "$after" != "$before" ]; then
     echo "test: FAIL: domains left behind: $after" >&2
