@@ -21,6 +21,8 @@ const FIXTURES: &str = concat!(
 /// The stand-in server, killed (its process group) and reaped on drop.
 struct Standin {
     child: Child,
+    /// Kept open: the server must never write into a closed pipe.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
     base: String,
     dir: tempfile::TempDir,
 }
@@ -56,11 +58,12 @@ impl Standin {
             .spawn()
             .expect("start standin_server.py");
         let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         // The server prints its address first thing; EOF means it died.
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = stdout.read_line(&mut line);
         let mut standin = Standin {
             child,
+            _stdout: stdout,
             base: String::new(),
             dir,
         };

@@ -288,7 +288,11 @@ impl DownloadCache {
             let Some(key) = name.strip_suffix(".meta") else {
                 continue;
             };
-            let used = std::fs::metadata(self.root.join(&name))?.modified()?;
+            // Gone meanwhile (another job's eviction): not ours to count.
+            let Ok(used) = std::fs::metadata(self.root.join(&name)).and_then(|m| m.modified())
+            else {
+                continue;
+            };
             let size = std::fs::metadata(self.root.join(key)).map_or(0, |m| m.len());
             files.push((used, size, key.to_string()));
         }

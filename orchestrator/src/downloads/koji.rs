@@ -340,8 +340,9 @@ pub(super) fn download_nvr(
     }
     let fetched = urls.len() - hits;
     (ctx.progress)(&format!(
-        "koji: {nvr}: {} files, {hits} from the cache, {fetched} fetched ({})",
+        "koji: {nvr}: {} file{}, {hits} from the cache, {fetched} fetched ({})",
         urls.len(),
+        if urls.len() == 1 { "" } else { "s" },
         human(bytes)
     ));
     Ok(Some((build, rpm_arches)))
@@ -391,6 +392,16 @@ mod tests {
         compute_arches(&with_noarch(&v(arch)), &v(exclude), src)
             .into_iter()
             .collect()
+    }
+
+    #[test]
+    fn parses_actions() {
+        assert_eq!(
+            "download_tag".parse::<KojiAction>().ok(),
+            Some(KojiAction::DownloadTag)
+        );
+        let e = "download_all".parse::<KojiAction>().expect_err("unknown");
+        assert!(!e.is_infrastructure() && e.to_string().contains("download_all"));
     }
 
     #[test]

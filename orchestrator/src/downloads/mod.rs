@@ -75,6 +75,20 @@ pub enum Request {
     },
 }
 
+impl std::str::FromStr for KojiAction {
+    type Err = DownloadError;
+
+    /// The directive's `action` as formulas spell it.
+    fn from_str(s: &str) -> Result<KojiAction, DownloadError> {
+        match s {
+            "download" => Ok(KojiAction::Download),
+            "download_tag" => Ok(KojiAction::DownloadTag),
+            "download_latest_stable" => Ok(KojiAction::DownloadLatestStable),
+            other => Err(DownloadError::UnknownAction(other.into())),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
     /// Relative to the directive's `target_dir`: `hello-1.0-1.fc41.x86_64.rpm`,
@@ -100,6 +114,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An outcome whose files the cache does not hold for it, for callers'
+    /// own tests and stand-ins.
+    pub fn new(files: Vec<Fetched>, export: serde_json::Map<String, serde_json::Value>) -> Outcome {
+        Outcome {
+            files,
+            export,
+            leases: Vec::new(),
+        }
+    }
+
     fn empty() -> Outcome {
         Outcome {
             files: Vec::new(),
@@ -148,6 +172,8 @@ pub enum DownloadError {
     BadNvr(String),
     #[error("cannot parse a disttag (like fc41) from the release of {0}")]
     NoDistTag(String),
+    #[error("{0} is not a valid action for koji directive")]
+    UnknownAction(String),
     #[error("the koji directive's {action} action needs `{what}`")]
     Missing {
         action: &'static str,
@@ -206,6 +232,7 @@ impl DownloadError {
             | E::BadNvr(_)
             | E::NoDistTag(_)
             | E::Missing { .. }
+            | E::UnknownAction(_)
             | E::NoSuchUpdate(_)
             | E::NoSuchFile { .. }
             | E::BadPath(_)
