@@ -11,6 +11,7 @@ pub mod app;
 pub mod beneath;
 pub mod cache;
 pub mod cancel;
+pub mod downloads;
 pub mod exit;
 pub mod formula;
 pub mod images;
