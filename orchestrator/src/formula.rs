@@ -109,6 +109,126 @@ pub enum Directive {
         function: &'static str,
         kwargs: serde_json::Map<String, serde_json::Value>,
     },
+    /// A libtaskotron download directive (`koji`, `bodhi`, `distgit`): done
+    /// by the host before the job starts, where the network is, into the
+    /// shared download cache; the files appear in `target_dir` when the
+    /// action's turn comes, and the export is libtaskotron's dict
+    /// (`downloaded_rpms`, ...). Its strings may use the job's inputs and
+    /// the built-in variables only.
+    Download(Download),
+}
+
+/// What a download directive fetches, and where the guest gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    pub source: DownloadSource,
+    /// Folder the files go to (`${workdir}/rpms`), inside the work folder
+    /// or the artifacts once rendered.
+    pub target_dir: String,
+}
+
+/// The directives' arguments, as libtaskotron names them (strings still
+/// `${var}` templates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownloadSource {
+    Koji {
+        /// `download`, `download_tag` or `download_latest_stable`.
+        action: String,
+        koji_build: Option<String>,
+        koji_tag: Option<String>,
+        arch: Vec<String>,
+        arch_exclude: Vec<String>,
+        src: bool,
+        debuginfo: bool,
+        build_log: bool,
+    },
+    Bodhi {
+        update_id: String,
+        arch: Vec<String>,
+        src: bool,
+    },
+    Distgit {
+        package: Option<String>,
+        nvr: Option<String>,
+        gitref: Option<String>,
+        namespace: Option<String>,
+        path: Vec<String>,
+        localpath: Option<Vec<String>>,
+        ignore_missing: bool,
+    },
+}
+
+impl DownloadSource {
+    /// The directive's name in a formula.
+    pub fn directive(&self) -> &'static str {
+        match self {
+            DownloadSource::Koji { .. } => "koji",
+            DownloadSource::Bodhi { .. } => "bodhi",
+            DownloadSource::Distgit { .. } => "distgit",
+        }
+    }
+
+    /// Every string argument, with its field name (for checks and
+    /// rendering).
+    pub fn strings(&self) -> Vec<(String, &String)> {
+        let mut out: Vec<(String, &String)> = Vec::new();
+        match self {
+            DownloadSource::Koji {
+                koji_build,
+                koji_tag,
+                arch,
+                arch_exclude,
+                ..
+            } => {
+                out.extend(koji_build.iter().map(|v| ("koji_build".to_string(), v)));
+                out.extend(koji_tag.iter().map(|v| ("koji_tag".to_string(), v)));
+                out.extend(
+                    arch.iter()
+                        .enumerate()
+                        .map(|(i, v)| (format!("arch[{i}]"), v)),
+                );
+                out.extend(
+                    arch_exclude
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (format!("arch_exclude[{i}]"), v)),
+                );
+            }
+            DownloadSource::Bodhi {
+                update_id, arch, ..
+            } => {
+                out.push(("update_id".to_string(), update_id));
+                out.extend(
+                    arch.iter()
+                        .enumerate()
+                        .map(|(i, v)| (format!("arch[{i}]"), v)),
+                );
+            }
+            DownloadSource::Distgit {
+                package,
+                nvr,
+                gitref,
+                namespace,
+                path,
+                localpath,
+                ..
+            } => {
+                out.extend(package.iter().map(|v| ("package".to_string(), v)));
+                out.extend(nvr.iter().map(|v| ("nvr".to_string(), v)));
+                out.extend(gitref.iter().map(|v| ("gitref".to_string(), v)));
+                out.extend(namespace.iter().map(|v| ("namespace".to_string(), v)));
+                out.extend(
+                    path.iter()
+                        .enumerate()
+                        .map(|(i, v)| (format!("path[{i}]"), v)),
+                );
+                for (i, v) in localpath.iter().flatten().enumerate() {
+                    out.push((format!("localpath[{i}]"), v));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The module of Ferrotron's `libtaskotron` package that implements the
@@ -133,6 +253,7 @@ impl Directive {
                 | Directive::Bash { .. }
                 | Directive::Exec { .. }
                 | Directive::Builtin { .. }
+                | Directive::Download(_)
         )
     }
 }
@@ -245,6 +366,13 @@ struct RawAction {
     /// Directive (libtaskotron): YUM metadata for a folder of RPMs with
     /// `createrepo_c` (which the image must have).
     createrepo: Option<RawCreaterepo>,
+    /// Directive (libtaskotron): RPMs (and build logs) of a Koji build or
+    /// tag, fetched by the host into its download cache before the job.
+    koji: Option<RawKoji>,
+    /// Directive (libtaskotron): the RPMs of a Bodhi update's builds.
+    bodhi: Option<RawBodhi>,
+    /// Directive (libtaskotron): files of a package's dist-git repository.
+    distgit: Option<RawDistgit>,
     /// Variable that receives the action's stdout (a `python` action's
     /// return value).
     export: Option<String>,
@@ -340,6 +468,90 @@ struct RawDummy {
     result: String,
     /// What a passing dummy exports (`${var}`).
     msg: Option<String>,
+}
+
+/// A string or a list of strings (libtaskotron takes `arch: x86_64` and
+/// `arch: [x86_64, noarch]`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawKoji {
+    /// `download` (one build), `download_tag` (every build of a tag) or
+    /// `download_latest_stable` (the newest build of the package in
+    /// `fNN-updates`, else `fNN`; nothing when there is none).
+    action: String,
+    /// The build's N(E)VR (`download`, `download_latest_stable`).
+    koji_build: Option<String>,
+    /// The tag (`download_tag`).
+    koji_tag: Option<String>,
+    /// Architectures: `noarch` is added unless the list is empty; `all` is
+    /// every supported one; `i386` covers i386 to i686.
+    arch: OneOrMany,
+    /// Architectures left out.
+    arch_exclude: Option<OneOrMany>,
+    /// The source RPM too.
+    #[serde(default)]
+    src: bool,
+    /// Debuginfo and debugsource packages too.
+    #[serde(default)]
+    debuginfo: bool,
+    /// The build's `build.log` of each architecture, as `build.log.<arch>`
+    /// (a missing one is listed in `log_errors`, not an error).
+    #[serde(default)]
+    build_log: bool,
+    /// Folder the files go to, usually under `${workdir}`.
+    target_dir: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawBodhi {
+    /// Only `download`: every build of the update, as `koji` downloads it.
+    action: String,
+    /// The update's alias (`FEDORA-2024-1a2b3c4d5e`).
+    update_id: String,
+    /// As for `koji`.
+    arch: OneOrMany,
+    #[serde(default)]
+    src: bool,
+    target_dir: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawDistgit {
+    /// The package (or give `nvr`, from which package and branch follow).
+    package: Option<String>,
+    nvr: Option<String>,
+    /// The branch or commit (`rawhide`, `f41`); from `nvr`'s dist tag when
+    /// not given, else `rawhide`.
+    #[serde(alias = "branch", alias = "refs")]
+    gitref: Option<String>,
+    /// dist-git namespace (default `rpms`).
+    namespace: Option<String>,
+    /// Files of the repository to fetch.
+    path: Vec<String>,
+    /// Where each goes, relative to `target_dir` (default: its `path`).
+    localpath: Option<Vec<String>>,
+    /// A file that does not exist is skipped instead of failing the job.
+    #[serde(default)]
+    ignore_missing: bool,
+    target_dir: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -571,6 +783,9 @@ impl Formula {
                 ("create_report", a.create_report.is_some()),
                 ("dummy", a.dummy.is_some()),
                 ("createrepo", a.createrepo.is_some()),
+                ("koji", a.koji.is_some()),
+                ("bodhi", a.bodhi.is_some()),
+                ("distgit", a.distgit.is_some()),
             ]
             .into_iter()
             .filter_map(|(name, is)| is.then_some(name))
@@ -581,7 +796,7 @@ impl Formula {
                     line,
                     key,
                     format!(
-                        "action `{}` has no directive (this runner supports `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb`, `exitcode`, `xunit`, `create_report`, `dummy` and `createrepo`)",
+                        "action `{}` has no directive (this runner supports `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb`, `exitcode`, `xunit`, `create_report`, `dummy`, `createrepo`, `koji`, `bodhi` and `distgit`)",
                         a.name
                     ),
                 ));
@@ -803,10 +1018,121 @@ impl Formula {
                     "createrepo",
                     [("repodir", c.repodir), ("workdir", "${workdir}".into())],
                 )
+            } else if let Some(k) = a.koji {
+                const ACTIONS: [&str; 3] = ["download", "download_tag", "download_latest_stable"];
+                if !ACTIONS.contains(&k.action.as_str()) {
+                    return Err(invalid(
+                        "koji.action",
+                        format!("`{}` is not one of {}", k.action, ACTIONS.join(", ")),
+                    ));
+                }
+                let needs = if k.action == "download_tag" {
+                    "koji_tag"
+                } else {
+                    "koji_build"
+                };
+                let given = if k.action == "download_tag" {
+                    &k.koji_tag
+                } else {
+                    &k.koji_build
+                };
+                if given.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                    return Err(invalid(
+                        &format!("koji.{needs}"),
+                        format!("`{}` needs `{needs}`", k.action),
+                    ));
+                }
+                download(
+                    DownloadSource::Koji {
+                        action: k.action,
+                        koji_build: k.koji_build,
+                        koji_tag: k.koji_tag,
+                        arch: k.arch.into_vec(),
+                        arch_exclude: k.arch_exclude.map(OneOrMany::into_vec).unwrap_or_default(),
+                        src: k.src,
+                        debuginfo: k.debuginfo,
+                        build_log: k.build_log,
+                    },
+                    k.target_dir,
+                )
+            } else if let Some(b) = a.bodhi {
+                if b.action != "download" {
+                    return Err(invalid(
+                        "bodhi.action",
+                        format!("`{}` is not `download` (the only action)", b.action),
+                    ));
+                }
+                download(
+                    DownloadSource::Bodhi {
+                        update_id: b.update_id,
+                        arch: b.arch.into_vec(),
+                        src: b.src,
+                    },
+                    b.target_dir,
+                )
+            } else if let Some(d) = a.distgit {
+                if d.package.is_none() && d.nvr.is_none() {
+                    return Err(invalid("distgit", "give `package` or `nvr`".into()));
+                }
+                if d.path.is_empty() {
+                    return Err(invalid("distgit.path", "give at least one file".into()));
+                }
+                if let Some(l) = &d.localpath {
+                    if l.len() != d.path.len() {
+                        return Err(invalid(
+                            "distgit.localpath",
+                            format!("has {} entries; `path` has {}", l.len(), d.path.len()),
+                        ));
+                    }
+                }
+                for (field, list) in [("path", Some(&d.path)), ("localpath", d.localpath.as_ref())]
+                {
+                    for (j, p) in list.into_iter().flatten().enumerate() {
+                        if !p.contains("${") && !proto::is_contained_path(p) {
+                            return Err(invalid(
+                                &format!("distgit.{field}[{j}]"),
+                                format!("`{p}` must be a relative path without `..`"),
+                            ));
+                        }
+                    }
+                }
+                download(
+                    DownloadSource::Distgit {
+                        package: d.package,
+                        nvr: d.nvr,
+                        gitref: d.gitref,
+                        namespace: d.namespace,
+                        path: d.path,
+                        localpath: d.localpath,
+                        ignore_missing: d.ignore_missing,
+                    },
+                    d.target_dir,
+                )
             } else {
                 // `given` counted exactly one directive above.
                 return Err(FormulaError::invalid(path, line, key, "no directive"));
             };
+            if let Directive::Download(dl) = &directive {
+                // Rendered by the host before the job starts: only what is
+                // known then (the inputs and the built-in variables).
+                let name = dl.source.directive();
+                let known = |r: &str| {
+                    let root = ferrotron_agent::template::root(r);
+                    r == root && (BUILTIN_VARS.contains(&root) || args.iter().any(|a| a == root))
+                };
+                let target = ("target_dir".to_string(), &dl.target_dir);
+                for (field, text) in dl.source.strings().into_iter().chain([target]) {
+                    if let Some(r) = template_vars(text).into_iter().find(|r| !known(r)) {
+                        return Err(invalid(
+                            &format!("{name}.{field}"),
+                            format!(
+                                "`${{{r}}}`: a `{name}` action is done before the job starts, so it may use only the inputs and built-in variables ({})",
+                                BUILTIN_VARS.iter().map(|v| v.to_string()).chain(args.iter().cloned()).collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
             if let Some(var) = &a.export {
                 if !is_var_name(var) {
                     return Err(FormulaError::invalid(
@@ -821,7 +1147,7 @@ impl Formula {
                         path,
                         line,
                         format!("{key}.export"),
-                        "only a `shell`, `python`, `bash` or `exec` action can export",
+                        "only a `shell`, `python`, `bash`, `exec`, `koji`, `bodhi`, `distgit` or built-in libtaskotron action can export",
                     ));
                 }
                 defined.push(var.clone());
@@ -954,18 +1280,6 @@ impl Formula {
 /// libtaskotron directives this runner does not run, and why.
 const UNAVAILABLE_DIRECTIVES: &[(&str, &str)] = &[
     (
-        "koji",
-        "it downloads builds from a Koji hub, which this installation cannot reach",
-    ),
-    (
-        "bodhi",
-        "it queries or comments on Bodhi, which this installation cannot reach",
-    ),
-    (
-        "distgit",
-        "it downloads from Fedora's dist-git, which this installation cannot reach",
-    ),
-    (
         "yumrepoinfo",
         "it reads Fedora's repository layout, which this installation cannot reach",
     ),
@@ -974,6 +1288,10 @@ const UNAVAILABLE_DIRECTIVES: &[(&str, &str)] = &[
         "it composes repositories from Koji, which this installation cannot reach",
     ),
 ];
+
+fn download(source: DownloadSource, target_dir: String) -> Directive {
+    Directive::Download(Download { source, target_dir })
+}
 
 /// A [`Directive::Builtin`] of `function` with string keyword arguments.
 fn builtin<'a>(
@@ -1049,7 +1367,7 @@ mod tests {
         let err = parse(text).expect_err("no directive").to_string();
         assert_eq!(
             err,
-            "runtask.yml:5: actions[0]: action `nothing` has no directive (this runner supports `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb`, `exitcode`, `xunit`, `create_report`, `dummy` and `createrepo`)"
+            "runtask.yml:5: actions[0]: action `nothing` has no directive (this runner supports `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb`, `exitcode`, `xunit`, `create_report`, `dummy`, `createrepo`, `koji`, `bodhi` and `distgit`)"
         );
     }
 
@@ -1085,12 +1403,73 @@ mod tests {
     fn unavailable_directives_are_named() {
         let text = GOOD.replace(
             "    shell:\n      - echo hello ${koji_build}\n",
-            "    koji:\n      action: download\n",
+            "    mash:\n      rpmdir: x\n",
         );
-        let err = parse(&text).expect_err("koji").to_string();
+        let err = parse(&text).expect_err("mash").to_string();
         assert_eq!(
             err,
-            "runtask.yml:8: actions[0].koji: directive `koji` cannot run here: it downloads builds from a Koji hub, which this installation cannot reach"
+            "runtask.yml:8: actions[0].mash: directive `mash` cannot run here: it composes repositories from Koji, which this installation cannot reach"
+        );
+    }
+
+    #[test]
+    fn download_directives_parse_and_refuse_what_the_host_cannot_know() {
+        let with = |directive: &str| {
+            GOOD.replace("    shell:\n      - echo hello ${koji_build}\n", directive)
+        };
+        let f = parse(&with(
+            "    koji:\n      action: download\n      koji_build: ${koji_build}\n      arch: x86_64\n      target_dir: ${workdir}/rpms\n    export: koji_output\n",
+        ))
+        .expect("koji");
+        match &f.actions[0].directive {
+            Directive::Download(d) => {
+                assert_eq!(d.target_dir, "${workdir}/rpms");
+                assert!(
+                    matches!(&d.source, DownloadSource::Koji { arch, src: false, .. } if arch == &["x86_64"])
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = |directive: &str| parse(&with(directive)).expect_err("bad").to_string();
+        assert_eq!(
+            err("    koji:\n      action: fetch\n      koji_build: x\n      arch: []\n      target_dir: r\n"),
+            "runtask.yml:7: actions[0].koji.action: `fetch` is not one of download, download_tag, download_latest_stable"
+        );
+        assert_eq!(
+            err("    koji:\n      action: download_tag\n      koji_build: x\n      arch: []\n      target_dir: r\n"),
+            "runtask.yml:7: actions[0].koji.koji_tag: `download_tag` needs `koji_tag`"
+        );
+        assert!(err(
+            "    koji:\n      action: download\n      koji_build: x\n      arch: [x86_64]\n"
+        )
+        .contains("missing field `target_dir`"),);
+        let e = err("    bodhi:\n      action: comment\n      update_id: U\n      arch: x86_64\n      target_dir: r\n");
+        assert!(
+            e.ends_with("actions[0].bodhi.action: `comment` is not `download` (the only action)"),
+            "{e}"
+        );
+        let e = err("    distgit:\n      package: hello\n      path: [a, b]\n      localpath: [a]\n      target_dir: r\n");
+        assert!(
+            e.ends_with("actions[0].distgit.localpath: has 1 entries; `path` has 2"),
+            "{e}"
+        );
+        let e = err("    distgit:\n      package: hello\n      path: [../etc/passwd]\n      target_dir: r\n");
+        assert!(
+            e.ends_with(
+                "actions[0].distgit.path[0]: `../etc/passwd` must be a relative path without `..`"
+            ),
+            "{e}"
+        );
+        // Arguments are rendered before the job starts: an export of an
+        // earlier action does not exist then.
+        let text = GOOD.replace(
+            "    shell:\n      - echo hello ${koji_build}\n",
+            "    shell:\n      - echo hello\n    export: out\n  - name: dl\n    koji:\n      action: download\n      koji_build: ${out}\n      arch: x86_64\n      target_dir: r\n",
+        );
+        let e = parse(&text).expect_err("export").to_string();
+        assert!(
+            e.contains("actions[1].koji.koji_build: `${out}`: a `koji` action is done before the job starts, so it may use only the inputs and built-in variables (item, type, arch, jobid, workdir, artifactsdir, taskdir, koji_build, arch)"),
+            "{e}"
         );
     }
 
@@ -1228,7 +1607,7 @@ mod tests {
             ),
             (
                 "    artifact:\n      paths: [a.log]\n    export: v\n",
-                "runtask.yml:7: actions[0].export: only a `shell`, `python`, `bash` or `exec` action can export",
+                "runtask.yml:7: actions[0].export: only a `shell`, `python`, `bash`, `exec`, `koji`, `bodhi`, `distgit` or built-in libtaskotron action can export",
             ),
             (
                 "    artifact:\n      paths: []\n",

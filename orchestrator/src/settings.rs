@@ -38,6 +38,27 @@ pub struct Settings {
     /// The results store: `postgres://...` for PostgreSQL, else SQLite
     /// (default `<data dir>/ferrotron.db`).
     pub database_url: Option<String>,
+    /// Where `koji`, `bodhi` and `distgit` actions download from, and how
+    /// much the host keeps.
+    pub downloads: DownloadSettings,
+}
+
+/// The services download directives use, and the download cache's bound.
+#[derive(Debug, Clone)]
+pub struct DownloadSettings {
+    pub services: crate::downloads::Services,
+    /// Largest size of `<data dir>/downloads`; the least recently used
+    /// files go first past it.
+    pub cache_max_bytes: u64,
+}
+
+impl Default for DownloadSettings {
+    fn default() -> DownloadSettings {
+        DownloadSettings {
+            services: crate::downloads::Services::default(),
+            cache_max_bytes: 20 * 1024 * 1024 * 1024,
+        }
+    }
 }
 
 /// How a job's VM starts. Both give every job a new VM of its own (QEMU
@@ -78,11 +99,17 @@ impl Settings {
             cache_access: Default::default(),
             cache_url: None,
             database_url: None,
+            downloads: DownloadSettings::default(),
         }
     }
 
     pub fn jobs_dir(&self) -> PathBuf {
         self.data_dir.join("jobs")
+    }
+
+    /// The download cache shared by every job on the host.
+    pub fn download_cache_dir(&self) -> PathBuf {
+        self.data_dir.join("downloads")
     }
 
     /// The database URL in effect. An empty one (`FERROTRON_DATABASE_URL=`

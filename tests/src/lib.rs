@@ -8,6 +8,7 @@
 pub mod amqp;
 pub mod git;
 pub mod service;
+pub mod standins;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -364,9 +364,9 @@ fn each_construct_used_wrongly_is_one_clear_error() {
             "`MAYBE` is not `PASS` or `FAIL`",
         ),
         (
-            &format!("{BASE}  - name: x\n    koji:\n      action: download\n"),
-            ":8: actions[0].koji:",
-            "directive `koji` cannot run here",
+            &format!("{BASE}  - name: x\n    mash:\n      rpmdir: r\n"),
+            ":8: actions[0].mash:",
+            "directive `mash` cannot run here",
         ),
     ];
     for (i, (text, at, says)) in cases.iter().enumerate() {

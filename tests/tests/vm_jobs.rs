@@ -297,13 +297,19 @@ fn bad_formula_is_exit_2_and_starts_nothing() {
 
 #[test]
 fn unavailable_directive_is_exit_2_and_starts_nothing() {
-    let h = Harness::new("koji-directive");
-    let out = h.run(&run_args("tests/fixtures/koji-download/runtask.yml", &[]));
+    let h = Harness::new("mash-directive");
+    let mut args = run_args("tests/fixtures/mash-compose/runtask.yml", &[]);
+    for a in args.iter_mut() {
+        if *a == "koji_build" {
+            *a = "koji_tag";
+        }
+    }
+    let out = h.run(&args);
     assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
     assert_eq!(
         out.stderr.trim(),
-        "ferrotron: error: tests/fixtures/koji-download/runtask.yml:8: actions[0].koji: directive `koji` cannot run here: \
-         it downloads builds from a Koji hub, which this installation cannot reach"
+        "ferrotron: error: tests/fixtures/mash-compose/runtask.yml:8: actions[0].mash: directive `mash` cannot run here: \
+         it composes repositories from Koji, which this installation cannot reach"
     );
     assert!(!h.data_dir.join("vms").exists(), "a VM folder was created");
 }
@@ -687,4 +693,38 @@ fn python_and_exec_arguments_are_data_in_the_guest() {
         serde_json::json!({"item": item, "code": "__import__('os').system('touch /tmp/pwned-py')"})
     );
     h.assert_nothing_left(&id);
+}
+
+/// A `koji` action in a VM: the host fetches the build from the Koji
+/// stand-in (the guest reaches no Fedora service) and the files are in the
+/// guest's work folder when the next action looks; nothing is left behind.
+#[test]
+fn a_koji_download_reaches_the_guest_from_the_host() {
+    let h = Harness::new("vm-koji-download");
+    let s = ferrotron_tests::standins::Standins::start(&h.data_dir);
+    let flags = s.flags();
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend([
+        "run",
+        "--libvirt",
+        "-i",
+        "hello-1.0-1.fc41",
+        "-t",
+        "koji_build",
+        "-a",
+        "x86_64",
+        "tests/fixtures/koji-download/runtask.yml",
+    ]);
+    let out = h.run(&args);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    for line in [
+        // In libtaskotron's order: sorted by URL, so noarch first.
+        "ok 1 - hello-doc-1.0-1.fc41.noarch.rpm",
+        "ok 2 - hello-1.0-1.fc41.x86_64.rpm",
+        "ok 3 - build.log.x86_64",
+        "ok 4 - log errors: noarch",
+    ] {
+        assert!(out.stdout.contains(line), "{line:?} in\n{}", out.stdout);
+    }
+    h.assert_nothing_left(&out.job_id().expect("job id"));
 }

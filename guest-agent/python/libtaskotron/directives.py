@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 '''The libtaskotron formula directives that run inside the test machine:
-``xunit``, ``create_report``, ``dummy`` and ``createrepo``.
+``xunit``, ``create_report``, ``dummy`` and ``createrepo``, and the guest's
+half of ``koji``, ``bodhi`` and ``distgit`` (:func:`place_downloads`).
 
 Each directive is a plain function that the guest agent calls with the
 directive's parameters as keyword arguments (after variable substitution;
@@ -483,3 +484,35 @@ def createrepo(repodir, workdir=None):
                     % (repodir, status, ': ' + lines[-1] if lines else ' (no error output)'))
     log.debug(stdout)
     return stdout
+
+
+# ------------------------------------------------ koji, bodhi, distgit
+
+def place_downloads(staged, target_dir, names, export):
+    '''The guest's half of the ``koji``, ``bodhi`` and ``distgit``
+    directives. The host fetched the files before the job started (into its
+    download cache; the guest reaches no Fedora service) and uploaded them
+    to ``staged``; when the action's turn comes they are moved to
+    ``target_dir``, keeping their relative names.
+
+    :param str staged: the folder the host uploaded this action's files to
+    :param str target_dir: where the task expects them (created if missing)
+    :param list names: the files' paths relative to both folders
+    :param dict export: the directive's export (``downloaded_rpms``,
+        ``downloaded_logs``, ``log_errors``, ``downloaded_files``), with
+        absolute paths under ``target_dir``, returned as is
+    :return: ``export``
+    :raise TaskotronDirectiveError: if a file is missing or cannot be moved
+    '''
+    _require_str('download', 'staged', staged)
+    _require_str('download', 'target_dir', target_dir)
+    try:
+        os.makedirs(target_dir, exist_ok=True)
+        for name in names:
+            dest = os.path.join(target_dir, name)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.move(os.path.join(staged, name), dest)
+    except OSError as e:
+        raise _fail('download', 'cannot place %s in %s: %s'
+                    % (getattr(e, 'filename', None) or '?', target_dir, _os_error_text(e)))
+    return export

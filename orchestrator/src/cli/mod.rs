@@ -117,6 +117,46 @@ struct GlobalArgs {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     git_timeout: u64,
+    /// Koji hub the `koji` and `bodhi` directives ask (XML-RPC).
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_KOJI_URL",
+        default_value = "https://koji.fedoraproject.org/kojihub"
+    )]
+    koji_url: String,
+    /// Where Koji's packages are (the top URL's `packages`).
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_KOJI_PACKAGES_URL",
+        default_value = "https://kojipkgs.fedoraproject.org/packages"
+    )]
+    koji_packages_url: String,
+    /// Bodhi's REST API (the `bodhi` directive).
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_BODHI_URL",
+        default_value = "https://bodhi.fedoraproject.org"
+    )]
+    bodhi_url: String,
+    /// dist-git (the `distgit` directive's raw files).
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_DISTGIT_URL",
+        default_value = "https://src.fedoraproject.org"
+    )]
+    distgit_url: String,
+    /// Largest size of the host's download cache, in MiB.
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_DOWNLOAD_CACHE_MIB",
+        default_value_t = 20480
+    )]
+    download_cache_mib: u64,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -202,6 +242,15 @@ fn settings(g: &GlobalArgs) -> Settings {
     s.cache_access = g.cache_access;
     s.cache_url = g.cache_url.clone();
     s.database_url = g.database_url.clone();
+    s.downloads = ferrotron::settings::DownloadSettings {
+        services: ferrotron::downloads::Services {
+            koji_hub: g.koji_url.clone(),
+            koji_packages: g.koji_packages_url.clone(),
+            bodhi: g.bodhi_url.clone(),
+            distgit: g.distgit_url.clone(),
+        },
+        cache_max_bytes: g.download_cache_mib.saturating_mul(1024 * 1024),
+    };
     s
 }
 

@@ -82,15 +82,23 @@ pub fn run(
     let job_id = req.job_id.clone();
     let job_dir = super::fresh_job_dir(&settings.jobs_dir(), &job_id)
         .map_err(|e| RunError::infra("prepare", e))?;
-    let spec = job_spec(&req.formula, &vars, req, &job_id, &job_dir)?;
+    let vars = super::job_vars(&vars, req, &job_id, &job_dir);
+    let staged = super::fetch::fetch_all(settings, &req.formula, &vars, &job_dir, ui)?;
+    let spec = job_spec(&req.formula, vars, req, &job_id, &job_dir, &staged)?;
     let infra = |phase: &'static str| move |e: std::io::Error| RunError::infra(phase, e);
     std::fs::create_dir_all(&job_dir).map_err(infra("prepare"))?;
     ui.log_to(&job_dir.join("runner.log"));
     let job_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
     // The task folder is copied exactly as it would be uploaded to a VM.
     let task_dir = req.formula.task_dir();
-    let tarball = upload::archive(Path::new(""), &job_json, task_dir, None)
-        .map_err(|e| RunError::BadInput(e.to_string()))?;
+    let tarball = upload::archive(
+        Path::new(""),
+        &job_json,
+        task_dir,
+        None,
+        &super::fetch::uploads(&staged),
+    )
+    .map_err(|e| RunError::BadInput(e.to_string()))?;
     unpack_safely(&tarball[..], &job_dir).map_err(infra("prepare"))?;
     ui.say(&format!(
         "job {job_id}: {} for {} {} on this host",

@@ -2,6 +2,7 @@
 //! collect, destroy. Blocking code (libvirt and libssh2 are blocking); the
 //! caller runs it on a blocking thread and cancels through [`Cancel`].
 
+pub mod fetch;
 pub mod local;
 pub mod published;
 pub mod render;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrotron_agent::protocol::{self as proto, JobSpec};
+use serde_json::Value;
 
 use crate::cancel::Cancel;
 use crate::formula::{Directive, Formula, FormulaError};
@@ -160,7 +162,8 @@ pub struct GitSource {
 pub fn prepare(
     settings: &Settings,
     req: &RunRequest,
-) -> Result<(ResolvedImage, JobSpec), RunError> {
+    ui: &Progress,
+) -> Result<(ResolvedImage, JobSpec, Vec<fetch::Staged>), RunError> {
     let image_spec = req
         .image
         .clone()
@@ -206,14 +209,11 @@ pub fn prepare(
         }
     }
     let id = &req.job_id;
-    let spec = job_spec(
-        &req.formula,
-        &vars,
-        req,
-        id,
-        &PathBuf::from(GUEST_JOBS).join(id),
-    )?;
-    Ok((image, spec))
+    let root = PathBuf::from(GUEST_JOBS).join(id);
+    let vars = job_vars(&vars, req, id, &root);
+    let staged = fetch::fetch_all(settings, &req.formula, &vars, &root, ui)?;
+    let spec = job_spec(&req.formula, vars, req, id, &root, &staged)?;
+    Ok((image, spec, staged))
 }
 
 /// The error for packages a formula needs that `machine` lacks.
@@ -229,15 +229,14 @@ pub(crate) fn packages_problem(
     ))
 }
 
-/// The job description the agent runs, with the job's folders under
-/// `root` (in the guest, or on this host for a local run), validated.
-pub(crate) fn job_spec(
-    f: &Formula,
+/// The variables of a job: its inputs and the built-ins, with the job's
+/// folders under `root` (in the guest, or on this host for a local run).
+pub(crate) fn job_vars(
     inputs: &std::collections::BTreeMap<String, String>,
     req: &RunRequest,
     id: &str,
     root: &Path,
-) -> Result<JobSpec, RunError> {
+) -> std::collections::BTreeMap<String, String> {
     let mut vars = inputs.clone();
     let builtins = [
         ("item", req.item.clone()),
@@ -251,6 +250,20 @@ pub(crate) fn job_spec(
     for (k, v) in builtins {
         vars.entry(k.to_string()).or_insert(v);
     }
+    vars
+}
+
+/// The job description the agent runs, validated: `vars` from
+/// [`job_vars`], `staged` what [`fetch::fetch_all`] fetched for the
+/// download actions.
+pub(crate) fn job_spec(
+    f: &Formula,
+    vars: std::collections::BTreeMap<String, String>,
+    req: &RunRequest,
+    id: &str,
+    root: &Path,
+    staged: &[fetch::Staged],
+) -> Result<JobSpec, RunError> {
     let spec = JobSpec {
         version: proto::PROTOCOL_VERSION,
         job_id: id.to_string(),
@@ -266,8 +279,9 @@ pub(crate) fn job_spec(
         actions: f
             .actions
             .iter()
-            .filter(|a| a.directive.runs_in_agent())
-            .map(agent_action)
+            .enumerate()
+            .filter(|(_, a)| a.directive.runs_in_agent())
+            .map(|(i, a)| agent_action(a, root, staged.iter().find(|s| s.action == i)))
             .collect(),
         result_files: f
             .actions
@@ -286,8 +300,13 @@ pub(crate) fn job_spec(
 }
 
 /// The agent's form of an action the agent runs. `bash` becomes `exec`
-/// of `bash ${taskdir}/SCRIPT ARGS...`.
-fn agent_action(a: &crate::formula::Action) -> proto::Action {
+/// of `bash ${taskdir}/SCRIPT ARGS...`; a download action, the built-in
+/// `place_downloads` of what the host fetched for it (`staged`).
+fn agent_action(
+    a: &crate::formula::Action,
+    root: &Path,
+    staged: Option<&fetch::Staged>,
+) -> proto::Action {
     let mut action = proto::Action {
         name: a.name.clone(),
         shell: Vec::new(),
@@ -343,6 +362,39 @@ fn agent_action(a: &crate::formula::Action) -> proto::Action {
                 builtin: true,
             })
         }
+        Directive::Download(_) => {
+            let (names, target, export) = match staged {
+                Some(s) => (
+                    s.files
+                        .iter()
+                        .map(|(n, _)| Value::from(n.as_str()))
+                        .collect(),
+                    s.target_dir.display().to_string(),
+                    s.export.clone(),
+                ),
+                None => (
+                    Vec::new(),
+                    root.join("work").display().to_string(),
+                    Default::default(),
+                ),
+            };
+            let staged = staged.map_or_else(|| root.join("downloads"), |s| root.join(&s.staged));
+            let kwargs = [
+                ("staged", Value::from(staged.display().to_string())),
+                ("target_dir", Value::from(target)),
+                ("names", Value::Array(names)),
+                ("export", Value::Object(export)),
+            ];
+            action.python = Some(proto::PythonCall {
+                file: crate::formula::BUILTIN_MODULE.into(),
+                callable: "place_downloads".into(),
+                kwargs: kwargs
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                builtin: true,
+            })
+        }
         // The orchestrator's, after the agent: see `report`.
         Directive::Resultsdb { .. } | Directive::Exitcode { .. } => {}
     }
@@ -358,7 +410,7 @@ pub fn run(
 ) -> Result<RunOutcome, RunError> {
     // image
     let t = Instant::now();
-    let (image, spec) = prepare(settings, req)?;
+    let (image, spec, staged) = prepare(settings, req, ui)?;
     let job_id = spec.job_id.clone();
     let job_dir =
         fresh_job_dir(&settings.jobs_dir(), &job_id).map_err(|e| RunError::infra("image", e))?;
@@ -490,6 +542,7 @@ pub fn run(
         &job_json,
         task_dir,
         upload_agent.as_deref(),
+        &fetch::uploads(&staged),
     )
     .map_err(|e| RunError::BadInput(e.to_string()))?;
     let agent = if upload_agent.is_some() {

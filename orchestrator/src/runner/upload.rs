@@ -17,13 +17,16 @@ pub enum UploadError {
 }
 
 /// Builds the archive of a job folder: `<prefix>/job.json`,
-/// `<prefix>/task/…`, and `<prefix>/ferrotron-agent` if given. With the job
-/// id as prefix, one `tar -x` in the guest's jobs folder creates it all.
+/// `<prefix>/task/…`, `<prefix>/ferrotron-agent` if given, and the files
+/// download actions fetched (`files`: path under the job folder, file on
+/// this host). With the job id as prefix, one `tar -x` in the guest's jobs
+/// folder creates it all.
 pub fn archive(
     prefix: &Path,
     job_json: &[u8],
     task_dir: &Path,
     agent: Option<&Path>,
+    files: &[(PathBuf, PathBuf)],
 ) -> Result<Vec<u8>, UploadError> {
     let mut b = tar::Builder::new(Vec::new());
     b.mode(tar::HeaderMode::Deterministic);
@@ -35,6 +38,12 @@ pub fn archive(
     if let Some(agent) = agent {
         let bytes = std::fs::read(agent).map_err(|e| UploadError::Read(agent.to_path_buf(), e))?;
         append_bytes(&mut b, &name("ferrotron-agent"), &bytes, 0o755).map_err(io)?;
+    }
+    for (rel, file) in files {
+        let mut f =
+            std::fs::File::open(file).map_err(|e| UploadError::Read(file.to_path_buf(), e))?;
+        b.append_file(prefix.join(rel), &mut f)
+            .map_err(|e| UploadError::Read(file.to_path_buf(), e))?;
     }
     b.into_inner().map_err(io)
 }
@@ -105,7 +114,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", task.join("link")).expect("link");
         let agent = dir.path().join("agent");
         std::fs::write(&agent, "bin").expect("write");
-        let bytes = archive(Path::new("j1"), b"{}", &task, Some(&agent)).expect("archive");
+        let bytes = archive(Path::new("j1"), b"{}", &task, Some(&agent), &[]).expect("archive");
         let mut names: Vec<String> = tar::Archive::new(&bytes[..])
             .entries()
             .expect("entries")
