@@ -9,3 +9,4 @@ python3 scripts/bench_api.py
 python3 scripts/bench_cache.py
 python3 scripts/bench_service.py
 python3 scripts/bench_sched.py
+python3 scripts/bench_downloads.py

@@ -132,8 +132,7 @@ pub struct Download {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DownloadSource {
     Koji {
-        /// `download`, `download_tag` or `download_latest_stable`.
-        action: String,
+        action: crate::downloads::KojiAction,
         koji_build: Option<String>,
         koji_tag: Option<String>,
         arch: Vec<String>,
@@ -1019,22 +1018,19 @@ impl Formula {
                     [("repodir", c.repodir), ("workdir", "${workdir}".into())],
                 )
             } else if let Some(k) = a.koji {
-                const ACTIONS: [&str; 3] = ["download", "download_tag", "download_latest_stable"];
-                if !ACTIONS.contains(&k.action.as_str()) {
-                    return Err(invalid(
+                use crate::downloads::KojiAction;
+                let action: KojiAction = k.action.parse().map_err(|_| {
+                    invalid(
                         "koji.action",
-                        format!("`{}` is not one of {}", k.action, ACTIONS.join(", ")),
-                    ));
-                }
-                let needs = if k.action == "download_tag" {
-                    "koji_tag"
-                } else {
-                    "koji_build"
-                };
-                let given = if k.action == "download_tag" {
-                    &k.koji_tag
-                } else {
-                    &k.koji_build
+                        format!(
+                            "`{}` is not one of download, download_tag, download_latest_stable",
+                            k.action
+                        ),
+                    )
+                })?;
+                let (needs, given) = match action {
+                    KojiAction::DownloadTag => ("koji_tag", &k.koji_tag),
+                    _ => ("koji_build", &k.koji_build),
                 };
                 if given.as_deref().is_none_or(|v| v.trim().is_empty()) {
                     return Err(invalid(
@@ -1044,7 +1040,7 @@ impl Formula {
                 }
                 download(
                     DownloadSource::Koji {
-                        action: k.action,
+                        action,
                         koji_build: k.koji_build,
                         koji_tag: k.koji_tag,
                         arch: k.arch.into_vec(),

@@ -11,6 +11,17 @@ use serde_json::Value;
 
 use crate::workspace;
 
+/// What `tests/fixtures/koji-download` prints for `hello-1.0-1.fc41` on
+/// x86_64, in libtaskotron's order (sorted by URL, so noarch first):
+/// noarch is added, src and debuginfo are left out, the logs are per arch
+/// and the noarch one Koji never has is recorded.
+pub const HELLO_X86_64_TAP: [&str; 4] = [
+    "ok 1 - hello-doc-1.0-1.fc41.noarch.rpm",
+    "ok 2 - hello-1.0-1.fc41.x86_64.rpm",
+    "ok 3 - build.log.x86_64",
+    "ok 4 - log errors: noarch",
+];
+
 /// A running stand-in server and its content.
 pub struct Standins {
     child: Child,

@@ -10,7 +10,7 @@
 mod bodhi;
 pub mod cache;
 mod distgit;
-mod evr;
+pub mod evr;
 mod http;
 mod koji;
 mod xmlrpc;
@@ -87,6 +87,13 @@ impl std::str::FromStr for KojiAction {
             other => Err(DownloadError::UnknownAction(other.into())),
         }
     }
+}
+
+/// The dist-git branch of an N-V-R's dist tag (`…fc41` → `f41`), as
+/// libtaskotron's `distgit` directive derives it.
+pub fn dist_git_branch(nvr: &str) -> Option<String> {
+    let release = evr::Nevr::parse(nvr)?.release;
+    koji::dist_tag(&release).map(|t| t.replacen('c', "", 1))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use ferrotron_agent::template::{string_values, try_render};
 use serde_json::{Map, Value};
 
 use super::RunError;
-use crate::downloads::{self, DownloadCache, KojiAction, Request};
+use crate::downloads::{self, DownloadCache, Request};
 use crate::formula::{Directive, DownloadSource, Formula};
 use crate::progress::Progress;
 use crate::settings::Settings;
@@ -196,11 +196,7 @@ fn request(
             debuginfo,
             build_log,
         } => Request::Koji {
-            action: match action.as_str() {
-                "download_tag" => KojiAction::DownloadTag,
-                "download_latest_stable" => KojiAction::DownloadLatestStable,
-                _ => KojiAction::Download,
-            },
+            action: *action,
             build: opt("koji_build", koji_build)?,
             tag: opt("koji_tag", koji_tag)?,
             arch: list("arch", arch)?,
@@ -230,9 +226,15 @@ fn request(
             let nvr = opt("nvr", nvr)?;
             let package = match (opt("package", package)?, &nvr) {
                 (Some(p), _) => p,
-                (None, Some(n)) => name_of(n).ok_or_else(|| {
-                    RunError::BadInput(format!("distgit.nvr: `{n}` is not a name-version-release"))
-                })?,
+                (None, Some(n)) => {
+                    downloads::evr::Nevr::parse(n)
+                        .map(|v| v.name)
+                        .ok_or_else(|| {
+                            RunError::BadInput(format!(
+                                "distgit.nvr: `{n}` is not a name-version-release"
+                            ))
+                        })?
+                }
                 (None, None) => {
                     return Err(RunError::BadInput(
                         "distgit: give `package` or `nvr`".into(),
@@ -243,7 +245,7 @@ fn request(
                 Some(r) => r,
                 None => nvr
                     .as_deref()
-                    .and_then(branch_of)
+                    .and_then(downloads::dist_git_branch)
                     .unwrap_or_else(|| "rawhide".into()),
             };
             Request::Distgit {
@@ -259,22 +261,6 @@ fn request(
             }
         }
     })
-}
-
-/// The package name of an N-V-R (`hello-1.0-1.fc41` → `hello`).
-fn name_of(nvr: &str) -> Option<String> {
-    let mut parts = nvr.rsplitn(3, '-');
-    let (_release, _version, name) = (parts.next()?, parts.next()?, parts.next()?);
-    (!name.is_empty()).then(|| name.to_string())
-}
-
-/// The dist-git branch of an N-V-R's dist tag (`…fc41` → `f41`), as
-/// libtaskotron derives it.
-fn branch_of(nvr: &str) -> Option<String> {
-    let release = nvr.rsplit('-').next()?;
-    let re = regex::Regex::new(r"\.(fc\d{1,2})\.?").ok()?;
-    let tag = re.captures_iter(release).last()?.get(1)?.as_str();
-    Some(tag.replacen('c', "", 1))
 }
 
 #[cfg(test)]
@@ -307,13 +293,11 @@ mod tests {
     }
 
     #[test]
-    fn names_and_branches_of_nvrs() {
+    fn branches_of_nvrs() {
         assert_eq!(
-            name_of("python-foo-1.0-1.fc41").as_deref(),
-            Some("python-foo")
+            downloads::dist_git_branch("hello-1.0-1.fc41").as_deref(),
+            Some("f41")
         );
-        assert_eq!(name_of("nope"), None);
-        assert_eq!(branch_of("hello-1.0-1.fc41").as_deref(), Some("f41"));
-        assert_eq!(branch_of("hello-1.0-1.el9"), None);
+        assert_eq!(downloads::dist_git_branch("hello-1.0-1.el9"), None);
     }
 }
