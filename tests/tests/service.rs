@@ -652,3 +652,73 @@ fn a_job_larger_than_every_host_is_an_error() {
     assert!(runner_jobs(&h).is_empty());
     s.stop();
 }
+
+/// A Koji build-complete message through `ferrotron serve`: the rule's
+/// task downloads the build (the host fetches it from the Koji stand-in),
+/// runs in a VM, and its results are queryable; a second message for the
+/// same build fetches no RPM again.
+#[test]
+fn a_koji_build_message_runs_a_download_task_with_queryable_results() {
+    let h = Harness::new("service-koji");
+    let standins = ferrotron_tests::standins::Standins::start(&h.data_dir);
+    let rules = h.data_dir.join("koji-rules.yml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- when: {{message_type: KojiBuildPackageCompleted}}\n  do:\n    - tasks: [{{name: koji-download, path: tests/fixtures/koji-download}}]\n      repo: {}\n",
+            workspace().display()
+        ),
+    )
+    .expect("rules");
+    let t = token(&h);
+    let mut args: Vec<String> = vec![
+        "--rules".into(),
+        rules.display().to_string(),
+        "--max-vms".into(),
+        "1".into(),
+    ];
+    args.extend(standins.flags());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = Service::start(&h, &args, &[]);
+    let message = |id: &str| {
+        json!({
+            "id": id,
+            "topic": "org.fedoraproject.prod.buildsys.build.state.change",
+            "body": {"build_id": 1, "old": 0, "new": 1, "name": "hello",
+                     "version": "1.0", "release": "1.fc41", "epoch": null},
+        })
+    };
+    let mut files = Vec::new();
+    for id in ["koji-msg-1", "koji-msg-2"] {
+        let (status, answer) = s.post(&t, &message(id));
+        assert_eq!(status, 201, "{answer}");
+        let uuids = jobs_of(&answer);
+        assert_eq!(uuids.len(), 1, "{answer}");
+        let j = s.wait_final(&uuids[0]);
+        assert_eq!(j["state"], "passed", "{j}");
+        files.push(standins.file_requests());
+    }
+    // The second job asked only for the noarch log Koji never has.
+    assert_eq!(files[1], files[0] + 1, "{}", standins.requests());
+    let results: Value = http()
+        .get(format!("{}/api/v2.0/results?item=hello-1.0-1.fc41", s.base))
+        .send()
+        .expect("results")
+        .json()
+        .expect("results JSON");
+    let names: Vec<String> = results["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| r["testcase"]["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(names.len(), 8, "four results per job: {names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("hello-1.0-1.fc41.x86_64.rpm")),
+        "{names:?}"
+    );
+    assert_runs_left_nothing(&h, 2);
+    s.stop();
+}
