@@ -10,3 +10,4 @@ python3 scripts/bench_cache.py
 python3 scripts/bench_service.py
 python3 scripts/bench_sched.py
 python3 scripts/bench_downloads.py
+python3 scripts/bench_hardening.py

@@ -1620,3 +1620,51 @@ fn log_followers_are_bounded() {
     }
     s.stop();
 }
+
+/// A client that trickles its headers one byte at a time is never idle,
+/// so the idle time-out alone would keep its connection (and its slot)
+/// for good: the header time-out closes it while it is still trickling,
+/// and a real request gets its slot.
+#[test]
+fn trickled_headers_cannot_hold_a_connection() {
+    let s = Server::start(
+        "slowloris",
+        Backend::Sqlite,
+        &[
+            "--max-connections",
+            "2",
+            "--idle-timeout",
+            "600",
+            "--header-timeout",
+            "2",
+        ],
+    );
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let trickle = || {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
+            sock.write_all(b"GET /api/v2.0/healthcheck HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .expect("request line");
+            // Up to ten minutes of one byte every 200 ms: the server must
+            // close it long before (a write fails once it has).
+            for _ in 0..3000 {
+                std::thread::sleep(Duration::from_millis(200));
+                if sock.write_all(b"a").is_err() {
+                    return true;
+                }
+            }
+            false
+        })
+    };
+    let slow: Vec<_> = (0..2).map(|_| trickle()).collect();
+    let answered = s.get("/api/v2.0/healthcheck");
+    assert_eq!(answered.status(), StatusCode::OK);
+    for t in slow {
+        assert!(
+            t.join().expect("trickler"),
+            "a trickling client kept its connection"
+        );
+    }
+    s.stop();
+}

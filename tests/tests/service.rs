@@ -27,12 +27,20 @@ fn rules(h: &Harness) -> String {
 }
 
 fn start(h: &Harness, extra: &[&str]) -> Service {
+    start_leased(h, 3, extra)
+}
+
+/// Like [`start`] with a lease of `lease_secs`: short where a test waits
+/// for a lease to expire, long where a loaded machine must not see one
+/// expire under a job that is still running (which reruns it).
+fn start_leased(h: &Harness, lease_secs: u32, extra: &[&str]) -> Service {
     let rules = rules(h);
+    let lease = lease_secs.to_string();
     let mut args = vec![
         "--rules",
         rules.as_str(),
         "--lease-secs",
-        "3",
+        lease.as_str(),
         "--retry-backoff-secs",
         "1",
     ];
@@ -440,7 +448,8 @@ fn submit_refuses_a_bad_formula_before_queueing() {
 fn burst_of_200_messages_runs_within_capacity() {
     let h = Harness::new("service-burst");
     let t = token(&h);
-    let s = start(&h, &["--max-vms", "2"]);
+    // Exactly 200 runs are counted: no lease may lapse under load.
+    let s = start_leased(&h, 120, &["--max-vms", "2"]);
     let started = Instant::now();
     let n = 200;
     let mut uuids = Vec::new();

@@ -285,7 +285,7 @@ fn bad_formula_is_exit_2_and_starts_nothing() {
     assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
     assert_eq!(
         out.stderr.trim(),
-        "ferrotron: error: tests/fixtures/bad-formula/runtask.yml:10: actions[0].timout: unknown field `timout`, expected one of `name`, `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb`, `exitcode`, `xunit`, `create_report`, `dummy`, `createrepo`, `export`, `timeout`"
+        "ferrotron: error: tests/fixtures/bad-formula/runtask.yml:10: actions[0].timout: unknown field `timout`, expected one of `name`, `shell`, `python`, `bash`, `exec`, `artifact`, `resultsdb`, `exitcode`, `xunit`, `create_report`, `dummy`, `createrepo`, `koji`, `bodhi`, `distgit`, `export`, `timeout`"
     );
     assert!(out.job_id().is_none());
     assert!(

@@ -78,6 +78,24 @@ pub struct AppState {
     pub messages: Arc<ratelimit::Limiter>,
     /// Logs followed at once.
     followers: follow::Followers,
+    /// List queries (pages of results, the latest results) run at once:
+    /// a crowd of large reads waits here instead of taking every database
+    /// connection and CPU, so a small write behind them is not starved.
+    heavy_reads: Arc<tokio::sync::Semaphore>,
+}
+
+/// List queries run at once (the rest wait their turn).
+pub const HEAVY_READS: usize = 2;
+
+impl AppState {
+    /// A turn for one list query (held until the answer is built).
+    pub(crate) async fn heavy_read(&self) -> tokio::sync::SemaphorePermit<'_> {
+        match self.heavy_reads.acquire().await {
+            Ok(p) => p,
+            // Never closed.
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 impl AppState {
@@ -89,6 +107,7 @@ impl AppState {
             app,
             messages: Arc::new(ratelimit::Limiter::new(config.message_rate)),
             followers: follow::Followers::new(config.max_followers),
+            heavy_reads: Arc::new(tokio::sync::Semaphore::new(HEAVY_READS)),
             config: Arc::new(config),
             stopping: rx,
         };
@@ -259,6 +278,7 @@ pub async fn serve(
             source,
         })?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
+    listener::raise_descriptor_limit(&state.config.limits);
     tracing::info!(%local, "serving");
     // Tests and scripts wait for this line.
     eprintln!("ferrotron: listening on http://{local}");

@@ -435,6 +435,7 @@ async fn list_results(
     let pairs = params::pairs(q.as_deref())?;
     let filter = params::result_filter(&pairs)?;
     let page = params::page(&pairs)?;
+    let _turn = st.heavy_read().await;
     let (rows, more) = st.app.store().list_results(&filter, page).await?;
     let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
     paged(&base, &format!("{V2}/results"), &pairs, page, more, data)
@@ -483,6 +484,7 @@ async fn latest_results(
 ) -> Result<impl IntoResponse, ApiError> {
     let pairs = params::pairs(q.as_deref())?;
     let filter = params::result_filter(&pairs)?;
+    let _turn = st.heavy_read().await;
     let rows = st.app.store().latest_results(&filter).await?;
     let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
     super::list_json(None, None, &data)
@@ -717,6 +719,7 @@ async fn group_results(
     let pairs = params::pairs(q.as_deref())?;
     let filter = params::result_filter(&pairs)?;
     let page = params::page(&pairs)?;
+    let _turn = st.heavy_read().await;
     let (rows, more) = st.app.group_results(&uuid, filter, page).await?;
     let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
     paged(

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// before it is closed.
     #[arg(long, env = "FERROTRON_IDLE_TIMEOUT", default_value_t = 120)]
     idle_timeout: u64,
+    /// Seconds a request's headers may take from their first byte (a
+    /// client trickling them is never idle); then the connection closes.
+    #[arg(long, env = "FERROTRON_HEADER_TIMEOUT", default_value_t = 30)]
+    header_timeout: u64,
     /// Messages one token may post (`POST /api/v1/messages`), as
     /// N/SECONDS; past it the answer is 429 and nothing is queued.
     #[arg(long, env = "FERROTRON_MESSAGE_LIMIT", default_value = "600/60")]
@@ -177,6 +181,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
         limits: ferrotron::api::listener::Limits {
             max_connections: args.max_connections,
             idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+            header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
         },
     };
     let intake = match &args.rules {
