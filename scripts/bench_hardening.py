@@ -24,6 +24,7 @@ ROUNDS = int(os.environ.get("BENCH_RUNS", "3"))
 IDLE = 1100
 READ_SECONDS = 20
 IDLE_TIMEOUT = 10
+HEADER_TIMEOUT = 5  # seconds a request's headers may take (slowloris)
 med = statistics.median
 
 
@@ -363,7 +364,7 @@ def main():
         r["follow"] = followers(srv, job)
         r["idle_default"] = idle_sockets(srv)
         srv.stop()
-        srv = serve("--idle-timeout", str(IDLE_TIMEOUT))
+        srv = serve("--idle-timeout", str(IDLE_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT))
         r["backlog"] = backlog(srv)
         overflows = listen_overflows()
         r["idle5"] = idle_sockets(srv, 2 * IDLE_TIMEOUT + 2)
@@ -416,8 +417,8 @@ every 2 s, never finishing its headers.
 | server | connections | opening them took | healthcheck | server descriptors (before → with them) |
 | --- | --- | --- | --- | --- |
 | defaults (`--max-connections 1024`, `--idle-timeout 120`) | silent | {fmt_idle(r['idle_default'])} |
-| `--idle-timeout {IDLE_TIMEOUT}` | silent | {fmt_idle(r['idle5'])} |
-| `--idle-timeout {IDLE_TIMEOUT}` | slowloris | {fmt_idle(r['slow'])} |
+| `--idle-timeout {IDLE_TIMEOUT} --header-timeout {HEADER_TIMEOUT}` | silent | {fmt_idle(r['idle5'])} |
+| `--idle-timeout {IDLE_TIMEOUT} --header-timeout {HEADER_TIMEOUT}` | slowloris | {fmt_idle(r['slow'])} |
 | `--idle-timeout {IDLE_TIMEOUT}`, server's own RLIMIT_NOFILE 1024 | silent | {fmt_idle(r['idle_nofile'])} |
 
 With `--idle-timeout {IDLE_TIMEOUT}`, {r['idle5']['closed']:,} of the {IDLE:,} silent sockets
