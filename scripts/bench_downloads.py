@@ -54,6 +54,10 @@ def main():
             (task / "runtask.yml").write_text(FORMULA)
             data = tmp / "data"
             env = {**os.environ, "FERROTRON_DATA_DIR": str(data)}
+            # The local runner needs the guest agent `make` builds.
+            agents = sorted(ROOT.glob("target/*/agent/ferrotron-agent"))
+            if "FERROTRON_AGENT" not in env and agents:
+                env["FERROTRON_AGENT"] = str(agents[0])
             cmd = [str(FERROTRON), "--koji-url", f"{base}/kojihub",
                    "--koji-packages-url", f"{base}/kojifiles/packages",
                    "run", "-i", "bigpkg-2.0-1.fc41", "-t", "koji_build", "-a", "x86_64",
