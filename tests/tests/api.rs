@@ -191,6 +191,13 @@ impl Server {
             .expect("PUT")
     }
 
+    /// Records the job `id` as running (as `ferrotron run --report` does
+    /// once its VM is up), with this server's operator token.
+    fn put_running_job(&self, id: &str) {
+        let r = self.put(&format!("/api/v1/jobs/{id}"), &running_job());
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
     /// Stops the server with SIGTERM and checks it exits cleanly.
     fn stop(mut self) {
         if let Some(p) = self.proc.take() {
@@ -201,6 +208,16 @@ impl Server {
         drop(self.db.take());
         drop(self.h);
     }
+}
+
+/// The record of a running job, with the history that led there.
+fn running_job() -> Value {
+    json!({"state": "running", "item": "hello-1.0-1.fc40", "type": "koji_build",
+           "arch": "x86_64", "formula": "hello",
+           "transitions": [
+               {"state": "queued", "at": "2024-05-01T10:00:00Z"},
+               {"state": "scheduled", "at": "2024-05-01T10:00:01Z"},
+               {"state": "running", "at": "2024-05-01T10:00:05Z"}]})
 }
 
 /// Like `Harness::spawn`, for a prepared command.
@@ -1299,12 +1316,7 @@ fn tokens_have_roles(backend: Backend) {
         req.bearer_auth(token).send().expect("request")
     };
     let id = uuid::Uuid::new_v4().to_string();
-    let job = json!({"state": "running", "item": "hello-1.0-1.fc40", "type": "koji_build",
-                     "arch": "x86_64", "formula": "hello",
-                     "transitions": [
-                         {"state": "queued", "at": "2024-05-01T10:00:00Z"},
-                         {"state": "scheduled", "at": "2024-05-01T10:00:01Z"},
-                         {"state": "running", "at": "2024-05-01T10:00:05Z"}]});
+    let job = running_job();
     let result = json!({"testcase": "dist.roles", "outcome": "PASSED",
                         "data": {"item": "hello-1.0-1.fc40", "type": "koji_build"}});
     let forbidden = |r: Response, name: &str, role: &str, needs: &str| {
@@ -1384,16 +1396,7 @@ fn tokens_have_roles(backend: Backend) {
 fn hostile_paths_hosts_and_queries_get_4xx(backend: Backend) {
     let s = Server::start("hostile", backend, &[]);
     let id = uuid::Uuid::new_v4().to_string();
-    let r = s.put(
-        &format!("/api/v1/jobs/{id}"),
-        &json!({"state": "running", "item": "hello-1.0-1.fc40", "type": "koji_build",
-                "arch": "x86_64", "formula": "hello",
-                "transitions": [
-                    {"state": "queued", "at": "2024-05-01T10:00:00Z"},
-                    {"state": "scheduled", "at": "2024-05-01T10:00:01Z"},
-                    {"state": "running", "at": "2024-05-01T10:00:05Z"}]}),
-    );
-    assert_eq!(r.status(), StatusCode::OK);
+    s.put_running_job(&id);
     let upload = |path: &str, bytes: &[u8]| {
         s.http
             .put(s.url(&format!("/api/v1/jobs/{id}/artifacts/{path}")))
@@ -1568,16 +1571,7 @@ fn hostile_paths_hosts_and_queries_get_4xx(backend: Backend) {
 fn log_followers_are_bounded() {
     let s = Server::start("followers", Backend::Sqlite, &["--max-log-followers", "1"]);
     let id = uuid::Uuid::new_v4().to_string();
-    let r = s.put(
-        &format!("/api/v1/jobs/{id}"),
-        &json!({"state": "running", "item": "hello-1.0-1.fc40", "type": "koji_build",
-                "arch": "x86_64", "formula": "hello",
-                "transitions": [
-                    {"state": "queued", "at": "2024-05-01T10:00:00Z"},
-                    {"state": "scheduled", "at": "2024-05-01T10:00:01Z"},
-                    {"state": "running", "at": "2024-05-01T10:00:05Z"}]}),
-    );
-    assert_eq!(r.status(), StatusCode::OK);
+    s.put_running_job(&id);
     let log = format!("/api/v1/jobs/{id}/log");
     let mut first = s.get(&log);
     assert_eq!(first.status(), StatusCode::OK);

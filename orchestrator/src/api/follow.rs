@@ -117,18 +117,20 @@ struct Follow {
 
 /// The bytes of `<artifacts>/<uuid>/runner.log`, then what is appended to
 /// it, until the job has ended (and the last of it is read) or the server
-/// stops.
+/// stops. `opened` is the log if the caller opened it already (a queued
+/// job has none yet).
 pub fn follow(
     st: AppState,
     root: PathBuf,
     uuid: String,
+    opened: Option<std::fs::File>,
 ) -> Result<impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>>, ApiError> {
     let place = st.followers.enter()?;
     let init = Follow {
         st,
         uuid,
         root,
-        file: None,
+        file: opened.map(tokio::fs::File::from_std),
         changes: None,
         finished: false,
         _place: place,

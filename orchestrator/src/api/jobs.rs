@@ -378,9 +378,9 @@ async fn job_log(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job `{uuid}` not found")))?;
     let root = artifacts_root(&st);
-    match follow::open_log(&root, &uuid) {
-        Ok(_) => {}
-        Err(BeneathError::Missing(_)) if !job.state.is_final() => {}
+    let opened = match follow::open_log(&root, &uuid) {
+        Ok(file) => Some(file),
+        Err(BeneathError::Missing(_)) if !job.state.is_final() => None,
         Err(BeneathError::Missing(_)) => {
             return Err(ApiError::not_found(format!("job `{uuid}` has no log")))
         }
@@ -390,8 +390,8 @@ async fn job_log(
         )))
         }
         Err(e) => return Err(ApiError::Internal(crate::util::full(&e))),
-    }
-    let stream = follow::follow(st, root, uuid)?;
+    };
+    let stream = follow::follow(st, root, uuid, opened)?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
