@@ -36,15 +36,19 @@ struct PgDatabase {
 }
 
 fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql, &pg_admin_url()])
-        .output()
-        .expect("run psql (scripts/setup-host.sh installs PostgreSQL)");
+    let out = try_psql(sql);
     assert!(
         out.status.success(),
         "psql {sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn try_psql(sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql, &pg_admin_url()])
+        .output()
+        .expect("run psql (scripts/setup-host.sh installs PostgreSQL)")
 }
 
 impl PgDatabase {
@@ -66,10 +70,16 @@ impl PgDatabase {
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
+        // An autovacuum worker (the superuser's) on the database makes
+        // FORCE fail for our role until it ends: try again, generously.
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        for _ in 0..120 {
+            if try_psql(&sql).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        psql(&sql);
     }
 }
 
