@@ -503,6 +503,7 @@ pub(crate) fn assemble(
             ssh_timeout_secs: recipe.boot.ssh_timeout_secs,
             warm_start: true,
         },
+        install: None,
         recipe_sha256: recipe_sha256.to_string(),
         builder: builder_id(),
     };

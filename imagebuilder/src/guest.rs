@@ -7,6 +7,11 @@ pub const AGENT_PATH: &str = "/usr/libexec/ferrotron/ferrotron-agent";
 pub const BOOT_SCRIPT_PATH: &str = "/etc/ferrotron/boot";
 /// Where jobs live inside the guest.
 pub const JOBS_DIR: &str = "/var/lib/ferrotron/jobs";
+/// The port of the job's package proxy inside the guest: the guest's
+/// package manager is configured (`Acquire::http::Proxy`) to fetch through
+/// `http://127.0.0.1:8472/`, which a job that installs packages tunnels to
+/// the host's proxy (see the orchestrator's `packages` module).
+pub const PACKAGE_PROXY_PORT: u16 = 8472;
 /// Guest address on QEMU user networking.
 pub const GUEST_ADDR: &str = "10.0.2.15/24";
 /// Gateway on QEMU user networking.

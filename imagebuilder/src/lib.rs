@@ -20,7 +20,7 @@ pub mod tool;
 use std::path::Path;
 
 pub use builder::{BuildError, BuildEvent, BuildOptions};
-pub use manifest::{AgentInfo, BootSettings, FileEntry, Manifest, PackageEntry};
+pub use manifest::{AgentInfo, BootSettings, FileEntry, Manifest, PackageEntry, PackageInstall};
 pub use recipe::{Recipe, RecipeError};
 pub use store::{BuiltImage, ImageInfo, ImageStore, StoreError, StoredImage};
 

@@ -78,6 +78,28 @@ pub struct BootSettings {
     pub warm_start: bool,
 }
 
+/// How a guest of the image installs packages at job time
+/// (`environment.rpm` / `environment.packages`): absent for an image that
+/// cannot (`tiny`). The guest's package manager reaches the repositories
+/// only through the job's package proxy, on the guest's
+/// `127.0.0.1:`[`crate::guest::PACKAGE_PROXY_PORT`], which forwards to
+/// these repositories and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageInstall {
+    /// The guest's package manager: `apt`.
+    pub manager: String,
+    /// Base URLs of the repositories the guest's package manager reads
+    /// (`http://deb.debian.org/debian`), as its sources name them.
+    pub repositories: Vec<String>,
+    /// RPM package names (`environment.rpm`) mapped to this image's names.
+    #[serde(default)]
+    pub rpm_names: BTreeMap<String, String>,
+    /// A file of the image folder (listed in `files`): every package name
+    /// the repositories offered at build time, real and virtual
+    /// (`Provides`), one per line, sorted.
+    pub available: String,
+}
+
 /// The content of `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -92,6 +114,9 @@ pub struct Manifest {
     pub kernel_release: String,
     pub agent: AgentInfo,
     pub boot: BootSettings,
+    /// Package installation at job time; absent when the image has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<PackageInstall>,
     pub recipe_sha256: String,
     pub builder: String,
 }

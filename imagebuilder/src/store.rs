@@ -618,6 +618,7 @@ mod tests {
                 ssh_timeout_secs: 60,
                 warm_start: false,
             },
+            install: None,
             recipe_sha256: "00".into(),
             builder: "test".into(),
         }
