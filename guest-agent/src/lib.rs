@@ -7,11 +7,13 @@
 //! - `process`: one program in its own process group, with a deadline.
 //! - [`python`]: the `python` action (an embedded runner script).
 //! - [`artifact`]: the `artifact` action (files of the work folder).
+//! - [`install`]: the job's packages, installed before the first action.
 //! - [`template`]: `${var}` rendering, shared with the orchestrator.
 //! - [`output`]: pipe readers, line splitting, output tail.
 //! - [`tap`]: TAP version 13 output.
 
 pub mod artifact;
+pub mod install;
 pub mod libtaskotron;
 pub mod output;
 pub(crate) mod process;

@@ -149,6 +149,13 @@ impl Tail {
         }
     }
 
+    /// The last `cap` bytes so far as text (invalid UTF-8 replaced), for
+    /// looking at what a command said without ending the tail.
+    pub fn text(&self) -> String {
+        let from = self.buf.len().saturating_sub(self.cap);
+        String::from_utf8_lossy(&self.buf[from..]).into_owned()
+    }
+
     /// The kept bytes as text (invalid UTF-8 replaced). When output was
     /// dropped, a first line says how much, and a character cut in half at
     /// the start is left out.

@@ -55,6 +55,49 @@ pub struct JobSpec {
     /// action, for `resultsdb: file:` (see [`RESULT_FILES_FILE`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub result_files: Vec<String>,
+    /// Packages to install before the first action (the task's
+    /// `environment.rpm` / `environment.packages` the image lacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<Install>,
+}
+
+/// Packages the agent installs with the image's package manager before the
+/// first action. The package manager reaches its repositories only through
+/// the job's package proxy (see the image's apt configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Install {
+    /// `apt`, the only one so far.
+    pub manager: String,
+    /// Package names, as the image's package manager knows them; given to
+    /// it as arguments, never through a shell.
+    pub packages: Vec<String>,
+    /// Limit for the installation; [`DEFAULT_TIMEOUT_SECS`] when absent.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// Whether `name` is a Debian package name (`[a-z0-9][a-z0-9+.-]+`,
+/// optionally `:arch`): what [`Install::packages`] may hold.
+pub fn is_debian_package_name(name: &str) -> bool {
+    let (base, arch) = match name.split_once(':') {
+        Some((b, a)) => (b, Some(a)),
+        None => (name, None),
+    };
+    let first_ok = base
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    first_ok
+        && base.len() >= 2
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
+        && arch.is_none_or(|a| {
+            !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 /// One step of a job: exactly one of `shell` (commands run one after
@@ -379,6 +422,27 @@ impl JobSpec {
         }
         if self.actions.is_empty() {
             return Err(invalid("actions: a job needs at least one action".into()));
+        }
+        if let Some(install) = &self.install {
+            if install.manager != "apt" {
+                return Err(invalid(format!(
+                    "install.manager: {:?} is not a package manager this agent knows (apt)",
+                    install.manager
+                )));
+            }
+            if install.packages.is_empty() {
+                return Err(invalid("install.packages: must not be empty".into()));
+            }
+            if let Some((i, p)) = install
+                .packages
+                .iter()
+                .enumerate()
+                .find(|(_, p)| !is_debian_package_name(p))
+            {
+                return Err(invalid(format!(
+                    "install.packages[{i}]: {p:?} is not a package name"
+                )));
+            }
         }
         for (i, action) in self.actions.iter().enumerate() {
             let at = format!("actions[{i}]");
@@ -710,6 +774,14 @@ pub enum Event {
     Error {
         message: String,
     },
+    /// The job's packages are installed (before the first action; their
+    /// package manager's output came as `output` events with index 0).
+    PackagesInstalled {
+        packages: Vec<String>,
+        /// All were there already: nothing was fetched.
+        already: bool,
+        duration_ms: u64,
+    },
     /// Sent when nothing else was for [`HEARTBEAT_SECS`]: the orchestrator
     /// tells a quiet task from a hung guest by it.
     Heartbeat,
@@ -749,6 +821,28 @@ mod tests {
         assert_eq!(job.actions[0].export, None);
         let again = serde_json::to_string(&job).expect("serializes");
         assert_eq!(JobSpec::from_json(&again).expect("round trip"), job);
+    }
+
+    #[test]
+    fn packages_to_install_are_checked_names() {
+        let with = |install: &str| {
+            job_json("").replace(
+                r#""actions": ["#,
+                &format!(r#""install": {install}, "actions": ["#),
+            )
+        };
+        let job = JobSpec::from_json(&with(r#"{"manager": "apt", "packages": ["hello", "libc6:amd64", "g++"]}"#))
+            .expect("valid");
+        assert_eq!(job.install.expect("install").packages.len(), 3);
+        for (install, says) in [
+            (r#"{"manager": "dnf", "packages": ["hello"]}"#, "install.manager"),
+            (r#"{"manager": "apt", "packages": []}"#, "install.packages: must not be empty"),
+            (r#"{"manager": "apt", "packages": ["-o=Dpkg::Pre-Invoke=x"]}"#, "install.packages[0]"),
+            (r#"{"manager": "apt", "packages": ["a b"]}"#, "install.packages[0]"),
+        ] {
+            let e = JobSpec::from_json(&with(install)).expect_err(install).to_string();
+            assert!(e.contains(says), "{install}: {e}");
+        }
     }
 
     #[test]

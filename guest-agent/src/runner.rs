@@ -95,6 +95,10 @@ pub fn run_job(job: &JobSpec, emit: &mut dyn FnMut(&Event)) -> Result<Report, Ru
         }))?;
     }
 
+    if let Some(install) = &job.install {
+        crate::install::run(install, &logs, emit)?;
+    }
+
     let pylib = crate::libtaskotron::install(&job.workdir.with_file_name("python")).map_err(
         io_error(|| "cannot write the libtaskotron package beside the work folder".to_string()),
     )?;

@@ -27,6 +27,8 @@ pub struct ResolvedImage {
     pub warm_start: bool,
     /// Names of the packages the image was built from.
     pub packages: Vec<String>,
+    /// How its guest installs more at job time; `None` when it cannot.
+    pub install: Option<ferrotron_imagebuilder::PackageInstall>,
 }
 
 impl ResolvedImage {
@@ -49,6 +51,7 @@ impl ResolvedImage {
             agent_version: m.agent.version.clone(),
             warm_start: m.boot.warm_start,
             packages: m.packages.iter().map(|p| p.name.clone()).collect(),
+            install: m.install.clone(),
             dir,
         }
     }

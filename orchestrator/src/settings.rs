@@ -41,6 +41,9 @@ pub struct Settings {
     /// Where `koji`, `bodhi` and `distgit` actions download from, and how
     /// much the host keeps.
     pub downloads: DownloadSettings,
+    /// Where the package proxy fetches the images' repositories from, and
+    /// how much the host keeps.
+    pub packages: crate::packages::PackageSettings,
 }
 
 /// The services download directives use, and the download cache's bound.
@@ -100,6 +103,7 @@ impl Settings {
             cache_url: None,
             database_url: None,
             downloads: DownloadSettings::default(),
+            packages: Default::default(),
         }
     }
 
@@ -110,6 +114,11 @@ impl Settings {
     /// The download cache shared by every job on the host.
     pub fn download_cache_dir(&self) -> PathBuf {
         self.data_dir.join("downloads")
+    }
+
+    /// The package proxy's cache shared by every job on the host.
+    pub fn package_cache_dir(&self) -> PathBuf {
+        self.data_dir.join("packages")
     }
 
     /// The database URL in effect. An empty one (`FERROTRON_DATABASE_URL=`

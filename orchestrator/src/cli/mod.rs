@@ -157,6 +157,19 @@ struct GlobalArgs {
         default_value_t = 20480
     )]
     download_cache_mib: u64,
+    /// Fetch a package repository an image names from a mirror of it
+    /// (REPOSITORY_URL=MIRROR_URL; repeatable), e.g.
+    /// `http://deb.debian.org/debian=http://mirror.example/debian`.
+    #[arg(long = "package-mirror", global = true, value_name = "URL=MIRROR")]
+    package_mirrors: Vec<ferrotron::packages::Mirror>,
+    /// Largest size of the host's package cache (the package proxy's), in MiB.
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_PACKAGE_CACHE_MIB",
+        default_value_t = 4096
+    )]
+    package_cache_mib: u64,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -250,6 +263,10 @@ fn settings(g: &GlobalArgs) -> Settings {
             distgit: g.distgit_url.clone(),
         },
         cache_max_bytes: g.download_cache_mib.saturating_mul(1024 * 1024),
+    };
+    s.packages = ferrotron::packages::PackageSettings {
+        mirrors: g.package_mirrors.clone(),
+        cache_max_bytes: g.package_cache_mib.saturating_mul(1024 * 1024),
     };
     s
 }

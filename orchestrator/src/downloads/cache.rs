@@ -165,7 +165,19 @@ impl DownloadCache {
         url: &str,
         expected: Option<u64>,
     ) -> Result<Entry, CacheError> {
-        self.get_inner(http, url, expected, false)
+        self.get_inner(http, url, url, expected, false)
+    }
+
+    /// Like [`get`](Self::get), but known by `url` and fetched from `from`
+    /// (a mirror of it): copies are shared whatever mirror brought them.
+    pub fn get_from(
+        &self,
+        http: &reqwest::blocking::Client,
+        url: &str,
+        from: &str,
+        expected: Option<u64>,
+    ) -> Result<Entry, CacheError> {
+        self.get_inner(http, url, from, expected, false)
     }
 
     /// Like [`get`](Self::get), but fetched anew when `fresh`: for files
@@ -176,13 +188,14 @@ impl DownloadCache {
         url: &str,
         fresh: bool,
     ) -> Result<Entry, CacheError> {
-        self.get_inner(http, url, None, fresh)
+        self.get_inner(http, url, url, None, fresh)
     }
 
     fn get_inner(
         &self,
         http: &reqwest::blocking::Client,
         url: &str,
+        from: &str,
         expected: Option<u64>,
         fresh: bool,
     ) -> Result<Entry, CacheError> {
@@ -195,7 +208,7 @@ impl DownloadCache {
         let fetched = if !fresh && self.valid(&key, expected)? {
             None
         } else {
-            let n = self.download(http, url, &key, expected)?;
+            let n = self.download(http, url, from, &key, expected)?;
             self.evict();
             Some(n)
         };
@@ -214,11 +227,12 @@ impl DownloadCache {
         &self,
         http: &reqwest::blocking::Client,
         url: &str,
+        from: &str,
         key: &str,
         expected: Option<u64>,
     ) -> Result<u64, CacheError> {
-        let shown = crate::util::redact_url(url);
-        let mut resp = http.get(url).send().map_err(|source| CacheError::Http {
+        let shown = crate::util::redact_url(from);
+        let mut resp = http.get(from).send().map_err(|source| CacheError::Http {
             url: shown.clone(),
             source,
         })?;
@@ -257,7 +271,7 @@ impl DownloadCache {
         let data = self.root.join(key);
         tmp.persist(&data).map_err(|e| self.io(&data)(e.error))?;
         let meta = Meta {
-            url: shown,
+            url: crate::util::redact_url(url),
             size: total,
             sha256: hex::encode(hasher.finalize()),
         };

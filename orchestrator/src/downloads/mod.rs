@@ -11,7 +11,7 @@ mod bodhi;
 pub mod cache;
 mod distgit;
 pub mod evr;
-mod http;
+pub mod http;
 mod koji;
 mod xmlrpc;
 

@@ -171,12 +171,8 @@ pub fn prepare(
         .unwrap_or_else(|| images::DEFAULT_IMAGE.to_string());
     let image = images::resolve(&settings.images_dir, &image_spec)
         .map_err(|e| RunError::BadInput(e.to_string()))?;
-    let missing = req
-        .formula
-        .missing_packages(&|p| image.packages.iter().any(|have| have == p));
-    if let Some(problem) = packages_problem(&missing, &format!("image {}", image.label())) {
-        return Err(RunError::BadInput(problem));
-    }
+    let install = crate::packages::plan(&req.formula.environment, &image)
+        .map_err(|e| RunError::BadInput(e.to_string()))?;
     let mut vars = req
         .formula
         .input_vars(&req.item, &req.item_type, &req.arch)?;
@@ -212,7 +208,10 @@ pub fn prepare(
     let root = PathBuf::from(GUEST_JOBS).join(id);
     let vars = job_vars(&vars, req, id, &root);
     let staged = fetch::fetch_all(settings, &req.formula, &vars, &root, ui)?;
-    let spec = job_spec(&req.formula, vars, req, id, &root, &staged)?;
+    let mut spec = job_spec(&req.formula, vars, req, id, &root, &staged)?;
+    spec.install = install;
+    spec.validate()
+        .map_err(|e| RunError::BadInput(e.to_string()))?;
     Ok((image, spec, staged))
 }
 
@@ -223,8 +222,8 @@ pub(crate) fn packages_problem(
 ) -> Option<String> {
     let (key, names) = missing.first()?;
     Some(format!(
-        "{key}: {machine} lacks {}; Ferrotron does not install packages yet: \
-         run the task on an image that has them",
+        "{key}: {machine} lacks {}: install them, or run the task in a VM \
+         (`--libvirt`) of an image that has or can install them",
         names.join(", ")
     ))
 }
@@ -293,6 +292,7 @@ pub(crate) fn job_spec(
                 _ => None,
             })
             .collect(),
+        install: None,
     };
     spec.validate()
         .map_err(|e| RunError::BadInput(e.to_string()))?;
@@ -529,6 +529,16 @@ pub fn run(
         }
         _ => None,
     };
+    // The package proxy, for a job that installs packages.
+    let packages = match (&spec.install, &image.install) {
+        (Some(_), Some(install)) => Some(open_package_tunnel(
+            settings,
+            &install.repositories,
+            booted.port,
+            &keys,
+        )?),
+        _ => None,
+    };
 
     // task
     req.reached(JobState::Running);
@@ -620,6 +630,10 @@ pub fn run(
 
     // destroy
     let t = Instant::now();
+    if let Some((tunnel, proxy)) = packages {
+        drop(tunnel);
+        ui.say(&format!("package proxy: {}", proxy.stats.summary()));
+    }
     drop(cache_access);
     drop(ssh);
     let destroyed = guard.close();
@@ -676,6 +690,36 @@ fn open_cache_tunnel(
     let tunnel = Tunnel::open(ssh_port, keys, GUEST_PORT, server.addr)
         .map_err(|e| RunError::infra("ssh", e))?;
     Ok((tunnel, server))
+}
+
+/// The package proxy for this job and the tunnel that brings it to the
+/// guest's `127.0.0.1:8472` (see `packages::proxy`); dropped before the VM.
+fn open_package_tunnel(
+    settings: &Settings,
+    repositories: &[String],
+    ssh_port: u16,
+    keys: &KeyPair,
+) -> Result<
+    (
+        crate::cache::tunnel::Tunnel,
+        crate::packages::proxy::ProxyServer,
+    ),
+    RunError,
+> {
+    use ferrotron_imagebuilder::guest::PACKAGE_PROXY_PORT;
+    let cache = crate::downloads::cache::DownloadCache::new(
+        settings.package_cache_dir(),
+        settings.packages.cache_max_bytes,
+    );
+    let proxy = crate::packages::proxy::ProxyServer::start(
+        repositories,
+        &settings.packages.mirrors,
+        cache,
+    )
+    .map_err(|e| RunError::infra("ssh", crate::util::full(&e)))?;
+    let tunnel = crate::cache::tunnel::Tunnel::open(ssh_port, keys, PACKAGE_PROXY_PORT, proxy.addr)
+        .map_err(|e| RunError::infra("ssh", e))?;
+    Ok((tunnel, proxy))
 }
 
 /// The local agent when it differs from the image's copy.

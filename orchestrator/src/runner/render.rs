@@ -70,6 +70,22 @@ impl Seen {
                 }
                 self.finished = Some(outcome);
             }
+            Event::PackagesInstalled {
+                packages,
+                already,
+                duration_ms,
+            } => {
+                ui.say(&format!(
+                    "packages: {} {} ({:.2} s)",
+                    packages.join(", "),
+                    if already {
+                        "were installed already"
+                    } else {
+                        "installed"
+                    },
+                    duration_ms as f64 / 1000.0
+                ));
+            }
             Event::Heartbeat => {}
             Event::Error { message } => {
                 ui.say(&format!("agent error: {message}"));
