@@ -1179,8 +1179,9 @@ impl Formula {
 
     /// The packages `environment` lists that a machine lacks, as
     /// `environment.rpm` / `environment.packages` with the names: `has`
-    /// says whether the machine has a package. Nothing installs packages
-    /// yet, so a missing one is bad input, never silently ignored.
+    /// says whether the machine has a package. For a local run (the host
+    /// installs nothing): a missing one is bad input, never silently
+    /// ignored. VM jobs use `packages::plan`, which installs them.
     pub fn missing_packages(&self, has: &dyn Fn(&str) -> bool) -> Vec<(&'static str, Vec<String>)> {
         [
             ("environment.rpm", &self.environment.rpm),

@@ -6,6 +6,7 @@
 //! when it fails, so CI output shows why a guest did not behave.
 
 pub mod amqp;
+pub mod debmirror;
 pub mod git;
 pub mod service;
 pub mod standins;

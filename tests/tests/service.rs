@@ -731,3 +731,80 @@ fn a_koji_build_message_runs_a_download_task_with_queryable_results() {
     assert_runs_left_nothing(&h, 2);
     s.stop();
 }
+
+/// Taskotron's rpmlint task as its authors wrote it (koji download,
+/// `environment.rpm: [rpmlint, python3-rpm]`, a python action through
+/// libtaskotron's check API, resultsdb), started by a Koji message, in the
+/// full `debian` image, with real rpmlint on real RPMs from the Koji
+/// stand-in.
+#[test]
+fn a_koji_message_runs_the_rpmlint_task_in_the_full_image() {
+    let h = Harness::new("service-rpmlint");
+    let standins = ferrotron_tests::standins::Standins::start(&h.data_dir);
+    let rules = h.data_dir.join("rpmlint-rules.yml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- when: {{message_type: KojiBuildPackageCompleted}}\n  do:\n    - tasks: [{{name: rpmlint, path: tests/fixtures/rpmlint}}]\n      repo: {}\n",
+            workspace().display()
+        ),
+    )
+    .expect("rules");
+    let t = token(&h);
+    let mut args: Vec<String> = vec![
+        "--rules".into(),
+        rules.display().to_string(),
+        "--max-vms".into(),
+        "1".into(),
+    ];
+    args.extend(standins.flags());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = Service::start(&h, &args, &[]);
+    let message = |id: &str| {
+        json!({
+            "id": id,
+            "topic": "org.fedoraproject.prod.buildsys.build.state.change",
+            "body": {"build_id": 1, "old": 0, "new": 1, "name": "hello",
+                     "version": "1.0", "release": "1.fc41", "epoch": null},
+        })
+    };
+    let mut files = Vec::new();
+    for id in ["rpmlint-msg-1", "rpmlint-msg-2"] {
+        let (status, answer) = s.post(&t, &message(id));
+        assert_eq!(status, 201, "{answer}");
+        let uuids = jobs_of(&answer);
+        assert_eq!(uuids.len(), 1, "{answer}");
+        let j = s.wait_final(&uuids[0]);
+        assert!(j["state"] == "passed" || j["state"] == "failed", "{j}");
+        files.push(standins.file_requests());
+    }
+    // The second job's RPMs all came from the host's download cache.
+    assert_eq!(files[1], files[0], "{}", standins.requests());
+    let results: Value = http()
+        .get(format!(
+            "{}/api/v2.0/results?item=hello-1.0-1.fc41&testcases=dist.rpmlint",
+            s.base
+        ))
+        .send()
+        .expect("results")
+        .json()
+        .expect("results JSON");
+    let data = results["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2, "one result per job: {results}");
+    for r in data {
+        let note = r["note"].as_str().unwrap_or("");
+        let errors: u64 = note
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("note {note:?} does not count rpmlint's errors"));
+        assert!(note.contains(" errors, ") && note.ends_with(" warnings"), "{note}");
+        let expected = if errors == 0 { "PASSED" } else { "FAILED" };
+        assert_eq!(r["outcome"], expected, "{r}");
+        assert_eq!(r["data"]["type"], json!(["koji_build"]), "{r}");
+        // hello, hello-doc (noarch) and the source RPM were linted.
+        assert_eq!(r["data"]["rpms"], json!(["3"]), "{r}");
+    }
+    assert_runs_left_nothing(&h, 2);
+    s.stop();
+}
