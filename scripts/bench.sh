@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark (VM job; results API under wrk; service;
-# scheduler cost per decision), figures into
+# scheduler cost per decision; the full image), figures into
 # docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,3 +11,4 @@ python3 scripts/bench_service.py
 python3 scripts/bench_sched.py
 python3 scripts/bench_downloads.py
 python3 scripts/bench_hardening.py
+python3 scripts/bench_full_image.py

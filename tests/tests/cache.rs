@@ -96,7 +96,7 @@ fn sync_fetches_only_the_repository_that_changed() {
     assert!(show_ref(&mirror(&h, "task07")).contains(&new));
 
     // The manifest's fingerprint is grokmirror's: sha1 of `git show-ref`
-    // without its final newline.
+    // as git prints it, final newline included.
     let list = ok(&h, &["cache", "list"]).stdout;
     let line = list
         .lines()
@@ -111,7 +111,7 @@ fn sync_fetches_only_the_repository_that_changed() {
     sha1.stdin
         .take()
         .expect("stdin")
-        .write_all(listing.trim_end().as_bytes())
+        .write_all(format!("{}\n", listing.trim_end()).as_bytes())
         .expect("write");
     let sum = String::from_utf8(sha1.wait_with_output().expect("sha1sum").stdout).expect("utf8");
     let sum = sum.split_whitespace().next().expect("sum");
@@ -620,6 +620,54 @@ fn a_follower_mirrors_a_central_cache_with_purge_protection() {
 /// A sync waiting on a silent origin holds no lock that anything else
 /// needs: the cache's lock is taken only to read and write the manifest,
 /// and each repository has its own while it is fetched.
+#[test]
+fn the_manifest_is_always_dated_and_a_rewrite_in_the_same_second_is_not_missed() {
+    let h = Harness::new("cache-last-modified");
+    let d = origin(&h.data_dir.join("origins"), "r", 1);
+    ok(&h, &["cache", "add", &d.to_string_lossy()]);
+    let manifest = h.data_dir.join("cache/manifest.js.gz");
+    let touch = |when: &str| {
+        let st = Command::new("touch")
+            .args(["-d", when])
+            .arg(&manifest)
+            .status()
+            .expect("touch");
+        assert!(st.success());
+    };
+    let (server, url) = serve(&h);
+    let client = reqwest::blocking::Client::new();
+    let get = |since: Option<&str>| {
+        let mut r = client.get(format!("{url}/manifest.js.gz"));
+        if let Some(s) = since {
+            r = r.header("If-Modified-Since", s);
+        }
+        let resp = r.send().expect("GET manifest");
+        let lm = resp
+            .headers()
+            .get("last-modified")
+            .map(|v| v.to_str().expect("ascii").to_string());
+        (resp.status().as_u16(), lm)
+    };
+    // Written this very second (grok-pull needs the header on every answer).
+    touch("now");
+    let (status, lm) = get(None);
+    assert_eq!(status, 200);
+    let lm = lm.expect("Last-Modified on a manifest written this second");
+    // Its date given back: answered in full, whenever asked, since the
+    // manifest may have been written again within that second.
+    let (status, _) = get(Some(&lm));
+    assert_eq!(status, 200);
+    // An older manifest: dated exactly, and 304 for its own date.
+    touch("2020-01-01 00:00:00 UTC");
+    let (status, lm) = get(None);
+    assert_eq!(status, 200);
+    assert_eq!(lm.as_deref(), Some("Wed, 01 Jan 2020 00:00:00 GMT"));
+    let (status, lm) = get(lm.as_deref());
+    assert_eq!(status, 304);
+    assert_eq!(lm.as_deref(), Some("Wed, 01 Jan 2020 00:00:00 GMT"));
+    stop(server);
+}
+
 #[test]
 fn a_silent_origin_holds_up_nobody_else() {
     let h = Harness::new("cache-silent-lock");

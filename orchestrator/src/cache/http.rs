@@ -161,11 +161,20 @@ async fn manifest(State(served): State<Shared>, headers: HeaderMap) -> Result<Re
         .await
         .map_err(|_| HttpError::NotFound)?;
     let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-    let last_modified = httpdate::fmt_http_date(mtime);
     // HTTP dates have whole seconds: a manifest written during the current
-    // second may be written again within it, so it gets no Last-Modified
-    // (the follower then cannot skip the next pull wrongly).
+    // second may be written again within it. It is then dated a second
+    // earlier, and never answered 304, so a follower that stores this date
+    // asks again and cannot skip the second write. grok-pull needs the
+    // header on every answer.
     let fresh = secs(mtime) >= secs(SystemTime::now());
+    let dated = if fresh {
+        mtime
+            .checked_sub(std::time::Duration::from_secs(1))
+            .unwrap_or(mtime)
+    } else {
+        mtime
+    };
+    let last_modified = httpdate::fmt_http_date(dated);
     if let Some(since) = headers
         .get(header::IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
@@ -188,13 +197,14 @@ async fn manifest(State(served): State<Shared>, headers: HeaderMap) -> Result<Re
     .await
     .map_err(|e| HttpError::Internal(e.to_string()))?
     .map_err(HttpError::Internal)?;
-    let mut resp = ([(header::CONTENT_TYPE, "application/gzip")], body).into_response();
-    if !fresh {
-        if let Ok(v) = last_modified.parse() {
-            resp.headers_mut().insert(header::LAST_MODIFIED, v);
-        }
-    }
-    Ok(resp)
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/gzip".to_string()),
+            (header::LAST_MODIFIED, last_modified),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 fn secs(t: SystemTime) -> u64 {

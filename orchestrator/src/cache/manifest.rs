@@ -146,9 +146,8 @@ pub fn fingerprint<'a>(refs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Op
     refs.sort_by(|a, b| a.0.cmp(b.0));
     let listing = refs
         .iter()
-        .map(|(name, sha)| format!("{sha} {name}"))
-        .collect::<Vec<_>>()
-        .join("\n");
+        .map(|(name, sha)| format!("{sha} {name}\n"))
+        .collect::<String>();
     Some(hex::encode(Sha1::digest(listing.as_bytes())))
 }
 
@@ -180,9 +179,11 @@ mod tests {
 
     #[test]
     fn fingerprint_is_sha1_of_show_ref() {
-        // printf '1111 refs/heads/a\n2222 refs/tags/b' | sha1sum
+        // printf '1111 refs/heads/a\n2222 refs/tags/b\n' | sha1sum: the
+        // listing as `git show-ref` prints it, final newline included, as
+        // grokmirror hashes it.
         let f = fingerprint([("refs/tags/b", "2222"), ("refs/heads/a", "1111")]).expect("in test");
-        assert_eq!(f, "4e8b5c7ecc5aa4096ee948115a422d5c9266ed34");
+        assert_eq!(f, "b8ede5ec4003d367a5f904ad301fafe71e6ea14a");
         assert_eq!(fingerprint([]), None);
     }
 }
