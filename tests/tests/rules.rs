@@ -185,14 +185,14 @@ fn bad_mappings_and_messages_are_bad_input() {
     let msg = write(
         &h,
         "msg.json",
-        "{\"topic\": \"a.b\",\n \"body\": {}, \"boddy\": 1}",
+        "{\"topic\": \"a.b\",\n \"boddy\": {}, \"priority\": 0}",
     );
     let out = h.run(&["rules", "test", "examples/rules.yml", s(&msg)]);
     assert_eq!(out.code, Some(2));
     assert_eq!(
         out.stderr,
         format!(
-            "ferrotron: error: {}: line 2 column 20: boddy: unknown field `boddy`, expected one of `id`, `topic`, `headers`, `body`, `queue`\n",
+            "ferrotron: error: {}: line 2 column 28: (top level): missing field `body`\n",
             msg.display()
         )
     );
