@@ -23,7 +23,11 @@ use crate::runner::{RunError, DEFAULT_PATH};
 pub const LOG_NAME: &str = "00-install-packages.log";
 
 /// Output lines that say the package lists are older than the repository.
-const STALE_LISTS: &[&str] = &["404  Not Found", "404 Not Found", "Unable to fetch some archives"];
+const STALE_LISTS: &[&str] = &[
+    "404  Not Found",
+    "404 Not Found",
+    "Unable to fetch some archives",
+];
 
 fn failure(what: String) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError { what, source }
@@ -111,7 +115,10 @@ pub fn run(install: &Install, logs: &Path, emit: &mut dyn FnMut(&Event)) -> Resu
             .chain(names.iter().map(OsString::from))
             .collect(),
     };
-    let install_argv = apt(&["install", "-y", "-q", "--no-install-recommends", "--"], &missing);
+    let install_argv = apt(
+        &["install", "-y", "-q", "--no-install-recommends", "--"],
+        &missing,
+    );
     let attempt = |argv: &Argv, sink: &mut Sink, emit: &mut dyn FnMut(&Event)| {
         run_command(argv, Path::new("/"), &env, deadline, sink, emit)
             .map_err(failure(format!("{what}: cannot run apt-get")))
@@ -134,7 +141,10 @@ pub fn run(install: &Install, logs: &Path, emit: &mut dyn FnMut(&Event)) -> Resu
     if end.timed_out {
         return Err(failed(
             what,
-            format!("apt-get did not finish within {timeout} s (see {})", log.display()),
+            format!(
+                "apt-get did not finish within {timeout} s (see {})",
+                log.display()
+            ),
         ));
     }
     if !end.status.success() {

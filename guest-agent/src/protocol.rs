@@ -831,16 +831,32 @@ mod tests {
                 &format!(r#""install": {install}, "actions": ["#),
             )
         };
-        let job = JobSpec::from_json(&with(r#"{"manager": "apt", "packages": ["hello", "libc6:amd64", "g++"]}"#))
-            .expect("valid");
+        let job = JobSpec::from_json(&with(
+            r#"{"manager": "apt", "packages": ["hello", "libc6:amd64", "g++"]}"#,
+        ))
+        .expect("valid");
         assert_eq!(job.install.expect("install").packages.len(), 3);
         for (install, says) in [
-            (r#"{"manager": "dnf", "packages": ["hello"]}"#, "install.manager"),
-            (r#"{"manager": "apt", "packages": []}"#, "install.packages: must not be empty"),
-            (r#"{"manager": "apt", "packages": ["-o=Dpkg::Pre-Invoke=x"]}"#, "install.packages[0]"),
-            (r#"{"manager": "apt", "packages": ["a b"]}"#, "install.packages[0]"),
+            (
+                r#"{"manager": "dnf", "packages": ["hello"]}"#,
+                "install.manager",
+            ),
+            (
+                r#"{"manager": "apt", "packages": []}"#,
+                "install.packages: must not be empty",
+            ),
+            (
+                r#"{"manager": "apt", "packages": ["-o=Dpkg::Pre-Invoke=x"]}"#,
+                "install.packages[0]",
+            ),
+            (
+                r#"{"manager": "apt", "packages": ["a b"]}"#,
+                "install.packages[0]",
+            ),
         ] {
-            let e = JobSpec::from_json(&with(install)).expect_err(install).to_string();
+            let e = JobSpec::from_json(&with(install))
+                .expect_err(install)
+                .to_string();
             assert!(e.contains(says), "{install}: {e}");
         }
     }

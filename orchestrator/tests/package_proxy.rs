@@ -177,12 +177,18 @@ fn nothing_but_the_image_repositories_is_reachable() {
     let http = through(&proxy);
     let upstream_direct = format!("http://{}{DEB}", up.addr);
     for (url, why) in [
-        (upstream_direct.as_str(), "not in the image's package repositories"),
+        (
+            upstream_direct.as_str(),
+            "not in the image's package repositories",
+        ),
         (
             "http://deb.example.invalid/debian-security/pool/x.deb",
             "not in the image's package repositories",
         ),
-        ("http://127.0.0.1:22/ssh", "not in the image's package repositories"),
+        (
+            "http://127.0.0.1:22/ssh",
+            "not in the image's package repositories",
+        ),
     ] {
         let r = http.get(url).send().expect("request");
         assert_eq!(r.status(), 403, "{url}");
@@ -244,8 +250,7 @@ fn an_unreachable_repository_is_a_bad_gateway() {
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(
-        left.iter()
-            .all(|n| n.to_string_lossy().ends_with(".lock")),
+        left.iter().all(|n| n.to_string_lossy().ends_with(".lock")),
         "{left:?}"
     );
 }

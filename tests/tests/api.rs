@@ -209,14 +209,22 @@ impl Server {
     }
 
     /// Stops the server with SIGTERM and checks it exits cleanly.
-    fn stop(mut self) {
+    fn stop(self) {
+        self.stop_with_log();
+    }
+
+    /// Stops the server (it must exit 0); what it logged.
+    fn stop_with_log(mut self) -> String {
+        let mut logged = String::new();
         if let Some(p) = self.proc.take() {
             p.signal(Signal::SIGTERM);
             let (code, log) = p.finish(Duration::from_secs(30));
             assert_eq!(code, Some(0), "server log:\n{log}");
+            logged = log;
         }
         drop(self.db.take());
         drop(self.h);
+        logged
     }
 }
 
@@ -270,6 +278,7 @@ both!(reads_can_require_a_token);
 both!(bulk_results_page_and_survive_a_crash);
 both!(stopping_the_server_ends_followed_logs);
 both!(tokens_have_roles);
+both!(the_real_resultsdb_api_client_writes_with_its_own_auth);
 both!(hostile_paths_hosts_and_queries_get_4xx);
 
 /// What `resultsdb_api.create_result(...)`, Bodhi and Greenwave send.
@@ -403,6 +412,67 @@ fn resultsdb_clients_replay(backend: Backend) {
         StatusCode::NOT_FOUND
     );
     s.stop();
+}
+
+/// The unmodified `resultsdb_api` from PyPI (it has no bearer option):
+/// a token in the JSON body and as HTTP Basic auth's password both write;
+/// none, a reader's or an unknown one are refused with the usual answers.
+fn the_real_resultsdb_api_client_writes_with_its_own_auth(backend: Backend) {
+    let s = Server::start("pyclient-auth", backend, &[]);
+    let make = |name: &str, role: &str| {
+        let out = s
+            .command(&["token", "create", name, "--role", role])
+            .output()
+            .expect("token create");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let reporter = make("relay", "reporter");
+    let reader = make("dashboard", "reader");
+    let api = format!("{}/api/v2.0", s.base);
+    let out = ferrotron_tests::pyclients::run(
+        "resultsdb-clients/write_with_auth.py",
+        &[&api, &reporter, &reader],
+    );
+    let got: Value = serde_json::from_str(out.trim()).expect("the script's JSON");
+    assert_eq!(got["body"]["outcome"], "PASSED", "{got}");
+    assert_eq!(got["body"]["testcase"]["name"], "dist.auth-body", "{got}");
+    assert_eq!(got["body"]["note"], "token in the body", "{got}");
+    // The token is never stored as data.
+    assert!(got["body"]["data"].get("_auth_token").is_none(), "{got}");
+    assert_eq!(got["testcase"]["name"], "dist.auth-made", "{got}");
+    assert_eq!(
+        got["group"]["description"], "made by resultsdb_api",
+        "{got}"
+    );
+    assert_eq!(got["basic"]["outcome"], "FAILED", "{got}");
+    for (case, status, code) in [
+        ("none", 401, "unauthorized"),
+        ("reader", 403, "forbidden"),
+        ("wrong", 401, "unauthorized"),
+    ] {
+        assert_eq!(got[case]["status"], status, "{case}: {got}");
+        assert_eq!(got[case]["code"], code, "{case}: {got}");
+    }
+    assert!(
+        got["none"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`_auth_token` in the JSON body")),
+        "{got}"
+    );
+    let stored = s.get_json("/api/v2.0/results?item=auth-1.0-1.fc41");
+    let names: Vec<&str> = stored["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|r| r["testcase"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["dist.auth-basic", "dist.auth-body"], "{stored}");
+    // No secret in the server's log.
+    let log = s.stop_with_log();
+    for secret in [&reporter, &reader] {
+        assert!(!log.contains(secret.as_str()), "a token is in the log");
+    }
 }
 
 /// Method, path, body, token; expected status, code, message part.

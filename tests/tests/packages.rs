@@ -93,7 +93,10 @@ fn a_package_no_repository_has_is_exit_2_before_any_vm() {
         tiny.stderr
     );
     assert!(!h.data_dir.join("vms").exists(), "a VM folder was created");
-    assert!(!h.data_dir.join("jobs").exists(), "a job folder was created");
+    assert!(
+        !h.data_dir.join("jobs").exists(),
+        "a job folder was created"
+    );
 }
 
 #[test]

@@ -798,7 +798,10 @@ fn a_koji_message_runs_the_rpmlint_task_in_the_full_image() {
             .next()
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("note {note:?} does not count rpmlint's errors"));
-        assert!(note.contains(" errors, ") && note.ends_with(" warnings"), "{note}");
+        assert!(
+            note.contains(" errors, ") && note.ends_with(" warnings"),
+            "{note}"
+        );
         let expected = if errors == 0 { "PASSED" } else { "FAILED" };
         assert_eq!(r["outcome"], expected, "{r}");
         assert_eq!(r["data"]["type"], json!(["koji_build"]), "{r}");

@@ -243,6 +243,10 @@ pub fn router(state: AppState, local: SocketAddr) -> Router {
                 message: "this endpoint does not take that method".into(),
             }
         })
+        .layer(axum::middleware::from_fn_with_state(
+            max_body,
+            auth::body_token,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
         // After the API's body limit: a fetch's request may be larger.

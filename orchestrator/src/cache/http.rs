@@ -129,7 +129,7 @@ pub async fn notify(
     use super::notify::{sync_one_async, NotifyError};
     let (cache, store) = &*shared;
     let secret = crate::api::auth::bearer(&headers).map_err(HttpError::Unauthorized)?;
-    match store.check_token(secret).await {
+    match store.check_token(&secret).await {
         Ok(Some(h)) if h.role >= crate::store::Role::Operator => {}
         Ok(Some(h)) => {
             return Err(HttpError::Forbidden(format!(

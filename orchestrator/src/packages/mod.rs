@@ -184,8 +184,11 @@ mod tests {
     use std::time::Duration;
 
     fn image(dir: &std::path::Path, install: bool) -> ResolvedImage {
-        std::fs::write(dir.join("available.txt"), "hello\nlibc6\npython3-yaml\nrpmlint\n")
-            .expect("write");
+        std::fs::write(
+            dir.join("available.txt"),
+            "hello\nlibc6\npython3-yaml\nrpmlint\n",
+        )
+        .expect("write");
         ResolvedImage {
             name: if install { "debian" } else { "tiny" }.into(),
             version: "3".into(),
@@ -224,9 +227,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let img = image(dir.path(), true);
         assert_eq!(plan(&env(&["rpmlint"], &[]), &img).expect("plan"), None);
-        let p = plan(&env(&["rpmlint", "python3-pyyaml"], &["hello", "hello"]), &img)
-            .expect("plan")
-            .expect("something to install");
+        let p = plan(
+            &env(&["rpmlint", "python3-pyyaml"], &["hello", "hello"]),
+            &img,
+        )
+        .expect("plan")
+        .expect("something to install");
         assert_eq!(p.manager, "apt");
         assert_eq!(p.packages, ["python3-yaml", "hello"]);
     }

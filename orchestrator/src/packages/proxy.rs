@@ -111,8 +111,7 @@ impl ProxyServer {
             http: crate::downloads::http::client().map_err(ProxyError::Client)?,
             stats: stats.clone(),
         });
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").map_err(ProxyError::Start)?;
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(ProxyError::Start)?;
         let addr = std_listener.local_addr().map_err(ProxyError::Start)?;
         std_listener
             .set_nonblocking(true)
@@ -243,8 +242,8 @@ fn upstream_failed(stats: &Stats, status: StatusCode, why: String) -> Response {
 /// A pool file: from the host's cache, fetched into it first if absent.
 async fn cached(st: Arc<Shared>, url: String, upstream: String, head: bool) -> Response {
     let s = st.clone();
-    let got = tokio::task::spawn_blocking(move || s.cache.get_from(&s.http, &url, &upstream, None))
-        .await;
+    let got =
+        tokio::task::spawn_blocking(move || s.cache.get_from(&s.http, &url, &upstream, None)).await;
     let entry = match got {
         Ok(Ok(e)) => e,
         Ok(Err(e)) if e.is_not_found() => {
@@ -281,25 +280,20 @@ async fn cached(st: Arc<Shared>, url: String, upstream: String, head: bool) -> R
     }
     // The lease travels with the stream: the file is not evicted while sent.
     let lease = entry.lease;
-    let stream = futures_util::stream::unfold(
-        Some((file, lease)),
-        |state| async move {
-            use tokio::io::AsyncReadExt;
-            let (mut file, lease) = state?;
-            let mut buf = vec![0u8; 1 << 16];
-            match file.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok(Bytes::from(buf)), Some((file, lease))))
-                }
-                Err(e) => Some((Err(e), None)),
+    let stream = futures_util::stream::unfold(Some((file, lease)), |state| async move {
+        use tokio::io::AsyncReadExt;
+        let (mut file, lease) = state?;
+        let mut buf = vec![0u8; 1 << 16];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some((file, lease))))
             }
-        },
-    );
-    builder
-        .body(Body::from_stream(stream))
-        .unwrap_or_default()
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    builder.body(Body::from_stream(stream)).unwrap_or_default()
 }
 
 /// A package list or release file: fetched for this request, not kept.
@@ -387,7 +381,9 @@ mod tests {
     #[test]
     fn only_plain_absolute_http_urls_pass() {
         assert_eq!(
-            checked_url(&uri("http://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3_amd64.deb")),
+            checked_url(&uri(
+                "http://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3_amd64.deb"
+            )),
             Ok("http://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3_amd64.deb".into())
         );
         for bad in [
@@ -402,7 +398,9 @@ mod tests {
             assert!(checked_url(&uri(bad)).is_err(), "{bad} passed");
         }
         assert!(immutable("/pool/main/h/hello/hello_2.10-3_amd64.deb"));
-        assert!(immutable("/dists/bookworm/main/binary-amd64/by-hash/SHA256/ab"));
+        assert!(immutable(
+            "/dists/bookworm/main/binary-amd64/by-hash/SHA256/ab"
+        ));
         assert!(!immutable("/dists/bookworm/InRelease"));
     }
 }

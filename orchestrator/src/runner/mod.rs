@@ -711,12 +711,9 @@ fn open_package_tunnel(
         settings.package_cache_dir(),
         settings.packages.cache_max_bytes,
     );
-    let proxy = crate::packages::proxy::ProxyServer::start(
-        repositories,
-        &settings.packages.mirrors,
-        cache,
-    )
-    .map_err(|e| RunError::infra("ssh", crate::util::full(&e)))?;
+    let proxy =
+        crate::packages::proxy::ProxyServer::start(repositories, &settings.packages.mirrors, cache)
+            .map_err(|e| RunError::infra("ssh", crate::util::full(&e)))?;
     let tunnel = crate::cache::tunnel::Tunnel::open(ssh_port, keys, PACKAGE_PROXY_PORT, proxy.addr)
         .map_err(|e| RunError::infra("ssh", e))?;
     Ok((tunnel, proxy))

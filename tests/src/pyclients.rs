@@ -1,0 +1,79 @@
+//! The real Python clients of the systems Ferrotron replaces, from PyPI,
+//! in one venv under `target/` made on first use (a file lock orders the
+//! tests that want it at once; a venv that lacks a client is made again).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::workspace;
+
+/// Pinned versions, as docs/results-api.md names them.
+pub const PACKAGES: &[&str] = &["resultsdb-api==2.1.6", "resultsdb-conventions==3.0.3"];
+/// Modules that must import for the venv to count as made.
+const MODULES: &str = "import resultsdb_api, resultsdb_conventions";
+
+/// The venv's python, with every client installed.
+pub fn python() -> PathBuf {
+    let venv = workspace().join("target/pyclients-venv");
+    let py = venv.join("bin/python");
+    let lock_path = workspace().join("target/pyclients-venv.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .expect("venv lock file");
+    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("venv lock");
+    let ready = || {
+        Command::new(&py)
+            .args(["-c", MODULES])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !ready() {
+        let _ = std::fs::remove_dir_all(&venv);
+        let made = Command::new("/usr/bin/python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .output()
+            .expect("python3 -m venv");
+        assert!(
+            made.status.success(),
+            "python3 -m venv {}: {} (Debian's python3-venv: scripts/packages-test.txt lists it)",
+            venv.display(),
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let pip = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "--disable-pip-version-check"])
+            .args(PACKAGES)
+            .output()
+            .expect("pip install");
+        assert!(
+            pip.status.success(),
+            "pip install {PACKAGES:?}: {}",
+            String::from_utf8_lossy(&pip.stderr)
+        );
+        assert!(ready(), "{MODULES} fails in the new venv");
+    }
+    py
+}
+
+/// Runs `tests/fixtures/<script>` with the venv's python; its stdout
+/// (asserting it exited 0).
+pub fn run(script: &str, args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg(workspace().join("tests/fixtures").join(script))
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run the client script");
+    assert!(
+        out.status.success(),
+        "{script}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
