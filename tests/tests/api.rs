@@ -279,6 +279,7 @@ both!(bulk_results_page_and_survive_a_crash);
 both!(stopping_the_server_ends_followed_logs);
 both!(tokens_have_roles);
 both!(the_real_resultsdb_api_client_writes_with_its_own_auth);
+both!(greenwaves_latest_query_keeps_one_result_per_scenario);
 both!(hostile_paths_hosts_and_queries_get_4xx);
 
 /// What `resultsdb_api.create_result(...)`, Bodhi and Greenwave send.
@@ -473,6 +474,109 @@ fn the_real_resultsdb_api_client_writes_with_its_own_auth(backend: Backend) {
     for secret in [&reporter, &reader] {
         assert!(!log.contains(secret.as_str()), "a token is in the log");
     }
+}
+
+/// Greenwave's query for gating: the newest result per testcase *and*
+/// per combination of `_distinct_on`'s data keys, so that a failed
+/// scenario is not hidden behind a newer pass of another.
+fn greenwaves_latest_query_keeps_one_result_per_scenario(backend: Backend) {
+    let s = Server::start("distinct-on", backend, &[]);
+    let nvr = "gate-1.0-1.fc41";
+    for (outcome, scenario, arch, time) in [
+        (
+            "FAILED",
+            Some("fedora.updates-everything-boot-iso.x86_64.64bit"),
+            "x86_64",
+            "2026-11-01T08:00:00",
+        ),
+        (
+            "PASSED",
+            Some("fedora.updates-server.x86_64.64bit"),
+            "x86_64",
+            "2026-11-01T09:00:00",
+        ),
+        (
+            "PASSED",
+            Some("fedora.updates-everything-boot-iso.x86_64.64bit"),
+            "aarch64",
+            "2026-11-01T09:30:00",
+        ),
+        ("PASSED", None, "x86_64", "2026-11-01T07:00:00"),
+        (
+            "FAILED",
+            Some("fedora.updates-server.x86_64.64bit"),
+            "x86_64",
+            "2026-10-01T09:00:00",
+        ),
+    ] {
+        let mut data = json!({"item": nvr, "type": "koji_build", "system_architecture": arch});
+        if let Some(sc) = scenario {
+            data["scenario"] = json!(sc);
+        }
+        let r = s.post(
+            "/api/v2.0/results",
+            &json!({"outcome": outcome, "testcase": "update.install_default_update_netinst",
+                    "data": data, "submit_time": time}),
+        );
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let picked = |q: &str| -> Vec<(String, String, String)> {
+        let v = s.get_json(&format!("/api/v2.0/results/latest?{q}"));
+        v["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{q}: {v}"))
+            .iter()
+            .map(|r| {
+                let first = |k: &str| r["data"][k][0].as_str().unwrap_or("-").to_string();
+                (
+                    r["outcome"].as_str().unwrap_or("").to_string(),
+                    first("scenario"),
+                    first("system_architecture"),
+                )
+            })
+            .collect()
+    };
+    let own = |o: &str, sc: &str, a: &str| (o.to_string(), sc.to_string(), a.to_string());
+    // Newest first; the old failure of the server scenario is superseded,
+    // the boot-iso failure on x86_64 is not; no scenario is a group too.
+    assert_eq!(
+        picked(&format!(
+            "item={nvr}&type=koji_build&_distinct_on=scenario,system_architecture&since=2026-01-01T00:00:00"
+        )),
+        [
+            own("PASSED", "fedora.updates-everything-boot-iso.x86_64.64bit", "aarch64"),
+            own("PASSED", "fedora.updates-server.x86_64.64bit", "x86_64"),
+            own("FAILED", "fedora.updates-everything-boot-iso.x86_64.64bit", "x86_64"),
+            own("PASSED", "-", "x86_64"),
+        ]
+    );
+    // Without it: one per testcase, the newest.
+    assert_eq!(
+        picked(&format!("item={nvr}&type=koji_build")),
+        [own(
+            "PASSED",
+            "fedora.updates-everything-boot-iso.x86_64.64bit",
+            "aarch64"
+        )]
+    );
+    // `outcome` does not filter the latest results (as upstream).
+    assert_eq!(
+        picked(&format!("item={nvr}&outcome=FAILED")),
+        [own(
+            "PASSED",
+            "fedora.updates-everything-boot-iso.x86_64.64bit",
+            "aarch64"
+        )]
+    );
+    // `_distinct_on` alone is refused.
+    let r = s.get("/api/v2.0/results/latest?_distinct_on=scenario");
+    let (status, code, message) = status_and_error(r);
+    assert_eq!((status, code.as_str()), (400, "bad_filter"));
+    assert_eq!(
+        message,
+        "Please, provide at least one filter beside '_distinct_on'"
+    );
+    s.stop();
 }
 
 /// Method, path, body, token; expected status, code, message part.

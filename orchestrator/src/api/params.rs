@@ -137,6 +137,26 @@ fn since(v: &str) -> Result<(i64, Option<i64>), ApiError> {
 }
 
 /// Every filter of `GET /results` (and `/results/latest`).
+/// `_distinct_on=key1,key2` (repeatable): the data keys by which
+/// `/results/latest` keeps one result per testcase and combination.
+pub fn distinct_on(pairs: &Pairs) -> Result<Vec<String>, ApiError> {
+    let mut keys: Vec<String> = Vec::new();
+    for (_, v) in pairs.iter().filter(|(k, _)| k == "_distinct_on") {
+        for k in split(v) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    if keys.len() > MAX_DATA_KEYS {
+        return Err(too_many(format!(
+            "`_distinct_on` may name at most {MAX_DATA_KEYS} data keys; this one has {}",
+            keys.len()
+        )));
+    }
+    Ok(keys)
+}
+
 pub fn result_filter(pairs: &Pairs) -> Result<ResultFilter, ApiError> {
     let mut f = ResultFilter::default();
     for (k, v) in pairs {

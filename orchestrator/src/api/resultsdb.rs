@@ -464,12 +464,14 @@ async fn create_result(
     Ok((StatusCode::CREATED, Json(result_json(&base, row))))
 }
 
-/// The newest matching result of each testcase.
+/// The newest matching result of each testcase (and, with `_distinct_on`,
+/// of each combination of those data values), whatever its outcome.
 #[utoipa::path(
     get, path = "/api/v2.0/results/latest", tag = "resultsdb",
     params(
         ("since" = Option<String>, Query, description = "`start[,end]`, ISO 8601"),
-        ("outcome" = Option<String>, Query, description = "Comma-separated outcomes"),
+        ("outcome" = Option<String>, Query, description = "Accepted and ignored, as upstream does"),
+        ("_distinct_on" = Option<String>, Query, description = "Comma-separated data keys: the newest result per testcase and combination of their values (a result lacking a key is its own group); needs another filter"),
         ("testcases" = Option<String>, Query, description = "Comma-separated testcase names"),
         ("testcases:like" = Option<String>, Query, description = "Testcase name patterns with `*`"),
         ("groups" = Option<String>, Query, description = "Comma-separated group uuids"),
@@ -483,9 +485,18 @@ async fn latest_results(
     RawQuery(q): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     let pairs = params::pairs(q.as_deref())?;
-    let filter = params::result_filter(&pairs)?;
+    let mut filter = params::result_filter(&pairs)?;
+    // As upstream: the newest result whatever its outcome.
+    filter.outcomes.clear();
+    let distinct_on = params::distinct_on(&pairs)?;
+    if !distinct_on.is_empty() && filter.is_empty() {
+        return Err(ApiError::bad_request(
+            "bad_filter",
+            "Please, provide at least one filter beside '_distinct_on'",
+        ));
+    }
     let _turn = st.heavy_read().await;
-    let rows = st.app.store().latest_results(&filter).await?;
+    let rows = st.app.store().latest_results(&filter, &distinct_on).await?;
     let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
     super::list_json(None, None, &data)
 }

@@ -87,6 +87,16 @@ impl Binder {
 
 impl ResultFilter {
     /// `WHERE ...` over `results r JOIN testcases t` (empty when no filter).
+    /// Whether nothing is filtered on.
+    pub fn is_empty(&self) -> bool {
+        self.since.is_none()
+            && self.outcomes.is_empty()
+            && self.testcases.is_empty()
+            && self.testcases_like.is_empty()
+            && self.groups.is_empty()
+            && self.data.is_empty()
+    }
+
     pub(crate) fn where_clause(&self, b: &mut Binder) -> String {
         let mut conds: Vec<String> = Vec::new();
         if let Some((start, end)) = self.since {

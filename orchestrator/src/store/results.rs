@@ -427,14 +427,28 @@ impl Store {
     pub async fn latest_results(
         &self,
         filter: &ResultFilter,
+        distinct_on: &[String],
     ) -> Result<Vec<ResultRow>, StoreError> {
         let mut b = Binder::default();
+        // `_distinct_on`: one group per testcase and combination of those
+        // data values; a result lacking a key has NULL there (its own
+        // group), one with several values is in a group for each.
+        let mut joins = String::new();
+        let mut partition = vec!["r.testcase_id".to_string()];
+        for (i, key) in distinct_on.iter().enumerate() {
+            joins.push_str(&format!(
+                " LEFT JOIN result_data dd{i} ON dd{i}.result_id = r.id AND dd{i}.key = {}",
+                b.text(key)
+            ));
+            partition.push(format!("dd{i}.value"));
+        }
         let w = filter.where_clause(&mut b);
         let sql = format!(
             "SELECT * FROM (SELECT {RESULT_COLUMNS}, ROW_NUMBER() OVER \
-               (PARTITION BY r.testcase_id ORDER BY r.submit_time DESC, r.id DESC) AS rn \
-             FROM results r JOIN testcases t ON t.id = r.testcase_id {w}) x \
-             WHERE x.rn = 1 ORDER BY x.submit_time DESC, x.id DESC"
+               (PARTITION BY {} ORDER BY r.submit_time DESC, r.id DESC) AS rn \
+             FROM results r JOIN testcases t ON t.id = r.testcase_id{joins} {w}) x \
+             WHERE x.rn = 1 ORDER BY x.submit_time DESC, x.id DESC",
+            partition.join(", ")
         );
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
             .fetch_all(&self.pool)
@@ -443,6 +457,9 @@ impl Store {
             .iter()
             .map(result_from_row)
             .collect::<Result<Vec<_>, _>>()?;
+        // The latest of two groups is shown once.
+        let mut seen = std::collections::BTreeSet::new();
+        out.retain(|r| seen.insert(r.id));
         self.hydrate(&mut out).await?;
         Ok(out)
     }
