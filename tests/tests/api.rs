@@ -280,6 +280,7 @@ both!(stopping_the_server_ends_followed_logs);
 both!(tokens_have_roles);
 both!(the_real_resultsdb_api_client_writes_with_its_own_auth);
 both!(greenwaves_latest_query_keeps_one_result_per_scenario);
+both!(testcase_names_with_slashes_are_served_as_upstream_does);
 both!(hostile_paths_hosts_and_queries_get_4xx);
 
 /// What `resultsdb_api.create_result(...)`, Bodhi and Greenwave send.
@@ -579,6 +580,60 @@ fn greenwaves_latest_query_keeps_one_result_per_scenario(backend: Backend) {
     s.stop();
 }
 
+/// Fedora CI's testcase names hold slashes (`...koji-build./plans/basic.functional`,
+/// as upstream's own tests use): their `href` keeps them, and the raw path
+/// finds the testcase and its results.
+fn testcase_names_with_slashes_are_served_as_upstream_does(backend: Backend) {
+    let s = Server::start("slash-names", backend, &[]);
+    let name = "fedora-ci.koji-build./plans/basic.functional";
+    for (tc, outcome) in [(name, "PASSED"), (name, "FAILED"), ("dist.plain", "PASSED")] {
+        let r = s.post(
+            "/api/v2.0/results",
+            &json!({"outcome": outcome, "testcase": tc,
+                    "data": {"item": "slash-1.0-1.fc41", "type": "koji_build"}}),
+        );
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let one = s.get_json(
+        "/api/v2.0/results?testcases=fedora-ci.koji-build./plans/basic.functional&limit=1",
+    );
+    let href = one["data"][0]["testcase"]["href"]
+        .as_str()
+        .expect("href")
+        .to_string();
+    assert_eq!(href, format!("{}/api/v2.0/testcases/{name}", s.base));
+    let tc: Value = s.http.get(&href).send().expect("GET").json().expect("json");
+    assert_eq!(tc["name"], name, "{tc}");
+    let results: Value = s
+        .http
+        .get(format!("{href}/results"))
+        .send()
+        .expect("GET")
+        .json()
+        .expect("json");
+    let outcomes: Vec<&str> = results["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|r| r["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes, ["FAILED", "PASSED"], "{results}");
+    let plain = s.get_json("/api/v2.0/testcases/dist.plain/results");
+    assert_eq!(plain["data"].as_array().map(Vec::len), Some(1));
+    for missing in [
+        "/api/v2.0/testcases/no/such",
+        "/api/v2.0/testcases/no/such/results",
+    ] {
+        let (status, code, message) = status_and_error(s.get(missing));
+        assert_eq!(
+            (status, code.as_str(), message.as_str()),
+            (404, "not_found", "Testcase not found"),
+            "{missing}"
+        );
+    }
+    s.stop();
+}
+
 /// Method, path, body, token; expected status, code, message part.
 type BadCase<'a> = (
     &'a str,
@@ -792,7 +847,7 @@ fn bad_input_gets_4xx_with_code_and_message(backend: Backend) {
             None,
             404,
             "not_found",
-            "testcase `nope` not found",
+            "Testcase not found",
         ),
         (
             "GET",

@@ -54,7 +54,8 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Result<String, &'static str> {
 /// The JSON body key an unmodified `resultsdb_api` puts its token in.
 pub const BODY_TOKEN_KEY: &str = "_auth_token";
 
-/// Middleware for writes: a JSON object body's `_auth_token` is taken out
+/// Middleware for ResultsDB writes (`POST /api/v2.0/...`, what
+/// `resultsdb_api` sends): a JSON object body's `_auth_token` is taken out
 /// of it (always: the client sends `null` when it has none) and, when the
 /// request has no `Authorization` header, becomes its bearer token. Any
 /// other body passes untouched (its handler reports what is wrong).
@@ -70,16 +71,15 @@ pub async fn body_token(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     let encoded = req.headers().contains_key(header::CONTENT_ENCODING);
-    if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) || !json || encoded {
+    let resultsdb = req.uri().path().starts_with("/api/v2.0/");
+    if *req.method() != Method::POST || !resultsdb || !json || encoded {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return ApiError::Client {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "body_too_large",
-            message: format!("the request body is larger than {limit} bytes"),
-        }
+        return ApiError::too_large(format!(
+            "length limit exceeded: the request body is larger than {limit} bytes (--max-body-bytes)"
+        ))
         .into_response();
     };
     let mut bytes = bytes;

@@ -203,6 +203,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut api) = parts();
     api.merge(jobs::ArtifactDoc::openapi());
+    api.merge(resultsdb::TestcaseDoc::openapi());
     api
 }
 
@@ -223,6 +224,7 @@ pub fn router(state: AppState, local: SocketAddr) -> Router {
         state.clone(),
     );
     r.merge(jobs::artifact_routes())
+        .merge(resultsdb::slash_routes())
         .route(
             "/api/openapi.json",
             get(move || {

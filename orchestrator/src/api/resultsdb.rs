@@ -20,12 +20,28 @@ use super::params::{self, Pairs};
 use super::{paged, seg, AppState, BaseUrl};
 use crate::store::{format_time, now_micros, parse_time, Group, NewResult, ResultRow, Testcase};
 
+/// `/testcases/<name>` and `/testcases/<name>/results` for names that may
+/// hold slashes: one catch-all route (the OpenAPI router cannot express
+/// it), documented by [`TestcaseDoc`].
+pub(super) fn slash_routes() -> axum::Router<AppState> {
+    axum::Router::new().route(
+        "/api/v2.0/testcases/{*path}",
+        axum::routing::get(testcase_path),
+    )
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(get_testcase, testcase_results),
+    components(schemas(TestcaseJson, ResultsPage, ErrorBody))
+)]
+pub(super) struct TestcaseDoc;
+
 pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     r.routes(routes!(list_results, create_result))
         .routes(routes!(latest_results))
         .routes(routes!(get_result))
         .routes(routes!(list_testcases, create_testcase))
-        .routes(routes!(get_testcase))
         .routes(routes!(list_groups, create_group))
         .routes(routes!(get_group))
         .routes(routes!(group_results))
@@ -145,7 +161,8 @@ fn testcase_json(base: &str, t: &Testcase) -> TestcaseJson {
     TestcaseJson {
         name: t.name.clone(),
         ref_url: t.ref_url.clone(),
-        href: format!("{base}{V2}/testcases/{}", seg(&t.name)),
+        // As Flask's `path` converter: the slashes of a name stay slashes.
+        href: format!("{base}{V2}/testcases/{}", super::segs(&t.name)),
     }
 }
 
@@ -512,7 +529,7 @@ async fn get_result(
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let not_found = || ApiError::not_found(format!("result `{id}` not found"));
+    let not_found = || ApiError::not_found("Result not found");
     let n: i64 = id.parse().map_err(|_| not_found())?;
     let row = st.app.store().get_result(n).await?.ok_or_else(not_found)?;
     Ok(Json(result_json(&base, row)))
@@ -588,22 +605,65 @@ async fn create_testcase(
 
 #[utoipa::path(
     get, path = "/api/v2.0/testcases/{name}", tag = "resultsdb",
-    params(("name" = String, Path, description = "Testcase name")),
+    params(("name" = String, Path, description = "Testcase name; it may hold slashes, given as they are")),
     responses((status = 200, body = TestcaseJson), (status = 404, body = ErrorBody))
 )]
-async fn get_testcase(
+#[expect(dead_code, reason = "documents the route `slash_routes` serves")]
+fn get_testcase() {}
+
+#[utoipa::path(
+    get, path = "/api/v2.0/testcases/{name}/results", tag = "resultsdb",
+    params(
+        ("name" = String, Path, description = "Testcase name; it may hold slashes, given as they are"),
+        ("page" = Option<i64>, Query, description = "Page number, from 0"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 20)"),
+    ),
+    responses((status = 200, body = ResultsPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+#[expect(dead_code, reason = "documents the route `slash_routes` serves")]
+fn testcase_results() {}
+
+/// `/testcases/<path>`: a testcase, or with `/results` at the end its
+/// results (as upstream's `<path:testcase_name>` routes: a name may hold
+/// slashes, sent raw, and the longer rule wins).
+pub(super) async fn testcase_path(
     State(st): State<AppState>,
     _r: Reader,
     BaseUrl(base): BaseUrl,
-    Path(name): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+    Path(path): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<axum::response::Response, ApiError> {
+    let not_found = || ApiError::not_found("Testcase not found");
+    if let Some(name) = path.strip_suffix("/results").filter(|n| !n.is_empty()) {
+        let pairs = params::pairs(q.as_deref())?;
+        let mut filter = params::result_filter(&pairs)?;
+        let page = params::page(&pairs)?;
+        st.app
+            .store()
+            .get_testcase(name)
+            .await?
+            .ok_or_else(not_found)?;
+        filter.testcases = vec![name.to_string()];
+        filter.testcases_like.clear();
+        let _turn = st.heavy_read().await;
+        let (rows, more) = st.app.store().list_results(&filter, page).await?;
+        let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
+        return paged(
+            &base,
+            &format!("{V2}/testcases/{}/results", super::segs(name)),
+            &pairs,
+            page,
+            more,
+            data,
+        );
+    }
     let tc = st
         .app
         .store()
-        .get_testcase(&name)
+        .get_testcase(&path)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("testcase `{name}` not found")))?;
-    Ok(Json(testcase_json(&base, &tc)))
+        .ok_or_else(not_found)?;
+    Ok(Json(testcase_json(&base, &tc)).into_response())
 }
 
 #[utoipa::path(
