@@ -281,6 +281,7 @@ both!(tokens_have_roles);
 both!(the_real_resultsdb_api_client_writes_with_its_own_auth);
 both!(greenwaves_latest_query_keeps_one_result_per_scenario);
 both!(testcase_names_with_slashes_are_served_as_upstream_does);
+both!(groups_sorting_times_and_the_landing_page_as_upstream);
 both!(hostile_paths_hosts_and_queries_get_4xx);
 
 /// What `resultsdb_api.create_result(...)`, Bodhi and Greenwave send.
@@ -631,6 +632,97 @@ fn testcase_names_with_slashes_are_served_as_upstream_does(backend: Backend) {
             "{missing}"
         );
     }
+    s.stop();
+}
+
+/// Smaller ResultsDB v2.0 behaviours its clients rely on: `results_count`
+/// and `description` filters of groups, `_sort`, `submit_time` offsets as
+/// Python writes them, the landing page.
+fn groups_sorting_times_and_the_landing_page_as_upstream(backend: Backend) {
+    let s = Server::start("upstream-details", backend, &[]);
+    let g1 = "11111111-0000-4000-8000-000000000001";
+    let g2 = "11111111-0000-4000-8000-000000000002";
+    for (time, groups) in [
+        (
+            "2026-11-01T12:00:00.000000+0000",
+            json!([{"uuid": g1, "description": "bodhi update A"}]),
+        ),
+        ("2026-11-01T14:00:00.000000+0200", json!([g1])),
+        (
+            "2026-11-01T13:00:00.000000+00",
+            json!([{"uuid": g2, "description": "bodhi update B"}]),
+        ),
+    ] {
+        let r = s.post(
+            "/api/v2.0/results",
+            &json!({"outcome": "PASSED", "testcase": "dist.details", "groups": groups,
+                    "data": {"item": "details-1-1"}, "submit_time": time}),
+        );
+        assert_eq!(r.status(), StatusCode::CREATED, "{time}");
+    }
+    let r = s.post("/api/v2.0/groups", &json!({"description": "empty one"}));
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let made: Value = r.json().expect("json");
+    assert_eq!(made["results_count"], 0);
+    // Counts, on one group and on the listing.
+    assert_eq!(
+        s.get_json(&format!("/api/v2.0/groups/{g1}"))["results_count"],
+        2
+    );
+    let descs = |q: &str| -> Vec<(String, i64)> {
+        s.get_json(&format!("/api/v2.0/groups?{q}"))["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|g| {
+                (
+                    g["description"].as_str().unwrap_or("").to_string(),
+                    g["results_count"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        descs("description=bodhi update A,bodhi update B"),
+        [
+            ("bodhi update B".to_string(), 1),
+            ("bodhi update A".to_string(), 2)
+        ]
+    );
+    assert_eq!(
+        descs("description=bodhi update A"),
+        [("bodhi update A".to_string(), 2)]
+    );
+    assert_eq!(descs("description:like=*B,empty*").len(), 2);
+    // Times: the offsets are honoured (stored in UTC), and `_sort` orders.
+    let times = |q: &str| -> Vec<String> {
+        s.get_json(&format!("/api/v2.0/results?item=details-1-1{q}"))["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .filter_map(|r| r["submit_time"].as_str().map(String::from))
+            .collect()
+    };
+    let newest_first = [
+        "2026-11-01T13:00:00.000000",
+        "2026-11-01T12:00:00.000000",
+        "2026-11-01T12:00:00.000000",
+    ];
+    assert_eq!(times(""), newest_first);
+    assert_eq!(times("&_sort=desc:submit_time"), newest_first);
+    let mut oldest_first = newest_first;
+    oldest_first.reverse();
+    assert_eq!(times("&_sort=asc:submit_time"), oldest_first);
+    let (status, code, message) = status_and_error(s.get("/api/v2.0/results?_sort=asc:outcome"));
+    assert_eq!((status, code.as_str()), (400, "bad_filter"), "{message}");
+    // The landing page, with upstream's status.
+    let landing = s.get("/api/v2.0/");
+    assert_eq!(landing.status().as_u16(), 300);
+    let body: Value = landing.json().expect("json");
+    assert_eq!(body["results"], format!("{}/api/v2.0/results", s.base));
+    assert!(body["outcomes"]
+        .as_array()
+        .is_some_and(|o| o.contains(&json!("NEEDS_INSPECTION"))));
     s.stop();
 }
 

@@ -164,6 +164,21 @@ pub fn result_filter(pairs: &Pairs) -> Result<ResultFilter, ApiError> {
             "page" | "limit" => {}
             k if IGNORED.contains(&k) => {}
             "since" => f.since = Some(since(v)?),
+            // ResultsDB's sort: by submit_time only; `disable_sorting`
+            // (upstream's "any order") is newest first here.
+            "_sort" => match v.trim() {
+                "asc:submit_time" => f.oldest_first = true,
+                "desc:submit_time" | "disable_sorting" | "" => f.oldest_first = false,
+                other => {
+                    return Err(ApiError::bad_request(
+                        "bad_filter",
+                        format!(
+                            "`_sort={other}`: give asc:submit_time or desc:submit_time \
+                             (results sort by submit_time only)"
+                        ),
+                    ))
+                }
+            },
             "outcome" => {
                 for o in split(v) {
                     f.outcomes.push(outcome(&o)?);

@@ -24,9 +24,30 @@ use crate::store::{format_time, now_micros, parse_time, Group, NewResult, Result
 /// hold slashes: one catch-all route (the OpenAPI router cannot express
 /// it), documented by [`TestcaseDoc`].
 pub(super) fn slash_routes() -> axum::Router<AppState> {
-    axum::Router::new().route(
-        "/api/v2.0/testcases/{*path}",
-        axum::routing::get(testcase_path),
+    axum::Router::new()
+        .route(
+            "/api/v2.0/testcases/{*path}",
+            axum::routing::get(testcase_path),
+        )
+        .route("/api/v2.0", axum::routing::get(landing_page))
+        .route("/api/v2.0/", axum::routing::get(landing_page))
+}
+
+/// `GET /api/v2.0/`: upstream's landing page, status 300 included (a
+/// choice of where to go), which some clients probe.
+async fn landing_page(_r: Reader, BaseUrl(base): BaseUrl) -> impl IntoResponse {
+    use crate::results::model::Outcome;
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(serde_json::json!({
+            "message": "Everything is fine. But choose wisely, for while the true Grail will \
+                        bring you life, the false Grail will take it from you.",
+            "documentation": format!("{base}/api/openapi.json"),
+            "groups": format!("{base}{V2}/groups"),
+            "results": format!("{base}{V2}/results"),
+            "testcases": format!("{base}{V2}/testcases"),
+            "outcomes": Outcome::ALL.map(|o| o.as_str()),
+        })),
     )
 }
 
@@ -64,6 +85,8 @@ pub struct GroupJson {
     pub ref_url: Option<String>,
     /// This group's results.
     pub results: String,
+    /// How many results are in the group.
+    pub results_count: i64,
     pub href: String,
 }
 
@@ -166,8 +189,9 @@ fn testcase_json(base: &str, t: &Testcase) -> TestcaseJson {
     }
 }
 
-fn group_json(base: &str, g: &Group) -> GroupJson {
+fn group_json(base: &str, g: &Group, results_count: i64) -> GroupJson {
     GroupJson {
+        results_count,
         uuid: g.uuid.clone(),
         description: g.description.clone(),
         ref_url: g.ref_url.clone(),
@@ -672,7 +696,8 @@ pub(super) async fn testcase_path(
         ("page" = Option<i64>, Query, description = "Page number, from 0"),
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 20)"),
         ("uuid" = Option<String>, Query, description = "Comma-separated uuids"),
-        ("description:like" = Option<String>, Query, description = "Description pattern with `*`"),
+        ("description" = Option<String>, Query, description = "Comma-separated descriptions (any of them)"),
+        ("description:like" = Option<String>, Query, description = "Comma-separated description patterns with `*` (ignored with `description`)"),
     ),
     responses((status = 200, body = GroupsPage), (status = 400, body = ErrorBody))
 )]
@@ -685,26 +710,40 @@ async fn list_groups(
     let pairs = params::pairs(q.as_deref())?;
     let page = params::page(&pairs)?;
     let mut uuids = Vec::new();
-    let mut like = None;
+    let mut exact = Vec::new();
+    let mut like = Vec::new();
+    let list = |v: &str| -> Vec<String> {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
     for (k, v) in &pairs {
         match k.as_str() {
-            "uuid" => uuids.extend(
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from),
-            ),
-            "description:like" => like = Some(v.clone()),
+            "uuid" => uuids.extend(list(v)),
+            // Comma = OR, as upstream; `description` wins over `:like`.
+            "description" => exact.extend(list(v)),
+            "description:like" => like.extend(list(v)),
             "page" | "limit" | "callback" => {}
             _ => return Err(bad("bad_filter", format!("unknown filter `{k}`"))),
         }
     }
+    if !exact.is_empty() {
+        like.clear();
+    }
+    params::check_like_patterns(like.len())?;
     let (rows, more) = st
         .app
         .store()
-        .list_groups(&uuids, like.as_deref(), page)
+        .list_groups(&uuids, &exact, &like, page)
         .await?;
-    let data: Vec<GroupJson> = rows.iter().map(|g| group_json(&base, g)).collect();
+    let uuids: Vec<String> = rows.iter().map(|g| g.uuid.clone()).collect();
+    let counts = st.app.store().group_result_counts(&uuids).await?;
+    let data: Vec<GroupJson> = rows
+        .iter()
+        .map(|g| group_json(&base, g, counts.get(&g.uuid).copied().unwrap_or(0)))
+        .collect();
     paged(&base, &format!("{V2}/groups"), &pairs, page, more, data)
 }
 
@@ -743,7 +782,8 @@ async fn create_group(
         other => other,
     })?;
     let g = st.app.store().put_group(&g).await?;
-    Ok((StatusCode::CREATED, Json(group_json(&base, &g))))
+    let n = count_of(&st, &g.uuid).await?;
+    Ok((StatusCode::CREATED, Json(group_json(&base, &g, n))))
 }
 
 #[utoipa::path(
@@ -762,8 +802,19 @@ async fn get_group(
         .store()
         .get_group(&uuid)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("group `{uuid}` not found")))?;
-    Ok(Json(group_json(&base, &g)))
+        .ok_or_else(|| ApiError::not_found("Group not found"))?;
+    let n = count_of(&st, &g.uuid).await?;
+    Ok(Json(group_json(&base, &g, n)))
+}
+
+/// The number of results in one group.
+async fn count_of(st: &AppState, uuid: &str) -> Result<i64, ApiError> {
+    let counts = st
+        .app
+        .store()
+        .group_result_counts(&[uuid.to_string()])
+        .await?;
+    Ok(counts.get(uuid).copied().unwrap_or(0))
 }
 
 /// The results of one group (same filters and paging as `/results`).

@@ -22,6 +22,9 @@ pub struct ResultFilter {
     pub testcases_like: Vec<String>,
     pub groups: Vec<String>,
     pub data: Vec<DataFilter>,
+    /// `_sort=asc:submit_time`: oldest first (listings only; the default
+    /// is newest first).
+    pub oldest_first: bool,
 }
 
 /// Page number (from 0) and page size.

@@ -407,9 +407,10 @@ impl Store {
         let w = filter.where_clause(&mut b);
         let limit = b.int(page.limit + 1);
         let offset = b.int(page.page.saturating_mul(page.limit));
+        let order = if filter.oldest_first { "ASC" } else { "DESC" };
         let sql = format!(
             "SELECT {RESULT_COLUMNS} FROM results r JOIN testcases t ON t.id = r.testcase_id {w} \
-             ORDER BY r.submit_time DESC, r.id DESC LIMIT {limit} OFFSET {offset}"
+             ORDER BY r.submit_time {order}, r.id {order} LIMIT {limit} OFFSET {offset}"
         );
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
             .fetch_all(&self.pool)
@@ -605,10 +606,39 @@ impl Store {
     }
 
     /// Groups, newest first, optionally by uuid or description pattern.
+    /// How many results each of `uuids` holds (groups without results
+    /// are 0; unknown ones absent).
+    pub async fn group_result_counts(
+        &self,
+        uuids: &[String],
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        if uuids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut b = Binder::default();
+        let l = uuids
+            .iter()
+            .map(|u| b.text(u))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT g.uuid AS uuid, COUNT(rg.result_id) AS n FROM groups g \
+             LEFT JOIN results_groups rg ON rg.group_id = g.id \
+             WHERE g.uuid IN ({l}) GROUP BY g.uuid"
+        );
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((row_get(r, "uuid")?, row_get(r, "n")?)))
+            .collect()
+    }
+
     pub async fn list_groups(
         &self,
         uuids: &[String],
-        description_like: Option<&str>,
+        descriptions: &[String],
+        description_like: &[String],
         page: Page,
     ) -> Result<(Vec<Group>, bool), StoreError> {
         let mut b = Binder::default();
@@ -621,11 +651,17 @@ impl Store {
                 .join(", ");
             conds.push(format!("uuid IN ({l})"));
         }
-        if let Some(p) = description_like {
-            conds.push(format!(
-                "description LIKE {} ESCAPE '\\'",
-                b.text(&like_pattern(p))
-            ));
+        let mut desc: Vec<String> = descriptions
+            .iter()
+            .map(|d| format!("description = {}", b.text(d)))
+            .collect();
+        desc.extend(
+            description_like
+                .iter()
+                .map(|p| format!("description LIKE {} ESCAPE '\\'", b.text(&like_pattern(p)))),
+        );
+        if !desc.is_empty() {
+            conds.push(format!("({})", desc.join(" OR ")));
         }
         let w = if conds.is_empty() {
             String::new()

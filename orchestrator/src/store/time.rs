@@ -31,6 +31,22 @@ pub fn parse_time(s: &str) -> Option<i64> {
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Some(micros(t));
     }
+    // Offsets as Python's `%z` and ResultsDB's `+00` take them: `+0000`,
+    // `-0530`, `+00`.
+    if let Some(at) = s.rfind(['+', '-']).filter(|&i| s[..i].contains('T')) {
+        let (head, off) = s.split_at(at);
+        let digits = &off[1..];
+        if digits.bytes().all(|b| b.is_ascii_digit()) {
+            let fixed = match digits.len() {
+                2 => Some(format!("{head}{off}:00")),
+                4 => Some(format!("{head}{}:{}", &off[..3], &off[3..])),
+                _ => None,
+            };
+            if let Some(t) = fixed.and_then(|f| OffsetDateTime::parse(&f, &Rfc3339).ok()) {
+                return Some(micros(t));
+            }
+        }
+    }
     let naive = s.strip_suffix('Z').unwrap_or(s).replace(' ', "T");
     let with_frac =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]");
@@ -64,6 +80,16 @@ mod tests {
             parse_time("2024-01-31T12:00")
         );
         assert_eq!(parse_time("2024-01-31"), parse_time("2024-01-31T00:00:00"));
+        // Python's %z and ResultsDB's `+00`.
+        for form in [
+            "2024-01-31T12:00:00.000000+0000",
+            "2024-01-31T12:00:00.000000+00",
+            "2024-01-31T14:00:00.000000+0200",
+            "2024-01-31T06:30:00-0530",
+        ] {
+            assert_eq!(parse_time(form), parse_time("2024-01-31T12:00"), "{form}");
+        }
+        assert_eq!(parse_time("2024-01-31T12:00:00+000"), None);
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time("2024-13-01"), None);
     }
