@@ -122,7 +122,8 @@ fn flatten(
         });
     }
     match value {
-        Json::Null => {}
+        // As ResultsDB stores a null it is given: Python's `str(None)`.
+        Json::Null => out.push((key, "None".to_string())),
         Json::Object(map) => {
             for (k, v) in map {
                 flatten(top, format!("{key}.{k}"), v, out)?;
@@ -130,11 +131,7 @@ fn flatten(
         }
         Json::Array(items) => {
             for item in items {
-                let text = match item {
-                    Json::Null => continue,
-                    Json::Array(_) | Json::Object(_) => item.to_string(),
-                    scalar => scalar_text(scalar),
-                };
+                let text = python_str(item);
                 out.push((key.clone(), cap(text)));
             }
         }
@@ -166,6 +163,75 @@ pub fn check_bounds(top: &str, pairs: &[(String, String)], more: usize) -> Resul
 }
 
 /// A string, number or boolean as ResultsDB stores it.
+/// A data value as ResultsDB stores it: Python's `str()` of what its
+/// JSON parser made (`None`, `True`, `{'a': 1}`), strings as they are.
+pub fn python_str(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => python_repr(other),
+    }
+}
+
+/// Python's `repr()` of a JSON value (what `str()` gives inside a list or
+/// dict).
+pub fn python_repr(v: &Json) -> String {
+    match v {
+        Json::Null => "None".into(),
+        Json::Bool(true) => "True".into(),
+        Json::Bool(false) => "False".into(),
+        Json::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) if f.is_finite() && f == f.trunc() && f.abs() < 1e16 => {
+                format!("{f:.1}")
+            }
+            _ => n.to_string(),
+        },
+        Json::String(s) => {
+            let quote = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            let mut out = String::with_capacity(s.len() + 2);
+            out.push(quote);
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == quote => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                        out.push_str(&format!("\\x{:02x}", c as u32));
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(quote);
+            out
+        }
+        Json::Array(items) => format!(
+            "[{}]",
+            items.iter().map(python_repr).collect::<Vec<_>>().join(", ")
+        ),
+        Json::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!(
+                    "{}: {}",
+                    python_repr(&Json::String(k.clone())),
+                    python_repr(v)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 fn scalar_text(value: &Json) -> String {
     match value {
         Json::String(s) => s.clone(),
@@ -265,12 +331,14 @@ mod tests {
             [
                 ("arch", "x86_64"),
                 ("arch", "i686"),
+                ("arch", "None"),
                 ("count", "3"),
                 ("details.lines", "1"),
                 ("details.lines", "2"),
                 ("details.output", "log"),
-                ("nested", "[1,2]"),
-                ("nested", "{\"a\":\"b\"}"),
+                ("gone", "None"),
+                ("nested", "[1, 2]"),
+                ("nested", "{'a': 'b'}"),
                 ("ok", "True"),
                 ("scenario", "fedora.universal.x86_64.64bit"),
                 ("score", "1.5"),
