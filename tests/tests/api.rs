@@ -737,6 +737,64 @@ fn groups_sorting_times_and_the_landing_page_as_upstream(backend: Backend) {
         &json!({"outcome": "INFO", "testcase": "x".repeat(3000)}),
     );
     assert_eq!(too_long.status(), StatusCode::BAD_REQUEST);
+    // Refused bodies carry upstream's `validation_error` beside our code
+    // (as its functional tests check them).
+    for (path, body, loc, msg, kind) in [
+        (
+            "/api/v2.0/results",
+            json!({"outcome": "passed", "testcase": ""}),
+            "testcase",
+            "Value error, testcase name must be non-empty",
+            "value_error",
+        ),
+        (
+            "/api/v2.0/results",
+            json!({"outcome": "passed", "testcase": {"name": ""}}),
+            "testcase",
+            "Value error, testcase name must be non-empty",
+            "value_error",
+        ),
+        (
+            "/api/v2.0/results",
+            json!({"outcome": "passed", "testcase": {}}),
+            "testcase",
+            "Value error, testcase name must be non-empty",
+            "value_error",
+        ),
+        (
+            "/api/v2.0/results",
+            json!({"outcome": "passed"}),
+            "testcase",
+            "Field required",
+            "missing",
+        ),
+        (
+            "/api/v2.0/results",
+            json!({"testcase": "t"}),
+            "outcome",
+            "Field required",
+            "missing",
+        ),
+        (
+            "/api/v2.0/testcases",
+            json!({"ref_url": "https://x"}),
+            "name",
+            "Field required",
+            "missing",
+        ),
+    ] {
+        let r = s.post(path, &body);
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let got: Value = r.json().expect("json");
+        assert_eq!(got["code"], "invalid_body", "{body}: {got}");
+        assert_eq!(
+            got["validation_error"][0]["loc"],
+            json!([loc]),
+            "{body}: {got}"
+        );
+        assert_eq!(got["validation_error"][0]["msg"], msg, "{body}: {got}");
+        assert_eq!(got["validation_error"][0]["type"], kind, "{body}: {got}");
+    }
     // The landing page, with upstream's status.
     let landing = s.get("/api/v2.0/");
     assert_eq!(landing.status().as_u16(), 300);

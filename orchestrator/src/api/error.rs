@@ -17,6 +17,24 @@ pub struct ErrorBody {
     pub code: String,
     /// For humans; may change between versions.
     pub message: String,
+    /// ResultsDB's form of a refused body (its pydantic errors), beside
+    /// `code`, on ResultsDB writes: one entry per problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_error: Option<Vec<ValidationEntry>>,
+}
+
+/// One entry of ResultsDB's `validation_error` list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ValidationEntry {
+    /// Where: the field path (`["testcase"]`).
+    pub loc: Vec<String>,
+    /// Upstream's words where they are known (`Field required`).
+    pub msg: String,
+    /// `missing` or `value_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What was given there (null: not echoed back).
+    pub input: Option<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +45,14 @@ pub enum ApiError {
         status: StatusCode,
         code: &'static str,
         message: String,
+    },
+    /// A refused ResultsDB body: [`ApiError::Client`] plus upstream's
+    /// `validation_error` list.
+    #[error("{message}")]
+    Validation {
+        code: &'static str,
+        message: String,
+        entries: Vec<ValidationEntry>,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -76,9 +102,49 @@ fn body(status: StatusCode, code: &str, message: String) -> Response {
         Json(ErrorBody {
             code: code.to_string(),
             message,
+            validation_error: None,
         }),
     )
         .into_response()
+}
+
+impl ApiError {
+    /// A 400 of a ResultsDB write as upstream words it too: the field
+    /// before the message's first `: ` is the `loc`, "required" is
+    /// upstream's `missing` ("Field required"), the rest `value_error`.
+    pub fn with_validation(self) -> ApiError {
+        let ApiError::Client {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message,
+        } = self
+        else {
+            return self;
+        };
+        let (field, what) = message
+            .split_once(": ")
+            .unwrap_or(("body", message.as_str()));
+        let top = field.split(['.', '[']).next().unwrap_or(field).to_string();
+        let (msg, kind) = match what {
+            "required" if field == top => ("Field required".to_string(), "missing"),
+            "required" | "must not be empty" if top == "testcase" => (
+                "Value error, testcase name must be non-empty".to_string(),
+                "value_error",
+            ),
+            other => (format!("Value error, {other}"), "value_error"),
+        };
+        let entries = vec![ValidationEntry {
+            loc: vec![top],
+            msg,
+            kind: kind.to_string(),
+            input: None,
+        }];
+        ApiError::Validation {
+            code,
+            message,
+            entries,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -89,6 +155,19 @@ impl IntoResponse for ApiError {
                 code,
                 message,
             } => body(status, code, message),
+            ApiError::Validation {
+                code,
+                message,
+                entries,
+            } => (
+                StatusCode::BAD_REQUEST,
+                Json(ErrorBody {
+                    code: code.to_string(),
+                    message,
+                    validation_error: Some(entries),
+                }),
+            )
+                .into_response(),
             ApiError::Store(StoreError::NotFound { what, name }) => body(
                 StatusCode::NOT_FOUND,
                 "not_found",

@@ -254,7 +254,10 @@ fn name_ok(name: &str, what: &str) -> Result<(), ApiError> {
 }
 
 fn name_within(name: &str, what: &str, max: usize) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.len() > max {
+    if name.trim().is_empty() {
+        return Err(bad("invalid_body", format!("{what}: must not be empty")));
+    }
+    if name.len() > max {
         return Err(bad(
             "invalid_body",
             format!("{what}: must be 1 to {max} bytes"),
@@ -495,7 +498,7 @@ async fn create_result(
     BaseUrl(base): BaseUrl,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let new = new_result(&body)?;
+    let new = new_result(&body).map_err(ApiError::with_validation)?;
     let row = st.app.store().create_result(&new).await?;
     Ok((StatusCode::CREATED, Json(result_json(&base, row))))
 }
@@ -617,7 +620,21 @@ async fn create_testcase(
     BaseUrl(base): BaseUrl,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let tc = testcase_of(Some(&body))?;
+    // The body is the testcase: its fields are named without `testcase.`.
+    let tc = testcase_of(Some(&body))
+        .map_err(|e| match e {
+            ApiError::Client {
+                status,
+                code,
+                message,
+            } => ApiError::Client {
+                status,
+                code,
+                message: message.replacen("testcase.", "", 1),
+            },
+            other => other,
+        })
+        .map_err(ApiError::with_validation)?;
     let tc = st.app.store().put_testcase(&tc).await?;
     Ok((StatusCode::CREATED, Json(testcase_json(&base, &tc))))
 }
