@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// The durable queue to consume.
     #[arg(long, default_value = "ferrotron")]
     amqp_queue: String,
+    /// The topic exchange the queue's bindings are made on (declared,
+    /// durable, when it is not `amq.topic`).
+    #[arg(long, env = "FERROTRON_AMQP_EXCHANGE", default_value = "amq.topic")]
+    amqp_exchange: String,
     /// Topic bindings of the queue (repeatable).
     #[arg(long = "amqp-binding")]
     amqp_bindings: Vec<String>,
@@ -231,6 +235,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
         if let Some(q) = &args.amqp_dead_letter_queue {
             c.dead_letter = q.clone();
         }
+        c.exchange = args.amqp_exchange.clone();
         c.topic_rate = args.amqp_topic_limit;
         c
     });

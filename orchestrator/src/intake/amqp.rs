@@ -110,12 +110,30 @@ pub fn message_of(
         return Err(HandleError::Rejected("no topic (empty routing key)".into()));
     }
     let headers = headers.map(json_of_table).unwrap_or_default();
-    let mut message = Message::new(message_id.map(str::to_string), routing_key, body);
+    // A message without an id is known by its topic and body, so that a
+    // redelivery of it is still recognised.
+    let id = match message_id.map(str::trim).filter(|i| !i.is_empty()) {
+        Some(i) => i.to_string(),
+        None => content_id(routing_key, &body),
+    };
+    let mut message = Message::new(Some(id), routing_key, body);
     message.headers = headers;
     message
         .check()
         .map_err(|e| HandleError::Rejected(e.to_string()))?;
     Ok(message)
+}
+
+/// The id of a message that came without one: `sha256:` and the hash of
+/// its topic and body (serde_json writes objects with sorted keys, so the
+/// same content always gives the same id).
+pub fn content_id(topic: &str, body: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(topic.as_bytes());
+    h.update([0u8]);
+    h.update(body.to_string().as_bytes());
+    format!("sha256:{}", hex::encode(h.finalize()))
 }
 
 /// AMQP headers as the JSON a publisher meant: strings as strings (not
@@ -428,6 +446,17 @@ mod tests {
             "{:?}",
             e.headers
         );
+    }
+
+    #[test]
+    fn a_message_without_an_id_is_known_by_its_topic_and_body() {
+        let a = message_of("org.x.build", None, None, br#"{"b": 1, "a": [2]}"#).expect("ok");
+        let again = message_of("org.x.build", Some(" "), None, br#"{"a":[2],"b":1}"#).expect("ok");
+        let other = message_of("org.x.tag", None, None, br#"{"b": 1, "a": [2]}"#).expect("ok");
+        let id = a.id.clone().expect("an id");
+        assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+        assert_eq!(again.id, a.id, "same content, same id");
+        assert_ne!(other.id, a.id, "the topic counts");
     }
 
     #[test]
