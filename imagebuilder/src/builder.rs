@@ -10,13 +10,15 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::apt::{self, AptError};
+use crate::bootstrap::{self, BootstrapError};
 use crate::cpio::{CpioError, CpioWriter};
 use crate::elf::{self, ElfError};
 use crate::guest;
 use crate::manifest::{
-    hash_file, AgentInfo, BootSettings, Manifest, ManifestError, MANIFEST_FORMAT,
+    hash_file, AgentInfo, BootSettings, Manifest, ManifestError, PackageEntry, PackageInstall,
+    MANIFEST_FORMAT,
 };
-use crate::recipe::{Recipe, RecipeError};
+use crate::recipe::{BootstrapSpec, Recipe, RecipeError, RecipeSource, UnpackSpec};
 use crate::tool::{run, ToolError};
 
 /// File names inside an image folder.
@@ -71,6 +73,8 @@ pub enum BuildError {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Tool(#[from] ToolError),
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -303,6 +307,29 @@ pub(crate) struct Assembled {
     pub manifest: Manifest,
 }
 
+/// The guest agent to bake in.
+struct Agent {
+    bytes: Vec<u8>,
+    version: String,
+    sha256: String,
+}
+
+/// A finished root file system in the staging folder.
+struct RootFs {
+    /// What the manifest lists as the image's packages.
+    packages: Vec<PackageEntry>,
+    /// The static busybox, also copied into the initramfs.
+    busybox: Vec<u8>,
+    /// How the guest installs packages at job time (`kind: mmdebstrap`).
+    install: Option<PackageInstall>,
+    /// Files of the image folder besides kernel, initramfs and disk.
+    extra_files: Vec<String>,
+}
+
+/// File name (in the image folder) of the list of package names an image
+/// with apt can install at job time.
+pub const AVAILABLE_FILE: &str = "available-packages.txt";
+
 /// Assembles an image in `work` (a fresh folder). `cache_dir` holds the shared
 /// download cache. The manifest's `version` is filled in when publishing.
 pub(crate) fn assemble(
@@ -320,13 +347,149 @@ pub(crate) fn assemble(
         path: agent_path.clone(),
         message: format!("cannot read: {e}"),
     })?;
-    let agent_ver = agent_version(agent_path)?;
-    let agent_sha = crate::recipe::sha256_hex(&agent_bytes);
+    let agent = Agent {
+        version: agent_version(agent_path)?,
+        sha256: crate::recipe::sha256_hex(&agent_bytes),
+        bytes: agent_bytes,
+    };
 
-    // Packages.
     let kernel_pkg = apt::resolve_kernel_package(&recipe.kernel)?;
+    let pkgroot = work.join("pkgroot");
+    let staging = work.join("staging");
+    let image_dir = work.join("image");
+    std::fs::create_dir(&image_dir).map_err(io_err(&image_dir))?;
+    let root = match &recipe.source {
+        RecipeSource::Unpack(spec) => unpack_root(
+            recipe,
+            spec,
+            &kernel_pkg,
+            cache_dir,
+            &pkgroot,
+            &staging,
+            &agent,
+            progress,
+        )?,
+        RecipeSource::Mmdebstrap(spec) => bootstrap_root(
+            recipe,
+            spec,
+            &kernel_pkg,
+            cache_dir,
+            &pkgroot,
+            &staging,
+            &image_dir,
+            &agent,
+            progress,
+        )?,
+    };
+
+    // Kernel and initramfs, from the kernel package unpacked in pkgroot.
+    let release = kernel_pkg
+        .strip_prefix("linux-image-")
+        .unwrap_or(&kernel_pkg)
+        .trim_end_matches("-unsigned")
+        .to_string();
+    let modules_root = pkgroot.join("lib/modules").join(&release);
+    let vmlinuz_src = pkgroot.join("boot").join(format!("vmlinuz-{release}"));
+    if !modules_root.is_dir() || !vmlinuz_src.is_file() {
+        return Err(BuildError::Kernel(format!(
+            "{kernel_pkg} has no /boot/vmlinuz-{release} or /lib/modules/{release}"
+        )));
+    }
+    std::fs::copy(&vmlinuz_src, image_dir.join(KERNEL_FILE)).map_err(io_err(&vmlinuz_src))?;
+    let mut modules = Vec::new();
+    for m in &recipe.modules {
+        let p = find_module(&modules_root, m)?;
+        modules.push((m.clone(), std::fs::read(&p).map_err(io_err(&p))?));
+    }
+    let initrd_size = write_initrd(&image_dir.join(INITRD_FILE), &root.busybox, &modules)?;
+    step(
+        progress,
+        "initrd",
+        format!(
+            "kernel {release}, {} modules, initrd {} KiB",
+            modules.len(),
+            initrd_size / 1024
+        ),
+    );
+
+    make_disk(&staging, work, &image_dir, recipe.disk_size_mib, progress)?;
+
+    let mut file_entries = BTreeMap::new();
+    let names = [KERNEL_FILE, INITRD_FILE, DISK_FILE]
+        .into_iter()
+        .map(str::to_string)
+        .chain(root.extra_files);
+    for f in names {
+        let p = image_dir.join(&f);
+        file_entries.insert(f, hash_file(&p).map_err(io_err(&p))?);
+    }
+    let created_str = created
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| BuildError::Missing(format!("cannot format time: {e}")))?;
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        name: recipe.name.clone(),
+        version: String::new(),
+        created: created_str,
+        description: recipe.description.clone(),
+        files: file_entries,
+        packages: root.packages,
+        kernel_release: release,
+        agent: AgentInfo {
+            version: agent.version,
+            sha256: agent.sha256,
+        },
+        boot: BootSettings {
+            kernel: KERNEL_FILE.into(),
+            initrd: INITRD_FILE.into(),
+            disk: DISK_FILE.into(),
+            cmdline: recipe.boot.cmdline.clone(),
+            memory_mib: recipe.boot.memory_mib,
+            vcpus: recipe.boot.vcpus,
+            ssh_timeout_secs: recipe.boot.ssh_timeout_secs,
+            warm_start: true,
+        },
+        install: root.install,
+        recipe_sha256: recipe_sha256.to_string(),
+        builder: builder_id(),
+    };
+    Ok(Assembled {
+        image_dir,
+        manifest,
+    })
+}
+
+/// Reads the static busybox at `path` (the initramfs needs it static).
+fn static_busybox(path: &Path, hint: &str) -> Result<Vec<u8>, BuildError> {
+    let busybox = std::fs::read(path)
+        .map_err(|_| BuildError::Missing(format!("{} not found: {hint}", path.display())))?;
+    if elf::elf_needs(&busybox, "busybox", "/bin")?.is_some_and(|n| !n.needed.is_empty()) {
+        return Err(BuildError::Missing(
+            "/bin/busybox is not static; use busybox-static".into(),
+        ));
+    }
+    Ok(busybox)
+}
+
+/// `kind: unpack`: downloads and unpacks the packages (and the kernel) into
+/// `pkgroot`, copies the recipe's binaries and trees with their libraries
+/// into `staging`, plus busybox, the agent and the guest contract's files.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, all inputs of one step"
+)]
+fn unpack_root(
+    recipe: &Recipe,
+    spec: &UnpackSpec,
+    kernel_pkg: &str,
+    cache_dir: &Path,
+    pkgroot: &Path,
+    staging: &Path,
+    agent: &Agent,
+    progress: &mut dyn FnMut(BuildEvent),
+) -> Result<RootFs, BuildError> {
     let mut closure = apt::package_closure(&recipe.packages)?;
-    closure.insert(kernel_pkg.clone());
+    closure.insert(kernel_pkg.to_string());
     step(
         progress,
         "resolve",
@@ -342,47 +505,23 @@ pub(crate) fn assemble(
             cache_dir.join("debs").display()
         ),
     );
-    let pkgroot = work.join("pkgroot");
-    let packages = apt::extract_all(&debs, &pkgroot)?;
+    let packages = apt::extract_all(&debs, pkgroot)?;
     step(progress, "unpack", format!("{} packages", packages.len()));
 
-    // Kernel.
-    let release = kernel_pkg
-        .strip_prefix("linux-image-")
-        .unwrap_or(&kernel_pkg)
-        .trim_end_matches("-unsigned")
-        .to_string();
-    let modules_root = pkgroot.join("lib/modules").join(&release);
-    let vmlinuz_src = pkgroot.join("boot").join(format!("vmlinuz-{release}"));
-    if !modules_root.is_dir() || !vmlinuz_src.is_file() {
-        return Err(BuildError::Kernel(format!(
-            "{kernel_pkg} has no /boot/vmlinuz-{release} or /lib/modules/{release}"
-        )));
-    }
-
-    // Root file system.
-    let staging = work.join("staging");
     for (dir, mode) in guest::ROOT_DIRS {
-        mkdir_mode(&host(&staging, dir), *mode)?;
+        mkdir_mode(&host(staging, dir), *mode)?;
     }
-    let (tree_entries, tree_elfs) = tree_files(&pkgroot, &recipe.trees, &recipe.exclude)?;
-    let programs: Vec<String> = recipe.binaries.iter().cloned().chain(tree_elfs).collect();
-    let files = elf::closure(&pkgroot, &programs, &[(&agent_bytes, guest::AGENT_PATH)])?;
+    let (tree_entries, tree_elfs) = tree_files(pkgroot, &spec.trees, &spec.exclude)?;
+    let programs: Vec<String> = spec.binaries.iter().cloned().chain(tree_elfs).collect();
+    let files = elf::closure(pkgroot, &programs, &[(&agent.bytes, guest::AGENT_PATH)])?;
     for f in tree_entries.iter().chain(&files) {
-        elf::copy_entry(&pkgroot, &staging, f)?;
+        elf::copy_entry(pkgroot, staging, f)?;
     }
     let busybox_src = pkgroot.join("bin/busybox");
-    let busybox = std::fs::read(&busybox_src).map_err(|_| {
-        BuildError::Missing(format!(
-            "{} not found: the recipe must list busybox-static in packages",
-            busybox_src.display()
-        ))
-    })?;
-    if elf::elf_needs(&busybox, "busybox", "/bin")?.is_some_and(|n| !n.needed.is_empty()) {
-        return Err(BuildError::Missing(
-            "/bin/busybox is not static; use busybox-static".into(),
-        ));
-    }
+    let busybox = static_busybox(
+        &busybox_src,
+        "the recipe must list busybox-static in packages",
+    )?;
     write_file(&staging.join("bin/busybox"), 0o755, &busybox)?;
     let applets = busybox_applets(&busybox_src)?;
     for (dir, name) in &applets {
@@ -393,56 +532,146 @@ pub(crate) fn assemble(
         };
         symlink_if_absent(target, &staging.join(dir).join(name))?;
     }
-    write_file(&host(&staging, guest::AGENT_PATH), 0o755, &agent_bytes)?;
+    write_file(&host(staging, guest::AGENT_PATH), 0o755, &agent.bytes)?;
     symlink_if_absent(
         "../libexec/ferrotron/ferrotron-agent",
         &staging.join("usr/bin/ferrotron-agent"),
     )?;
     for (path, mode, content) in guest::etc_files(&recipe.name) {
-        write_file(&host(&staging, path), mode, content.as_bytes())?;
+        write_file(&host(staging, path), mode, content.as_bytes())?;
     }
     for d in &recipe.directories {
-        mkdir_mode(&host(&staging, d), 0o755)?;
+        mkdir_mode(&host(staging, d), 0o755)?;
     }
-    for (link, target) in &recipe.symlinks {
-        symlink_if_absent(target, &host(&staging, link))?;
+    for (link, target) in &spec.symlinks {
+        symlink_if_absent(target, &host(staging, link))?;
     }
     // A loader cache saves the guest's ld.so many failed lookups (best effort).
-    if let Err(e) = run(Command::new("ldconfig").arg("-r").arg(&staging)) {
+    if let Err(e) = run(Command::new("ldconfig").arg("-r").arg(staging)) {
         tracing::warn!("ldconfig -r failed, image will work without a loader cache: {e}");
     }
     step(
         progress,
         "rootfs",
         format!(
-            "{} files from {} binaries, {} busybox applets, agent {agent_ver}",
+            "{} files from {} binaries, {} busybox applets, agent {}",
             files.len(),
-            recipe.binaries.len(),
-            applets.len()
+            spec.binaries.len(),
+            applets.len(),
+            agent.version
         ),
     );
+    Ok(RootFs {
+        packages,
+        busybox,
+        install: None,
+        extra_files: Vec::new(),
+    })
+}
 
-    // Kernel and initramfs.
-    let image_dir = work.join("image");
-    std::fs::create_dir(&image_dir).map_err(io_err(&image_dir))?;
-    std::fs::copy(&vmlinuz_src, image_dir.join(KERNEL_FILE)).map_err(io_err(&vmlinuz_src))?;
-    let mut modules = Vec::new();
-    for m in &recipe.modules {
-        let p = find_module(&modules_root, m)?;
-        modules.push((m.clone(), std::fs::read(&p).map_err(io_err(&p))?));
-    }
-    let initrd_size = write_initrd(&image_dir.join(INITRD_FILE), &busybox, &modules)?;
+/// `kind: mmdebstrap`: the kernel package downloaded and unpacked into
+/// `pkgroot` as for `unpack`; the root file system made by mmdebstrap in
+/// `staging`, with apt's lists and caches kept and the guest contract added;
+/// the list of installable names written to the image folder.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, all inputs of one step"
+)]
+fn bootstrap_root(
+    recipe: &Recipe,
+    spec: &BootstrapSpec,
+    kernel_pkg: &str,
+    cache_dir: &Path,
+    pkgroot: &Path,
+    staging: &Path,
+    image_dir: &Path,
+    agent: &Agent,
+    progress: &mut dyn FnMut(BuildEvent),
+) -> Result<RootFs, BuildError> {
+    let kernel: std::collections::BTreeSet<String> = [kernel_pkg.to_string()].into();
+    let (debs, fetched) = apt::download(&kernel, cache_dir)?;
+    apt::extract_all(&debs, pkgroot)?;
     step(
         progress,
-        "initrd",
+        "kernel",
         format!(
-            "kernel {release}, {} modules, initrd {} KiB",
-            modules.len(),
-            initrd_size / 1024
+            "{kernel_pkg} ({})",
+            if fetched > 0 {
+                "downloaded"
+            } else {
+                "from cache"
+            }
         ),
     );
 
-    // Root disk: ext4 from the staging tree, converted to qcow2.
+    step(
+        progress,
+        "debian",
+        format!(
+            "mmdebstrap {} from {} ({} packages asked for)",
+            spec.suite,
+            spec.mirror,
+            recipe.packages.len() + bootstrap::CONTRACT_PACKAGES.len()
+        ),
+    );
+    bootstrap::mmdebstrap(spec, &recipe.packages, staging, &mut |line| {
+        step(progress, "debian", line.to_string());
+    })?;
+    let status_path = staging.join("var/lib/dpkg/status");
+    let status = std::fs::read_to_string(&status_path).map_err(io_err(&status_path))?;
+    let packages = bootstrap::installed_packages(&status, &status_path)?;
+
+    let busybox_src = bootstrap::busybox_path(staging)?;
+    let busybox = static_busybox(&busybox_src, "busybox-static is not installed")?;
+    let applets = busybox_applets(&busybox_src)?;
+    let summary = bootstrap::add_guest_contract(
+        staging,
+        &recipe.name,
+        &spec.apt_options,
+        &applets,
+        &agent.bytes,
+        &recipe.directories,
+    )?;
+    step(
+        progress,
+        "rootfs",
+        format!(
+            "{} packages installed, {} busybox applets linked, agent {}",
+            packages.len(),
+            summary.applets,
+            agent.version
+        ),
+    );
+
+    bootstrap::gencaches(staging)?;
+    let available = bootstrap::write_available(staging, &image_dir.join(AVAILABLE_FILE))?;
+    step(
+        progress,
+        "apt",
+        format!("caches built; {available} package names available ({AVAILABLE_FILE})"),
+    );
+    Ok(RootFs {
+        packages,
+        busybox,
+        install: Some(PackageInstall {
+            manager: "apt".into(),
+            repositories: vec![spec.mirror.clone()],
+            rpm_names: spec.rpm_names.clone(),
+            available: AVAILABLE_FILE.into(),
+        }),
+        extra_files: vec![AVAILABLE_FILE.to_string()],
+    })
+}
+
+/// The root disk: ext4 made from `staging` (owners, modes, links and hard
+/// links as they are there), converted to qcow2 in the image folder.
+fn make_disk(
+    staging: &Path,
+    work: &Path,
+    image_dir: &Path,
+    size_mib: u32,
+    progress: &mut dyn FnMut(BuildEvent),
+) -> Result<(), BuildError> {
     let raw = work.join("disk.raw");
     run(Command::new("mke2fs")
         .args(["-q", "-t", "ext4", "-L", "ferrotron-root", "-m", "0"])
@@ -451,10 +680,11 @@ pub(crate) fn assemble(
             "lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0",
         ])
         .arg("-d")
-        .arg(&staging)
+        .arg(staging)
         .arg("-F")
         .arg(&raw)
-        .arg(format!("{}M", recipe.disk_size_mib)))?;
+        .arg(format!("{size_mib}M")))?;
+    let free = ext4_free_percent(&raw);
     let disk = image_dir.join(DISK_FILE);
     run(Command::new("qemu-img")
         .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
@@ -466,51 +696,25 @@ pub(crate) fn assemble(
         progress,
         "disk",
         format!(
-            "ext4 {} MiB, qcow2 {} MiB",
-            recipe.disk_size_mib,
+            "ext4 {size_mib} MiB{}, qcow2 {} MiB",
+            free.map(|f| format!(" ({f}% free)")).unwrap_or_default(),
             disk_size / (1024 * 1024)
         ),
     );
+    Ok(())
+}
 
-    let mut file_entries = BTreeMap::new();
-    for f in [KERNEL_FILE, INITRD_FILE, DISK_FILE] {
-        let p = image_dir.join(f);
-        file_entries.insert(f.to_string(), hash_file(&p).map_err(io_err(&p))?);
-    }
-    let created_str = created
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| BuildError::Missing(format!("cannot format time: {e}")))?;
-    let manifest = Manifest {
-        format: MANIFEST_FORMAT,
-        name: recipe.name.clone(),
-        version: String::new(),
-        created: created_str,
-        description: recipe.description.clone(),
-        files: file_entries,
-        packages,
-        kernel_release: release,
-        agent: AgentInfo {
-            version: agent_ver,
-            sha256: agent_sha,
-        },
-        boot: BootSettings {
-            kernel: KERNEL_FILE.into(),
-            initrd: INITRD_FILE.into(),
-            disk: DISK_FILE.into(),
-            cmdline: recipe.boot.cmdline.clone(),
-            memory_mib: recipe.boot.memory_mib,
-            vcpus: recipe.boot.vcpus,
-            ssh_timeout_secs: recipe.boot.ssh_timeout_secs,
-            warm_start: true,
-        },
-        install: None,
-        recipe_sha256: recipe_sha256.to_string(),
-        builder: builder_id(),
+/// Free blocks of an ext4 image in percent (`dumpe2fs -h`), if it says.
+fn ext4_free_percent(raw: &Path) -> Option<u64> {
+    let out = run(Command::new("dumpe2fs").arg("-h").arg(raw)).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
     };
-    Ok(Assembled {
-        image_dir,
-        manifest,
-    })
+    let total = field("Block count:")?;
+    let free = field("Free blocks:")?;
+    (total > 0).then(|| free * 100 / total)
 }
 
 /// Names this builder and the guest contract it writes (init and boot
@@ -522,6 +726,9 @@ pub fn builder_id() -> String {
     h.update(guest::initrd_init(&[]).as_bytes());
     h.update(guest::boot_script().as_bytes());
     h.update(guest::INITTAB.as_bytes());
+    // What a `kind: mmdebstrap` image gets on top of Debian.
+    h.update(guest::apt_conf(&[]).as_bytes());
+    h.update(b"mmdebstrap: busybox init, applets where absent, apt lists kept, gencaches, available list");
     // What the manifest says about the guest (e.g. `boot.warm_start`).
     h.update(b"manifest boot.warm_start");
     let hex: String = h.finalize()[..6]

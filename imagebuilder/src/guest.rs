@@ -212,8 +212,17 @@ pub const INITTAB: &str = "\
 ::shutdown:/bin/umount -a -r
 ";
 
-/// Small text files of the root file system: (path, mode, content).
+/// Small text files of a `kind: unpack` root file system, which has no
+/// distribution's own: [`system_files`] and [`contract_files`].
 pub fn etc_files(hostname: &str) -> Vec<(&'static str, u32, String)> {
+    let mut files = system_files();
+    files.extend(contract_files(hostname));
+    files
+}
+
+/// Accounts, shells and loader paths for an image without a distribution's
+/// own (`tiny`). A Debian image keeps Debian's (apt needs its `_apt` user).
+pub fn system_files() -> Vec<(&'static str, u32, String)> {
     vec![
         (
             "/etc/passwd",
@@ -228,12 +237,6 @@ pub fn etc_files(hostname: &str) -> Vec<(&'static str, u32, String)> {
         ("/etc/shadow", 0o600, "root:*:19000:0:99999:7:::\n".into()),
         ("/etc/shells", 0o644, "/bin/sh\n/bin/ash\n".into()),
         (
-            "/etc/hosts",
-            0o644,
-            format!("127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tlocalhost\n"),
-        ),
-        ("/etc/hostname", 0o644, format!("{hostname}\n")),
-        (
             "/etc/nsswitch.conf",
             0o644,
             "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n".into(),
@@ -243,9 +246,49 @@ pub fn etc_files(hostname: &str) -> Vec<(&'static str, u32, String)> {
             0o644,
             "/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n".into(),
         ),
+    ]
+}
+
+/// The files of the guest contract every image has: host name, hosts,
+/// busybox init's inittab and the boot script (path, mode, content).
+pub fn contract_files(hostname: &str) -> Vec<(&'static str, u32, String)> {
+    vec![
+        (
+            "/etc/hosts",
+            0o644,
+            format!("127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tlocalhost\n"),
+        ),
+        ("/etc/hostname", 0o644, format!("{hostname}\n")),
         ("/etc/inittab", 0o644, INITTAB.into()),
         (BOOT_SCRIPT_PATH, 0o755, boot_script()),
     ]
+}
+
+/// Where an image with apt (`kind: mmdebstrap`) gets Ferrotron's apt settings.
+pub const APT_CONF_PATH: &str = "/etc/apt/apt.conf.d/90ferrotron";
+
+/// Ferrotron's apt settings for the guest: everything through the job's
+/// package proxy on [`PACKAGE_PROXY_PORT`], no Recommends, no retries (the
+/// proxy already retries and a job must not wait), no pseudo-terminal for
+/// dpkg (there is none over the agent's pipes); then the recipe's
+/// `apt_options`, one per line.
+pub fn apt_conf(apt_options: &[String]) -> String {
+    let mut text = format!(
+        "// Written by the Ferrotron image builder (docs/images.md): the guest's\n\
+         // apt reaches its repositories only through the job's package proxy.\n\
+         Acquire::http::Proxy \"http://127.0.0.1:{PACKAGE_PROXY_PORT}/\";\n\
+         APT::Install-Recommends \"false\";\n\
+         Acquire::Retries \"0\";\n\
+         Dpkg::Use-Pty \"0\";\n"
+    );
+    if !apt_options.is_empty() {
+        text.push_str("// From the recipe's apt_options:\n");
+        for o in apt_options {
+            text.push_str(o);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 /// Directories of the root file system: (path, mode).
@@ -291,6 +334,56 @@ mod tests {
     fn scripts_parse() {
         syntax_ok(&initrd_init(&["virtio".into(), "virtio_blk".into()]));
         syntax_ok(&boot_script());
+    }
+
+    /// In a Debian image `/bin/sh` is dash: the boot script must be POSIX,
+    /// and the parts that parse text (the host key line) must work there.
+    #[test]
+    fn boot_script_works_under_dash() {
+        let out = Command::new("dash")
+            .args(["-n", "-c", &boot_script()])
+            .output()
+            .expect("dash (Debian's /bin/sh) on the build host");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The host key extraction, as the boot script does it.
+        let start = boot_script()
+            .find("case \"$out\" in")
+            .expect("host key case");
+        let end = boot_script().find("dropbear -s").expect("dropbear");
+        let part = &boot_script()[start..end];
+        let script = format!(
+            "say() {{ echo \"ferrotron: $*\"; }}\n\
+             out='Public key portion is:\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK root@debian\nFingerprint: sha1!! 00'\n{part}"
+        );
+        let out = Command::new("dash")
+            .args(["-c", &script])
+            .output()
+            .expect("dash");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "ferrotron: host key ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK\n"
+        );
+    }
+
+    #[test]
+    fn apt_conf_points_at_the_package_proxy() {
+        let conf = apt_conf(&["Acquire::Check-Valid-Until \"false\";".into()]);
+        let lines: Vec<&str> = conf.lines().filter(|l| !l.starts_with("//")).collect();
+        assert_eq!(
+            lines,
+            [
+                "Acquire::http::Proxy \"http://127.0.0.1:8472/\";",
+                "APT::Install-Recommends \"false\";",
+                "Acquire::Retries \"0\";",
+                "Dpkg::Use-Pty \"0\";",
+                "Acquire::Check-Valid-Until \"false\";",
+            ]
+        );
+        assert!(!apt_conf(&[]).contains("recipe"));
     }
 
     /// The `fatal "..."` calls of a script: the reasons it can give.

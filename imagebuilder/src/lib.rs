@@ -1,13 +1,16 @@
 //! Recipes to versioned, immutable base images.
 //!
 //! A recipe (`images/<name>.yaml`, see [`Recipe`]) lists a Debian kernel, kernel
-//! modules, packages and programs. [`ImageStore::build`] downloads the packages with
-//! the host's apt, assembles a kernel + small initramfs + ext4 root disk (qcow2),
-//! and publishes them atomically as `<store>/<name>/<version>/` with a
+//! modules and packages. A `kind: unpack` recipe (`tiny`) also names the
+//! programs to copy out of the unpacked packages; a `kind: mmdebstrap` recipe
+//! (`debian`) installs a whole Debian system with mmdebstrap (`bootstrap.rs`).
+//! [`ImageStore::build`] assembles a kernel + small initramfs + ext4 root disk
+//! (qcow2), and publishes them atomically as `<store>/<name>/<version>/` with a
 //! [`Manifest`]. The guest contract (kernel command line keys, console lines,
 //! paths) is described in `docs/images.md`.
 
 pub mod apt;
+pub mod bootstrap;
 pub mod builder;
 pub mod cpio;
 pub mod elf;
@@ -21,7 +24,7 @@ use std::path::Path;
 
 pub use builder::{BuildError, BuildEvent, BuildOptions};
 pub use manifest::{AgentInfo, BootSettings, FileEntry, Manifest, PackageEntry, PackageInstall};
-pub use recipe::{Recipe, RecipeError};
+pub use recipe::{BootstrapSpec, Recipe, RecipeError, RecipeKind, RecipeSource, UnpackSpec};
 pub use store::{BuiltImage, ImageInfo, ImageStore, StoreError, StoredImage};
 
 /// Builds `recipe_path` into the store at `store_root` (see [`ImageStore::build`]).

@@ -182,7 +182,9 @@ impl Drop for WorkDir {
     }
 }
 
-/// Removes a tree even if it contains read-only folders.
+/// Removes a tree even if it contains read-only folders. It never crosses
+/// into another file system: a work folder with something still mounted
+/// below it (a crashed chroot's /proc, say) is an error, not emptied.
 fn force_remove(path: &Path) -> std::io::Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -190,19 +192,30 @@ fn force_remove(path: &Path) -> std::io::Result<()> {
         Err(e) => return Err(e),
     };
     if meta.is_dir() {
-        if meta.permissions().mode() & 0o700 != 0o700 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
-        }
-        for e in std::fs::read_dir(path)? {
-            let e = e?;
-            if e.file_type()?.is_dir() {
-                force_remove(&e.path())?;
-            }
-        }
-        std::fs::remove_dir_all(path)
+        remove_dir_on(path, meta.dev())
     } else {
         std::fs::remove_file(path)
     }
+}
+
+fn remove_dir_on(path: &Path, dev: u64) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.dev() != dev {
+        return Err(std::io::Error::other(format!(
+            "{} is on another file system (still mounted?): not removing it",
+            path.display()
+        )));
+    }
+    if meta.permissions().mode() & 0o700 != 0o700 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    for e in std::fs::read_dir(path)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            remove_dir_on(&e.path(), dev)?;
+        }
+    }
+    std::fs::remove_dir_all(path)
 }
 
 fn dir_size(path: &Path) -> u64 {
