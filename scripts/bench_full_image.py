@@ -13,7 +13,7 @@ ratios go to docs/performance.md.
 import json, os, re, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
-from bench import ACCEL, FERROTRON, ROOT, baseline_once, newest_image
+from bench import ACCEL, FERROTRON, IMAGES, ROOT, baseline_once, newest_image
 from benchdoc import markers, write_section
 
 RUNS = int(os.environ.get("BENCH_FULL_RUNS", "5"))
@@ -22,7 +22,7 @@ AGENT = ROOT / "target/x86_64-unknown-linux-gnu/agent/ferrotron-agent"
 
 def job(data_dir, image, formula, extra=()):
     env = {**os.environ, "FERROTRON_DATA_DIR": str(data_dir), "FERROTRON_ACCEL": ACCEL,
-           "FERROTRON_TEMPLATES_DIR": str(data_dir.parent / "templates")}
+           "FERROTRON_TEMPLATES_DIR": str(data_dir.parent / "templates"), "FERROTRON_IMAGES_DIR": str(IMAGES)}
     if AGENT.is_file():
         env["FERROTRON_AGENT"] = str(AGENT)
     t0 = time.monotonic()
