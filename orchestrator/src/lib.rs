@@ -20,6 +20,7 @@ pub mod job;
 pub mod packages;
 pub mod placement;
 pub mod progress;
+pub mod publish;
 pub mod ratelimit;
 pub mod report_client;
 pub mod results;

@@ -8,9 +8,13 @@ use std::process::Command;
 use crate::workspace;
 
 /// Pinned versions, as docs/results-api.md names them.
-pub const PACKAGES: &[&str] = &["resultsdb-api==2.1.6", "resultsdb-conventions==3.0.3"];
+pub const PACKAGES: &[&str] = &[
+    "resultsdb-api==2.1.6",
+    "resultsdb-conventions==3.0.3",
+    "fedora-messaging==3.9.1",
+];
 /// Modules that must import for the venv to count as made.
-const MODULES: &str = "import resultsdb_api, resultsdb_conventions";
+const MODULES: &str = "import resultsdb_api, resultsdb_conventions, fedora_messaging.api";
 
 /// The venv's python, with every client installed.
 pub fn python() -> PathBuf {

@@ -13,7 +13,7 @@ pub mod listener;
 mod messages;
 mod params;
 pub use crate::ratelimit;
-mod resultsdb;
+pub(crate) mod resultsdb;
 mod system;
 
 use std::net::SocketAddr;
@@ -277,12 +277,27 @@ pub async fn serve(
     listen: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(listen)
+    serve_on(state, stopper, bind(listen).await?, shutdown).await
+}
+
+/// The API's listening socket (bound before the service starts, so that
+/// what needs the address, such as links in messages, knows the port).
+pub async fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {
             addr: listen,
             source,
-        })?;
+        })
+}
+
+/// [`serve`] on a socket [`bind`] made.
+pub async fn serve_on(
+    state: AppState,
+    stopper: Stopper,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let local = listener.local_addr().map_err(ServeError::Serve)?;
     listener::raise_descriptor_limit(&state.config.limits);
     tracing::info!(%local, "serving");

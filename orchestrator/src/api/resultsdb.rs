@@ -200,6 +200,12 @@ fn group_json(base: &str, g: &Group, results_count: i64) -> GroupJson {
     }
 }
 
+/// A result as `GET /api/v2.0/results/<id>` serves it, links under
+/// `base`: the body of its `resultsdb.result.new` message too.
+pub fn result_value(base: &str, r: ResultRow) -> Value {
+    serde_json::to_value(result_json(base, r)).unwrap_or_default()
+}
+
 fn result_json(base: &str, r: ResultRow) -> ResultJson {
     ResultJson {
         id: r.id,

@@ -60,6 +60,13 @@ impl App {
         }
     }
 
+    /// This application with an outbox: results and job moves add their
+    /// messages to it ([`Store::with_outbox`]), for the publisher.
+    pub fn with_outbox(mut self) -> App {
+        self.store = self.store.with_outbox();
+        self
+    }
+
     /// The rules and mappings [`App::trigger`] uses (none: it refuses).
     pub fn with_intake(mut self, intake: Option<Arc<Intake>>) -> App {
         self.intake = intake;

@@ -13,8 +13,10 @@ pub struct ServiceConfig {
     pub intake: Option<crate::intake::enqueue::Intake>,
     /// The scheduler (none: this server only records).
     pub scheduler: Option<crate::scheduler::SchedulerConfig>,
-    /// Consume messages from RabbitMQ.
+    /// Consume messages from RabbitMQ (with an intake).
     pub amqp: Option<crate::intake::amqp::AmqpConfig>,
+    /// Publish results and job moves to RabbitMQ (through the outbox).
+    pub publish: Option<crate::publish::PublishConfig>,
     /// Periodic sync and fsck of the git cache.
     pub cache_upkeep: crate::cache::maintain::Upkeep,
 }
@@ -28,12 +30,16 @@ pub async fn serve(
     service: ServiceConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeCommandError> {
+    let listener = crate::api::bind(listen).await?;
     let cache = crate::cache::Cache::new(&settings.data_dir);
     let intake = service.intake.map(|mut i| {
         i.cache = Some(cache.clone());
         Arc::new(i)
     });
-    let app = App::open(&settings).await?.with_intake(intake.clone());
+    let mut app = App::open(&settings).await?.with_intake(intake.clone());
+    if service.publish.is_some() {
+        app = app.with_outbox();
+    }
     let (state, stopper) = crate::api::AppState::new(app.clone(), config);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -75,6 +81,22 @@ pub async fn serve(
             }
         });
     }
+    if let Some(mut cfg) = service.publish {
+        if cfg.base_url.is_empty() {
+            let local = listener
+                .local_addr()
+                .map_err(crate::api::ServeError::Serve)?;
+            cfg.base_url = format!("http://{local}");
+        }
+        let store = app.store().clone();
+        let stop = stop_rx.clone();
+        tasks.spawn(async move {
+            crate::publish::run(store, cfg, stop, |s| tracing::info!("{s}")).await;
+        });
+    }
+    if let (Some(_), None) = (&service.amqp, &intake) {
+        tracing::info!("amqp: no --rules, so no intake: publishing only");
+    }
     if let (Some(cfg), true) = (service.amqp, intake.is_some()) {
         let app = app.clone();
         let stop = stop_rx.clone();
@@ -99,7 +121,7 @@ pub async fn serve(
             crate::intake::amqp::run(cfg, handler, stop, |s| tracing::info!("{s}")).await;
         });
     }
-    let r = crate::api::serve(state, stopper, listen, shutdown).await;
+    let r = crate::api::serve_on(state, stopper, listener, shutdown).await;
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     app.close().await;

@@ -82,9 +82,19 @@ pub struct ServeArgs {
     /// Seconds a claimed job's lease lasts without renewal.
     #[arg(long, default_value_t = 30)]
     lease_secs: u64,
-    /// Consume messages from this RabbitMQ (amqp://user:pass@host:port/vhost).
-    #[arg(long, env = "FERROTRON_AMQP_URL", requires = "rules")]
+    /// RabbitMQ (amqp://user:pass@host:port/vhost): consume messages from
+    /// it (with `--rules`) and publish results and job changes to it
+    /// (unless `--no-publish`).
+    #[arg(long, env = "FERROTRON_AMQP_URL")]
     amqp_url: Option<String>,
+    /// Do not publish messages (`resultsdb.result.new`,
+    /// `taskotron.result.new`, `ferrotron.job.<state>`) to `--amqp-url`.
+    #[arg(long, env = "FERROTRON_NO_PUBLISH")]
+    no_publish: bool,
+    /// Put this before the topic of every message published, with a dot
+    /// (`org.fedoraproject.prod`, as Fedora Messaging's `topic_prefix`).
+    #[arg(long, env = "FERROTRON_PUBLISH_TOPIC_PREFIX", default_value = "")]
+    publish_topic_prefix: String,
     /// The durable queue to consume.
     #[arg(long, default_value = "ferrotron")]
     amqp_queue: String,
@@ -175,6 +185,16 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
         print!("{}", ferrotron::api::openapi_json());
         return Ok(ExitStatus::Passed);
     }
+    // Empty: the address `serve` listens on.
+    let base_url = args.public_url.clone().unwrap_or_default();
+    let publish = match (&args.amqp_url, args.no_publish) {
+        (Some(url), false) => {
+            let mut c = ferrotron::publish::PublishConfig::new(url, &args.amqp_exchange, &base_url);
+            c.topic_prefix = args.publish_topic_prefix.clone();
+            Some(c)
+        }
+        _ => None,
+    };
     let config = ApiConfig {
         require_token_for_reads: args.require_token_for_reads,
         public_url: args.public_url,
@@ -243,6 +263,7 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
         intake,
         scheduler,
         amqp,
+        publish,
         cache_upkeep: ferrotron::cache::maintain::Upkeep {
             sync_every: Some(args.cache_sync_every),
             fsck_every: Some(args.cache_fsck_every),

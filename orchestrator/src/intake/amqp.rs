@@ -252,6 +252,19 @@ where
             .message_id()
             .as_ref()
             .map(|s| s.to_string());
+        if published_here(delivery.properties.headers().as_ref()) {
+            // Ferrotron's own messages never trigger it (no loop when the
+            // bindings cover the publishing prefix).
+            tracing::debug!(
+                "amqp: {} is Ferrotron's own message; skipped",
+                delivery.routing_key
+            );
+            delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(broker("basic.ack"))?;
+            continue;
+        }
         let parsed = message_of(
             delivery.routing_key.as_str(),
             message_id.as_deref(),
@@ -298,6 +311,12 @@ where
             }
         };
     }
+}
+
+/// Whether a message carries the header Ferrotron's publisher puts on its
+/// own ([`crate::publish::OWN_HEADER`]).
+fn published_here(headers: Option<&FieldTable>) -> bool {
+    headers.is_some_and(|h| h.contains_key(crate::publish::OWN_HEADER))
 }
 
 /// Why a message on `topic` is refused by its topic's quota, if it is.
@@ -457,6 +476,18 @@ mod tests {
         assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
         assert_eq!(again.id, a.id, "same content, same id");
         assert_ne!(other.id, a.id, "the topic counts");
+    }
+
+    /// Ferrotron's own messages (its publisher's header) are skipped.
+    #[test]
+    fn own_messages_are_recognised_by_their_header() {
+        let mut h = FieldTable::default();
+        assert!(!published_here(Some(&h)) && !published_here(None));
+        h.insert(
+            crate::publish::OWN_HEADER.into(),
+            lapin::types::AMQPValue::Boolean(true),
+        );
+        assert!(published_here(Some(&h)));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::lifecycle::{transition_in, Transitioned};
 use super::query::Binder;
-use super::{bind_all, now_micros, row_get, Page, Store, StoreError};
+use super::{bind_all, now_micros, row_get, Page, Store, StoreError, WriteTx};
 use crate::job::{Actor, Cause, JobState, Move};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,8 +126,9 @@ impl Store {
             .execute(&mut *tx.tx)
             .await?;
             insert_transition(
-                &mut tx.tx,
+                &mut tx,
                 uuid,
+                None,
                 &TransitionRow {
                     state: JobState::Queued,
                     at: created,
@@ -152,7 +153,7 @@ impl Store {
         };
         for step in &steps {
             let mv = Move::new(step.state, Actor::Operator).caused_by(cause);
-            match transition_in(&mut tx.tx, uuid, &mv, step.at).await? {
+            match transition_in(&mut tx, uuid, &mv, step.at).await? {
                 Transitioned::Moved { .. } => {}
                 Transitioned::Refused(e) => return Err(StoreError::Conflict(e.to_string())),
                 other => {
@@ -307,16 +308,20 @@ impl Store {
     }
 }
 
+/// Records that job `uuid` reached `t.state` (from `from`; none: it was
+/// just created), and, when messages are published, its
+/// `ferrotron.job.<state>` message.
 pub(super) async fn insert_transition(
-    conn: &mut sqlx::AnyConnection,
+    tx: &mut WriteTx,
     uuid: &str,
+    from: Option<JobState>,
     t: &TransitionRow,
 ) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO job_transitions (job_uuid, state, at) VALUES ($1, $2, $3)")
         .bind(uuid.to_string())
         .bind(t.state.to_string())
         .bind(t.at)
-        .execute(&mut *conn)
+        .execute(&mut *tx.tx)
         .await?;
-    Ok(())
+    super::outbox::job_moved(tx, uuid, from, t).await
 }

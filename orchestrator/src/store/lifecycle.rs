@@ -8,7 +8,7 @@
 //! it.
 
 use super::jobs::{insert_transition, TransitionRow};
-use super::{row_get, Store, StoreError};
+use super::{row_get, Store, StoreError, WriteTx};
 use crate::job::{Actor, InvalidTransition, JobState, LeaseEffect, Move};
 
 /// What a [`Store::transition`] did.
@@ -36,14 +36,14 @@ impl Transitioned {
 
 /// [`Store::transition`] inside a caller's transaction, at time `at`.
 pub(super) async fn transition_in(
-    conn: &mut sqlx::AnyConnection,
+    tx: &mut WriteTx,
     uuid: &str,
     mv: &Move,
     at: i64,
 ) -> Result<Transitioned, StoreError> {
     let row = sqlx::query("SELECT state, lease_owner, lease_expires FROM jobs WHERE uuid = $1")
         .bind(uuid.to_string())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx.tx)
         .await?;
     let Some(row) = row else {
         return Ok(Transitioned::NotFound);
@@ -96,13 +96,13 @@ pub(super) async fn transition_in(
     .bind(mv.reason.clone())
     .bind(uuid.to_string())
     .bind(stored)
-    .execute(&mut *conn)
+    .execute(&mut *tx.tx)
     .await?
     .rows_affected();
     if changed != 1 {
         return Ok(Transitioned::NotHeld { state: from });
     }
-    insert_transition(conn, uuid, &TransitionRow { state: mv.to, at }).await?;
+    insert_transition(tx, uuid, Some(from), &TransitionRow { state: mv.to, at }).await?;
     Ok(Transitioned::Moved { from })
 }
 
@@ -110,7 +110,7 @@ impl Store {
     /// Applies `mv` to job `uuid` now, in a transaction of its own.
     pub async fn transition(&self, uuid: &str, mv: &Move) -> Result<Transitioned, StoreError> {
         let mut tx = self.begin().await?;
-        let done = transition_in(&mut tx.tx, uuid, mv, super::now_micros()).await?;
+        let done = transition_in(&mut tx, uuid, mv, super::now_micros()).await?;
         if done.moved() {
             tx.commit().await?;
         }

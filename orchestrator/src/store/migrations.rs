@@ -46,6 +46,11 @@ const SQLITE: &Steps = &[
         "token_roles",
         include_str!("../../migrations/sqlite/0006_token_roles.sql"),
     ),
+    (
+        7,
+        "outbox",
+        include_str!("../../migrations/sqlite/0007_outbox.sql"),
+    ),
 ];
 
 const POSTGRES: &Steps = &[
@@ -78,6 +83,11 @@ const POSTGRES: &Steps = &[
         6,
         "token_roles",
         include_str!("../../migrations/postgres/0006_token_roles.sql"),
+    ),
+    (
+        7,
+        "outbox",
+        include_str!("../../migrations/postgres/0007_outbox.sql"),
     ),
 ];
 

@@ -16,6 +16,7 @@ mod hosts;
 mod jobs;
 mod lifecycle;
 mod migrations;
+mod outbox;
 mod query;
 mod queue;
 mod results;
@@ -31,6 +32,7 @@ use sqlx::{AnyPool, Executor};
 pub use hosts::{HostRecord, HOST_FRESH_MICROS};
 pub use jobs::{Artifact, Job, JobUpdate, TransitionRow};
 pub use lifecycle::Transitioned;
+pub use outbox::{OutboxRow, Topic};
 pub use query::{DataFilter, Page, ResultFilter};
 pub use queue::{ClaimedJob, Enqueued, NewQueuedJob, QueuedMessage};
 pub use results::{Group, JobRef, NewGroup, NewResult, ResultRow, Testcase};
@@ -89,6 +91,10 @@ pub struct Store {
     /// SQLite allows one writer; serialising writers here turns lock
     /// contention into queueing instead of `SQLITE_BUSY` errors.
     write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Set when messages are published: writes that tell something (a
+    /// stored result, a job's move) add their messages to the outbox in
+    /// the same transaction, and each commit wakes the publisher.
+    outbox: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// The default database: `<data dir>/ferrotron.db`.
@@ -172,7 +178,24 @@ impl Store {
             pool,
             backend,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            outbox: None,
         })
+    }
+
+    /// This store with an outbox: from now on results and job moves add
+    /// their messages to it ([`outbox`](self::outbox)).
+    pub fn with_outbox(mut self) -> Store {
+        self.outbox = Some(Arc::new(tokio::sync::Notify::new()));
+        self
+    }
+
+    /// Resolves when a write that may have added messages commits (at once
+    /// when one did since the last call); never without an outbox.
+    pub async fn outbox_written(&self) {
+        match &self.outbox {
+            Some(n) => n.notified().await,
+            None => std::future::pending().await,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -204,20 +227,36 @@ impl Store {
             }
             Backend::Postgres => (None, self.pool.begin().await?),
         };
-        Ok(WriteTx { tx, _guard: guard })
+        Ok(WriteTx {
+            tx,
+            _guard: guard,
+            outbox: self.outbox.clone(),
+            wrote_outbox: false,
+        })
     }
 }
 
-/// A transaction plus the writer lock it holds (SQLite).
+/// A transaction plus the writer lock it holds (SQLite), and whether it
+/// writes messages to the outbox.
 struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    outbox: Option<Arc<tokio::sync::Notify>>,
+    wrote_outbox: bool,
 }
 
 impl WriteTx {
+    /// Commits; then, when it added messages, wakes the publisher.
     async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        if let (Some(n), true) = (&self.outbox, self.wrote_outbox) {
+            n.notify_one();
+        }
         Ok(())
+    }
+
+    fn publishing(&self) -> bool {
+        self.outbox.is_some()
     }
 }
 

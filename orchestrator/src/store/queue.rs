@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 
 use super::jobs::{insert_transition, TransitionRow};
 use super::lifecycle::transition_in;
-use super::{now_micros, row_get, Store, StoreError};
+use super::{now_micros, row_get, Store, StoreError, WriteTx};
 use crate::job::{Actor, JobState, Move, IN_PROGRESS_SQL};
 use crate::placement::{Free, Needs};
 
@@ -101,20 +101,20 @@ pub struct QueuedMessage {
 
 /// [`Store::enqueue`] inside a caller's transaction.
 async fn enqueue_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut WriteTx,
     message_id: &str,
     topic: &str,
     jobs: &[NewQueuedJob],
 ) -> Result<Enqueued, StoreError> {
     let seen = sqlx::query("SELECT message_id FROM messages WHERE message_id = $1")
         .bind(message_id.to_string())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx.tx)
         .await?;
     if seen.is_some() {
         let rows =
             sqlx::query("SELECT uuid FROM jobs WHERE message_id = $1 ORDER BY created_at, uuid")
                 .bind(message_id.to_string())
-                .fetch_all(&mut **tx)
+                .fetch_all(&mut *tx.tx)
                 .await?;
         let jobs = rows
             .iter()
@@ -134,7 +134,7 @@ async fn enqueue_in(
     .bind(topic.to_string())
     .bind(now)
     .bind(i64::try_from(jobs.len()).unwrap_or(i64::MAX))
-    .execute(&mut **tx)
+    .execute(&mut *tx.tx)
     .await?;
     let mut out = Vec::new();
     for (i, j) in jobs.iter().enumerate() {
@@ -166,13 +166,13 @@ async fn enqueue_in(
         .bind(j.timeout_secs)
         .bind(j.needs.map(|n| i64::from(n.vcpus)))
         .bind(j.needs.map(|n| to_i64(n.memory_mib)))
-        .execute(&mut **tx)
+        .execute(&mut *tx.tx)
         .await?;
         let t = TransitionRow {
             state: JobState::Queued,
             at: created,
         };
-        insert_transition(tx, &uuid, &t).await?;
+        insert_transition(tx, &uuid, None, &t).await?;
         out.push(uuid);
     }
     Ok(Enqueued {
@@ -202,7 +202,7 @@ impl Store {
         jobs: &[NewQueuedJob],
     ) -> Result<Enqueued, StoreError> {
         let mut tx = self.begin().await?;
-        let r = enqueue_in(&mut tx.tx, message_id, topic, jobs).await?;
+        let r = enqueue_in(&mut tx, message_id, topic, jobs).await?;
         tx.commit().await?;
         Ok(r)
     }
@@ -217,7 +217,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let mut out = Vec::with_capacity(messages.len());
         for m in messages {
-            out.push(enqueue_in(&mut tx.tx, &m.message_id, &m.topic, &m.jobs).await?);
+            out.push(enqueue_in(&mut tx, &m.message_id, &m.topic, &m.jobs).await?);
         }
         tx.commit().await?;
         Ok(out)
@@ -332,7 +332,7 @@ impl Store {
                         lease_until: now + lease_micros,
                     },
                 );
-                if !transition_in(&mut tx.tx, &uuid, &claim, now).await?.moved() {
+                if !transition_in(&mut tx, &uuid, &claim, now).await?.moved() {
                     continue;
                 }
                 let row = sqlx::query(
@@ -497,7 +497,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::placement::{Capacity, Usage};
     use crate::store::{HostRecord, Transitioned, HOST_FRESH_MICROS};
@@ -531,7 +531,7 @@ mod tests {
             .unwrap_or_else(|_| "postgres://ferrotron:ferrotron@127.0.0.1:5432/postgres".into())
     }
 
-    async fn pg_drop(s: Store, name: &str) {
+    pub(in crate::store) async fn pg_drop(s: Store, name: &str) {
         use sqlx::Executor;
         s.close().await;
         let pool = sqlx::AnyPool::connect(&pg_admin()).await.expect("admin");
@@ -543,7 +543,7 @@ mod tests {
         pool.close().await;
     }
 
-    async fn pg_store() -> (Store, String) {
+    pub(in crate::store) async fn pg_store() -> (Store, String) {
         use sqlx::Executor;
         let admin = pg_admin();
         sqlx::any::install_default_drivers();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sqlx::any::AnyRow;
 
 use super::query::{like_pattern, Binder};
-use super::{bind_all, row_get, Page, ResultFilter, Store, StoreError};
+use super::{bind_all, now_micros, row_get, Page, ResultFilter, Store, StoreError};
 use crate::results::{record, CheckResult, DataError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,6 +257,7 @@ impl Store {
             gids.push(upsert_group(&mut tx.tx, g).await?);
         }
         let id = insert_result(&mut tx.tx, r, tc, &gids).await?;
+        super::outbox::result_stored(&mut tx, id, tc, &r.outcome, &r.data, now_micros()).await?;
         tx.commit().await?;
         self.get_result(id).await?.ok_or(StoreError::NotFound {
             what: "result",
@@ -346,6 +347,11 @@ impl Store {
                 bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
                     .execute(&mut *tx.tx)
                     .await?;
+            }
+            let at = now_micros();
+            for (r, id) in chunk.iter().zip(&ids) {
+                let tc = testcases.get(&r.testcase.name).copied().unwrap_or_default();
+                super::outbox::result_stored(&mut tx, *id, tc, &r.outcome, &r.data, at).await?;
             }
             tx.commit().await?;
         }
