@@ -71,6 +71,14 @@ else
     say "packages: all present"
 fi
 
+# Debian's prometheus package starts a server on every address (:9090)
+# where systemd runs; the tests start their own on loopback only.
+if [ "$FOR" = test ] && [ -d /run/systemd/system ] \
+    && systemctl is-enabled prometheus.service >/dev/null 2>&1; then
+    systemctl disable --now prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true
+    say "prometheus.service stopped and disabled (tests run their own on 127.0.0.1)"
+fi
+
 # The image builder downloads the guest's packages (kernel, dropbear, git)
 # with apt: it needs package lists even when nothing is missing here.
 kernel_policy=$(apt-cache policy linux-image-cloud-amd64 2>/dev/null || true)

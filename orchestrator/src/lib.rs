@@ -17,6 +17,7 @@ pub mod formula;
 pub mod images;
 pub mod intake;
 pub mod job;
+pub mod metrics;
 pub mod packages;
 pub mod placement;
 pub mod progress;

@@ -53,6 +53,7 @@ impl Progress {
 
     /// A finished phase: `[n/6] name  detail  time`.
     pub fn phase(&self, name: &str, detail: &str, took: Duration) {
+        crate::metrics::global().phase(name, took);
         let n = self
             .phases
             .iter()

@@ -237,6 +237,7 @@ pub fn router(state: AppState, local: SocketAddr) -> Router {
                 }
             }),
         )
+        .route("/metrics", get(system::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::Client {
@@ -253,6 +254,7 @@ pub fn router(state: AppState, local: SocketAddr) -> Router {
         .with_state(state)
         // After the API's body limit: a fetch's request may be larger.
         .merge(git)
+        .layer(axum::middleware::from_fn(system::track))
         .layer(axum::Extension(Listening::of(local)))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

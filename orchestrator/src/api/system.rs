@@ -16,6 +16,54 @@ pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     r.routes(routes!(list_images)).routes(routes!(list_hosts))
 }
 
+/// `GET /metrics`: Prometheus' scrape (OpenMetrics text), the store's
+/// levels read now. Readable as the rest of the API is.
+pub(super) async fn metrics(
+    State(st): State<AppState>,
+    _r: Reader,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let m = crate::metrics::global();
+    m.refresh(st.app.store()).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        m.encode(),
+    ))
+}
+
+/// Counts every request by method, route (the pattern it matched, never
+/// the raw path: names and ids would make a series each) and status, and
+/// times it.
+pub(super) async fn track(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    let m = crate::metrics::global();
+    m.http_seconds
+        .get_or_create(&crate::metrics::RouteOnlyLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    m.http_requests
+        .get_or_create(&crate::metrics::RouteLabels {
+            method,
+            route,
+            status: res.status().as_u16().to_string(),
+        })
+        .inc();
+    res
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImageJson {
     pub name: String,

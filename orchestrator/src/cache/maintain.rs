@@ -52,7 +52,15 @@ fn sync_all(cache: &Cache) {
         Ok(None) => {}
         Err(e) => tracing::warn!("cache follow: {}", crate::util::full(&e)),
     }
-    match sync::sync(cache, &[], &opts, &progress) {
+    let started = std::time::Instant::now();
+    let synced = sync::sync(cache, &[], &opts, &progress);
+    let m = crate::metrics::global();
+    m.cache_sync_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let failed = synced.as_ref().map_or(1, |r| r.failed());
+    m.cache_sync_failures
+        .inc_by(u64::try_from(failed).unwrap_or_default());
+    match synced {
         Ok(r) if r.failed() > 0 => tracing::warn!("cache sync: {}", r.summary()),
         Ok(r) => tracing::info!("cache sync: {}", r.summary()),
         Err(e) => tracing::error!("cache sync: {}", crate::util::full(&e)),

@@ -252,7 +252,10 @@ where
             .message_id()
             .as_ref()
             .map(|s| s.to_string());
+        let m = crate::metrics::global();
+        m.amqp("received");
         if published_here(delivery.properties.headers().as_ref()) {
+            m.amqp("own_skipped");
             // Ferrotron's own messages never trigger it (no loop when the
             // bindings cover the publishing prefix).
             tracing::debug!(
@@ -279,10 +282,13 @@ where
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(()) => delivery
-                .ack(BasicAckOptions::default())
-                .await
-                .map_err(broker("basic.ack"))?,
+            Ok(()) => {
+                delivery
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .map_err(broker("basic.ack"))?;
+                m.amqp("acked");
+            }
             Err(HandleError::Rejected(why)) => {
                 tracing::warn!(
                     "amqp: a message on {} ({}) goes to {}: {why}",
@@ -294,7 +300,8 @@ where
                 delivery
                     .ack(BasicAckOptions::default())
                     .await
-                    .map_err(broker("basic.ack"))?
+                    .map_err(broker("basic.ack"))?;
+                m.amqp("dead_lettered");
             }
             Err(HandleError::Retry(why)) => {
                 tracing::warn!("amqp: message on {} requeued: {why}", delivery.routing_key);
@@ -305,9 +312,9 @@ where
                     })
                     .await
                     .map_err(broker("basic.nack"))?;
+                m.amqp("requeued");
                 // Do not spin on a store that is down.
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                false
             }
         };
     }

@@ -256,9 +256,13 @@ async fn send_batch(
             }
         }
     }
+    let metrics = crate::metrics::global();
     for (id, confirm) in pending {
         match confirm.await {
-            Ok(c) if c.is_ack() => confirmed.push(id),
+            Ok(c) if c.is_ack() => {
+                metrics.messages_published.inc();
+                confirmed.push(id);
+            }
             Ok(_) => failed.push(id),
             Err(e) => {
                 failed.push(id);

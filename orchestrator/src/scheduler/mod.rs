@@ -184,6 +184,13 @@ pub async fn run(
                 .await;
             match claim {
                 Ok(Some((job, needs))) => {
+                    if job.attempts == 1 {
+                        // A first claim: the time since the job was made.
+                        let waited = now_micros().saturating_sub(job.created_at).max(0);
+                        crate::metrics::global()
+                            .queue_wait_seconds
+                            .observe(waited as f64 / 1e6);
+                    }
                     if let Err(e) = ledger.reserve(&job.uuid, needs) {
                         // The claim took only a job that fits: not expected.
                         tracing::error!("job {}: {e}; giving it back", job.uuid);
@@ -524,6 +531,12 @@ async fn run_job(
                     job.max_attempts
                 );
                 let at = now_micros() + micros(delay);
+                // By the phase that failed.
+                let cause = match &e {
+                    RunError::Infra { phase, .. } => phase,
+                    _ => "cancelled",
+                };
+                crate::metrics::global().retry(cause);
                 advance(worker(JobState::Queued).retry_at(at).because(msg)).await;
             } else {
                 advance(worker(JobState::Error).because(msg)).await;
@@ -745,6 +758,7 @@ mod tests {
             attempts: 1,
             max_attempts: 3,
             timeout_secs: None,
+            created_at: 0,
         };
         let default = Some(Duration::from_secs(600));
         assert_eq!(job_timeout(&j, default), default);

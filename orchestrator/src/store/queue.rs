@@ -61,6 +61,8 @@ pub struct ClaimedJob {
     pub attempts: i64,
     pub max_attempts: i64,
     pub timeout_secs: Option<i64>,
+    /// When the job was created (microseconds since the epoch).
+    pub created_at: i64,
 }
 
 /// A size as a database integer (sizes past `i64::MAX` mean "no limit").
@@ -88,6 +90,7 @@ fn claimed_from_row(r: &AnyRow) -> Result<ClaimedJob, StoreError> {
         attempts: row_get(r, "attempts")?,
         max_attempts: row_get(r, "max_attempts")?,
         timeout_secs: row_get(r, "timeout_secs")?,
+        created_at: row_get(r, "created_at")?,
     })
 }
 
@@ -337,7 +340,7 @@ impl Store {
                 }
                 let row = sqlx::query(
                     "SELECT uuid, item, item_type, arch, task, repo, git_ref, task_path, image, \
-                     attempts, max_attempts, timeout_secs FROM jobs WHERE uuid = $1",
+                     attempts, max_attempts, timeout_secs, created_at FROM jobs WHERE uuid = $1",
                 )
                 .bind(uuid.clone())
                 .fetch_one(&mut *tx.tx)

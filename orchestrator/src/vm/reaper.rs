@@ -64,5 +64,8 @@ pub fn reap(hv: &Hypervisor, vms_dir: &Path) -> Result<Reaped, HypervisorError> 
             }
         }
     }
+    crate::metrics::global()
+        .vms_reaped
+        .inc_by(u64::try_from(reaped.domains.len()).unwrap_or_default());
     Ok(reaped)
 }
