@@ -210,6 +210,14 @@ fn a_taskotron_reporter_writes_and_reads_as_with_upstream(backend: Backend) {
     assert_eq!(conv["data"]["source"], json!(["taskotron"]));
     assert_eq!(conv["data"]["item"], json!([nvr]));
 
+    // A key with a colon is refused in upstream's words, which the
+    // client shows.
+    let colon = got["colon"].as_str().unwrap_or("");
+    assert!(
+        colon.starts_with("Colon not allowed in key name: ['bad:key']") && colon.ends_with("(HTTP 400)"),
+        "{colon}"
+    );
+
     // Reads through the client.
     assert_eq!(got["testcase"]["ref_url"], placeholder("dist.abicheck"));
     let g = &got["group"];
@@ -309,6 +317,19 @@ fn a_bodhi_reporter_with_groups_writes_and_reads_as_with_upstream(backend: Backe
         format!("https://bodhi.fedoraproject.org/updates/{alias}")
     );
     assert_eq!(after["results_count"], 3);
+    assert_eq!(
+        got["blank_update"]["ref_url"],
+        format!("https://bodhi.fedoraproject.org/updates/{alias}"),
+        "an empty ref_url leaves the group's"
+    );
+    // Its results by group, and a group that does not exist (upstream's 404).
+    let r = http()
+        .get(format!("{}/groups/no-such-group/results", srv.api()))
+        .send()
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 404);
+    let body: Value = r.json().expect("JSON");
+    assert_eq!(body["message"], "Group not found: no-such-group", "{body}");
     assert_eq!(
         got["testcase_updated"]["ref_url"],
         "https://docs.example/desktop_browser"
