@@ -230,11 +230,18 @@ fn messages_the_real_library_publishes_make_the_jobs_their_rules_ask_for() {
             job("kernel-check", "kernel-6.17.9-300.fc42", "koji_build"),
             job("koji-check", "bash-5.2.37-1.fc42", "koji_build"),
             job("update-check", "FEDORA-2026-4f1e2d3c4b", "bodhi_update"),
-            job("update-request-check", "FEDORA-2026-4f1e2d3c4b", "bodhi_update"),
+            job(
+                "update-request-check",
+                "FEDORA-2026-4f1e2d3c4b",
+                "bodhi_update"
+            ),
         ]
     );
     let log = s.proc.seen.join("\n");
-    assert!(!log.contains("goes to"), "nothing was dead-lettered:\n{log}");
+    assert!(
+        !log.contains("goes to"),
+        "nothing was dead-lettered:\n{log}"
+    );
     s.stop();
 }
 
@@ -256,7 +263,10 @@ fn a_message_without_an_id_is_deduplicated_by_its_content() {
     let first = s
         .proc
         .wait_for("amqp message Some(\"sha256:", Duration::from_secs(120));
-    assert!(first.contains("1 job(s)") && !first.contains("duplicate"), "{first}");
+    assert!(
+        first.contains("1 job(s)") && !first.contains("duplicate"),
+        "{first}"
+    );
     let again = s
         .proc
         .wait_for("amqp message Some(\"sha256:", Duration::from_secs(120));
@@ -264,7 +274,10 @@ fn a_message_without_an_id_is_deduplicated_by_its_content() {
     let other = s
         .proc
         .wait_for("amqp message Some(\"sha256:", Duration::from_secs(120));
-    assert!(other.contains("1 job(s)") && !other.contains("duplicate"), "{other}");
+    assert!(
+        other.contains("1 job(s)") && !other.contains("duplicate"),
+        "{other}"
+    );
     assert_eq!(
         queued(&s),
         [

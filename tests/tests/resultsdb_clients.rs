@@ -29,7 +29,7 @@ struct Server {
     token: String,
     // Dropped after the service: the database outlives its server.
     _db: Option<PgDatabase>,
-    h: Harness,
+    _h: Harness,
 }
 
 impl Server {
@@ -59,7 +59,7 @@ impl Server {
             s: Some(s),
             token,
             _db: db,
-            h,
+            _h: h,
         }
     }
 
@@ -180,7 +180,10 @@ fn a_taskotron_reporter_writes_and_reads_as_with_upstream(backend: Backend) {
     let abicheck = &r[1];
     assert_eq!(abicheck["outcome"], "FAILED");
     assert_eq!(abicheck["note"], "2 ABI changes");
-    assert_eq!(abicheck["ref_url"], format!("{artifacts}/abicheck/bash.log"));
+    assert_eq!(
+        abicheck["ref_url"],
+        format!("{artifacts}/abicheck/bash.log")
+    );
     assert_eq!(
         abicheck["data"],
         json!({"item": [nvr], "type": ["koji_build"], "arch": ["x86_64", "i686"],
@@ -214,7 +217,8 @@ fn a_taskotron_reporter_writes_and_reads_as_with_upstream(backend: Backend) {
     // client shows.
     let colon = got["colon"].as_str().unwrap_or("");
     assert!(
-        colon.starts_with("Colon not allowed in key name: ['bad:key']") && colon.ends_with("(HTTP 400)"),
+        colon.starts_with("Colon not allowed in key name: ['bad:key']")
+            && colon.ends_with("(HTTP 400)"),
         "{colon}"
     );
 
@@ -232,8 +236,14 @@ fn a_taskotron_reporter_writes_and_reads_as_with_upstream(backend: Backend) {
     assert_eq!(g["results"], format!("{}/results?groups={job}", srv.api()));
     let listed = &got["listed"];
     assert_eq!(listed["data"].as_array().map(Vec::len), Some(5), "{listed}");
-    assert_eq!((&listed["prev"], &listed["next"]), (&Value::Null, &Value::Null));
-    assert_eq!(listed["data"][0]["testcase"]["name"], "dist.rpmdeplint", "newest first");
+    assert_eq!(
+        (&listed["prev"], &listed["next"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(
+        listed["data"][0]["testcase"]["name"], "dist.rpmdeplint",
+        "newest first"
+    );
     let src = &got["source_groups"]["data"];
     assert_eq!(src.as_array().map(Vec::len), Some(1), "{src}");
     assert_eq!(src[0]["uuid"], SOURCE_TASKOTRON);
@@ -247,7 +257,12 @@ fn a_taskotron_reporter_writes_and_reads_as_with_upstream(backend: Backend) {
         .collect();
     assert_eq!(
         names,
-        ["dist.abicheck", "dist.rpmdeplint", "dist.rpmlint", "dist.upgradepath"],
+        [
+            "dist.abicheck",
+            "dist.rpmdeplint",
+            "dist.rpmlint",
+            "dist.upgradepath"
+        ],
         "by name, as upstream"
     );
     // And what a dashboard reads over plain HTTP.
@@ -275,7 +290,10 @@ fn a_bodhi_reporter_with_groups_writes_and_reads_as_with_upstream(backend: Backe
         assert_eq!(set(&r["groups"]), all_groups, "{r}");
         assert_eq!(r["data"]["item"], json!([alias]));
         assert_eq!(r["data"]["type"], json!(["bodhi_update"]));
-        assert_eq!(r["data"]["meta.conventions"], json!(["result fedora.bodhi"]));
+        assert_eq!(
+            r["data"]["meta.conventions"],
+            json!(["result fedora.bodhi"])
+        );
         assert_eq!(r["data"]["source"], json!(["openqa"]));
         assert_eq!(r["data"]["firmware"], json!(["bios"]));
     }
@@ -300,17 +318,29 @@ fn a_bodhi_reporter_with_groups_writes_and_reads_as_with_upstream(backend: Backe
             .map(|g| g["description"].as_str().unwrap_or("").to_string())
             .collect()
     };
-    assert_eq!(descs(&got["by_description"]), [format!("bodhi.{alias}")].into());
+    assert_eq!(
+        descs(&got["by_description"]),
+        [format!("bodhi.{alias}")].into()
+    );
     assert_eq!(
         descs(&got["by_description_like"]),
         [format!("bodhi.{alias}"), format!("openqa.{alias}")].into()
     );
-    assert_eq!(got["group_results"]["data"].as_array().map(Vec::len), Some(3));
-    assert_eq!(got["update_results"]["data"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        got["group_results"]["data"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(
+        got["update_results"]["data"].as_array().map(Vec::len),
+        Some(3)
+    );
     // POST /groups of an existing uuid updates it (201, as upstream); what
     // was not sent stays.
     let after = &got["after_update"];
-    assert_eq!(got["updated"]["description"], format!("bodhi update {alias}"));
+    assert_eq!(
+        got["updated"]["description"],
+        format!("bodhi update {alias}")
+    );
     assert_eq!(after["description"], format!("bodhi update {alias}"));
     assert_eq!(
         after["ref_url"],
@@ -434,7 +464,13 @@ fn greenwaves_query_keeps_a_failed_scenario_behind_a_newer_pass(backend: Backend
             answer(TC, "PASSED", "-", "x86_64", "-"),
             answer("dist.rpmdeplint", "FAILED", "-", "-", "-"),
             // Second query (original_spec_nvr).
-            answer("fedora-ci.koji-build./plans/basic.functional", "PASSED", "-", "-", "-"),
+            answer(
+                "fedora-ci.koji-build./plans/basic.functional",
+                "PASSED",
+                "-",
+                "-",
+                "-"
+            ),
         ],
         "{got}"
     );
@@ -474,6 +510,10 @@ fn greenwaves_query_keeps_a_failed_scenario_behind_a_newer_pass(backend: Backend
             )
         })
         .collect();
-    assert_eq!(outcomes, [(TC.to_string(), "PASSED".to_string())], "{plain}");
+    assert_eq!(
+        outcomes,
+        [(TC.to_string(), "PASSED".to_string())],
+        "{plain}"
+    );
     srv.stop();
 }
