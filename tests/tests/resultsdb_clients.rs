@@ -495,6 +495,12 @@ fn greenwaves_query_keeps_a_failed_scenario_behind_a_newer_pass(backend: Backend
         ],
         "{later}"
     );
+    // A subject with an empty item is no "any item": upstream matches
+    // empty values only, so a gate asked about nothing sees nothing.
+    let empty = srv.get(
+        "/results/latest?item=&type=koji_build&_distinct_on=scenario,system_architecture,system_variant",
+    );
+    assert_eq!(empty["data"], json!([]), "{empty}");
     // Without `_distinct_on` (older consumers): one result per testcase.
     let plain = srv.get(&format!(
         "/results/latest?item={nvr}&type=koji_build&since=1900-01-01T00:00:00.000000,2026-11-02T00:00:00.000000"
