@@ -212,12 +212,32 @@ fn messages_the_real_library_publishes_make_the_jobs_their_rules_ask_for() {
         sent[2]["routing_key"],
         format!("{PREFIX}.bodhi.update.status.testing.koji-build-group.build.complete")
     );
-    for m in &sent {
-        let id = m["id"].as_str().expect("the library sets an id");
-        s.proc.wait_for(
-            &format!("amqp message Some(\"{id}\")"),
-            Duration::from_secs(120),
-        );
+    // Each handled once, in whatever order the consumer took them.
+    let ids: Vec<String> = sent
+        .iter()
+        .map(|m| {
+            m["id"]
+                .as_str()
+                .expect("the library sets an id")
+                .to_string()
+        })
+        .collect();
+    let handled = |seen: &[String], id: &str| {
+        seen.iter()
+            .any(|l| l.contains(&format!("amqp message Some(\"{id}\")")))
+    };
+    while !ids.iter().all(|id| handled(&s.proc.seen, id)) {
+        s.proc
+            .wait_for("amqp message Some(", Duration::from_secs(120));
+    }
+    for id in &ids {
+        let times = s
+            .proc
+            .seen
+            .iter()
+            .filter(|l| l.contains(&format!("amqp message Some(\"{id}\")")))
+            .count();
+        assert_eq!(times, 1, "{id} handled {times} times");
     }
     assert_eq!(
         queued(&s),
