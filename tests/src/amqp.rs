@@ -42,6 +42,20 @@ impl Drop for QueueGuard {
     }
 }
 
+/// Deletes the test's own exchange when the test ends, passed or not.
+pub struct ExchangeGuard(pub String);
+
+impl Drop for ExchangeGuard {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        with_broker(async |ch| {
+            ch.exchange_delete(name.as_str().into(), Default::default())
+                .await
+                .map(|_| ())
+        });
+    }
+}
+
 /// Publishes durably, retrying on a new connection until the broker
 /// confirms: a message counts as sent only once the broker holds it, which
 /// is what a Fedora Messaging publisher does while the broker is away.

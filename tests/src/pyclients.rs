@@ -7,14 +7,25 @@ use std::process::Command;
 
 use crate::workspace;
 
-/// Pinned versions, as docs/results-api.md names them.
+/// Pinned versions, as docs/results-api.md and docs/operations.md name
+/// them: ResultsDB's clients (with the `fedora` extra, which brings
+/// `fedfind`: `resultsdb_conventions.fedora` imports it), and
+/// `fedora-messaging` with the schema packages of the messages Ferrotron's
+/// intake reads (Koji, Bodhi, the git hook).
 pub const PACKAGES: &[&str] = &[
     "resultsdb-api==2.1.6",
-    "resultsdb-conventions==3.0.3",
+    "resultsdb-conventions[fedora]==3.0.3",
+    "fedfind==6.1.4",
     "fedora-messaging==3.9.1",
+    "koji-fedoramessaging-messages==1.3.0",
+    "bodhi-messages==26.4.0",
+    "fedora-messaging-git-hook-messages==1.0.2",
 ];
-/// Modules that must import for the venv to count as made.
-const MODULES: &str = "import resultsdb_api, resultsdb_conventions, fedora_messaging.api";
+/// Modules that must import for the venv to count as made (a venv made
+/// before a package was added lacks it, and is made again).
+const MODULES: &str = "import resultsdb_api, resultsdb_conventions.fedora, fedora_messaging.api, \
+                       koji_fedoramessaging_messages.build, bodhi.messages.schemas.update, \
+                       fedora_messaging_git_hook_messages";
 
 /// The venv's python, with every client installed.
 pub fn python() -> PathBuf {
@@ -67,10 +78,16 @@ pub fn python() -> PathBuf {
 /// Runs `tests/fixtures/<script>` with the venv's python; its stdout
 /// (asserting it exited 0).
 pub fn run(script: &str, args: &[&str]) -> String {
+    run_with_env(script, args, &[])
+}
+
+/// Like [`run`], with more environment (`FEDORA_MESSAGING_CONF`, say).
+pub fn run_with_env(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new(python())
         .arg(workspace().join("tests/fixtures").join(script))
         .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .envs(env.iter().copied())
         .output()
         .expect("run the client script");
     assert!(

@@ -96,6 +96,20 @@ impl ApiError {
     }
 }
 
+/// Python's repr of the value a message quotes in backticks (`` `now` ``
+/// gives `'now'`), as upstream's `%r`; the message itself when it quotes
+/// nothing.
+fn given(message: &str) -> String {
+    let quoted = message
+        .split_once('`')
+        .and_then(|(_, rest)| rest.rsplit_once('`'))
+        .map(|(inner, _)| inner);
+    match quoted {
+        Some(v) => crate::results::record::python_repr(&serde_json::Value::String(v.into())),
+        None => message.to_string(),
+    }
+}
+
 fn body(status: StatusCode, code: &str, message: String) -> Response {
     (
         status,
@@ -121,17 +135,50 @@ impl ApiError {
         else {
             return self;
         };
+        // Upstream answers a colon in a data key with a plain message.
+        if code == "bad_data_key" {
+            return ApiError::Client {
+                status: StatusCode::BAD_REQUEST,
+                code,
+                message,
+            };
+        }
         let (field, what) = message
             .split_once(": ")
             .unwrap_or(("body", message.as_str()));
-        let top = field.split(['.', '[']).next().unwrap_or(field).to_string();
-        let (msg, kind) = match what {
-            "required" if field == top => ("Field required".to_string(), "missing"),
-            "required" | "must not be empty" if top == "testcase" => (
+        let mut top = field.split(['.', '[']).next().unwrap_or(field).to_string();
+        let (msg, kind) = match (code, what) {
+            // pydantic's words in upstream's parsers (resultsdb/parsers/api_v2.py).
+            ("unknown_outcome", _) => {
+                top = "outcome".into();
+                (
+                    format!(
+                        "Value error, must be one of: {}",
+                        crate::results::model::Outcome::ALL
+                            .map(|o| o.as_str())
+                            .join(", ")
+                    ),
+                    "value_error",
+                )
+            }
+            ("bad_submit_time", what) => (
+                format!(
+                    "Value error, Expected timestamp in milliseconds or datetime \
+                     (in format YYYY-MM-DDTHH:MM:SS.ffffff), got {}",
+                    given(what)
+                ),
+                "value_error",
+            ),
+            (_, "required") if field == top => ("Field required".to_string(), "missing"),
+            (_, "required" | "must not be empty") if top == "testcase" => (
                 "Value error, testcase name must be non-empty".to_string(),
                 "value_error",
             ),
-            other => (format!("Value error, {other}"), "value_error"),
+            (_, "must not be empty") if top == "name" => (
+                "String should have at least 1 character".to_string(),
+                "string_too_short",
+            ),
+            (_, other) => (format!("Value error, {other}"), "value_error"),
         };
         let entries = vec![ValidationEntry {
             loc: vec![top],

@@ -204,10 +204,10 @@ pub fn result_filter(pairs: &Pairs) -> Result<ResultFilter, ApiError> {
                         format!("`{k}`: a filter needs a key"),
                     ));
                 }
-                let values = split(v);
-                if values.is_empty() {
-                    continue;
-                }
+                // As upstream: every comma-separated value counts, an
+                // empty one too (`item=` matches an empty item only; it is
+                // no "any item" that would hand a gating query every result).
+                let values: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
                 match f.data.iter_mut().find(|d| d.key == key && d.like == like) {
                     Some(d) => d.values.extend(values),
                     None => f.data.push(DataFilter {
@@ -269,6 +269,11 @@ mod tests {
         let f = result_filter(&p("item:like=foo-*&item:like=bar-*")).expect("valid");
         assert_eq!(f.data[0].values, ["foo-*", "bar-*"]);
         assert!(f.data[0].like);
+        // An empty value is a value (upstream: `item=` matches an empty
+        // item), never "no filter".
+        let f = result_filter(&p("item=&type=koji_build,")).expect("valid");
+        assert_eq!(f.data[0].values, [""]);
+        assert_eq!(f.data[1].values, ["koji_build", ""]);
     }
 
     #[test]

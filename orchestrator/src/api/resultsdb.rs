@@ -343,14 +343,24 @@ fn data_of(v: Option<&Value>) -> Result<Vec<(String, String)>, ApiError> {
             ))
         }
     };
+    // Upstream's words, which `resultsdb_api` shows its users: every key
+    // with a colon, as a Python list.
+    let colons: Vec<Value> = obj
+        .keys()
+        .filter(|k| k.contains(':'))
+        .map(|k| Value::String(k.clone()))
+        .collect();
+    if !colons.is_empty() {
+        return Err(bad(
+            "bad_data_key",
+            format!(
+                "Colon not allowed in key name: {} (`:` is reserved for query operators)",
+                crate::results::record::python_repr(&Value::Array(colons))
+            ),
+        ));
+    }
     let mut out = Vec::new();
     for (k, v) in obj {
-        if k.contains(':') {
-            return Err(bad(
-                "bad_data_key",
-                format!("data: key `{k}` contains `:`, which is reserved for query operators"),
-            ));
-        }
         if k.is_empty() || k.len() > 255 {
             return Err(bad(
                 "bad_data_key",
@@ -799,6 +809,13 @@ async fn create_group(
         },
         other => other,
     })?;
+    // As upstream (`if body.description: ...`): an empty description or
+    // ref_url sets nothing, so it never blanks what a group has.
+    let g = Group {
+        description: g.description.filter(|d| !d.is_empty()),
+        ref_url: g.ref_url.filter(|u| !u.is_empty()),
+        ..g
+    };
     let g = st.app.store().put_group(&g).await?;
     let n = count_of(&st, &g.uuid).await?;
     Ok((StatusCode::CREATED, Json(group_json(&base, &g, n))))
@@ -860,7 +877,17 @@ async fn group_results(
     let filter = params::result_filter(&pairs)?;
     let page = params::page(&pairs)?;
     let _turn = st.heavy_read().await;
-    let (rows, more) = st.app.group_results(&uuid, filter, page).await?;
+    let (rows, more) = st
+        .app
+        .group_results(&uuid, filter, page)
+        .await
+        .map_err(|e| match e {
+            // Upstream's words for this route.
+            crate::store::StoreError::NotFound { .. } => {
+                ApiError::not_found(format!("Group not found: {uuid}"))
+            }
+            other => ApiError::from(other),
+        })?;
     let data: Vec<ResultJson> = rows.into_iter().map(|r| result_json(&base, r)).collect();
     paged(
         &base,
@@ -1051,7 +1078,7 @@ mod tests {
         );
         assert_eq!(
             err(serde_json::json!({"outcome": "PASSED", "testcase": "t", "data": {"a:b": "x"}})),
-            "bad_data_key: data: key `a:b` contains `:`, which is reserved for query operators"
+            "bad_data_key: Colon not allowed in key name: ['a:b'] (`:` is reserved for query operators)"
         );
         assert_eq!(
             err(serde_json::json!({"outcome": "PASSED"})),
