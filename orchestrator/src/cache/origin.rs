@@ -103,8 +103,10 @@ pub fn scrub(text: &str, url: &str) -> String {
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         if let Some(at) = rest[..end].rfind('@') {
             let info = &rest[..at];
+            // A password alone only when it is long enough not to be
+            // found in any word (a one-letter one would blank the text).
             for secret in [info, info.split_once(':').map_or("", |(_, p)| p)] {
-                if !secret.is_empty() {
+                if secret.len() >= 4 {
                     out = out.replace(secret, "***");
                 }
             }
