@@ -8,6 +8,7 @@
 pub mod amqp;
 pub mod debmirror;
 pub mod git;
+pub mod grokclient;
 pub mod pg;
 pub mod pyclients;
 pub mod service;

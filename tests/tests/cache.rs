@@ -395,9 +395,11 @@ fn a_gzip_bomb_is_refused_without_inflating_it() {
     stop(server);
 }
 
-/// Credentials in an origin URL stay out of everything shown or
-/// world-readable: `cache list`, the progress lines, the served manifest,
-/// and the mirror's config and the manifest file are the owner's only.
+/// An origin's credentials (user information, a token in the query) are
+/// never shown: not by `cache add`, `list` or `sync`, not in the manifest
+/// file (public, 0644, as grokmirror's) nor in the served one. The sync's
+/// full URL is kept in the owner's `.origins.json` and the mirror's config
+/// (both 0600), and a sync still uses it.
 #[test]
 fn origin_credentials_are_never_shown() {
     use std::os::unix::fs::PermissionsExt;
@@ -405,23 +407,37 @@ fn origin_credentials_are_never_shown() {
     let o = origin(&central.data_dir.join("origins"), "tasks", 1);
     ok(&central, &["cache", "add", &o.to_string_lossy()]);
     let (server, url) = serve(&central);
-    let with_creds = url.replace("http://", "http://robot:s3cret-token@") + "/tasks.git";
+    let with_creds = url.replace("http://", "http://robot:s3cret-token@")
+        + "/tasks.git?private_token=t0ken-in-query";
+    let public = format!("{url}/tasks.git");
 
     let h = Harness::new("cache-creds");
     let added = ok(&h, &["cache", "add", &with_creds, "--path", "tasks"]);
     let list = ok(&h, &["cache", "list"]);
+    let new = commit(&o, "pushed");
+    ok(&central, &["cache", "sync"]);
     let sync = ok(&h, &["cache", "sync"]);
+    assert!(sync.stdout.contains("1 fetched"), "{}", sync.stdout);
+    assert!(show_ref(&mirror(&h, "tasks")).contains(&new));
+    let mut gz = String::new();
+    flate2::read::GzDecoder::new(
+        &std::fs::read(h.data_dir.join("cache/manifest.js.gz")).expect("manifest")[..],
+    )
+    .read_to_string(&mut gz)
+    .expect("gzip");
     for (what, text) in [
         ("cache add", added.stderr + &added.stdout),
         ("cache list", list.stdout.clone()),
         ("cache sync", sync.stderr + &sync.stdout),
+        ("the manifest file", gz.clone()),
     ] {
         assert!(
-            !text.contains("s3cret"),
-            "{what} shows the password:\n{text}"
+            !text.contains("s3cret") && !text.contains("robot") && !text.contains("t0ken"),
+            "{what} shows a credential:\n{text}"
         );
     }
-    assert!(list.stdout.contains("http://robot:***@"), "{}", list.stdout);
+    assert!(list.stdout.contains(&public), "{}", list.stdout);
+    assert!(gz.contains(&public), "{gz}");
     let (own, own_url) = serve(&h);
     let (status, body) = http_bytes(&own_url, "/manifest.js.gz");
     assert_eq!(status, 200);
@@ -430,16 +446,24 @@ fn origin_credentials_are_never_shown() {
         .read_to_string(&mut json)
         .expect("gzip");
     assert!(
-        json.contains("robot:***@") && !json.contains("s3cret"),
+        json.contains(&public) && !json.contains("s3cret") && !json.contains("t0ken"),
         "{json}"
     );
-    for file in [
-        mirror(&h, "tasks").join("config"),
-        h.data_dir.join("cache/manifest.js.gz"),
+    let private = h.data_dir.join("cache/.origins.json");
+    assert!(std::fs::read_to_string(&private)
+        .expect("private origins")
+        .contains(&with_creds));
+    for (file, want) in [
+        (mirror(&h, "tasks").join("config"), 0o600),
+        (private, 0o600),
+        (h.data_dir.join("cache/manifest.js.gz"), 0o644),
     ] {
         let mode = std::fs::metadata(&file).expect("stat").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "{}", file.display());
+        assert_eq!(mode, want, "{}", file.display());
     }
+    // Nor is the private file served.
+    let (status, _) = http_bytes(&own_url, "/.origins.json");
+    assert_eq!(status, 404);
     stop(own);
     stop(server);
 }

@@ -5,6 +5,7 @@
 //! needs a writer token and syncs one repository, as a push message does;
 //! the cache is readable with a real `git clone` under `/git/`.
 
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
@@ -356,4 +357,112 @@ fn the_service_syncs_and_checks_the_cache_periodically() {
         Duration::from_secs(120),
     );
     s.stop();
+}
+
+/// A task repository whose URL carries credentials (rules take no query,
+/// so user information): the queued jobs that add and use it, the notify
+/// webhook, the jobs' list and show, the served and the stored manifest and
+/// the service's log never show them.
+#[test]
+fn origin_credentials_stay_out_of_the_api_the_manifest_and_the_log() {
+    let h = Harness::new("cache-service-secrets");
+    // The origin is another cache's `cache serve` (it ignores credentials).
+    let central = Harness::new("cache-service-secrets-origin");
+    let o = task_origin(&central.data_dir.join("origins"), "tasks");
+    let out = central.run(&["cache", "add", &url(&o)]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mut origin_server = central.spawn(&["cache", "serve", "--listen", "127.0.0.1:0"]);
+    let line = origin_server.wait_for("serving cache", Duration::from_secs(30));
+    let base = line.rsplit(' ').next().expect("url").to_string();
+    let secret = |path: &str| {
+        format!(
+            "{}/{path}",
+            base.replace("http://", "http://robot:s3cret-token@")
+        )
+    };
+    let rules = rules(
+        &h,
+        &[
+            ("nofolder", &secret("tasks.git"), "main~1"),
+            ("norepo", &secret("missing.git"), "main"),
+        ],
+    );
+    let t = token(&h);
+    let s = start(&h, &rules, &["--max-vms", "1"]);
+
+    // Added to the cache by the job's prelude, then the job fails (no task
+    // folder at that commit) without booting.
+    let added = queue(&s, &t, "nofolder-1");
+    let j = s.wait_final(&added);
+    assert_eq!(j["state"], "error", "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no folder `gitclone` in /tasks.git"),
+        "{j}"
+    );
+    let failed = queue(&s, &t, "norepo-1");
+    let j = s.wait_final(&failed);
+    assert_eq!(j["state"], "error", "{j}");
+    let e = j["error"].as_str().unwrap_or_default();
+    assert!(
+        e.contains(&format!("task repository {base}/missing.git"))
+            && e.contains("cannot reach origin"),
+        "{j}"
+    );
+    let (status, notified) = notify(&s, Some(&t), json!({"path": "/tasks.git"}));
+    assert_eq!(status, 200, "{notified}");
+
+    let get = |path: &str| -> Vec<u8> {
+        let r = http().get(format!("{}{path}", s.base)).send().expect("GET");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r.bytes().expect("body").to_vec()
+    };
+    let gunzip = |gz: &[u8]| {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_string(&mut text)
+            .expect("gzip");
+        text
+    };
+    let mut shown = vec![
+        ("notify's answer", notified.to_string()),
+        (
+            "the jobs' list",
+            String::from_utf8_lossy(&get("/api/v1/jobs")).into_owned(),
+        ),
+        ("the served manifest", gunzip(&get("/git/manifest.js.gz"))),
+        (
+            "the manifest file",
+            gunzip(&std::fs::read(h.data_dir.join("cache/manifest.js.gz")).expect("manifest")),
+        ),
+    ];
+    for uuid in [&added, &failed] {
+        shown.push((
+            "a job's show",
+            String::from_utf8_lossy(&get(&format!("/api/v1/jobs/{uuid}"))).into_owned(),
+        ));
+    }
+    let list = h.run(&["cache", "list"]);
+    shown.push(("cache list", list.stdout.clone()));
+    assert!(
+        list.stdout.contains(&format!("{base}/tasks.git")),
+        "{}",
+        list.stdout
+    );
+    let Service { proc, .. } = s;
+    proc.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = proc.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("adding "), "the log tells of the add: {log}");
+    shown.push(("serve's log", log));
+    for (what, text) in &shown {
+        for needle in ["s3cret", "robot"] {
+            assert!(!text.contains(needle), "{what} shows {needle:?}:\n{text}");
+        }
+    }
+    origin_server.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, _) = origin_server.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0));
 }

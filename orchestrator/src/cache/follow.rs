@@ -1,29 +1,53 @@
 //! Following another cache's manifest (a central Ferrotron or a grokmirror
 //! master) over HTTP, so a site mirrors from it instead of from every
 //! origin. The manifest is fetched with If-Modified-Since: an unchanged
-//! master costs one 304. Repositories whose fingerprint differs from ours
-//! are synced from `<master>/<path>`; repositories gone from the master are
-//! purged, but never more than a configured share at once (a truncated or
-//! wrong manifest must not empty the cache).
+//! master costs one 304 and nothing else. As grok-pull does, only what the
+//! manifest says changed is fetched from `<master>/<path>`: a repository we
+//! lack, one whose fingerprint differs from ours (or ours from our
+//! mirror's), one whose `head` moved (then HEAD is set here, nothing
+//! fetched); the others are not asked at all. Repositories gone from the
+//! master are purged, but never more than a configured share at once (a
+//! truncated or wrong manifest must not empty the cache).
+//!
+//! libgit2 speaks git's smart HTTP protocol only: a master that serves its
+//! repositories as plain files (dumb HTTP) is refused when it is followed,
+//! with what to do about it.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::manifest::{Manifest, ManifestError};
-use super::sync::{self, Outcome, SyncOptions, SyncReport, Work};
+use super::origin::public_url;
+use super::sync::{self, Listed, Outcome, SyncOptions, SyncReport, Work};
 use super::{Cache, RepoPath};
+
+/// What a smart-HTTP git server answers `info/refs?service=git-upload-pack`
+/// with; a dumb one serves the file as it is (`text/plain`, say).
+const SMART_ADVERTISEMENT: &str = "application/x-git-upload-pack-advertisement";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
-    #[error("cannot fetch the followed manifest {url}")]
+    /// `url` is shown without credentials; `source` has no URL.
+    #[error("cannot fetch {}", public_url(url))]
     Http {
         url: String,
         #[source]
         source: reqwest::Error,
     },
-    #[error("the followed manifest {url} answered HTTP {status}")]
+    #[error("{} answered HTTP {status}", public_url(url))]
     Status { url: String, status: u16 },
+    #[error(
+        "{} serves its repositories as plain files (dumb HTTP: {} answered with Content-Type {content_type:?}, not {SMART_ADVERTISEMENT}); \
+         Ferrotron fetches over git's smart HTTP protocol only: serve the master's repositories with `git http-backend` \
+         (or `ferrotron cache serve`) and follow it again",
+        public_url(manifest), public_url(probe)
+    )]
+    Dumb {
+        manifest: String,
+        probe: String,
+        content_type: String,
+    },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("refusing to purge {purge} of {total} followed repositories ({share}% > {max}% allowed); check the master, or pass --force-purge")]
@@ -39,7 +63,10 @@ pub enum FollowError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{url} does not name a manifest (it must end with /manifest.js.gz)")]
+    #[error(
+        "{} does not name a manifest (it must end with /manifest.js.gz)",
+        public_url(url)
+    )]
     BadUrl { url: String },
 }
 
@@ -80,13 +107,16 @@ impl Follow {
         };
         crate::util::make_dir(&cache.root, crate::util::modes::PRIVATE_DIR).map_err(err)?;
         let json = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
-        let tmp = p.with_extension("json.tmp");
-        std::fs::write(&tmp, json).map_err(err)?;
-        std::fs::rename(&tmp, &p).map_err(err)
+        // The master's URL may carry credentials: the owner's only (a
+        // NamedTempFile is made 0600).
+        let mut tmp = tempfile::NamedTempFile::new_in(&cache.root).map_err(err)?;
+        std::io::Write::write_all(tmp.as_file_mut(), &json).map_err(err)?;
+        tmp.persist(&p).map_err(|e| err(e.error))?;
+        Ok(())
     }
 
     /// Where repository `path` lives on the master.
-    fn repo_url(&self, path: &RepoPath) -> String {
+    pub(crate) fn repo_url(&self, path: &RepoPath) -> String {
         let base = self
             .url
             .trim_end_matches("manifest.js.gz")
@@ -95,16 +125,94 @@ impl Follow {
     }
 }
 
-/// Starts following `url`.
-pub fn follow(cache: &Cache, url: &str) -> Result<(), FollowError> {
+/// Starts following `url`, once the master answered: its manifest is
+/// read, and its first repository is asked for its refs the way git's smart
+/// HTTP protocol asks (a master serving plain files is refused). Returns
+/// how many repositories the master lists.
+pub fn follow(cache: &Cache, url: &str) -> Result<usize, FollowError> {
     if !url.ends_with("/manifest.js.gz") {
         return Err(FollowError::BadUrl { url: url.into() });
     }
-    Follow {
+    let f = Follow {
         url: url.to_string(),
         last_modified: None,
+    };
+    let client = reqwest::blocking::Client::new();
+    let (master, _) = fetch_manifest(&client, &f)?.unwrap_or_default();
+    if let Some(p) = master.repos.keys().find_map(|k| RepoPath::parse(k).ok()) {
+        probe(&client, url, &f.repo_url(&p))?;
     }
-    .save(cache)
+    f.save(cache)?;
+    Ok(master.repos.len())
+}
+
+/// Asks `repo` for its refs as a smart-HTTP client does: a dumb server
+/// answers with the plain file (or not at all).
+fn probe(
+    client: &reqwest::blocking::Client,
+    manifest: &str,
+    repo: &str,
+) -> Result<(), FollowError> {
+    let probe = format!("{repo}/info/refs?service=git-upload-pack");
+    let http = |source: reqwest::Error| FollowError::Http {
+        url: probe.clone(),
+        source: source.without_url(),
+    };
+    let resp = client.get(&probe).send().map_err(http)?;
+    if !resp.status().is_success() {
+        return Err(FollowError::Status {
+            url: probe.clone(),
+            status: resp.status().as_u16(),
+        });
+    }
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if content_type.split(';').next().map(str::trim) != Some(SMART_ADVERTISEMENT) {
+        return Err(FollowError::Dumb {
+            manifest: manifest.to_string(),
+            probe,
+            content_type,
+        });
+    }
+    Ok(())
+}
+
+/// GETs the master's manifest (with If-Modified-Since when a date is
+/// known): `None` for 304, else the manifest and its Last-Modified.
+fn fetch_manifest(
+    client: &reqwest::blocking::Client,
+    follow: &Follow,
+) -> Result<Option<(Manifest, Option<String>)>, FollowError> {
+    let http = |source: reqwest::Error| FollowError::Http {
+        url: follow.url.clone(),
+        source: source.without_url(),
+    };
+    let mut req = client.get(&follow.url);
+    if let Some(lm) = &follow.last_modified {
+        req = req.header("If-Modified-Since", lm);
+    }
+    let resp = req.send().map_err(http)?;
+    if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(None);
+    }
+    if !resp.status().is_success() {
+        return Err(FollowError::Status {
+            url: follow.url.clone(),
+            status: resp.status().as_u16(),
+        });
+    }
+    let last_modified = resp
+        .headers()
+        .get("Last-Modified")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = resp.bytes().map_err(http)?;
+    let master = Manifest::from_gz(&body, &public_url(&follow.url))?;
+    Ok(Some((master, last_modified)))
 }
 
 /// grokmirror's purge protection: deleting `purge` of `total` followed
@@ -133,33 +241,11 @@ pub fn pull(
     force_purge: bool,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Pulled, FollowError> {
-    let http = |source| FollowError::Http {
-        url: follow.url.clone(),
-        source,
-    };
     let client = reqwest::blocking::Client::new();
-    let mut req = client.get(&follow.url);
-    if let Some(lm) = &follow.last_modified {
-        req = req.header("If-Modified-Since", lm);
-    }
-    let resp = req.send().map_err(http)?;
-    if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
-        progress(&format!("{}: not modified", follow.url));
+    let Some((master, last_modified)) = fetch_manifest(&client, follow)? else {
+        progress(&format!("{}: not modified", public_url(&follow.url)));
         return Ok(Pulled::NotModified);
-    }
-    if !resp.status().is_success() {
-        return Err(FollowError::Status {
-            url: follow.url.clone(),
-            status: resp.status().as_u16(),
-        });
-    }
-    let last_modified = resp
-        .headers()
-        .get("Last-Modified")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = resp.bytes().map_err(http)?;
-    let master = Manifest::from_gz(&body, &follow.url)?;
+    };
 
     let lock = cache.lock().map_err(|source| FollowError::Io {
         path: cache.root.clone(),
@@ -203,13 +289,35 @@ pub fn pull(
             continue;
         };
         let ours = manifest.repos.get(k);
-        if ours.is_some_and(|o| o.fingerprint == e.fingerprint) {
-            continue;
+        let head = e
+            .head
+            .as_deref()
+            .and_then(|h| h.strip_prefix("ref: "))
+            .map(str::to_string);
+        if let Some(o) = ours {
+            let dir = cache.repo_dir(&p);
+            // grok-pull's checks, none of which asks the master: the
+            // fingerprint listed, ours, and our mirror's own (a mirror
+            // changed behind the manifest's back is fetched again).
+            let mirrored = super::mirror::local_refs(&dir).ok().map(|refs| {
+                super::manifest::fingerprint(refs.iter().map(|(n, s)| (n.as_str(), s.as_str())))
+            });
+            let head_moved = head.is_some() && super::mirror::head(&dir).ok().flatten() != head;
+            if o.fingerprint == e.fingerprint
+                && mirrored.as_ref() == Some(&o.fingerprint)
+                && !head_moved
+            {
+                continue;
+            }
         }
         work.push(Work {
             origin: followed(&p),
             fingerprint: ours.and_then(|o| o.fingerprint.clone()),
             path: p,
+            listed: Some(Listed {
+                fingerprint: e.fingerprint.clone(),
+                head,
+            }),
         });
     }
     let results = sync::run(cache, work, opts, progress);

@@ -65,7 +65,8 @@ pub fn fsck(cache: &Cache, progress: &dyn Fn(&str)) -> Result<Vec<(RepoPath, Ver
             }
             Err(why) => {
                 progress(&format!(
-                    "{path}: corrupt ({why}); cloning again from {origin}"
+                    "{path}: corrupt ({why}); cloning again from {}",
+                    super::origin::public_url(&origin)
                 ));
                 match reclone(&dir, &origin) {
                     Ok(()) => Verdict::Recloned { why },

@@ -190,7 +190,9 @@ async fn manifest(State(served): State<Shared>, headers: HeaderMap) -> Result<Re
     }
     // Served without the origins' credentials.
     let body = tokio::task::spawn_blocking(move || {
-        Manifest::load(&p)
+        // `public()` again: a manifest written before origins were kept
+        // apart still has them whole.
+        Manifest::load_public(&p)
             .map_err(|e| crate::util::full(&e))
             .and_then(|m| m.public().to_gz().map_err(|e| e.to_string()))
     })
@@ -232,7 +234,7 @@ async fn lookup(served: &Served, repo: &str) -> Result<std::path::PathBuf, HttpE
         return Err(HttpError::NotFound);
     }
     let c = cache.clone();
-    let m = tokio::task::spawn_blocking(move || Manifest::load(&c.manifest_path()))
+    let m = tokio::task::spawn_blocking(move || Manifest::load_public(&c.manifest_path()))
         .await
         .map_err(|e| HttpError::Internal(e.to_string()))?
         .map_err(|e| HttpError::Internal(crate::util::full(&e)))?;

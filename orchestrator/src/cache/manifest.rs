@@ -6,6 +6,11 @@
 //!
 //! It is written to a temporary file in the same folder and renamed over the
 //! old one, so a reader (the HTTP server, a follower) never sees half of it.
+//! The file is public (0644, as grokmirror's): its `origin`s are written
+//! without credentials, and the full URLs of those that have any are kept
+//! in the owner's private file beside it ([`super::origin::Private`]).
+//! [`Manifest::load`] puts them back, so in memory an entry's `origin` is
+//! the URL the sync uses.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -13,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
+
+use super::origin::{public_url, OriginError, Private};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -34,6 +41,8 @@ pub enum ManifestError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Origins(#[from] OriginError),
 }
 
 /// One repository's entry, with grokmirror's field names.
@@ -52,7 +61,9 @@ pub struct Entry {
     #[serde(default)]
     pub owner: Option<String>,
     /// Where the mirror fetches from. Not a grokmirror field; grokmirror
-    /// ignores unknown keys and so does a follower of ours.
+    /// ignores unknown keys and so does a follower of ours. In the file,
+    /// without credentials ([`public_url`]); in memory, after
+    /// [`Manifest::load`], the full URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
 }
@@ -65,8 +76,28 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads `path`; a missing file is an empty manifest (a new cache).
+    /// Reads `path`, with the full origins from the private file beside it
+    /// (an entry whose public origin no longer matches its private one
+    /// keeps the public one: the manifest was changed since); a missing
+    /// file is an empty manifest (a new cache).
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let mut m = Manifest::load_public(path)?;
+        if m.repos.is_empty() {
+            return Ok(m);
+        }
+        let private = Private::load(path)?;
+        for (k, e) in &mut m.repos {
+            if let (Some(full), Some(shown)) = (private.origins.get(k), e.origin.as_deref()) {
+                if public_url(full) == shown {
+                    e.origin = Some(full.clone());
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// Reads `path` as anyone may see it (origins without credentials).
+    pub fn load_public(path: &Path) -> Result<Manifest, ManifestError> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
@@ -111,23 +142,39 @@ impl Manifest {
     /// The manifest as anyone may see it: origins without credentials.
     pub fn public(mut self) -> Manifest {
         for e in self.repos.values_mut() {
-            e.origin = e.origin.as_deref().map(crate::util::redact_url);
+            e.origin = e.origin.as_deref().map(public_url);
         }
         self
     }
 
-    /// Writes the manifest atomically: temp file (mode 0600: it holds the
-    /// origins as given, credentials and all), fsync, rename.
+    /// Writes the manifest atomically: the private origins first (0600),
+    /// then the public manifest to a temp file (0644, as grokmirror's),
+    /// fsync, rename.
     pub fn save(&self, path: &Path) -> Result<(), ManifestError> {
+        use std::os::unix::fs::PermissionsExt;
         let err = |source| ManifestError::Write {
             path: path.to_path_buf(),
             source,
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(err)?;
+        let private = Private {
+            origins: self
+                .repos
+                .iter()
+                .filter_map(|(k, e)| {
+                    let o = e.origin.as_deref()?;
+                    (public_url(o) != o).then(|| (k.clone(), o.to_string()))
+                })
+                .collect(),
+        };
+        private.save(path)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
         tmp.as_file_mut()
-            .write_all(&self.to_gz().map_err(err)?)
+            .write_all(&self.clone().public().to_gz().map_err(err)?)
+            .map_err(err)?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
             .map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(path).map_err(|e| err(e.error))?;
@@ -136,8 +183,8 @@ impl Manifest {
 }
 
 /// grokmirror's fingerprint: the sha1 of what `git show-ref` prints
-/// (`<sha> <refname>` per ref, sorted by name), stripped of its final
-/// newline as grokmirror's `run_git_command` strips it. `None` without refs.
+/// (`<sha> <refname>` per ref, sorted by name), final newline included, as
+/// grokmirror 2.0.12 hashes it. `None` without refs.
 pub fn fingerprint<'a>(refs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
     let mut refs: Vec<(&str, &str)> = refs.into_iter().collect();
     if refs.is_empty() {
@@ -175,6 +222,58 @@ mod tests {
         assert_eq!(Manifest::load(&p).expect("in test"), m);
         // Only the manifest is left: no temp file.
         assert_eq!(std::fs::read_dir(dir.path()).expect("in test").count(), 1);
+    }
+
+    #[test]
+    fn the_file_is_public_and_the_credentials_stay_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("in test");
+        let p = dir.path().join("manifest.js.gz");
+        let full = "https://robot:s3cret@host/a.git?private_token=t0ken";
+        let mut m = Manifest::default();
+        m.repos.insert(
+            "/a.git".into(),
+            Entry {
+                modified: 1,
+                fingerprint: None,
+                head: None,
+                description: None,
+                owner: None,
+                origin: Some(full.into()),
+            },
+        );
+        m.save(&p).expect("in test");
+        let mode = |f: &Path| std::fs::metadata(f).expect("in test").permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o644);
+        assert_eq!(mode(&Private::path(&p)), 0o600);
+        let mut gz = Vec::new();
+        flate2::read::GzDecoder::new(&std::fs::read(&p).expect("in test")[..])
+            .read_to_end(&mut gz)
+            .expect("in test");
+        let text = String::from_utf8(gz).expect("in test");
+        assert!(
+            !text.contains("s3cret") && !text.contains("t0ken"),
+            "{text}"
+        );
+        assert!(text.contains("https://host/a.git"), "{text}");
+        // In memory, the sync's URL again.
+        assert_eq!(Manifest::load(&p).expect("in test"), m);
+        let public = Manifest::load_public(&p).expect("in test");
+        assert_eq!(
+            public.repos["/a.git"].origin.as_deref(),
+            Some("https://host/a.git")
+        );
+        // A manifest changed by hand (another origin): the private URL of
+        // the old one is not put back.
+        let mut other = public.clone();
+        other.repos.get_mut("/a.git").expect("in test").origin = Some("https://other/a.git".into());
+        std::fs::write(&p, other.to_gz().expect("in test")).expect("in test");
+        assert_eq!(
+            Manifest::load(&p).expect("in test").repos["/a.git"]
+                .origin
+                .as_deref(),
+            Some("https://other/a.git")
+        );
     }
 
     #[test]

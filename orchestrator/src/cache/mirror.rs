@@ -8,19 +8,20 @@ use std::path::{Path, PathBuf};
 use git2::{Direction, FetchOptions, FetchPrune, Remote, Repository};
 
 use super::manifest::{self, Entry};
+use super::origin::{public_url, scrub};
 
 /// The refspec of a mirror: every ref, forced.
 pub const MIRROR_REFSPEC: &str = "+refs/*:refs/*";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
-    #[error("cannot reach origin {}", crate::util::redact_url(url))]
+    #[error("cannot reach origin {}", public_url(url))]
     Unreachable {
         url: String,
         #[source]
         source: git2::Error,
     },
-    #[error("cannot fetch {} into {dir}", crate::util::redact_url(url))]
+    #[error("cannot fetch {} into {dir}", public_url(url))]
     Fetch {
         url: String,
         dir: PathBuf,
@@ -62,11 +63,20 @@ impl RemoteRefs {
     }
 }
 
+/// A libgit2 error whose message cannot show `url`'s credentials.
+fn scrubbed(e: git2::Error, url: &str) -> git2::Error {
+    let clean = scrub(e.message(), url);
+    if clean == e.message() {
+        return e;
+    }
+    git2::Error::new(e.code(), e.class(), clean)
+}
+
 /// `git ls-remote`: one round trip, no objects transferred.
 pub fn ls_remote(url: &str) -> Result<RemoteRefs, MirrorError> {
     let unreachable = |source| MirrorError::Unreachable {
         url: url.to_string(),
-        source,
+        source: scrubbed(source, url),
     };
     let mut remote = Remote::create_detached(url).map_err(unreachable)?;
     let conn = remote
@@ -114,7 +124,7 @@ pub fn fetch(dir: &Path, url: &str, head: Option<&str>) -> Result<(), MirrorErro
     let err = |source| MirrorError::Fetch {
         url: url.to_string(),
         dir: dir.to_path_buf(),
-        source,
+        source: scrubbed(source, url),
     };
     let mut remote = repo.remote_anonymous(url).map_err(err)?;
     let mut opts = FetchOptions::new();
@@ -147,6 +157,26 @@ pub fn fetch(dir: &Path, url: &str, head: Option<&str>) -> Result<(), MirrorErro
         repo.set_head(h).map_err(err)?;
     }
     Ok(())
+}
+
+/// Where the mirror's HEAD points (`refs/heads/main`), if it is symbolic.
+pub fn head(dir: &Path) -> Result<Option<String>, MirrorError> {
+    let repo = open(dir)?;
+    let head = repo
+        .find_reference("HEAD")
+        .ok()
+        .and_then(|h| h.symbolic_target().ok().flatten().map(str::to_string));
+    Ok(head)
+}
+
+/// Points the mirror's HEAD at `target` (`refs/heads/main`), as the origin's
+/// points; nothing is fetched.
+pub fn set_head(dir: &Path, target: &str) -> Result<(), MirrorError> {
+    let repo = open(dir)?;
+    repo.set_head(target).map_err(|source| MirrorError::Open {
+        dir: dir.to_path_buf(),
+        source,
+    })
 }
 
 pub fn open(dir: &Path) -> Result<Repository, MirrorError> {

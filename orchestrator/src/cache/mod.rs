@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod mirror;
 pub mod net;
 pub mod notify;
+pub mod origin;
 pub mod sync;
 pub mod tunnel;
 

@@ -1,7 +1,11 @@
 //! Adding, syncing and removing mirrors. A sync asks each origin for its
 //! refs (one round trip), compares their fingerprint with the manifest's,
 //! and fetches only the repositories that changed, a few at a time, with
-//! retries. The manifest is rewritten once at the end.
+//! retries; an origin whose HEAD moved (its default branch renamed or
+//! changed) has the mirror's HEAD moved with it. The manifest is rewritten
+//! once at the end. Repositories that come from a followed master are
+//! left to [`super::follow::pull`], which knows from the master's manifest
+//! what changed without asking.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -9,6 +13,7 @@ use std::time::Duration;
 
 use super::manifest::{Manifest, ManifestError};
 use super::mirror::{self, MirrorError};
+use super::origin::public_url;
 use super::{Cache, RepoPath};
 
 #[derive(Debug, thiserror::Error)]
@@ -166,8 +171,16 @@ pub fn sync(
         let manifest = Manifest::load(&mpath)?;
         let mut jobs = Vec::new();
         if only.is_empty() {
+            // Those of a followed master are the pull's.
+            let followed = super::follow::Follow::load(cache).ok().flatten();
             for (k, e) in &manifest.repos {
                 if let Ok(p) = RepoPath::parse(k) {
+                    if followed
+                        .as_ref()
+                        .is_some_and(|f| e.origin.as_deref() == Some(f.repo_url(&p).as_str()))
+                    {
+                        continue;
+                    }
                     jobs.push((p, e.origin.clone(), e.fingerprint.clone()));
                 }
             }
@@ -187,6 +200,7 @@ pub fn sync(
                 path: p,
                 origin,
                 fingerprint: fp,
+                listed: None,
             });
         }
         work
@@ -224,6 +238,17 @@ pub(crate) struct Work {
     pub origin: String,
     /// The fingerprint the manifest has for it.
     pub fingerprint: Option<String>,
+    /// What a followed master's manifest says the origin has: then the
+    /// origin is not asked (no ls-remote) before the fetch.
+    pub listed: Option<Listed>,
+}
+
+/// An origin's state as a followed master's manifest lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct Listed {
+    pub fingerprint: Option<String>,
+    /// `refs/heads/main` (the manifest's `head` less its `ref: `).
+    pub head: Option<String>,
 }
 
 /// Runs `work` on `opts.concurrency` threads; results in input order.
@@ -293,34 +318,45 @@ fn with_retries<T>(
     }
 }
 
-/// Compares the origin's refs with the mirror's and fetches if they differ.
+/// Compares the origin's refs with the mirror's and fetches if they differ;
+/// moves the mirror's HEAD where the origin's points.
 fn one(cache: &Cache, w: &Work, progress: &(dyn Fn(&str) + Sync)) -> Result<Outcome, MirrorError> {
     let dir = cache.repo_dir(&w.path);
-    let remote = mirror::ls_remote(&w.origin)?;
-    let wanted = remote.fingerprint();
+    let shown = public_url(&w.origin);
+    let (wanted, head) = match &w.listed {
+        Some(l) => (l.fingerprint.clone(), l.head.clone()),
+        None => {
+            let remote = mirror::ls_remote(&w.origin)?;
+            (remote.fingerprint(), remote.head)
+        }
+    };
     if !dir.join("HEAD").exists() {
-        progress(&format!(
-            "cloning {} from {}",
-            w.path,
-            crate::util::redact_url(&w.origin)
-        ));
+        progress(&format!("cloning {} from {shown}", w.path));
         if dir.exists() {
             let _ = std::fs::remove_dir_all(&dir);
         }
         mirror::init(&dir, &w.origin)?;
-        mirror::fetch(&dir, &w.origin, remote.head.as_deref())?;
+        mirror::fetch(&dir, &w.origin, head.as_deref())?;
         return Ok(Outcome::Cloned);
     }
     let local = mirror::local_refs(&dir)?;
     let have = super::manifest::fingerprint(local.iter().map(|(n, s)| (n.as_str(), s.as_str())));
     if wanted == have && wanted == w.fingerprint {
-        return Ok(Outcome::Unchanged);
+        let ours = mirror::head(&dir)?;
+        return match head {
+            Some(h) if ours.as_deref() != Some(h.as_str()) => {
+                progress(&format!(
+                    "HEAD of {} now {h} (was {}), as at {shown}",
+                    w.path,
+                    ours.as_deref().unwrap_or("detached")
+                ));
+                mirror::set_head(&dir, &h)?;
+                Ok(Outcome::Fetched)
+            }
+            _ => Ok(Outcome::Unchanged),
+        };
     }
-    progress(&format!(
-        "fetching {} from {}",
-        w.path,
-        crate::util::redact_url(&w.origin)
-    ));
-    mirror::fetch(&dir, &w.origin, remote.head.as_deref())?;
+    progress(&format!("fetching {} from {shown}", w.path));
+    mirror::fetch(&dir, &w.origin, head.as_deref())?;
     Ok(Outcome::Fetched)
 }

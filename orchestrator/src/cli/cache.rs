@@ -8,6 +8,7 @@ use clap::Subcommand;
 use ferrotron::cache::follow::{self, Follow, Pulled};
 use ferrotron::cache::fsck::{self, Verdict};
 use ferrotron::cache::manifest::Manifest;
+use ferrotron::cache::origin::public_url;
 use ferrotron::cache::sync::{self, SyncOptions};
 use ferrotron::cache::{Cache, RepoPath};
 use ferrotron::exit::ExitStatus;
@@ -45,7 +46,8 @@ pub enum CacheCommand {
     Fsck,
     /// Stop mirroring a repository and delete its mirror.
     Remove { path: String },
-    /// Follow another cache's (or grokmirror's) manifest URL.
+    /// Follow another cache's (or grokmirror's) manifest URL (read now:
+    /// the master must answer, over git's smart HTTP protocol).
     Follow { url: String },
     /// Serve the cache read-only over git smart HTTP.
     Serve {
@@ -60,10 +62,7 @@ pub fn main(settings: &Settings, cmd: CacheCommand) -> CmdResult {
     match cmd {
         CacheCommand::Add { url, path } => {
             let path = path.map_or_else(|| RepoPath::from_url(&url), |p| RepoPath::parse(&p))?;
-            eprintln!(
-                "cache: cloning {path} from {}",
-                ferrotron::util::redact_url(&url)
-            );
+            eprintln!("cache: cloning {path} from {}", public_url(&url));
             sync::add(&cache, &url, &path)?;
             println!("added {path}");
             Ok(ExitStatus::Passed)
@@ -146,8 +145,19 @@ pub fn main(settings: &Settings, cmd: CacheCommand) -> CmdResult {
             Ok(ExitStatus::Passed)
         }
         CacheCommand::Follow { url } => {
-            follow::follow(&cache, &url).map_err(|e| Failure::new(ExitStatus::BadInput, e))?;
-            println!("following {url}");
+            // A master that does not answer is an infrastructure error;
+            // a URL that names no manifest, or a master serving plain
+            // files, is bad input.
+            let listed = follow::follow(&cache, &url).map_err(|e| match e {
+                follow::FollowError::Http { .. } | follow::FollowError::Io { .. } => {
+                    Failure::infra(e)
+                }
+                e => Failure::new(ExitStatus::BadInput, e),
+            })?;
+            println!(
+                "following {} ({listed} repositories listed)",
+                public_url(&url)
+            );
             Ok(ExitStatus::Passed)
         }
         CacheCommand::Serve { listen } => {

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cache::checkout::{self, CheckoutError, ExportError};
 use crate::cache::manifest::Manifest;
+use crate::cache::origin::public_url;
 use crate::cache::sync::{self, SyncError};
 use crate::cache::{mirror, Cache, PathError, RepoPath};
 use crate::formula::Formula;
@@ -31,40 +32,54 @@ use crate::store::ClaimedJob;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("task repository {repo}: cannot read the git cache's manifest")]
+    #[error(
+        "task repository {}: cannot read the git cache's manifest",
+        public_url(repo)
+    )]
     Manifest {
         repo: String,
         #[source]
         source: crate::cache::manifest::ManifestError,
     },
-    #[error("task repository {repo}: no cache path can be made from its URL")]
+    #[error(
+        "task repository {}: no cache path can be made from its URL",
+        public_url(repo)
+    )]
     Path {
         repo: String,
         #[source]
         source: PathError,
     },
     #[error(
-        "task repository {repo}: the cache path {path} already mirrors another origin ({other})"
+        "task repository {}: the cache path {path} already mirrors another origin ({})",
+        public_url(repo),
+        public_url(other)
     )]
     Taken {
         repo: String,
         path: RepoPath,
         other: String,
     },
-    #[error("task repository {repo}: cannot mirror it in the git cache")]
+    #[error(
+        "task repository {}: cannot mirror it in the git cache",
+        public_url(repo)
+    )]
     Add {
         repo: String,
         #[source]
         source: Box<SyncError>,
     },
-    #[error("task repository {repo}, ref `{reference}`")]
+    #[error("task repository {}, ref `{reference}`", public_url(repo))]
     Resolve {
         repo: String,
         reference: String,
         #[source]
         source: Box<CheckoutError>,
     },
-    #[error("task repository {repo}, ref `{reference}` (commit {commit})")]
+    #[error(
+        "task repository {}, ref `{reference}` (commit {commit})",
+        public_url(repo)
+    )]
     Export {
         repo: String,
         reference: String,
@@ -154,8 +169,9 @@ pub fn prepare(
             let c = checkout::resolve(cache, path.as_str(), reference).map_err(resolve_err)?;
             if let Some(why) = &c.stale {
                 tracing::warn!(
-                    "job {}: origin {repo} did not answer; using the cached copy of {path}: {why}",
-                    job.uuid
+                    "job {}: origin {} did not answer; using the cached copy of {path}: {why}",
+                    job.uuid,
+                    public_url(repo)
                 );
             }
             (path, c.commit)
@@ -172,7 +188,11 @@ pub fn prepare(
                     path,
                 });
             }
-            tracing::info!("job {}: adding {repo} to the git cache as {path}", job.uuid);
+            tracing::info!(
+                "job {}: adding {} to the git cache as {path}",
+                job.uuid,
+                public_url(repo)
+            );
             match sync::add(cache, repo, &path) {
                 // Another job added it meanwhile: sync it as usual.
                 Ok(()) | Err(SyncError::Exists(_)) => {}
