@@ -18,6 +18,19 @@ struct Prometheus {
     base: String,
 }
 
+/// `s` percent-encoded for a query string.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -63,8 +76,11 @@ impl Prometheus {
     /// The instant vector of `query` (Prometheus' `/api/v1/query`).
     fn query(&self, query: &str) -> Vec<Value> {
         let r: Value = http()
-            .get(format!("{}/api/v1/query", self.base))
-            .query(&[("query", query)])
+            .get(format!(
+                "{}/api/v1/query?query={}",
+                self.base,
+                encode(query)
+            ))
             .send()
             .expect("query Prometheus")
             .json()
