@@ -14,6 +14,7 @@
 //!   store call, and synthetic results for benchmarks;
 //! - [`serve`]: `ferrotron serve` (API, scheduler, intake, cache upkeep).
 
+pub mod doctor;
 pub mod queue;
 pub mod results;
 pub mod serve;

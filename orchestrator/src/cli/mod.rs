@@ -5,6 +5,7 @@
 //! infrastructure error) becomes the process's exit code here too.
 
 mod cache;
+mod doctor;
 mod error;
 mod formula;
 mod image;
@@ -184,6 +185,9 @@ enum Command {
     Image(image::ImageCommand),
     /// Destroy VMs and overlays left by orchestrators that died.
     Cleanup,
+    /// Check this host: libvirt, KVM, images, templates, database, broker,
+    /// disk, clock; one line each, with what to do. Exit 0 when jobs can run.
+    Doctor(doctor::DoctorArgs),
     /// The git cache of task repositories.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
@@ -321,6 +325,7 @@ fn dispatch(settings: Settings, command: Command) -> CmdResult {
         Command::Submit(a) => queue::submit(&settings, a),
         Command::Trigger(a) => queue::trigger(&settings, a),
         Command::Jobs(cmd) => queue::jobs(&settings, cmd),
+        Command::Doctor(a) => doctor::run(&settings, a),
         Command::Cleanup => {
             let r = ferrotron::app::reap(&settings)?;
             println!(

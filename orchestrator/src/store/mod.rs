@@ -198,6 +198,47 @@ impl Store {
         }
     }
 
+    /// The migration the database at `url` is at and the newest this
+    /// version knows, without changing anything (`ferrotron doctor`): a
+    /// SQLite file that does not exist yet is at 0 and is not created.
+    pub async fn inspect(url: &str) -> Result<(i64, i64), StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let known = migrations::migrator(backend)
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
+        if backend == Backend::Sqlite && sqlite_path(url).is_some_and(|p| !p.exists()) {
+            return Ok((0, known));
+        }
+        let connect = |source| StoreError::Connect {
+            url: crate::util::redact_url(url),
+            source,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(connect)?;
+        let applied = sqlx::query(
+            "SELECT COALESCE(MAX(version), 0) AS v FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_one(&pool)
+        .await
+        .ok()
+        .map(|r| row_get::<i64>(&r, "v"))
+        .transpose()?
+        .unwrap_or(0);
+        pool.close().await;
+        Ok((applied, known))
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
