@@ -143,6 +143,7 @@ fn site_installs_everything_and_a_second_run_changes_nothing() {
         unit.contains("ExecReload=/bin/kill -HUP $MAINPID"),
         "{unit}"
     );
+    assert!(unit.lines().any(|l| l == "Type=notify"), "{unit}");
     assert_eq!(
         std::fs::read(root.join("etc/ferrotron/rules.yml")).expect("rules"),
         std::fs::read(workspace().join("examples/rules.yml")).expect("example rules")

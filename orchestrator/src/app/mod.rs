@@ -16,6 +16,7 @@
 
 pub mod doctor;
 pub mod queue;
+pub mod readiness;
 pub mod results;
 pub mod serve;
 pub mod tokens;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::App;
+use super::{readiness, App};
 use crate::settings::Settings;
 use crate::store::StoreError;
 
@@ -30,13 +30,22 @@ pub async fn serve(
     service: ServiceConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeCommandError> {
+    // The shutdown signal, seen by the wait for the database and the API.
+    let (down_tx, mut down) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = down_tx.send(true);
+    });
     let listener = crate::api::bind(listen).await?;
     let cache = crate::cache::Cache::new(&settings.data_dir);
     let intake = service.intake.map(|mut i| {
         i.cache = Some(cache.clone());
         Arc::new(i)
     });
-    let mut app = App::open(&settings).await?.with_intake(intake.clone());
+    let Some(app) = open_when_up(&settings, &mut down).await? else {
+        return Ok(());
+    };
+    let mut app = app.with_intake(intake.clone());
     if service.publish.is_some() {
         app = app.with_outbox();
     }
@@ -121,11 +130,56 @@ pub async fn serve(
             crate::intake::amqp::run(cfg, handler, stop, |s| tracing::info!("{s}")).await;
         });
     }
+    readiness::ready("serving");
+    let shutdown = async move {
+        while !*down.borrow() {
+            if down.changed().await.is_err() {
+                break;
+            }
+        }
+        readiness::stopping();
+    };
     let r = crate::api::serve_on(state, stopper, listener, shutdown).await;
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     app.close().await;
     Ok(r?)
+}
+
+/// Opens the store, waiting for a database that does not answer yet (a
+/// PostgreSQL still starting after a reboot) with a log line per attempt
+/// and backoff up to 10 s; none when shut down while waiting. Errors
+/// other than a failed connection (a migration that fails, a data folder
+/// that cannot be made) end `serve` at once.
+async fn open_when_up(
+    settings: &Settings,
+    down: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<App>, StoreError> {
+    let mut backoff = std::time::Duration::from_millis(500);
+    loop {
+        match App::open(settings).await {
+            Ok(app) => return Ok(Some(app)),
+            // A PostgreSQL server may come later; a SQLite file that
+            // cannot be opened will not.
+            Err(e @ StoreError::Connect { .. })
+                if settings.database_url().starts_with("postgres") =>
+            {
+                let line = format!(
+                    "waiting for the database: {}; retrying in {:.1} s",
+                    crate::util::full(&e),
+                    backoff.as_secs_f64()
+                );
+                tracing::warn!("{line}");
+                readiness::status(&line);
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = down.changed() => return Ok(None),
+        }
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
