@@ -15,6 +15,7 @@
 //! - [`serve`]: `ferrotron serve` (API, scheduler, intake, cache upkeep).
 
 pub mod doctor;
+pub mod import;
 pub mod queue;
 pub mod readiness;
 pub mod results;

@@ -10,6 +10,7 @@ mod error;
 mod formula;
 mod image;
 mod queue;
+mod results;
 mod rules;
 mod run;
 mod serve;
@@ -212,6 +213,9 @@ enum Command {
     /// Move queued jobs between installations as CSV files.
     #[command(subcommand)]
     Jobs(queue::JobsCommand),
+    /// Copy results from another ResultsDB.
+    #[command(subcommand)]
+    Results(results::ResultsCommand),
     /// Maintenance of the results store.
     #[command(subcommand, hide = true)]
     Store(serve::StoreCommand),
@@ -326,6 +330,7 @@ fn dispatch(settings: Settings, command: Command) -> CmdResult {
         Command::Trigger(a) => queue::trigger(&settings, a),
         Command::Jobs(cmd) => queue::jobs(&settings, cmd),
         Command::Doctor(a) => doctor::run(&settings, a),
+        Command::Results(c) => results::run(&settings, c),
         Command::Cleanup => {
             let r = ferrotron::app::reap(&settings)?;
             println!(

@@ -274,86 +274,121 @@ impl Store {
         // with a dozen data values per result.
         for chunk in results.chunks(400) {
             let mut tx = self.begin().await?;
-            let mut testcases: BTreeMap<String, i64> = BTreeMap::new();
-            let mut groups: BTreeMap<String, i64> = BTreeMap::new();
-            for r in chunk {
-                if !testcases.contains_key(&r.testcase.name) {
-                    let id = upsert_testcase(&mut tx.tx, &r.testcase).await?;
-                    testcases.insert(r.testcase.name.clone(), id);
-                }
-                for g in &r.groups {
-                    if !groups.contains_key(&g.uuid) {
-                        let id = upsert_group(&mut tx.tx, g).await?;
-                        groups.insert(g.uuid.clone(), id);
-                    }
+            self.insert_chunk(&mut tx, chunk).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Stores results copied from another server (`results import`) and
+    /// the import's cursor (a host flag) in one transaction: a page is
+    /// either stored with its cursor or not at all, so an interrupted
+    /// import resumes without duplicates.
+    pub async fn import_results_page(
+        &self,
+        results: &[NewResult],
+        cursor: (&str, &str),
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for chunk in results.chunks(400) {
+            self.insert_chunk(&mut tx, chunk).await?;
+        }
+        sqlx::query("DELETE FROM host_flags WHERE name = $1")
+            .bind(cursor.0.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        sqlx::query("INSERT INTO host_flags (name, value) VALUES ($1, $2)")
+            .bind(cursor.0.to_string())
+            .bind(cursor.1.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// One chunk (at most 400 results) of [`Store::create_results_bulk`],
+    /// in the caller's transaction.
+    async fn insert_chunk(
+        &self,
+        tx: &mut super::WriteTx,
+        chunk: &[NewResult],
+    ) -> Result<(), StoreError> {
+        let mut testcases: BTreeMap<String, i64> = BTreeMap::new();
+        let mut groups: BTreeMap<String, i64> = BTreeMap::new();
+        for r in chunk {
+            if !testcases.contains_key(&r.testcase.name) {
+                let id = upsert_testcase(&mut tx.tx, &r.testcase).await?;
+                testcases.insert(r.testcase.name.clone(), id);
+            }
+            for g in &r.groups {
+                if !groups.contains_key(&g.uuid) {
+                    let id = upsert_group(&mut tx.tx, g).await?;
+                    groups.insert(g.uuid.clone(), id);
                 }
             }
-            let ids = self.allocate_result_ids(&mut tx.tx, chunk.len()).await?;
+        }
+        let ids = self.allocate_result_ids(&mut tx.tx, chunk.len()).await?;
+        let mut b = Binder::default();
+        let mut rows = Vec::with_capacity(chunk.len());
+        let mut links = Vec::new();
+        let mut data = Vec::new();
+        for (r, id) in chunk.iter().zip(&ids) {
+            let tc = testcases.get(&r.testcase.name).copied().unwrap_or_default();
+            rows.push(format!(
+                "({}, {}, {}, {}, {}, {})",
+                b.int(*id),
+                b.int(tc),
+                b.text(&r.outcome),
+                b.opt_text(r.note.as_deref()),
+                b.opt_text(r.ref_url.as_deref()),
+                b.int(r.submit_time)
+            ));
+            for g in &r.groups {
+                if let Some(gid) = groups.get(&g.uuid) {
+                    links.push((*id, *gid));
+                }
+            }
+            for (k, v) in &r.data {
+                data.push((*id, k.as_str(), v.as_str()));
+            }
+        }
+        let sql = format!(
+            "INSERT INTO results (id, testcase_id, outcome, note, ref_url, submit_time) VALUES {}",
+            rows.join(", ")
+        );
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+            .execute(&mut *tx.tx)
+            .await?;
+        if !links.is_empty() {
             let mut b = Binder::default();
-            let mut rows = Vec::with_capacity(chunk.len());
-            let mut links = Vec::new();
-            let mut data = Vec::new();
-            for (r, id) in chunk.iter().zip(&ids) {
-                let tc = testcases.get(&r.testcase.name).copied().unwrap_or_default();
-                rows.push(format!(
-                    "({}, {}, {}, {}, {}, {})",
-                    b.int(*id),
-                    b.int(tc),
-                    b.text(&r.outcome),
-                    b.opt_text(r.note.as_deref()),
-                    b.opt_text(r.ref_url.as_deref()),
-                    b.int(r.submit_time)
-                ));
-                for g in &r.groups {
-                    if let Some(gid) = groups.get(&g.uuid) {
-                        links.push((*id, *gid));
-                    }
-                }
-                for (k, v) in &r.data {
-                    data.push((*id, k.as_str(), v.as_str()));
-                }
-            }
+            let values = links
+                .iter()
+                .map(|(r, g)| format!("({}, {})", b.int(*r), b.int(*g)))
+                .collect::<Vec<_>>()
+                .join(", ");
             let sql = format!(
-                "INSERT INTO results (id, testcase_id, outcome, note, ref_url, submit_time) VALUES {}",
-                rows.join(", ")
+                "INSERT INTO results_groups (result_id, group_id) VALUES {values} \
+             ON CONFLICT DO NOTHING"
             );
             bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
                 .execute(&mut *tx.tx)
                 .await?;
-            if !links.is_empty() {
-                let mut b = Binder::default();
-                let values = links
-                    .iter()
-                    .map(|(r, g)| format!("({}, {})", b.int(*r), b.int(*g)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "INSERT INTO results_groups (result_id, group_id) VALUES {values} \
-                     ON CONFLICT DO NOTHING"
-                );
-                bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
-                    .execute(&mut *tx.tx)
-                    .await?;
-            }
-            for part in data.chunks(3000) {
-                let mut b = Binder::default();
-                let values = part
-                    .iter()
-                    .map(|(r, k, v)| format!("({}, {}, {})", b.int(*r), b.text(k), b.text(v)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql =
-                    format!("INSERT INTO result_data (result_id, key, value) VALUES {values}");
-                bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
-                    .execute(&mut *tx.tx)
-                    .await?;
-            }
-            let at = now_micros();
-            for (r, id) in chunk.iter().zip(&ids) {
-                let tc = testcases.get(&r.testcase.name).copied().unwrap_or_default();
-                super::outbox::result_stored(&mut tx, *id, tc, &r.outcome, &r.data, at).await?;
-            }
-            tx.commit().await?;
+        }
+        for part in data.chunks(3000) {
+            let mut b = Binder::default();
+            let values = part
+                .iter()
+                .map(|(r, k, v)| format!("({}, {}, {})", b.int(*r), b.text(k), b.text(v)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("INSERT INTO result_data (result_id, key, value) VALUES {values}");
+            bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
+                .execute(&mut *tx.tx)
+                .await?;
+        }
+        let at = now_micros();
+        for (r, id) in chunk.iter().zip(&ids) {
+            let tc = testcases.get(&r.testcase.name).copied().unwrap_or_default();
+            super::outbox::result_stored(tx, *id, tc, &r.outcome, &r.data, at).await?;
         }
         Ok(())
     }
