@@ -150,3 +150,18 @@ pub fn take_all(queue: &str) -> Vec<Taken> {
         Ok(out)
     })
 }
+
+/// `rabbitmqctl ARGS` on the test broker (`stop_app`, `start_app`); it
+/// must succeed.
+pub fn rabbitmqctl(args: &[&str]) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "-n", "rabbit@localhost"])
+        .args(args)
+        .output()
+        .expect("rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -6,6 +6,31 @@
 //! setup-host.sh creates).
 
 use std::process::Command;
+
+/// The store a test runs against.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// `both!(f)`: tests `f::sqlite` and `f::postgres`, calling `f(Backend)`
+/// (with [`Backend`] in scope).
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(super::Backend::Sqlite);
+            }
+            #[test]
+            fn postgres() {
+                super::$name(super::Backend::Postgres);
+            }
+        }
+    };
+}
 use std::time::Duration;
 
 pub fn admin_url() -> String {

@@ -29,9 +29,17 @@ const MODULES: &str = "import resultsdb_api, resultsdb_conventions.fedora, fedor
 
 /// The venv's python, with every client installed.
 pub fn python() -> PathBuf {
-    let venv = workspace().join("target/pyclients-venv");
+    venv("pyclients-venv", PACKAGES, MODULES).join("bin/python")
+}
+
+/// `target/NAME`, a venv with `packages` installed, made on first use (and
+/// again when `check`, Python code run in it, fails: a venv made before a
+/// package was added). A file lock beside it orders the tests that want
+/// it at once. Returns the venv's folder.
+pub fn venv(name: &str, packages: &[&str], check: &str) -> PathBuf {
+    let venv = workspace().join("target").join(name);
     let py = venv.join("bin/python");
-    let lock_path = workspace().join("target/pyclients-venv.lock");
+    let lock_path = workspace().join("target").join(format!("{name}.lock"));
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -43,7 +51,7 @@ pub fn python() -> PathBuf {
         .expect("venv lock");
     let ready = || {
         Command::new(&py)
-            .args(["-c", MODULES])
+            .args(["-c", check])
             .output()
             .is_ok_and(|o| o.status.success())
     };
@@ -62,17 +70,17 @@ pub fn python() -> PathBuf {
         );
         let pip = Command::new(venv.join("bin/pip"))
             .args(["install", "-q", "--disable-pip-version-check"])
-            .args(PACKAGES)
+            .args(packages)
             .output()
             .expect("pip install");
         assert!(
             pip.status.success(),
-            "pip install {PACKAGES:?}: {}",
+            "pip install {packages:?}: {}",
             String::from_utf8_lossy(&pip.stderr)
         );
-        assert!(ready(), "{MODULES} fails in the new venv");
+        assert!(ready(), "{check} fails in the new venv");
     }
-    py
+    venv
 }
 
 /// Runs `tests/fixtures/<script>` with the venv's python; its stdout

@@ -12,76 +12,13 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
+use ferrotron_tests::both;
+use ferrotron_tests::pg::{Backend, PgDatabase};
 use ferrotron_tests::{Harness, Running};
 use nix::sys::signal::Signal;
 use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-fn pg_admin_url() -> String {
-    std::env::var("FERROTRON_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://ferrotron:ferrotron@127.0.0.1:5432/postgres".into())
-}
-
-/// A database of its own for one test, dropped at the end.
-struct PgDatabase {
-    name: String,
-    url: String,
-}
-
-fn psql(sql: &str) {
-    let out = try_psql(sql);
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn try_psql(sql: &str) -> std::process::Output {
-    Command::new("psql")
-        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql, &pg_admin_url()])
-        .output()
-        .expect("run psql (scripts/setup-host.sh installs PostgreSQL)")
-}
-
-impl PgDatabase {
-    fn new(test: &str) -> PgDatabase {
-        let name = format!(
-            "ft_{}_{}",
-            test.replace('-', "_"),
-            uuid::Uuid::new_v4().simple()
-        );
-        psql(&format!("CREATE DATABASE {name}"));
-        let admin = pg_admin_url();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        PgDatabase {
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        // An autovacuum worker (the superuser's) on the database makes
-        // FORCE fail for our role until it ends: try again, generously.
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        for _ in 0..120 {
-            if try_psql(&sql).status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        psql(&sql);
-    }
-}
 
 /// `ferrotron serve` with its own data folder and database.
 struct Server {
@@ -253,22 +190,7 @@ fn status_and_error(r: Response) -> (u16, String, String) {
     )
 }
 
-/// One test body, run once per backend.
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::Backend::Sqlite);
-            }
-            #[test]
-            fn postgres() {
-                super::$name(super::Backend::Postgres);
-            }
-        }
-    };
-}
-
+// Each test body below runs once per backend.
 both!(resultsdb_clients_replay);
 both!(bad_input_gets_4xx_with_code_and_message);
 both!(jobs_logs_and_artifacts);

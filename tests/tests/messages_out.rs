@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use ferrotron_tests::amqp::{amqp_url, with_broker, QueueGuard};
+use ferrotron_tests::amqp::{amqp_url, rabbitmqctl, with_broker, QueueGuard};
 use ferrotron_tests::service::{http, token, Service};
 use ferrotron_tests::{pyclients, workspace, Harness};
 use serde_json::{json, Value};
@@ -254,19 +254,6 @@ fn results_and_job_moves_reach_a_fedora_messaging_consumer() {
         assert_eq!(job["href"], format!("{}/api/v1/jobs/{uuid}", s.base));
     }
     s.stop();
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "-n", "rabbit@localhost"])
-        .args(args)
-        .output()
-        .expect("rabbitmqctl");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Starts RabbitMQ again when the test ends, passed or not.

@@ -10,17 +10,12 @@
 
 use std::collections::BTreeSet;
 
-use ferrotron_tests::pg::PgDatabase;
+use ferrotron_tests::both;
+use ferrotron_tests::pg::{Backend, PgDatabase};
 use ferrotron_tests::pyclients;
 use ferrotron_tests::service::{http, Service};
 use ferrotron_tests::Harness;
 use serde_json::{json, Value};
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 /// A `ferrotron serve` with its own data folder (and database), and a
 /// reporter's token.
@@ -85,21 +80,6 @@ impl Server {
             s.stop();
         }
     }
-}
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::Backend::Sqlite);
-            }
-            #[test]
-            fn postgres() {
-                super::$name(super::Backend::Postgres);
-            }
-        }
-    };
 }
 
 both!(a_taskotron_reporter_writes_and_reads_as_with_upstream);

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferrotron_tests::amqp::{amqp_url, publish_until_confirmed, QueueGuard};
+use ferrotron_tests::amqp::{amqp_url, publish_until_confirmed, rabbitmqctl, QueueGuard};
 use ferrotron_tests::service::{
     assert_runs_left_nothing, http, jobs_of, runner_jobs, slow_task, states, submit, token, Service,
 };
@@ -311,19 +311,6 @@ fn amqp_messages_become_jobs_once() {
     let j = s.wait_final(&uuid);
     assert_eq!(j["state"], "passed", "{j}");
     s.stop();
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "-n", "rabbit@localhost"])
-        .args(args)
-        .output()
-        .expect("rabbitmqctl");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The `messages` count of `ferrotron host status` (messages stored).

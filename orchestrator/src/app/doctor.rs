@@ -70,10 +70,18 @@ pub struct DoctorOptions {
 /// Every check, in the order an operator reads them.
 pub async fn doctor(settings: &Settings, opts: &DoctorOptions) -> Vec<Check> {
     let s = settings.clone();
-    let mut out =
-        tokio::task::spawn_blocking(move || vec![libvirt(&s), kvm(), images(&s), templates(&s)])
-            .await
-            .unwrap_or_default();
+    let mut out = tokio::task::spawn_blocking(move || {
+        // Read once for both checks.
+        let listed = ferrotron_imagebuilder::ImageStore::new(s.images_dir.clone()).list();
+        vec![
+            libvirt(&s),
+            kvm(),
+            images(&s, &listed),
+            templates(&s, &listed),
+        ]
+    })
+    .await
+    .unwrap_or_default();
     out.push(database(settings).await);
     if let Some(url) = &opts.amqp_url {
         out.push(broker(url).await);
@@ -131,9 +139,10 @@ fn kvm() -> Check {
     }
 }
 
-fn images(s: &Settings) -> Check {
-    let store = ferrotron_imagebuilder::ImageStore::new(s.images_dir.clone());
-    match store.list() {
+type Listed = Result<Vec<ferrotron_imagebuilder::ImageInfo>, ferrotron_imagebuilder::StoreError>;
+
+fn images(s: &Settings, listed: &Listed) -> Check {
+    match listed {
         Ok(list) if list.is_empty() => bad(
             "images",
             Status::Fail,
@@ -159,7 +168,7 @@ fn images(s: &Settings) -> Check {
         Err(e) => bad(
             "images",
             Status::Fail,
-            crate::util::full(&e),
+            crate::util::full(e),
             "remove or rebuild the image named (ferrotron image build --if-changed RECIPE)",
         ),
     }
@@ -167,16 +176,15 @@ fn images(s: &Settings) -> Check {
 
 /// Each image's newest version has a warm-start template (else its first
 /// job boots it, and makes one).
-fn templates(s: &Settings) -> Check {
-    let store = ferrotron_imagebuilder::ImageStore::new(s.images_dir.clone());
-    let Ok(list) = store.list() else {
+fn templates(s: &Settings, listed: &Listed) -> Check {
+    let Ok(list) = listed else {
         return bad("templates", Status::Warn, "images unreadable", "see images");
     };
     let mut newest: std::collections::BTreeMap<String, String> = Default::default();
     for i in list {
         let e = newest.entry(i.name.clone()).or_default();
         if i.version > *e {
-            *e = i.version;
+            e.clone_from(&i.version);
         }
     }
     let missing: Vec<String> = newest

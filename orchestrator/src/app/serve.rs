@@ -162,7 +162,8 @@ async fn open_when_up(
             // A PostgreSQL server may come later; a SQLite file that
             // cannot be opened will not.
             Err(e @ StoreError::Connect { .. })
-                if settings.database_url().starts_with("postgres") =>
+                if crate::store::Backend::of_url(&settings.database_url())
+                    == crate::store::Backend::Postgres =>
             {
                 let line = format!(
                     "waiting for the database: {}; retrying in {:.1} s",

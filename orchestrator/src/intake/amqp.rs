@@ -379,6 +379,29 @@ async fn dead_letter(
     Ok(())
 }
 
+/// Declares `exchange` as a durable topic exchange, unless it is the
+/// broker's own `amq.topic` (the intake consumes from it, the publisher
+/// sends to it).
+pub(crate) async fn declare_exchange(
+    channel: &lapin::Channel,
+    exchange: &str,
+) -> Result<(), lapin::Error> {
+    if exchange == "amq.topic" {
+        return Ok(());
+    }
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
 /// Connects, opens a channel, declares and binds the queue (and the
 /// dead-letter queue) and starts consuming.
 async fn set_up(
@@ -392,20 +415,9 @@ async fn set_up(
         .basic_qos(cfg.prefetch, BasicQosOptions::default())
         .await
         .map_err(broker("basic.qos"))?;
-    if cfg.exchange != "amq.topic" {
-        channel
-            .exchange_declare(
-                cfg.exchange.as_str().into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(broker("exchange.declare"))?;
-    }
+    declare_exchange(&channel, &cfg.exchange)
+        .await
+        .map_err(broker("exchange.declare"))?;
     channel
         .queue_declare(
             cfg.queue.as_str().into(),

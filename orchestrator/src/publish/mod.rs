@@ -18,9 +18,9 @@ pub mod render;
 
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
 use tokio::sync::watch;
 
 use crate::store::{OutboxRow, Store, StoreError};
@@ -180,20 +180,9 @@ async fn set_up(cfg: &PublishConfig) -> Result<(Connection, lapin::Channel), Pub
         .await
         .map_err(broker("connect"))?;
     let channel = conn.create_channel().await.map_err(broker("channel"))?;
-    if cfg.exchange != "amq.topic" {
-        channel
-            .exchange_declare(
-                cfg.exchange.as_str().into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(broker("exchange.declare"))?;
-    }
+    crate::intake::amqp::declare_exchange(&channel, &cfg.exchange)
+        .await
+        .map_err(broker("exchange.declare"))?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await

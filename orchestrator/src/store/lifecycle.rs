@@ -119,11 +119,12 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::{NewQueuedJob, Page};
 
-    fn job() -> NewQueuedJob {
+    /// A queued job of task `hello` (other store tests use it too).
+    pub(in crate::store) fn job() -> NewQueuedJob {
         NewQueuedJob {
             item: "hello-1.0-1.fc40".into(),
             item_type: "koji_build".into(),

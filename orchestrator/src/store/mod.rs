@@ -83,6 +83,18 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The engine a database URL names (`postgres://`, `postgresql://`;
+    /// anything else is SQLite).
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
 /// A connection pool plus what differs between backends.
 #[derive(Clone)]
 pub struct Store {
@@ -110,11 +122,7 @@ impl Store {
     /// migrations of its backend.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        };
+        let backend = Backend::of_url(url);
         if backend == Backend::Sqlite {
             if let Some(db) = sqlite_path(url) {
                 let data_dir = |path: &Path, source| StoreError::DataDir {
@@ -203,11 +211,7 @@ impl Store {
     /// SQLite file that does not exist yet is at 0 and is not created.
     pub async fn inspect(url: &str) -> Result<(i64, i64), StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        };
+        let backend = Backend::of_url(url);
         let known = migrations::migrator(backend)
             .iter()
             .map(|m| m.version)

@@ -266,7 +266,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::job::{Actor, Move};
-    use crate::store::{NewQueuedJob, NewResult, Testcase};
+    use crate::store::{NewResult, Testcase};
 
     async fn store(dir: &tempfile::TempDir) -> Store {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
@@ -370,20 +370,7 @@ mod tests {
     #[tokio::test]
     async fn job_moves_have_messages_and_no_outbox_writes_none() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let job = NewQueuedJob {
-            item: "hello-1.0-1.fc40".into(),
-            item_type: "koji_build".into(),
-            arch: "x86_64".into(),
-            task: "hello".into(),
-            repo: "/srv/tasks".into(),
-            git_ref: String::new(),
-            path: "hello".into(),
-            priority: 0,
-            image: None,
-            max_attempts: 1,
-            needs: None,
-            timeout_secs: None,
-        };
+        let job = crate::store::lifecycle::tests::job();
         let s = store(&dir).await;
         let uuid = s
             .enqueue("m1", "t", std::slice::from_ref(&job))

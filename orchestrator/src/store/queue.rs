@@ -94,6 +94,26 @@ fn claimed_from_row(r: &AnyRow) -> Result<ClaimedJob, StoreError> {
     })
 }
 
+/// [`Store::set_flag`] inside a caller's transaction.
+pub(super) async fn set_flag_in(
+    tx: &mut WriteTx,
+    name: &str,
+    value: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM host_flags WHERE name = $1")
+        .bind(name.to_string())
+        .execute(&mut *tx.tx)
+        .await?;
+    if let Some(v) = value {
+        sqlx::query("INSERT INTO host_flags (name, value) VALUES ($1, $2)")
+            .bind(name.to_string())
+            .bind(v.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The jobs of one message, as a CSV file or a replay carries them.
 #[derive(Debug, Clone)]
 pub struct QueuedMessage {
@@ -476,17 +496,7 @@ impl Store {
     /// Sets or clears a host-wide flag.
     pub async fn set_flag(&self, name: &str, value: Option<&str>) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM host_flags WHERE name = $1")
-            .bind(name.to_string())
-            .execute(&mut *tx.tx)
-            .await?;
-        if let Some(v) = value {
-            sqlx::query("INSERT INTO host_flags (name, value) VALUES ($1, $2)")
-                .bind(name.to_string())
-                .bind(v.to_string())
-                .execute(&mut *tx.tx)
-                .await?;
-        }
+        set_flag_in(&mut tx, name, value).await?;
         tx.commit().await
     }
 

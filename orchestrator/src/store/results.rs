@@ -293,15 +293,7 @@ impl Store {
         for chunk in results.chunks(400) {
             self.insert_chunk(&mut tx, chunk).await?;
         }
-        sqlx::query("DELETE FROM host_flags WHERE name = $1")
-            .bind(cursor.0.to_string())
-            .execute(&mut *tx.tx)
-            .await?;
-        sqlx::query("INSERT INTO host_flags (name, value) VALUES ($1, $2)")
-            .bind(cursor.0.to_string())
-            .bind(cursor.1.to_string())
-            .execute(&mut *tx.tx)
-            .await?;
+        super::queue::set_flag_in(&mut tx, cursor.0, Some(cursor.1)).await?;
         tx.commit().await
     }
 
