@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod app;
+pub mod backup;
 pub mod beneath;
 pub mod cache;
 pub mod cancel;

@@ -80,6 +80,8 @@ pub struct Harness {
     pub name: String,
     pub data_dir: PathBuf,
     last_job: std::cell::RefCell<Option<String>>,
+    /// Set for every command this harness makes ([`Harness::set_env`]).
+    env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Harness {
@@ -91,6 +93,7 @@ impl Harness {
             name: name.to_string(),
             data_dir,
             last_job: std::cell::RefCell::new(None),
+            env: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -123,7 +126,18 @@ impl Harness {
             )
             .current_dir(workspace())
             .stdin(Stdio::null());
+        for (k, v) in self.env.borrow().iter() {
+            c.env(k, v);
+        }
         c
+    }
+
+    /// From now on, every command of this harness gets `key=value` (say
+    /// `FERROTRON_DATABASE_URL` of a PostgreSQL database of its own).
+    pub fn set_env(&self, key: &str, value: &str) {
+        let mut env = self.env.borrow_mut();
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_string(), value.to_string()));
     }
 
     /// Runs `ferrotron ARGS` to the end.

@@ -45,6 +45,20 @@ fn try_psql(sql: &str) -> std::process::Output {
         .expect("run psql (scripts/setup-host.sh installs PostgreSQL)")
 }
 
+/// What `sql` prints on the database at `url` (unaligned, tuples only).
+pub fn psql_at(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql, url])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn psql(sql: &str) {
     let out = try_psql(sql);
     assert!(

@@ -3,15 +3,18 @@
 //! server of this test's own, on a free loopback port) and with its broker
 //! not there at all waits, saying so, and becomes ready, telling systemd
 //! through `$NOTIFY_SOCKET` (`Type=notify`), as soon as the database
-//! answers; it neither exits nor tells readiness before.
+//! answers; it neither exits nor tells readiness before. Started before
+//! libvirt (a socket of this test's own that reaches libvirtd only once
+//! the test opens it), its scheduler claims nothing until libvirt answers,
+//! and then runs the waiting job without a retry.
 
-use std::os::unix::net::UnixDatagram;
+use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ferrotron_tests::service::http;
-use ferrotron_tests::{Harness, Running};
+use ferrotron_tests::service::{http, states, submit, Service};
+use ferrotron_tests::{workspace, Harness, Running};
 use nix::sys::signal::Signal;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -152,4 +155,76 @@ fn serve_waits_for_its_database_and_then_tells_systemd_it_is_ready() {
     postgres.signal(Signal::SIGINT);
     let (code, rest) = postgres.finish(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{rest}");
+}
+
+/// The system libvirtd's socket.
+const LIBVIRT_SOCK: &str = "/run/libvirt/libvirt-sock";
+
+/// From now on, connections to `path` reach libvirtd (each relayed by
+/// two threads, for the rest of the test process).
+fn relay_to_libvirt(path: &std::path::Path) {
+    let listener = UnixListener::bind(path).expect("bind the relay");
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(daemon) = UnixStream::connect(LIBVIRT_SOCK) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (
+                    client.try_clone().expect("clone"),
+                    daemon.try_clone().expect("clone"),
+                ),
+                (daemon, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+}
+
+#[test]
+fn the_scheduler_waits_for_libvirt_and_then_runs_the_queue() {
+    let h = Harness::new("first-start-libvirt");
+    let sock = h.data_dir.join("libvirt-sock");
+    let uri = format!("qemu+unix:///system?socket={}", sock.display());
+    h.set_env("FERROTRON_LIBVIRT_URI", &uri);
+    let job = submit(
+        &h,
+        &workspace().join("examples/hello"),
+        "hello-1.0-1.fc40",
+        &[],
+    );
+    let mut s = Service::start(&h, &["--max-vms", "1"], &[]);
+    s.proc
+        .wait_for("waiting for libvirt", Duration::from_secs(120));
+    // Still waiting at the next try, and the job was not touched.
+    s.proc
+        .wait_for("waiting for libvirt", Duration::from_secs(120));
+    let j = s.job(&job);
+    assert_eq!(j["state"], "queued", "{j}");
+    assert_eq!(states(&j), ["queued"]);
+
+    relay_to_libvirt(&sock);
+    s.proc
+        .wait_for("answers: claiming jobs", Duration::from_secs(120));
+    let j = s.wait_final(&job);
+    assert_eq!(j["state"], "passed", "{j}");
+    // No attempt was lost to the missing libvirt.
+    assert_eq!(
+        states(&j),
+        [
+            "queued",
+            "scheduled",
+            "booting",
+            "running",
+            "reporting",
+            "passed"
+        ]
+    );
+    s.stop();
+    h.assert_nothing_left(&job);
 }

@@ -4,6 +4,7 @@
 //! their [`ExitStatus`] (0 passed, 1 a task result failed, 2 bad input, 3
 //! infrastructure error) becomes the process's exit code here too.
 
+mod backup;
 mod cache;
 mod doctor;
 mod error;
@@ -216,6 +217,12 @@ enum Command {
     /// Copy results from another ResultsDB.
     #[command(subcommand)]
     Results(results::ResultsCommand),
+    /// Back up the installation while it runs: database, job folders,
+    /// cache lists, image manifests, configuration; with checksums.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a fresh installation before its service
+    /// starts (checked first; nothing half-restored).
+    Restore(backup::RestoreArgs),
     /// Maintenance of the results store.
     #[command(subcommand, hide = true)]
     Store(serve::StoreCommand),
@@ -331,6 +338,8 @@ fn dispatch(settings: Settings, command: Command) -> CmdResult {
         Command::Jobs(cmd) => queue::jobs(&settings, cmd),
         Command::Doctor(a) => doctor::run(&settings, a),
         Command::Results(c) => results::run(&settings, c),
+        Command::Backup(a) => backup::backup(&settings, a),
+        Command::Restore(a) => backup::restore(&settings, a),
         Command::Cleanup => {
             let r = ferrotron::app::reap(&settings)?;
             println!(

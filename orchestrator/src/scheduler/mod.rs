@@ -20,6 +20,7 @@
 //! them, and each is stored then. A run stopped by a service shutdown goes
 //! back to the queue without using up one of the job's attempts.
 
+mod libvirt_gate;
 pub mod simhost;
 pub mod source;
 
@@ -132,6 +133,19 @@ pub async fn run(
     let mut running_jobs: HashMap<tokio::task::Id, String> = HashMap::new();
     // What the last "host idle" line said, so it is logged on change only.
     let mut idle_waiting: Option<i64> = None;
+    // Started before libvirtd (a reboot): wait for it; its node info
+    // gives this host's capacity.
+    let mut libvirt = libvirt_gate::LibvirtGate::new(&settings.libvirt_uri);
+    while !libvirt.up().await {
+        tokio::select! {
+            _ = tokio::time::sleep(libvirt.retry_in()) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            tracing::info!("scheduler {} stopped before libvirt answered", cfg.owner);
+            return;
+        }
+    }
     let (capacity, default_needs) = host_capacity(&settings, &cfg).await;
     let mut ledger = Ledger::new(capacity);
     let mut beat = Heartbeat::new(&cfg, capacity);
@@ -178,7 +192,8 @@ pub async fn run(
         } else if idle_waiting.take().is_some() {
             tracing::info!("host resumed");
         }
-        while !idle && ledger.free().vms > 0 {
+        let hypervisor_up = idle || libvirt.up().await;
+        while !idle && hypervisor_up && ledger.free().vms > 0 {
             let claim = store
                 .claim_fitting(&cfg.owner, micros(cfg.lease), ledger.free(), default_needs)
                 .await;

@@ -20,6 +20,7 @@ mod outbox;
 mod query;
 mod queue;
 mod results;
+mod snapshot;
 mod time;
 mod tokens;
 
@@ -36,6 +37,7 @@ pub use outbox::{OutboxRow, Topic};
 pub use query::{DataFilter, Page, ResultFilter};
 pub use queue::{ClaimedJob, Enqueued, NewQueuedJob, QueuedMessage};
 pub use results::{Group, JobRef, NewGroup, NewResult, ResultRow, Testcase};
+pub use snapshot::{occupancy, sqlite_file, Occupancy};
 pub use time::{format_time, now_micros, parse_time};
 pub use tokens::{hash_token, Holder, Role, Token};
 
