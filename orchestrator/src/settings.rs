@@ -44,6 +44,33 @@ pub struct Settings {
     /// Where the package proxy fetches the images' repositories from, and
     /// how much the host keeps.
     pub packages: crate::packages::PackageSettings,
+    /// Limits of reservations (root VMs for task authors).
+    pub reservations: ReservationSettings,
+}
+
+/// How long a reservation may last and how many one requester may have.
+#[derive(Debug, Clone, Copy)]
+pub struct ReservationSettings {
+    /// Longest TTL (asked for, or reached by extending).
+    pub max_ttl: Duration,
+    /// The TTL when none is asked for.
+    pub default_ttl: Duration,
+    /// Active reservations and holds per requester (a token's name).
+    pub per_requester: i64,
+    /// A reservation's queue priority (jobs default to 0): a person
+    /// waiting goes before a flood of jobs.
+    pub priority: i64,
+}
+
+impl Default for ReservationSettings {
+    fn default() -> ReservationSettings {
+        ReservationSettings {
+            max_ttl: Duration::from_secs(24 * 3600),
+            default_ttl: Duration::from_secs(2 * 3600),
+            per_requester: 2,
+            priority: 10,
+        }
+    }
 }
 
 /// The services download directives use, and the download cache's bound.
@@ -104,6 +131,7 @@ impl Settings {
             database_url: None,
             downloads: DownloadSettings::default(),
             packages: Default::default(),
+            reservations: ReservationSettings::default(),
         }
     }
 

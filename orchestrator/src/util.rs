@@ -77,6 +77,31 @@ pub fn url_segment(s: &str) -> String {
     out
 }
 
+/// A duration that is not `N`, `Ns`, `Nm`, `Nh` or `Nd`.
+#[derive(Debug, thiserror::Error)]
+pub enum DurationError {
+    #[error("`{0}` is not a duration like 90s, 30m or 2h")]
+    NotANumber(String),
+    #[error("`{0}`: unknown unit `{1}` (use s, m, h or d)")]
+    Unit(String, String),
+}
+
+/// `90`, `90s`, `30m`, `2h`, `1d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, DurationError> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| DurationError::NotANumber(s.to_string()))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(DurationError::Unit(s.to_string(), unit.to_string())),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(mult)))
+}
+
 /// Seconds with two decimals, for progress lines.
 pub fn secs(d: std::time::Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())

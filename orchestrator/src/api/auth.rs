@@ -134,6 +134,7 @@ async fn check(parts: &Parts, state: &AppState, need: Role) -> Result<Holder, Ap
 /// messages): a `reporter` or `operator` token, whose name it carries.
 pub struct Reporter {
     pub token: String,
+    pub role: Role,
 }
 
 impl FromRequestParts<AppState> for Reporter {
@@ -142,7 +143,10 @@ impl FromRequestParts<AppState> for Reporter {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let h = check(parts, state, Role::Reporter).await?;
         tracing::debug!(token = %h.name, "authorised report");
-        Ok(Reporter { token: h.name })
+        Ok(Reporter {
+            token: h.name,
+            role: h.role,
+        })
     }
 }
 

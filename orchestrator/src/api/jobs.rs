@@ -87,6 +87,10 @@ pub struct JobJson {
     /// This job's results (its uuid is their group).
     pub results: String,
     pub href: String,
+    /// A reservation's job, or a job whose VM is (or would be) held when
+    /// it fails: the reservation, with how to reach its VM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<super::reservations::ReservationJson>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -142,6 +146,7 @@ fn job_json(base: &str, j: Job) -> JobJson {
         artifacts: format!("{href}/artifacts"),
         results: format!("{base}/api/v2.0/results?groups={}", j.uuid),
         href,
+        reservation: None,
         uuid: j.uuid,
         state: j.state.to_string(),
         item: j.item,
@@ -281,7 +286,10 @@ async fn get_job(
         .get_job(&uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job `{uuid}` not found")))?;
-    Ok(Json(job_json(&base, job)))
+    let held = st.app.store().reservation_of_job(&uuid).await?;
+    let mut out = job_json(&base, job);
+    out.reservation = held.map(|r| super::reservations::reservation_json(&st.app, &base, r));
+    Ok(Json(out))
 }
 
 /// Creates a job record or moves it to a new state (checked transitions).

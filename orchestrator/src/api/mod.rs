@@ -12,6 +12,7 @@ mod jobs;
 pub mod listener;
 mod messages;
 mod params;
+mod reservations;
 pub use crate::ratelimit;
 pub(crate) mod resultsdb;
 mod system;
@@ -172,7 +173,8 @@ impl FromRequestParts<AppState> for BaseUrl {
         (name = "resultsdb", description = "ResultsDB API v2.0"),
         (name = "jobs", description = "Ferrotron jobs, logs and artifacts"),
         (name = "system", description = "Images and hosts"),
-        (name = "cache", description = "The git cache of task repositories")
+        (name = "cache", description = "The git cache of task repositories"),
+        (name = "reservations", description = "Root VMs for task authors, and held VMs of failed jobs")
     )
 )]
 struct ApiDoc;
@@ -195,6 +197,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let r = jobs::routes(r);
     let r = messages::routes(r);
     let r = cache::routes(r);
+    let r = reservations::routes(r);
     let r = system::routes(r);
     r.split_for_parts()
 }

@@ -18,6 +18,7 @@ pub mod doctor;
 pub mod import;
 pub mod queue;
 pub mod readiness;
+pub mod reservations;
 pub mod results;
 pub mod serve;
 pub mod tokens;

@@ -11,6 +11,7 @@ mod error;
 mod formula;
 mod image;
 mod queue;
+mod reserve;
 mod results;
 mod rules;
 mod run;
@@ -173,6 +174,25 @@ struct GlobalArgs {
         default_value_t = 4096
     )]
     package_cache_mib: u64,
+    /// Longest time a reservation or hold may last (asked for or
+    /// extended to).
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_MAX_RESERVATION_TTL",
+        default_value = "1d",
+        value_parser = parse_duration
+    )]
+    max_reservation_ttl: Duration,
+    /// Active reservations and holds one token (or the command line) may
+    /// have.
+    #[arg(
+        long,
+        global = true,
+        env = "FERROTRON_RESERVATIONS_PER_TOKEN",
+        default_value_t = 2
+    )]
+    reservations_per_token: i64,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -217,6 +237,14 @@ enum Command {
     /// Copy results from another ResultsDB.
     #[command(subcommand)]
     Results(results::ResultsCommand),
+    /// Reserve a root VM for a while (queued like a job); prints how to
+    /// reach it.
+    Reserve(reserve::ReserveCmd),
+    /// List, show, extend or release reservations and holds.
+    #[command(subcommand)]
+    Reservations(reserve::ReservationsCommand),
+    /// SSH into a reservation's VM (its host key pinned).
+    Ssh(reserve::SshCmd),
     /// Back up the installation while it runs: database, job folders,
     /// cache lists, image manifests, configuration; with checksums.
     Backup(backup::BackupArgs),
@@ -228,29 +256,7 @@ enum Command {
     Store(serve::StoreCommand),
 }
 
-/// A `--timeout`-style value that is not `N`, `Ns`, `Nm`, `Nh` or `Nd`.
-#[derive(Debug, thiserror::Error)]
-enum DurationError {
-    #[error("`{0}` is not a duration like 90s, 30m or 2h")]
-    NotANumber(String),
-    #[error("`{0}`: unknown unit `{1}` (use s, m, h or d)")]
-    Unit(String, String),
-}
-
-fn parse_duration(s: &str) -> Result<Duration, DurationError> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| DurationError::NotANumber(s.to_string()))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(DurationError::Unit(s.to_string(), unit.to_string())),
-    };
-    Ok(Duration::from_secs(n * mult))
-}
+use ferrotron::util::parse_duration;
 
 fn settings(g: &GlobalArgs) -> Settings {
     let mut s = Settings::new(
@@ -279,6 +285,9 @@ fn settings(g: &GlobalArgs) -> Settings {
         },
         cache_max_bytes: g.download_cache_mib.saturating_mul(1024 * 1024),
     };
+    s.reservations.max_ttl = g.max_reservation_ttl;
+    s.reservations.default_ttl = s.reservations.default_ttl.min(g.max_reservation_ttl);
+    s.reservations.per_requester = g.reservations_per_token;
     s.packages = ferrotron::packages::PackageSettings {
         mirrors: g.package_mirrors.clone(),
         cache_max_bytes: g.package_cache_mib.saturating_mul(1024 * 1024),
@@ -339,6 +348,9 @@ fn dispatch(settings: Settings, command: Command) -> CmdResult {
         Command::Doctor(a) => doctor::run(&settings, a),
         Command::Results(c) => results::run(&settings, c),
         Command::Backup(a) => backup::backup(&settings, a),
+        Command::Reserve(a) => reserve::reserve(&settings, a),
+        Command::Reservations(c) => reserve::reservations(&settings, c),
+        Command::Ssh(a) => reserve::ssh(&settings, a),
         Command::Restore(a) => backup::restore(&settings, a),
         Command::Cleanup => {
             let r = ferrotron::app::reap(&settings)?;

@@ -59,6 +59,13 @@ pub struct SubmitArgs {
     /// the service's `--job-timeout`).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: Option<u64>,
+    /// If the job fails, keep its VM this long (e.g. 2h) for the holder
+    /// of --ssh-key, as a reservation, instead of destroying it.
+    #[arg(long, value_parser = super::parse_duration, requires = "ssh_key")]
+    hold_on_failure: Option<std::time::Duration>,
+    /// The public key a held VM lets in as root.
+    #[arg(long, value_name = "FILE")]
+    ssh_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -218,8 +225,31 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CmdResult {
         needs: ferrotron::images::needs(&settings.images_dir, &spec),
         timeout_secs: a.timeout.and_then(|t| i64::try_from(t).ok()),
     };
-    let uuid =
-        with_app(settings, async |app: &App| app.submit(&job).await)?.map_err(Failure::infra)?;
+    let uuid = match (a.hold_on_failure, a.ssh_key) {
+        (Some(ttl), Some(key_file)) => {
+            let key = std::fs::read_to_string(&key_file)
+                .map_err(|e| Failure::bad_input(format!("{}: {e}", key_file.display())))?;
+            let (uuid, hold) = with_app(settings, async |app: &App| {
+                app.submit_held(&job, &key, ttl, super::reserve::CLI_REQUESTER)
+                    .await
+            })?
+            .map_err(|e| {
+                if e.is_bad_input() {
+                    Failure::new(ExitStatus::BadInput, e)
+                } else {
+                    Failure::infra(e)
+                }
+            })?;
+            eprintln!(
+                "ferrotron: if it fails, its VM is held as reservation {} (`ferrotron reservations show {}`)",
+                hold.id, hold.id
+            );
+            uuid
+        }
+        _ => {
+            with_app(settings, async |app: &App| app.submit(&job).await)?.map_err(Failure::infra)?
+        }
+    };
     println!("{uuid}");
     Ok(ExitStatus::Passed)
 }

@@ -114,6 +114,7 @@ pub fn run(mut settings: Settings, args: RunArgs) -> CmdResult {
         arch: args.arch,
         image: args.image,
         keep_on_failure: args.keep_on_failure,
+        hold_on_failure: None,
         timeout: args.timeout,
         events: Some(events),
     };

@@ -208,6 +208,7 @@ pub fn run(
         results,
         tap,
         verdict,
+        held: None,
     })
 }
 

@@ -7,6 +7,7 @@ pub mod local;
 pub mod published;
 pub mod render;
 pub mod report;
+pub mod reserve;
 pub mod task;
 pub mod upload;
 
@@ -54,6 +55,10 @@ pub struct RunRequest {
     pub image: Option<String>,
     /// Keep a failed job's VM this long for debugging.
     pub keep_on_failure: Option<Duration>,
+    /// When the task fails, keep its VM for the person whose public key
+    /// this is (authorized for root) and hand it over in
+    /// [`RunOutcome::held`] instead of destroying it.
+    pub hold_on_failure: Option<String>,
     /// Whole-task deadline; default: the sum of the action time-outs + 60 s.
     pub timeout: Option<Duration>,
     /// Told each phase the job reaches as it reaches it (`scheduled` once
@@ -87,6 +92,8 @@ pub struct RunOutcome {
     pub tap: String,
     /// What an `exitcode` directive decided, if the task has one.
     pub verdict: Option<bool>,
+    /// A failed job's VM, kept as asked ([`RunRequest::hold_on_failure`]).
+    pub held: Option<crate::vm::held::HeldVm>,
 }
 
 impl RunOutcome {
@@ -446,86 +453,15 @@ pub fn run(
         t.elapsed(),
     );
 
-    // boot
+    // boot, ssh
     req.reached(JobState::Booting);
-    let hv = Arc::new(
-        Hypervisor::connect(&settings.libvirt_uri).map_err(|e| RunError::infra("boot", e))?,
-    );
-    if let Ok(r) = reaper::reap(&hv, &settings.vms_dir()) {
-        if !r.domains.is_empty() || !r.folders.is_empty() {
-            ui.say(&format!(
-                "cleaned up after dead orchestrators: {} domain(s), {} folder(s)",
-                r.domains.len(),
-                r.folders.len()
-            ));
-        }
-    }
-    let accel =
-        accel::resolve(&settings.vm(), &hv, &image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
-    let keys = KeyPair::generate(&job_dir, &format!("ferrotron-job-{job_id}"))
-        .map_err(|e| RunError::infra("boot", e))?;
+    let vm = boot_vm(settings, &image, &job_id, &job_dir, false, cancel, ui)?;
+    let (guard, ssh, keys, port, _control) = (vm.guard, vm.ssh, vm.keys, vm.port, vm.control);
     let console_log = job_dir.join("console.log");
-    let template = warm_template(settings, &hv, &image, accel, cancel, ui)?;
-    let request = |template| BootRequest {
-        hv: &hv,
-        image: &image,
-        accel,
-        job_id: &job_id,
-        vms_dir: settings.vms_dir(),
-        console_log: console_log.clone(),
-        cmdline: cmdline(&image, &keys, &settings.extra_cmdline),
-        ssh_deadline: settings.ssh_timeout.unwrap_or(image.ssh_timeout),
-        cancel,
-        template,
-        key_blob: keys.blob(),
-    };
-    let booted = match (start(request(template.as_ref())), &template) {
-        (Err(e), Some(t)) if !cancel.is_cancelled() => {
-            // A template this libvirt cannot restore is useless: drop it and
-            // boot cold; the next job builds a new one.
-            ui.say(&format!(
-                "warning: warm start failed ({}); template discarded, booting cold",
-                crate::util::full(&e)
-            ));
-            t.discard();
-            start(request(None))
-        }
-        (r, _) => r,
-    }
-    .map_err(boot_error)?;
-    ui.phase(
-        "boot",
-        &format!(
-            "{} {} ({accel})",
-            booted.guard.name(),
-            if booted.restored {
-                "restored"
-            } else {
-                "booted"
-            }
-        ),
-        booted.took,
-    );
-
-    // ssh
-    let t = Instant::now();
-    let stream = booted.wait_for_ssh(cancel).map_err(boot_error)?;
-    let guard = booted.guard;
-    let ssh = GuestSsh::handshake(stream, booted.port, &keys, Duration::from_secs(30))
-        .map_err(|e| RunError::infra("ssh", e))?;
-    tracing::debug!("ssh session authenticated after {:?}", t.elapsed());
-    let known = format!("[127.0.0.1]:{} {}\n", booted.port, ssh.host_key.openssh);
-    let _ = std::fs::write(job_dir.join("known_hosts"), known);
-    ui.phase(
-        "ssh",
-        &format!("127.0.0.1:{} {}", booted.port, ssh.host_key.fingerprint),
-        t.elapsed(),
-    );
-
     // The git cache, for a job that clones its task from it.
     let cache_access = match (&req.git, settings.cache_access) {
         (Some(_), crate::cache::checkout::CacheAccess::Tunnel) => {
-            Some(open_cache_tunnel(settings, &spec, booted.port, &keys)?)
+            Some(open_cache_tunnel(settings, &spec, port, &keys)?)
         }
         _ => None,
     };
@@ -534,7 +470,7 @@ pub fn run(
         (Some(_), Some(install)) => Some(open_package_tunnel(
             settings,
             &install.repositories,
-            booted.port,
+            port,
             &keys,
         )?),
         _ => None,
@@ -617,16 +553,26 @@ pub fn run(
     );
 
     let failed = task_error.is_some() || !results.as_ref().is_ok_and(report::Report::passed);
-    keep_if_asked(
-        req,
-        failed,
-        &guard,
-        booted.port,
-        &keys,
-        &job_dir,
-        cancel,
-        ui,
-    );
+    keep_if_asked(req, failed, &guard, port, &keys, &job_dir, cancel, ui);
+
+    // A hold: the VM goes to the person who asked, not away.
+    let hold_key = req
+        .hold_on_failure
+        .as_deref()
+        .filter(|_| failed && task_error.is_none() && vm_alive && !ssh.is_broken());
+    let hold = match hold_key {
+        Some(key) => match reserve::authorize(&ssh, key) {
+            Ok(()) => Some(ssh.host_key.openssh.clone()),
+            Err(e) => {
+                ui.say(&format!(
+                    "warning: cannot hold the VM: {}",
+                    crate::util::full(&e)
+                ));
+                None
+            }
+        },
+        None => None,
+    };
 
     // destroy
     let t = Instant::now();
@@ -636,11 +582,22 @@ pub fn run(
     }
     drop(cache_access);
     drop(ssh);
-    let destroyed = guard.close();
-    ui.phase("destroy", &name, t.elapsed());
-    if let Err(e) = destroyed {
-        return Err(RunError::infra("destroy", e));
-    }
+    let held = match hold {
+        Some(host_key) => {
+            ui.say(&format!("job failed: {name} is held for whoever asked"));
+            Some(crate::vm::held::HeldVm::new(
+                guard, port, host_key, _control,
+            ))
+        }
+        None => {
+            let destroyed = guard.close();
+            ui.phase("destroy", &name, t.elapsed());
+            if let Err(e) = destroyed {
+                return Err(RunError::infra("destroy", e));
+            }
+            None
+        }
+    };
 
     if let Some(message) = task_error {
         return Err(RunError::infra("task", message));
@@ -661,6 +618,117 @@ pub fn run(
         results,
         tap,
         verdict,
+        held,
+    })
+}
+
+/// A booted VM with an authenticated SSH session as root: what the
+/// boot and ssh phases leave for the task (or for a reservation).
+pub(crate) struct BootedVm {
+    pub guard: VmGuard,
+    pub ssh: GuestSsh,
+    pub keys: KeyPair,
+    pub port: u16,
+    /// A restored guest's control connection, open until the VM goes.
+    pub control: Option<std::os::unix::net::UnixStream>,
+}
+
+/// The boot and ssh phases: a fresh key pair in `job_dir`, the VM started
+/// (restored from the image's template when there is one), the banner
+/// waited for, root's session opened and the guest's host key written to
+/// `job_dir/known_hosts`. `detachable`: a cold-booted domain does not die
+/// with this process's libvirt connection (a reservation's VM outlives a
+/// restart of the service).
+pub(crate) fn boot_vm(
+    settings: &Settings,
+    image: &ResolvedImage,
+    job_id: &str,
+    job_dir: &Path,
+    detachable: bool,
+    cancel: &Cancel,
+    ui: &Progress,
+) -> Result<BootedVm, RunError> {
+    let hv = Arc::new(
+        Hypervisor::connect(&settings.libvirt_uri).map_err(|e| RunError::infra("boot", e))?,
+    );
+    if let Ok(r) = reaper::reap(&hv, &settings.vms_dir()) {
+        if !r.domains.is_empty() || !r.folders.is_empty() {
+            ui.say(&format!(
+                "cleaned up after dead orchestrators: {} domain(s), {} folder(s)",
+                r.domains.len(),
+                r.folders.len()
+            ));
+        }
+    }
+    let accel =
+        accel::resolve(&settings.vm(), &hv, image, cancel, &|m| ui.say(m)).map_err(boot_error)?;
+    let keys = KeyPair::generate(job_dir, &format!("ferrotron-job-{job_id}"))
+        .map_err(|e| RunError::infra("boot", e))?;
+    let console_log = job_dir.join("console.log");
+    let template = warm_template(settings, &hv, image, accel, cancel, ui)?;
+    let request = |template| BootRequest {
+        hv: &hv,
+        image,
+        accel,
+        job_id,
+        detachable,
+        vms_dir: settings.vms_dir(),
+        console_log: console_log.clone(),
+        cmdline: cmdline(image, &keys, &settings.extra_cmdline),
+        ssh_deadline: settings.ssh_timeout.unwrap_or(image.ssh_timeout),
+        cancel,
+        template,
+        key_blob: keys.blob(),
+    };
+    let booted = match (start(request(template.as_ref())), &template) {
+        (Err(e), Some(t)) if !cancel.is_cancelled() => {
+            // A template this libvirt cannot restore is useless: drop it and
+            // boot cold; the next job builds a new one.
+            ui.say(&format!(
+                "warning: warm start failed ({}); template discarded, booting cold",
+                crate::util::full(&e)
+            ));
+            t.discard();
+            start(request(None))
+        }
+        (r, _) => r,
+    }
+    .map_err(boot_error)?;
+    ui.phase(
+        "boot",
+        &format!(
+            "{} {} ({accel})",
+            booted.guard.name(),
+            if booted.restored {
+                "restored"
+            } else {
+                "booted"
+            }
+        ),
+        booted.took,
+    );
+
+    // ssh
+    let t = Instant::now();
+    let stream = booted.wait_for_ssh(cancel).map_err(boot_error)?;
+    let guard = booted.guard;
+    let ssh = GuestSsh::handshake(stream, booted.port, &keys, Duration::from_secs(30))
+        .map_err(|e| RunError::infra("ssh", e))?;
+    tracing::debug!("ssh session authenticated after {:?}", t.elapsed());
+    let known = format!("[127.0.0.1]:{} {}\n", booted.port, ssh.host_key.openssh);
+    let _ = std::fs::write(job_dir.join("known_hosts"), known);
+    ui.phase(
+        "ssh",
+        &format!("127.0.0.1:{} {}", booted.port, ssh.host_key.fingerprint),
+        t.elapsed(),
+    );
+
+    Ok(BootedVm {
+        guard,
+        ssh,
+        keys,
+        port: booted.port,
+        control: booted.control,
     })
 }
 

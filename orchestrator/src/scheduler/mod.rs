@@ -21,6 +21,7 @@
 //! back to the queue without using up one of the job's attempts.
 
 mod libvirt_gate;
+mod reservation;
 pub mod simhost;
 pub mod source;
 
@@ -148,6 +149,14 @@ pub async fn run(
     }
     let (capacity, default_needs) = host_capacity(&settings, &cfg).await;
     let mut ledger = Ledger::new(capacity);
+    // VMs kept for people that a stopped service left running here.
+    for a in reservation::adopt(&store, &settings, &cfg, &stop).await {
+        if let Err(e) = ledger.reserve(&a.key, a.needs) {
+            tracing::warn!("reservation {}: {e}; kept anyway", a.key);
+        }
+        let task = running.spawn(a.keeping);
+        running_jobs.insert(task.id(), a.key);
+    }
     let mut beat = Heartbeat::new(&cfg, capacity);
     tracing::info!(
         "scheduler {} started: at most {} VM(s), {} vCPU(s) and {} MiB at once",
@@ -164,6 +173,11 @@ pub async fn run(
             Ok((0, 0)) => {}
             Ok((r, e)) => tracing::warn!("expired leases: {r} job(s) requeued, {e} marked error"),
             Err(e) => tracing::error!("requeue: {}", crate::util::full(&e)),
+        }
+        match store.end_orphaned_reservations().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!("{n} reservation(s) of hosts gone away expired: ended"),
+            Err(e) => tracing::error!("reservations: {}", crate::util::full(&e)),
         }
         beat.send(&store, ledger.used()).await;
         match store.fail_unplaceable(default_needs).await {
@@ -226,13 +240,24 @@ pub async fn run(
                         needs.memory_mib
                     );
                     let uuid = job.uuid.clone();
-                    let task = running.spawn(run_job(
-                        store.clone(),
-                        settings.clone(),
-                        cfg.clone(),
-                        job,
-                        stop.clone(),
-                    ));
+                    let task = if job.task == crate::store::RESERVATION_TASK {
+                        running.spawn(reservation::run(
+                            store.clone(),
+                            settings.clone(),
+                            cfg.clone(),
+                            job,
+                            needs,
+                            stop.clone(),
+                        ))
+                    } else {
+                        running.spawn(run_job(
+                            store.clone(),
+                            settings.clone(),
+                            cfg.clone(),
+                            job,
+                            stop.clone(),
+                        ))
+                    };
                     running_jobs.insert(task.id(), uuid);
                 }
                 Ok(None) => break,
@@ -439,6 +464,17 @@ async fn run_job(
     let (states_tx, mut states) = tokio::sync::mpsc::unbounded_channel();
     // The last state stored for this run (the runner reports the rest).
     let mut reached = JobState::Booting;
+    // A hold asked for: the VM of a failed run is kept for its requester.
+    let hold = match store.reservation_of_job(&uuid).await {
+        Ok(Some(h))
+            if h.kind == crate::store::ReservationKind::Hold
+                && h.ended_at.is_none()
+                && h.port.is_none() =>
+        {
+            Some(h)
+        }
+        _ => None,
+    };
     let req = RunRequest {
         job_id: uuid.clone(),
         git: src.git,
@@ -448,6 +484,7 @@ async fn run_job(
         arch: job.arch.clone(),
         image: job.image.clone(),
         keep_on_failure: None,
+        hold_on_failure: hold.as_ref().map(|h| h.ssh_key.clone()),
         // The task's own deadline; the whole run's is enforced below.
         timeout,
         events: Some(states_tx),
@@ -517,6 +554,7 @@ async fn run_job(
             format!("the job's thread ended abnormally: {e}"),
         )),
     };
+    let mut hold = hold;
     match (result, stopped) {
         (_, Some(Stop::UserCancel | Stop::LeaseLost)) => {}
         // An infrastructure error after the shutdown's cancel is most
@@ -535,7 +573,26 @@ async fn run_job(
             );
             advance(worker(JobState::Error).because(msg)).await;
         }
-        (Ok(outcome), _) => finish(&store, &settings, owner, &job, reached, &outcome).await,
+        (Ok(mut outcome), _) => {
+            let held = outcome.held.take();
+            finish(&store, &settings, owner, &job, reached, &outcome).await;
+            match (held, hold.take()) {
+                (Some(vm), Some(h)) => {
+                    reservation::hold(store.clone(), settings.clone(), cfg.clone(), h, vm, stop)
+                        .await;
+                }
+                (None, Some(h)) => {
+                    let why = if outcome.passed() {
+                        "the job passed: nothing to hold"
+                    } else {
+                        "the job failed but its VM could not be kept"
+                    };
+                    reservation::drop_hold(&store, &h, why).await;
+                }
+                // Not asked (a VM is held only when asked).
+                (Some(_), None) | (None, None) => {}
+            }
+        }
         (Err(e @ (RunError::Infra { .. } | RunError::Cancelled(_))), _) => {
             let msg = crate::util::full(&e);
             if job.attempts < job.max_attempts {
@@ -564,6 +621,15 @@ async fn run_job(
                     .because(crate::util::full(&e)),
             )
             .await;
+        }
+    }
+    // A hold still waiting, for a job that will not run again.
+    if let Some(h) = hold {
+        if let Ok(Some(j)) = store.get_job(&uuid).await {
+            if j.state.is_final() {
+                let why = format!("the job ended {}: nothing to hold", j.state);
+                reservation::drop_hold(&store, &h, &why).await;
+            }
         }
     }
 }

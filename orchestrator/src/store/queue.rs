@@ -12,6 +12,7 @@ use sqlx::any::AnyRow;
 
 use super::jobs::{insert_transition, TransitionRow};
 use super::lifecycle::transition_in;
+use super::reservations::RESERVATION_TASK;
 use super::{now_micros, row_get, Store, StoreError, WriteTx};
 use crate::job::{Actor, JobState, Move, IN_PROGRESS_SQL};
 use crate::placement::{Free, Needs};
@@ -123,7 +124,7 @@ pub struct QueuedMessage {
 }
 
 /// [`Store::enqueue`] inside a caller's transaction.
-async fn enqueue_in(
+pub(super) async fn enqueue_in(
     tx: &mut WriteTx,
     message_id: &str,
     topic: &str,
@@ -421,12 +422,15 @@ impl Store {
 
     /// Takes back jobs whose lease expired (their worker died): back to
     /// `queued` while attempts remain, else `error`. Returns (requeued,
-    /// errored) counts.
+    /// errored) counts. A ready reservation is left to its host, whose
+    /// VM outlives a restart of the service (see
+    /// [`Store::end_orphaned_reservations`]).
     pub async fn requeue_expired(&self) -> Result<(usize, usize), StoreError> {
         let now = now_micros();
         let sql = format!(
             "SELECT uuid, state, attempts, max_attempts FROM jobs WHERE queued = 1 \
-             AND state IN {IN_PROGRESS_SQL} AND lease_expires < $1"
+             AND state IN {IN_PROGRESS_SQL} AND lease_expires < $1 \
+             AND NOT (COALESCE(task, '') = '{RESERVATION_TASK}' AND state = 'running')"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now)

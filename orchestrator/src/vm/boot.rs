@@ -51,7 +51,7 @@ pub struct Started {
     /// Restored from a warm-start template rather than booted.
     pub restored: bool,
     /// A restored guest's control connection, open until the VM goes.
-    _control: Option<std::os::unix::net::UnixStream>,
+    pub(crate) control: Option<std::os::unix::net::UnixStream>,
     /// Time from the start call to the domain running.
     pub took: Duration,
     console_log: PathBuf,
@@ -73,6 +73,10 @@ pub struct BootRequest<'a> {
     pub template: Option<&'a Template>,
     /// The job's public key, sent to a restored guest.
     pub key_blob: &'a str,
+    /// A cold-booted domain outlives this process's libvirt connection
+    /// (no autodestroy): a reservation's VM survives a service restart.
+    /// Restored domains never have autodestroy.
+    pub detachable: bool,
 }
 
 pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
@@ -130,7 +134,7 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
                 let _ = std::fs::remove_file(&file);
                 r
             }
-            None => req.hv.start(&spec).map(drop),
+            None => req.hv.start(&spec, !req.detachable).map(drop),
         };
         match started {
             Ok(()) => break,
@@ -150,7 +154,7 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
         port: spec.ssh_port,
         accel: req.accel,
         restored: req.template.is_some(),
-        _control: control,
+        control,
         took: started.elapsed(),
         console_log: req.console_log,
         image: req.image.label(),

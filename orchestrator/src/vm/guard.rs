@@ -66,6 +66,12 @@ impl VmGuard {
         destroy(&self.hv, &self.name, &self.vm_dir)
     }
 
+    /// Gives the VM up without destroying it: it keeps running for a
+    /// later process to take back ([`super::held::HeldVm::detach`]).
+    pub fn detach(mut self) {
+        self.released = true;
+    }
+
     /// Like [`close`](Self::close) for a guest that was asked to power
     /// itself off: give it `grace` to go (QEMU exits, libvirt notices at
     /// once), then destroy whatever is left. `virDomainDestroy` alone polls

@@ -99,11 +99,16 @@ impl Hypervisor {
         })
     }
 
-    /// Starts a transient domain that libvirt destroys when this connection
-    /// closes.
-    pub fn start(&self, spec: &DomainSpec) -> Result<Domain, HypervisorError> {
+    /// Starts a transient domain; with `autodestroy`, libvirt destroys it
+    /// when this connection closes.
+    pub fn start(&self, spec: &DomainSpec, autodestroy: bool) -> Result<Domain, HypervisorError> {
+        let flags = if autodestroy {
+            sys::VIR_DOMAIN_START_AUTODESTROY
+        } else {
+            0
+        };
         self.conn
-            .create_domain_xml(&spec.to_xml(), sys::VIR_DOMAIN_START_AUTODESTROY)
+            .create_domain_xml(&spec.to_xml(), flags)
             .map_err(|source| HypervisorError::Start {
                 name: spec.name.clone(),
                 source,

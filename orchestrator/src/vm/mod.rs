@@ -6,6 +6,7 @@ pub mod boot;
 pub mod console;
 pub mod domain;
 pub mod guard;
+pub mod held;
 pub mod hypervisor;
 pub mod overlay;
 pub mod owner;

@@ -36,6 +36,12 @@ pub fn reap(hv: &Hypervisor, vms_dir: &Path) -> Result<Reaped, HypervisorError> 
         if meta.owner.is_alive() {
             continue;
         }
+        // Kept for someone (a reservation whose service restarts).
+        if super::held::HeldMark::read(&meta.vm_dir)
+            .is_some_and(|m| m.protects(crate::store::now_micros()))
+        {
+            continue;
+        }
         match destroy(hv, &d.name, &meta.vm_dir) {
             Ok(()) => reaped.domains.push(d.name),
             Err(e) => tracing::warn!("could not reap {}: {e}", d.name),
@@ -48,7 +54,10 @@ pub fn reap(hv: &Hypervisor, vms_dir: &Path) -> Result<Reaped, HypervisorError> 
             let owner: Option<Owner> = std::fs::read(dir.join(OWNER_FILE))
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
+            let held = super::held::HeldMark::read(&dir)
+                .is_some_and(|m| m.protects(crate::store::now_micros()));
             let stale = match owner {
+                _ if held => false,
                 Some(o) => !o.is_alive(),
                 // No owner file: a crash between mkdir and the write. Old
                 // enough to be sure no one is writing it now.

@@ -244,7 +244,7 @@ fn build(
         vm_dir: work.clone(),
     };
     cancel.track(hv.clone(), &name);
-    hv.start(&spec)?;
+    hv.start(&spec, true)?;
 
     let deadline = cfg.ssh_timeout.unwrap_or(image.ssh_timeout);
     wait_until_waiting(&console_log, deadline, cancel, || hv.is_running(&name))?;

@@ -1,0 +1,359 @@
+//! Reservations and holds, end to end with real VMs and real `ssh`:
+//! a reservation asked over the API is root over SSH with the printed
+//! command (host key pinned), takes the host's only VM slot (a job
+//! waits), is limited per token and by the longest TTL, survives a
+//! restart of `serve` (the VM keeps running and is taken back), and is
+//! released; one asked from the command line expires on its own; a
+//! failing job submitted with `--hold-on-failure` keeps its VM for the
+//! key's holder. Nothing is left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ferrotron_tests::service::{http, submit, Service, JOB_DEADLINE};
+use ferrotron_tests::{domain_exists, workspace, Harness};
+use serde_json::{json, Value};
+
+/// A key pair of the test's "task author".
+fn user_key(h: &Harness) -> (PathBuf, String) {
+    let key = h.data_dir.join("author_ed25519");
+    let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_file(key.with_extension("pub"));
+    let out = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "author@example",
+            "-f",
+        ])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success(), "{out:?}");
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    (key, public)
+}
+
+fn token(h: &Harness, name: &str, role: &str) -> String {
+    let out = h.run(&["token", "create", name, "--role", role]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.stdout.trim().to_string()
+}
+
+fn post(s: &Service, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    let r = http()
+        .post(format!("{}{path}", s.base))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .expect("POST");
+    (r.status().as_u16(), r.json().expect("JSON"))
+}
+
+fn get(s: &Service, path: &str) -> Value {
+    http()
+        .get(format!("{}{path}", s.base))
+        .send()
+        .expect("GET")
+        .json()
+        .expect("JSON")
+}
+
+/// Waits (bounded) until reservation `id` has `status`.
+fn wait_status(s: &Service, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + JOB_DEADLINE;
+    loop {
+        let r = get(s, &format!("/api/v1/reservations/{id}"));
+        if r["status"] == status {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reservation {id} not {status}: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Runs `command` in the VM through the reservation's own `ssh_command`
+/// (the host key pinned by the file it names), logging in with `key`.
+fn ssh_as_printed(reach: &Value, key: &Path, command: &str) -> (i32, String) {
+    let printed = reach["ssh_command"].as_str().expect("ssh_command");
+    let mut words = printed.split_whitespace();
+    assert_eq!(words.next(), Some("ssh"), "{printed}");
+    let out = Command::new("ssh")
+        .arg("-i")
+        .arg(key)
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=60"])
+        .args(words)
+        .arg(command)
+        .output()
+        .expect("ssh");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+            + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn a_reservation_is_root_shares_capacity_survives_a_restart_and_is_released() {
+    let h = Harness::new("reservations-api");
+    let (key, public) = user_key(&h);
+    let author = token(&h, "author", "reporter");
+    let other = token(&h, "someone-else", "reporter");
+    let args = ["--max-vms", "1", "--reservations-per-token", "1"];
+    let s = Service::start(&h, &args, &[]);
+
+    // Bad input is refused with the field named.
+    let (code, bad) = post(
+        &s,
+        &author,
+        "/api/v1/reservations",
+        &json!({"ssh_key": "$(reboot)"}),
+    );
+    assert_eq!(code, 400, "{bad}");
+    assert!(
+        bad["message"].as_str().unwrap_or("").contains("SSH key"),
+        "{bad}"
+    );
+    let (code, bad) = post(
+        &s,
+        &author,
+        "/api/v1/reservations",
+        &json!({"ssh_key": public, "ttl": "3d"}),
+    );
+    assert_eq!(code, 400, "{bad}");
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("longest allowed"),
+        "{bad}"
+    );
+    let r = http()
+        .post(format!("{}/api/v1/reservations", s.base))
+        .json(&json!({"ssh_key": public}))
+        .send()
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 401, "a write needs a token");
+
+    let (code, made) = post(
+        &s,
+        &author,
+        "/api/v1/reservations",
+        &json!({"ssh_key": public, "ttl": "2h"}),
+    );
+    assert_eq!(code, 201, "{made}");
+    let id = made["id"].as_str().expect("id").to_string();
+    let job = made["job"].as_str().expect("job").to_string();
+    // One per token here.
+    let (code, more) = post(
+        &s,
+        &author,
+        "/api/v1/reservations",
+        &json!({"ssh_key": public}),
+    );
+    assert_eq!(code, 409, "{more}");
+    assert!(
+        more["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("release one first"),
+        "{more}"
+    );
+
+    let ready = wait_status(&s, &id, "ready");
+    let reach = &ready["reach"];
+    let (code, out) = ssh_as_printed(reach, &key, "id -u");
+    assert_eq!((code, out.as_str()), (0, "0"), "{out}");
+    // The job holds the host's only VM slot: a job waits behind it.
+    let waiting = submit(
+        &h,
+        &workspace().join("examples/hello"),
+        "hello-1.0-1.fc40",
+        &[],
+    );
+    assert_eq!(s.job(&waiting)["state"], "queued");
+    assert_eq!(s.job(&job)["state"], "running");
+    assert_eq!(s.job(&job)["reservation"]["id"], id.as_str());
+
+    // Extending: more time, but never past the longest allowed.
+    let before = ready["expires_at"].as_str().expect("expiry").to_string();
+    let (code, longer) = post(
+        &s,
+        &author,
+        &format!("/api/v1/reservations/{id}/extend"),
+        &json!({"by": "1h"}),
+    );
+    assert_eq!(code, 200, "{longer}");
+    assert!(
+        longer["expires_at"].as_str().expect("expiry") > before.as_str(),
+        "{longer}"
+    );
+    let (code, e) = post(
+        &s,
+        &author,
+        &format!("/api/v1/reservations/{id}/extend"),
+        &json!({"by": "2d"}),
+    );
+    assert_eq!(code, 409, "{e}");
+    // Someone else's token may not release it.
+    let (code, e) = post(
+        &s,
+        &other,
+        &format!("/api/v1/reservations/{id}/release"),
+        &json!({}),
+    );
+    assert_eq!(code, 403, "{e}");
+
+    // A restart of the service: the VM keeps running and is taken back.
+    let vm = format!("ferrotron-{job}");
+    s.stop();
+    assert!(
+        domain_exists(&vm),
+        "the reservation's VM went with the service"
+    );
+    let (code, out) = ssh_as_printed(reach, &key, "echo still here");
+    assert_eq!((code, out.as_str()), (0, "still here"), "{out}");
+    let mut s = Service::start(&h, &args, &[]);
+    s.proc.wait_for("taken back", Duration::from_secs(120));
+    let again = get(&s, &format!("/api/v1/reservations/{id}"));
+    assert_eq!(again["status"], "ready", "{again}");
+    assert_eq!(again["reach"]["port"], reach["port"]);
+    assert_eq!(s.job(&waiting)["state"], "queued");
+
+    let (code, gone) = post(
+        &s,
+        &author,
+        &format!("/api/v1/reservations/{id}/release"),
+        &json!({}),
+    );
+    assert_eq!(code, 200, "{gone}");
+    let ended = wait_status(&s, &id, "ended");
+    assert_eq!(ended["end_reason"], "released", "{ended}");
+    assert!(ended["reach"].is_null(), "{ended}");
+    assert_eq!(s.wait_final(&job)["state"], "passed");
+    // The slot is free again: the waiting job runs.
+    assert_eq!(s.wait_final(&waiting)["state"], "passed");
+    // The console of the reservation's VM is kept.
+    assert!(h.job_dir(&job).join("console.log").is_file());
+    s.stop();
+    h.assert_nothing_left(&job);
+    h.assert_nothing_left(&waiting);
+}
+
+#[test]
+fn reservations_from_the_command_line_are_reachable_released_and_expire() {
+    let h = Harness::new("reservations-cli");
+    let (key, _) = user_key(&h);
+    let public = key.with_extension("pub");
+    let public = public.to_str().expect("utf-8");
+    let s = Service::start(&h, &["--max-vms", "1"], &[]);
+    let out = h.run(&["reserve", "--ssh-key", public, "--ttl", "1h"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let id = out
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .expect("reservation id")
+        .to_string();
+    let ssh_line = out
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ssh      "))
+        .unwrap_or_else(|| panic!("an ssh line: {}", out.stdout))
+        .to_string();
+    let (code, who) = ssh_as_printed(&json!({ "ssh_command": ssh_line }), &key, "whoami");
+    assert_eq!((code, who.as_str()), (0, "root"), "{who}");
+    let key_arg = key.to_str().expect("utf-8");
+    let via = h.run(&[
+        "ssh",
+        &id,
+        "--",
+        "-i",
+        key_arg,
+        "-o",
+        "BatchMode=yes",
+        "uname -n",
+    ]);
+    assert_eq!(via.code, Some(0), "{}", via.stderr);
+    let listed = h.run(&["reservations", "list"]);
+    assert!(listed.stdout.contains(&id), "{}", listed.stdout);
+    let out = h.run(&["reservations", "release", &id]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let ended = wait_status(&s, &id, "ended");
+    let first_job = ended["job"].as_str().expect("job").to_string();
+    let gone = h.run(&["ssh", &id]);
+    assert_eq!(gone.code, Some(2), "{}", gone.stderr);
+    assert!(gone.stderr.contains("ended"), "{}", gone.stderr);
+
+    // A short one, left alone, ends by itself.
+    let out = h.run(&["reserve", "--ssh-key", public, "--ttl", "3s", "--no-wait"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let short = out.stdout.trim().to_string();
+    wait_status(&s, &short, "ready");
+    let ended = wait_status(&s, &short, "ended");
+    assert_eq!(ended["end_reason"], "expired", "{ended}");
+    let job = ended["job"].as_str().expect("job").to_string();
+    assert_eq!(s.wait_final(&job)["state"], "passed");
+    let shown = h.run(&["reservations", "show", &short]);
+    assert!(
+        shown.stdout.contains("ended    expired"),
+        "{}",
+        shown.stdout
+    );
+    s.stop();
+    h.assert_nothing_left(&first_job);
+    h.assert_nothing_left(&job);
+}
+
+#[test]
+fn a_failing_job_with_hold_on_failure_keeps_its_vm_for_the_key_holder() {
+    let h = Harness::new("reservations-hold");
+    let (key, _) = user_key(&h);
+    let s = Service::start(&h, &["--max-vms", "1"], &[]);
+    let public = key.with_extension("pub");
+    let job = submit(
+        &h,
+        &workspace().join("examples/fails-on-purpose"),
+        "broken-1.0-1.fc40",
+        &[
+            "--hold-on-failure",
+            "1h",
+            "--ssh-key",
+            public.to_str().expect("utf-8"),
+        ],
+    );
+    let j = s.wait_final(&job);
+    assert_eq!(j["state"], "failed", "{j}");
+    let deadline = Instant::now() + JOB_DEADLINE;
+    let hold = loop {
+        let j = s.job(&job);
+        if j["reservation"]["status"] == "ready" {
+            break j["reservation"].clone();
+        }
+        assert!(Instant::now() < deadline, "no hold: {j}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(hold["kind"], "hold", "{hold}");
+    // Root in the failed job's own VM: its task folder is there.
+    let (code, out) = ssh_as_printed(
+        &hold["reach"],
+        &key,
+        &format!("test -d /var/lib/ferrotron/jobs/{job} && id -u"),
+    );
+    assert_eq!((code, out.as_str()), (0, "0"), "{out}");
+
+    let out = h.run(&["reservations", "release", hold["id"].as_str().expect("id")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let ended = wait_status(&s, hold["id"].as_str().expect("id"), "ended");
+    assert_eq!(ended["end_reason"], "released", "{ended}");
+    s.stop();
+    h.assert_nothing_left(&job);
+}
