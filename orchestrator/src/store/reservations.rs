@@ -532,6 +532,13 @@ mod tests {
             .expect_err("limit");
         assert!(e.to_string().contains("most one requester"), "{e}");
 
+        // A worker takes it (a queued one is cancelled on release).
+        let claimed = store
+            .claim_next("w", 60_000_000)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(claimed.uuid, r.job);
         let reach = Reach {
             host: "h".into(),
             port: 2222,
