@@ -51,6 +51,11 @@ const SQLITE: &Steps = &[
         "outbox",
         include_str!("../../migrations/sqlite/0007_outbox.sql"),
     ),
+    (
+        9,
+        "search",
+        include_str!("../../migrations/sqlite/0009_search.sql"),
+    ),
 ];
 
 const POSTGRES: &Steps = &[
@@ -88,6 +93,11 @@ const POSTGRES: &Steps = &[
         7,
         "outbox",
         include_str!("../../migrations/postgres/0007_outbox.sql"),
+    ),
+    (
+        9,
+        "search",
+        include_str!("../../migrations/postgres/0009_search.sql"),
     ),
 ];
 

@@ -20,6 +20,7 @@ mod outbox;
 mod query;
 mod queue;
 mod results;
+mod search;
 mod time;
 mod tokens;
 
@@ -36,6 +37,7 @@ pub use outbox::{OutboxRow, Topic};
 pub use query::{DataFilter, Page, ResultFilter};
 pub use queue::{ClaimedJob, Enqueued, NewQueuedJob, QueuedMessage};
 pub use results::{Group, JobRef, NewGroup, NewResult, ResultRow, Testcase};
+pub use search::{SearchFilter, SearchRow};
 pub use time::{format_time, now_micros, parse_time};
 pub use tokens::{hash_token, Holder, Role, Token};
 
@@ -63,6 +65,13 @@ pub enum StoreError {
     },
     #[error("database query failed")]
     Query(#[from] sqlx::Error),
+    /// The engine refused a search (its rendered form is named).
+    #[error("the database refused the search `{query}`")]
+    Search {
+        query: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("{what} `{name}` not found")]
     NotFound { what: &'static str, name: String },
     #[error("{0}")]
