@@ -1,6 +1,6 @@
 //! The HTTP API (axum): ResultsDB v2.0 under `/api/v2.0` for existing
 //! consumers, Ferrotron's own `/api/v1` (jobs, logs, artifacts, images,
-//! hosts), and the OpenAPI document generated from the handlers at
+//! hosts, search), and the OpenAPI document generated from the handlers at
 //! `/api/openapi.json`. Handlers are thin: they parse, call the
 //! application layer ([`crate::app::App`]), and shape JSON.
 
@@ -14,6 +14,7 @@ mod messages;
 mod params;
 pub use crate::ratelimit;
 pub(crate) mod resultsdb;
+mod search;
 mod system;
 
 use std::net::SocketAddr;
@@ -172,7 +173,8 @@ impl FromRequestParts<AppState> for BaseUrl {
         (name = "resultsdb", description = "ResultsDB API v2.0"),
         (name = "jobs", description = "Ferrotron jobs, logs and artifacts"),
         (name = "system", description = "Images and hosts"),
-        (name = "cache", description = "The git cache of task repositories")
+        (name = "cache", description = "The git cache of task repositories"),
+        (name = "search", description = "Full-text search over job logs, task output and result notes")
     )
 )]
 struct ApiDoc;
@@ -195,6 +197,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let r = jobs::routes(r);
     let r = messages::routes(r);
     let r = cache::routes(r);
+    let r = search::routes(r);
     let r = system::routes(r);
     r.split_for_parts()
 }

@@ -13,6 +13,7 @@ mod queue;
 mod results;
 mod rules;
 mod run;
+mod search;
 mod serve;
 
 use std::path::PathBuf;
@@ -216,6 +217,9 @@ enum Command {
     /// Copy results from another ResultsDB.
     #[command(subcommand)]
     Results(results::ResultsCommand),
+    /// Search job logs, task output and result notes: one line per hit,
+    /// `job  file:line  snippet`.
+    Search(search::SearchArgs),
     /// Maintenance of the results store.
     #[command(subcommand, hide = true)]
     Store(serve::StoreCommand),
@@ -331,6 +335,7 @@ fn dispatch(settings: Settings, command: Command) -> CmdResult {
         Command::Jobs(cmd) => queue::jobs(&settings, cmd),
         Command::Doctor(a) => doctor::run(&settings, a),
         Command::Results(c) => results::run(&settings, c),
+        Command::Search(a) => search::run(&settings, a),
         Command::Cleanup => {
             let r = ferrotron::app::reap(&settings)?;
             println!(

@@ -156,14 +156,15 @@ pub(super) async fn index_notes(
     backend: Backend,
     results: &[(i64, &NewResult)],
 ) -> Result<(), StoreError> {
-    let mut lines = Vec::new();
-    let notes: Vec<(i64, &NewResult, Vec<(i64, String)>)> = results
+    // Each note's lines, numbered, beside its result.
+    let notes: Vec<_> = results
         .iter()
-        .filter_map(|(id, r)| {
+        .filter_map(|&(id, r)| {
             let note = r.note.as_deref().filter(|n| !n.trim().is_empty())?;
-            Some((*id, *r, search::lines(note.as_bytes())))
+            Some((id, r, search::lines(note.as_bytes())))
         })
         .collect();
+    let mut lines = Vec::new();
     for (id, r, note) in &notes {
         let item = r
             .data
