@@ -237,6 +237,23 @@ fn pg_tsquery(q: &Query, b: &mut Binder) -> String {
     parts.join(" && ")
 }
 
+/// Whether the engine refused the query itself (FTS5's syntax errors and
+/// unterminated strings;
+/// PostgreSQL's syntax errors, SQLSTATE 42601, which `tsquery` input
+/// raises), not the database failing. [`fts5_match`] and [`pg_tsquery`]
+/// never make such a query; should one slip through, it is the query's
+/// fault (a 400), not the service's.
+fn refused_query(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    let message = db.message();
+    message.starts_with("fts5:")
+        || message == "unterminated string"
+        || message.contains("malformed MATCH")
+        || db.code().as_deref() == Some("42601")
+}
+
 fn row_of(r: &AnyRow) -> Result<SearchRow, StoreError> {
     Ok(SearchRow {
         job: row_get(r, "job_uuid")?,
@@ -305,9 +322,15 @@ impl Store {
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
             .fetch_all(&self.pool)
             .await
-            .map_err(|source| StoreError::Search {
-                query: fts5_match(query),
-                source,
+            .map_err(|source| {
+                if refused_query(&source) {
+                    StoreError::Search {
+                        query: fts5_match(query),
+                        source,
+                    }
+                } else {
+                    StoreError::Query(source)
+                }
             })?;
         let out = rows.iter().map(row_of).collect::<Result<Vec<_>, _>>()?;
         Ok(page.cut(out))
@@ -585,6 +608,39 @@ mod tests {
     async fn finds_lines_of_files_and_notes_postgres() {
         let (s, name) = pg_store().await;
         finds_lines_of_files_and_notes(&s).await;
+        pg_drop(s, &name).await;
+    }
+
+    /// What the engine says of a malformed query is told apart from the
+    /// database failing.
+    async fn engine_syntax_errors_are_the_querys(s: &Store, sql: &str) {
+        let e = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&s.pool)
+            .await
+            .expect_err("malformed");
+        assert!(refused_query(&e), "{e}");
+        let e = sqlx::query("SELECT * FROM no_such_table")
+            .execute(&s.pool)
+            .await
+            .expect_err("no table");
+        assert!(!refused_query(&e), "{e}");
+    }
+
+    #[tokio::test]
+    async fn engine_syntax_errors_are_the_querys_sqlite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = sqlite(&dir).await;
+        engine_syntax_errors_are_the_querys(
+            &s,
+            "SELECT rowid FROM search_fts WHERE search_fts MATCH '\"unbalanced'",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn engine_syntax_errors_are_the_querys_postgres() {
+        let (s, name) = pg_store().await;
+        engine_syntax_errors_are_the_querys(&s, "SELECT to_tsquery('simple', 'a & ')").await;
         pg_drop(s, &name).await;
     }
 
