@@ -81,6 +81,10 @@ impl From<SearchError> for ApiError {
             e @ SearchError::Query(_) => ApiError::bad_request("bad_query", e.to_string()),
             e @ SearchError::Filter { .. } => ApiError::bad_request("bad_filter", e.to_string()),
             SearchError::Store(s) => ApiError::Store(s),
+            // Not reached from a search; internal like any store failure.
+            e @ (SearchError::Read { .. } | SearchError::Index { .. }) => {
+                ApiError::Internal(crate::util::full(&e))
+            }
         }
     }
 }

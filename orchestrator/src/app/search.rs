@@ -83,13 +83,38 @@ pub enum SearchError {
     },
     #[error("searching")]
     Store(#[source] StoreError),
+    #[error("cannot read {path} to index it")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("indexing {path}")]
+    Index {
+        path: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// What [`App::reindex`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reindexed {
+    /// Jobs with artifacts in this data folder.
+    pub jobs: usize,
+    /// Their logs and TAP files indexed.
+    pub files: usize,
 }
 
 impl HasExitStatus for SearchError {
     fn exit_status(&self) -> ExitStatus {
         match self {
-            SearchError::Store(_) => ExitStatus::Infrastructure,
-            _ => ExitStatus::BadInput,
+            SearchError::Query(_) | SearchError::Filter { .. } | SearchError::Refused { .. } => {
+                ExitStatus::BadInput
+            }
+            SearchError::Store(_) | SearchError::Read { .. } | SearchError::Index { .. } => {
+                ExitStatus::Infrastructure
+            }
         }
     }
 }
@@ -201,6 +226,75 @@ impl App {
             .collect();
         Ok((hits, more))
     }
+
+    /// Indexes again the logs and TAP files of every job whose artifacts
+    /// are in this data folder (`<data dir>/artifacts/<job>/`), as the
+    /// store records them: what was stored before the index existed
+    /// becomes searchable. Files reached through a symbolic link are
+    /// skipped, as the API never serves them.
+    pub async fn reindex(&self) -> Result<Reindexed, SearchError> {
+        let root = self.settings.data_dir.join("artifacts");
+        let mut done = Reindexed::default();
+        let entries = match std::fs::read_dir(&root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
+            Err(source) => {
+                return Err(SearchError::Read {
+                    path: root.display().to_string(),
+                    source,
+                })
+            }
+        };
+        let mut jobs: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| uuid::Uuid::parse_str(n).is_ok())
+            .collect();
+        jobs.sort();
+        for uuid in jobs {
+            let artifacts = self
+                .store
+                .list_artifacts(&uuid)
+                .await
+                .map_err(SearchError::Store)?;
+            let dir = root.join(&uuid);
+            let mut any = false;
+            for a in artifacts
+                .iter()
+                .filter(|a| crate::search::indexed_file(&a.path))
+            {
+                if !crate::runner::published::publishes(&dir, &a.path) {
+                    continue;
+                }
+                let path = dir.join(&a.path);
+                let bytes = read_start(&path).map_err(|source| SearchError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                self.store
+                    .index_job_file(&uuid, &a.path, a.created_at, &bytes)
+                    .await
+                    .map_err(|source| SearchError::Index {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                done.files += 1;
+                any = true;
+            }
+            done.jobs += usize::from(any);
+        }
+        Ok(done)
+    }
+}
+
+/// The first [`crate::search::MAX_FILE_BYTES`] of a file.
+fn read_start(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    std::fs::File::open(path)?
+        .take(crate::search::MAX_FILE_BYTES as u64)
+        .read_to_end(&mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -236,6 +330,73 @@ mod tests {
         .expect("good");
         assert_eq!(f.outcome.as_deref(), Some("FAILED"));
         assert!(f.until.is_some() && f.item.is_none());
+    }
+
+    /// Files stored before the index existed (here: recorded without
+    /// their content) become searchable; a link in a job's folder is not
+    /// followed.
+    #[tokio::test]
+    async fn reindex_indexes_stored_logs() {
+        use crate::store::{Artifact, JobUpdate};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = crate::settings::Settings::new(dir.path().to_path_buf());
+        let app = App::open(&settings).await.expect("open");
+        let uuid = "6b3c9c51-0d7e-4a57-9b51-3a0e7e3b7c11";
+        let job = JobUpdate {
+            state: crate::job::JobState::Queued,
+            item: "x-1-1".into(),
+            item_type: "koji_build".into(),
+            arch: "x86_64".into(),
+            formula: "t".into(),
+            host: None,
+            exit_status: None,
+            transitions: vec![],
+        };
+        app.store().put_job(uuid, &job).await.expect("job");
+        let folder = dir.path().join("artifacts").join(uuid);
+        std::fs::create_dir_all(folder.join("artifacts/actions")).expect("folder");
+        std::fs::write(folder.join("runner.log"), "one\nquokka two\n").expect("log");
+        std::fs::write(dir.path().join("secret"), "quokka secret\n").expect("secret");
+        std::os::unix::fs::symlink(
+            dir.path().join("secret"),
+            folder.join("artifacts/actions/01-x.log"),
+        )
+        .expect("link");
+        for path in ["runner.log", "artifacts/actions/01-x.log"] {
+            let a = Artifact {
+                path: path.into(),
+                size: 1,
+                sha256: String::new(),
+                created_at: 5,
+            };
+            app.store()
+                .put_artifact(uuid, &a, None)
+                .await
+                .expect("artifact");
+        }
+        let find = || async {
+            let args = SearchArgs {
+                query: "quokka".into(),
+                ..Default::default()
+            };
+            app.search(&args, Page { page: 0, limit: 10 })
+                .await
+                .expect("search")
+                .0
+        };
+        assert!(find().await.is_empty());
+        let done = app.reindex().await.expect("reindex");
+        assert_eq!(done, Reindexed { jobs: 1, files: 1 });
+        let hits = find().await;
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(
+            (hits[0].file.as_deref(), hits[0].line, hits[0].at),
+            (Some("runner.log"), 2, 5)
+        );
+        // Again: the same lines, not twice.
+        app.reindex().await.expect("again");
+        assert_eq!(find().await.len(), 1);
+        app.close().await;
     }
 
     #[test]

@@ -17,7 +17,13 @@ use super::{with_app, CmdResult, Failure};
 pub struct SearchArgs {
     /// Words (all must appear in the line), "a phrase", word*, a OR b,
     /// -word (must not appear); a word is letters and digits, case ignored.
-    query: String,
+    #[arg(required_unless_present = "reindex")]
+    query: Option<String>,
+    /// Instead of searching: index again the logs of every job whose
+    /// artifacts are in this data folder (those stored before the index
+    /// existed); run on each host that stores artifacts.
+    #[arg(long, conflicts_with = "query")]
+    reindex: bool,
     /// Only lines of this job (UUID).
     #[arg(long)]
     job: Option<String>,
@@ -63,8 +69,13 @@ fn line(h: &Hit, bold: bool) -> String {
 }
 
 pub fn run(settings: &Settings, a: SearchArgs) -> CmdResult {
+    if a.reindex {
+        let done = with_app(settings, async |app| app.reindex().await)?.map_err(Failure::from)?;
+        println!("indexed {} file(s) of {} job(s)", done.files, done.jobs);
+        return Ok(ExitStatus::Passed);
+    }
     let args = Search {
-        query: a.query,
+        query: a.query.unwrap_or_default(),
         job: a.job,
         testcase: a.testcase,
         item: a.item,

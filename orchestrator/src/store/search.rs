@@ -267,6 +267,20 @@ fn row_of(r: &AnyRow) -> Result<SearchRow, StoreError> {
 }
 
 impl Store {
+    /// (Re)indexes job `uuid`'s file `file`, stored at `at` (`ferrotron
+    /// store reindex`, for files stored before the index existed).
+    pub async fn index_job_file(
+        &self,
+        uuid: &str,
+        file: &str,
+        at: i64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        index_file(&mut tx, self.backend, uuid, file, at, bytes).await?;
+        tx.commit().await
+    }
+
     /// The lines matching `query` and `filter`, newest first (lines of one
     /// file in order), a page of them; true when there are more.
     pub async fn search(
