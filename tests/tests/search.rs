@@ -27,8 +27,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(backend: Backend) -> Server {
-        let h = Harness::new(&format!("search-{backend:?}").to_lowercase());
+    fn start(backend: Backend, extra: &[&str]) -> Server {
+        let h = Harness::new(&format!("search-{backend:?}-{}", extra.len()).to_lowercase());
         let db = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(PgDatabase::new("search")),
@@ -54,7 +54,9 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         s.token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let mut c = s.command(&["serve", "--listen", "127.0.0.1:0"]);
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut c = s.command(&args);
         c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut proc = Running::from_command(c);
@@ -156,7 +158,7 @@ actions:
 }
 
 fn search_finds_a_printed_word_and_links_to_its_line(backend: Backend) {
-    let s = Server::start(backend);
+    let s = Server::start(backend, &[]);
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let word = format!("zq{}", &tag[..12]);
     let note_word = format!("nq{}", &tag[12..24]);
@@ -366,3 +368,23 @@ fn search_finds_a_printed_word_and_links_to_its_line(backend: Backend) {
 }
 
 both!(search_finds_a_printed_word_and_links_to_its_line);
+
+/// With `--require-token-for-reads`, searching needs a token (any role),
+/// as every other read.
+#[test]
+fn search_needs_a_token_when_reads_do() {
+    let s = Server::start(Backend::Sqlite, &["--require-token-for-reads"]);
+    let (status, body) = s.search(&[("q", "anything")]);
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    let url =
+        reqwest::Url::parse_with_params(&format!("{}/api/v1/search", s.base), &[("q", "anything")])
+            .expect("url");
+    let r = s
+        .http
+        .get(url)
+        .bearer_auth(&s.token)
+        .send()
+        .expect("GET search");
+    assert_eq!(r.status().as_u16(), 200);
+    s.stop();
+}
