@@ -29,6 +29,7 @@ pub mod results;
 pub mod rules;
 pub mod runner;
 pub mod scheduler;
+pub mod search;
 pub mod settings;
 pub mod ssh;
 pub mod store;

@@ -549,6 +549,9 @@ async fn put_artifact(
     let mut file = tokio::fs::File::from_std(std_file);
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
+    // A log or task output is kept (its start) for the search index.
+    let rel_text = rel.to_string_lossy().into_owned();
+    let mut indexed = crate::search::indexed_file(&rel_text).then(Vec::new);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
@@ -562,6 +565,10 @@ async fn put_artifact(
             )));
         }
         hasher.update(&chunk);
+        if let Some(kept) = indexed.as_mut() {
+            let room = crate::search::MAX_FILE_BYTES.saturating_sub(kept.len());
+            kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
         file.write_all(&chunk).await?;
     }
     file.sync_all().await?;
@@ -570,12 +577,12 @@ async fn put_artifact(
         .map_err(|e| artifact_error(&shown, e))?;
     guard.keep();
     let a = Artifact {
-        path: rel.to_string_lossy().into_owned(),
+        path: rel_text,
         size: i64::try_from(size).unwrap_or(i64::MAX),
         sha256: hex::encode(hasher.finalize()),
         created_at: now_micros(),
     };
-    st.app.add_artifact(&uuid, &a).await?;
+    st.app.add_artifact(&uuid, &a, indexed.as_deref()).await?;
     Ok((
         StatusCode::CREATED,
         Json(ArtifactJson {

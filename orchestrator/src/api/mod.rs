@@ -1,6 +1,6 @@
 //! The HTTP API (axum): ResultsDB v2.0 under `/api/v2.0` for existing
 //! consumers, Ferrotron's own `/api/v1` (jobs, logs, artifacts, images,
-//! hosts), and the OpenAPI document generated from the handlers at
+//! hosts, search), and the OpenAPI document generated from the handlers at
 //! `/api/openapi.json`. Handlers are thin: they parse, call the
 //! application layer ([`crate::app::App`]), and shape JSON.
 
@@ -15,6 +15,7 @@ mod params;
 mod reservations;
 pub use crate::ratelimit;
 pub(crate) mod resultsdb;
+mod search;
 mod system;
 
 use std::net::SocketAddr;
@@ -174,7 +175,8 @@ impl FromRequestParts<AppState> for BaseUrl {
         (name = "jobs", description = "Ferrotron jobs, logs and artifacts"),
         (name = "system", description = "Images and hosts"),
         (name = "cache", description = "The git cache of task repositories"),
-        (name = "reservations", description = "Root VMs for task authors, and held VMs of failed jobs")
+        (name = "reservations", description = "Root VMs for task authors, and held VMs of failed jobs"),
+        (name = "search", description = "Full-text search over job logs, task output and result notes")
     )
 )]
 struct ApiDoc;
@@ -198,6 +200,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let r = messages::routes(r);
     let r = cache::routes(r);
     let r = reservations::routes(r);
+    let r = search::routes(r);
     let r = system::routes(r);
     r.split_for_parts()
 }

@@ -12,6 +12,7 @@
 //! - [`tokens`]: API tokens (create, list, revoke, check);
 //! - [`results`]: result and artifact queries that take more than one
 //!   store call, and synthetic results for benchmarks;
+//! - [`search`]: full-text search over logs, task output and notes;
 //! - [`serve`]: `ferrotron serve` (API, scheduler, intake, cache upkeep).
 
 pub mod doctor;
@@ -20,6 +21,7 @@ pub mod queue;
 pub mod readiness;
 pub mod reservations;
 pub mod results;
+pub mod search;
 pub mod serve;
 pub mod tokens;
 

@@ -30,9 +30,16 @@ impl App {
         self.store.list_artifacts(uuid).await
     }
 
-    /// Records an uploaded artifact of a job.
-    pub async fn add_artifact(&self, uuid: &str, a: &Artifact) -> Result<(), StoreError> {
-        self.store.put_artifact(uuid, a).await
+    /// Records an uploaded artifact of a job; its `content` (the start of
+    /// it, for a large file) is indexed for search when it is a log or
+    /// task output.
+    pub async fn add_artifact(
+        &self,
+        uuid: &str,
+        a: &Artifact,
+        content: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        self.store.put_artifact(uuid, a, content).await
     }
 
     /// Inserts `n` synthetic results (benchmarks): 10 testcases, 1000 items,

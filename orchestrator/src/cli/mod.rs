@@ -15,6 +15,7 @@ mod reserve;
 mod results;
 mod rules;
 mod run;
+mod search;
 mod serve;
 
 use std::path::PathBuf;
@@ -251,6 +252,9 @@ enum Command {
     /// Restore a backup into a fresh installation before its service
     /// starts (checked first; nothing half-restored).
     Restore(backup::RestoreArgs),
+    /// Search job logs, task output and result notes: one line per hit,
+    /// `job  file:line  snippet`.
+    Search(search::SearchArgs),
     /// Maintenance of the results store.
     #[command(subcommand, hide = true)]
     Store(serve::StoreCommand),
@@ -352,6 +356,7 @@ fn dispatch(settings: Settings, command: Command) -> CmdResult {
         Command::Reservations(c) => reserve::reservations(&settings, c),
         Command::Ssh(a) => reserve::ssh(&settings, a),
         Command::Restore(a) => backup::restore(&settings, a),
+        Command::Search(a) => search::run(&settings, a),
         Command::Cleanup => {
             let r = ferrotron::app::reap(&settings)?;
             println!(

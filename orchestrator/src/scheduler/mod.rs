@@ -794,7 +794,7 @@ async fn store_artifacts(
         };
         let path = a.path.clone();
         store
-            .put_artifact(uuid, &a)
+            .put_artifact(uuid, &a, Some(&bytes))
             .await
             .map_err(|e| ArtifactError::Record(path, e))?;
     }

@@ -270,8 +270,15 @@ impl Store {
     }
 
     /// Records (or replaces) an artifact file already written under the
-    /// data folder.
-    pub async fn put_artifact(&self, uuid: &str, a: &Artifact) -> Result<(), StoreError> {
+    /// data folder; given its `content`, a log or task output
+    /// ([`crate::search::indexed_file`]) has its lines (re)indexed for
+    /// search in the same transaction.
+    pub async fn put_artifact(
+        &self,
+        uuid: &str,
+        a: &Artifact,
+        content: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO artifacts (job_uuid, path, size, sha256, created_at) \
@@ -285,6 +292,10 @@ impl Store {
         .bind(a.created_at)
         .execute(&mut *tx.tx)
         .await?;
+        if let Some(bytes) = content.filter(|_| crate::search::indexed_file(&a.path)) {
+            super::search::index_file(&mut tx, self.backend, uuid, &a.path, a.created_at, bytes)
+                .await?;
+        }
         tx.commit().await
     }
 

@@ -52,6 +52,11 @@ const SQLITE: &Steps = &[
         include_str!("../../migrations/sqlite/0007_outbox.sql"),
     ),
     (
+        9,
+        "search",
+        include_str!("../../migrations/sqlite/0009_search.sql"),
+    ),
+    (
         10,
         "reservations",
         include_str!("../../migrations/sqlite/0010_reservations.sql"),
@@ -93,6 +98,11 @@ const POSTGRES: &Steps = &[
         7,
         "outbox",
         include_str!("../../migrations/postgres/0007_outbox.sql"),
+    ),
+    (
+        9,
+        "search",
+        include_str!("../../migrations/postgres/0009_search.sql"),
     ),
     (
         10,

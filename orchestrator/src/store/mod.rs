@@ -21,6 +21,7 @@ mod query;
 mod queue;
 mod reservations;
 mod results;
+mod search;
 mod snapshot;
 mod time;
 mod tokens;
@@ -39,6 +40,7 @@ pub use query::{DataFilter, Page, ResultFilter};
 pub use queue::{ClaimedJob, Enqueued, NewQueuedJob, QueuedMessage};
 pub use reservations::{NewReservation, Reach, Reservation, ReservationKind, RESERVATION_TASK};
 pub use results::{Group, JobRef, NewGroup, NewResult, ResultRow, Testcase};
+pub use search::{SearchFilter, SearchRow};
 pub use snapshot::{occupancy, sqlite_file, Occupancy};
 pub use time::{format_time, now_micros, parse_time};
 pub use tokens::{hash_token, Holder, Role, Token};
@@ -67,6 +69,13 @@ pub enum StoreError {
     },
     #[error("database query failed")]
     Query(#[from] sqlx::Error),
+    /// The engine refused a search (its rendered form is named).
+    #[error("the database refused the search `{query}`")]
+    Search {
+        query: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("{what} `{name}` not found")]
     NotFound { what: &'static str, name: String },
     #[error("{0}")]

@@ -257,6 +257,7 @@ impl Store {
             gids.push(upsert_group(&mut tx.tx, g).await?);
         }
         let id = insert_result(&mut tx.tx, r, tc, &gids).await?;
+        super::search::index_notes(&mut tx, self.backend, &[(id, r)]).await?;
         super::outbox::result_stored(&mut tx, id, tc, &r.outcome, &r.data, now_micros()).await?;
         tx.commit().await?;
         self.get_result(id).await?.ok_or(StoreError::NotFound {
@@ -377,6 +378,8 @@ impl Store {
                 .execute(&mut *tx.tx)
                 .await?;
         }
+        let notes: Vec<(i64, &NewResult)> = ids.iter().copied().zip(chunk).collect();
+        super::search::index_notes(tx, self.backend, &notes).await?;
         let at = now_micros();
         for (r, id) in chunk.iter().zip(&ids) {
             let tc = testcases.get(&r.testcase.name).copied().unwrap_or_default();
