@@ -357,3 +357,47 @@ fn a_failing_job_with_hold_on_failure_keeps_its_vm_for_the_key_holder() {
     s.stop();
     h.assert_nothing_left(&job);
 }
+
+#[test]
+fn a_rule_with_hold_on_failure_keeps_the_vm_of_a_failed_job() {
+    let h = Harness::new("reservations-rule-hold");
+    let (key, public) = user_key(&h);
+    let rules = h.data_dir.join("rules.yml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- when: {{message_type: Generic, item: {{$regex: '^broken-'}}}}\n  do:\n    - tasks: [{{name: fails-on-purpose, path: examples/fails-on-purpose}}]\n      repo: {}\n      hold_on_failure: {{for: 1h, ssh_key: '{}', requester: author}}\n",
+            workspace().display(),
+            public.trim()
+        ),
+    )
+    .expect("write rules");
+    let t = token(&h, "ci", "reporter");
+    let s = Service::start(
+        &h,
+        &["--max-vms", "1", "--rules", rules.to_str().expect("utf-8")],
+        &[],
+    );
+    let (code, v) = s.post_item(&t, "msg-hold-1", "broken-1.0-1.fc40");
+    assert_eq!(code, 201, "{v}");
+    let job = v["jobs"][0].as_str().expect("a job").to_string();
+    assert_eq!(s.wait_final(&job)["state"], "failed");
+    let deadline = Instant::now() + JOB_DEADLINE;
+    let hold = loop {
+        let j = s.job(&job);
+        if j["reservation"]["status"] == "ready" {
+            break j["reservation"].clone();
+        }
+        assert!(Instant::now() < deadline, "no hold: {j}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(hold["requester"], "author", "{hold}");
+    let (code, out) = ssh_as_printed(&hold["reach"], &key, "id -u");
+    assert_eq!((code, out.as_str()), (0, "0"), "{out}");
+    let id = hold["id"].as_str().expect("id");
+    let out = h.run(&["reservations", "release", id]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    wait_status(&s, id, "ended");
+    s.stop();
+    h.assert_nothing_left(&job);
+}

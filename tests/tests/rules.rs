@@ -109,7 +109,7 @@ fn bad_rules_name_file_line_and_key() {
         (
             "unknown-key.yml",
             "- when: {name: bash}\n  do:\n    - tasks: [a]\n      repo: /srv/tasks\n      arch: [x86_64]\n",
-            "5: [0].do[0].arch: unknown field `arch`, expected one of `tasks`, `repo`, `ref`, `arches`, `priority`, `image`, `timeout`",
+            "5: [0].do[0].arch: unknown field `arch`, expected one of `tasks`, `repo`, `ref`, `arches`, `priority`, `image`, `timeout`, `hold_on_failure`",
         ),
         (
             "wrong-type.yml",

@@ -1,7 +1,8 @@
 -- Reservations (issue 17): a root VM for a task author, for a while. A
 -- `reservation` is a queued job of its own (task `ferrotron.reservation`),
 -- so it waits for capacity like any job; a `hold` keeps the VM of a failed
--- job (`job`) instead of destroying it. The same statements in both
+-- job (`job`) instead of destroying it; `hold_limit`: how many VMs its
+-- requester may have held at once by the rule that asked. The same statements in both
 -- dialects.
 CREATE TABLE reservations (
     id TEXT PRIMARY KEY,
@@ -18,6 +19,7 @@ CREATE TABLE reservations (
     port BIGINT,
     host_key TEXT,
     vm_name TEXT,
+    hold_limit BIGINT,
     release_requested BIGINT NOT NULL DEFAULT 0,
     ended_at BIGINT,
     end_reason TEXT

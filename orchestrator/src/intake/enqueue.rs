@@ -192,7 +192,28 @@ impl Intake {
             .id
             .clone()
             .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()));
-        let r = store.enqueue(&id, &msg.topic, &jobs).await?;
+        // Holds the rules asked for (`hold_on_failure`), job by job.
+        let holds: Vec<Option<crate::store::NewReservation>> = eval
+            .jobs
+            .iter()
+            .map(|j| {
+                j.hold.as_ref().map(|h| crate::store::NewReservation {
+                    requester: h.requester.clone(),
+                    ssh_key: h.ssh_key.clone(),
+                    ttl_secs: i64::try_from(h.secs).unwrap_or(i64::MAX),
+                    git_repo: None,
+                    git_ref: None,
+                    limit: i64::from(h.count),
+                })
+            })
+            .collect();
+        let r = if holds.iter().any(Option::is_some) {
+            store
+                .enqueue_with_holds(&id, &msg.topic, &jobs, &holds)
+                .await?
+        } else {
+            store.enqueue(&id, &msg.topic, &jobs).await?
+        };
         if let (Some(rec), false) = (&self.recorder, r.duplicate) {
             // The jobs are stored: a recording failure must not make the
             // message come again (it would be a duplicate, never recorded).

@@ -30,8 +30,24 @@ pub struct JobRequest {
     /// Seconds the whole job may take; `None` for the service's default.
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// Keep the VM if the job fails (the rule's `hold_on_failure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HoldRequest>,
     /// Index (0-based) of the rule that asked for it.
     pub rule: usize,
+}
+
+/// A rule's `hold_on_failure`, for one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRequest {
+    /// How long the VM is kept once the job failed.
+    pub secs: u64,
+    /// Who gets root in it.
+    pub ssh_key: String,
+    /// Whose limit it counts against.
+    pub requester: String,
+    /// At most this many VMs held at once for this requester by this rule.
+    pub count: u32,
 }
 
 /// A task a matching rule named that could not become a job, and why.
@@ -76,6 +92,7 @@ mod tests {
             priority: -1,
             image: None,
             timeout: Some(600),
+            hold: None,
             rule: 2,
         };
         let text = serde_json::to_string(&j).expect("serialize");

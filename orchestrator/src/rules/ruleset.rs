@@ -12,6 +12,11 @@
 //!       priority: 10                                   # default 0, higher first
 //!       image: tiny                                    # default: the formula's
 //!       timeout: 1800                                  # seconds for the whole job; default: the service's
+//!       hold_on_failure:                               # keep a failed job's VM for someone
+//!         for: 2h                                      # how long once it failed
+//!         ssh_key: ssh-ed25519 AAAA... me@example     # who gets root in it
+//!         requester: alice                             # whose limit it counts against (default `rules`)
+//!         count: 1                                     # at most this many held at once (default 1)
 //! ```
 //!
 //! A task is a name (its formula is `NAME/runtask.yml` in `repo`: one repo
@@ -72,6 +77,51 @@ struct Action {
     image: Option<Word>,
     /// Seconds the whole job (boot + task + collect) may take.
     timeout: Option<std::num::NonZeroU64>,
+    /// Keep the VM of a failed job for someone (Zuul's autohold).
+    hold_on_failure: Option<HoldRule>,
+}
+
+/// A rule's `hold_on_failure`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldRule {
+    #[serde(rename = "for")]
+    duration: HoldFor,
+    ssh_key: PublicKeyLine,
+    requester: Option<Word>,
+    count: Option<std::num::NonZeroU32>,
+}
+
+/// A duration like `2h`.
+#[derive(Debug, Clone)]
+struct HoldFor(u64);
+
+impl<'de> Deserialize<'de> for HoldFor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match crate::util::parse_duration(&s) {
+            Ok(t) if t.as_secs() > 0 => Ok(HoldFor(t.as_secs())),
+            Ok(_) => Err(serde::de::Error::custom("a hold lasts at least 1 s")),
+            Err(e) => Err(serde::de::Error::custom(e)),
+        }
+    }
+}
+
+/// One OpenSSH public key line.
+#[derive(Debug, Clone)]
+struct PublicKeyLine(String);
+
+impl<'de> Deserialize<'de> for PublicKeyLine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let line = s.trim();
+        if line.contains('\n') {
+            return Err(serde::de::Error::custom("one public key line, not several"));
+        }
+        ssh_key::PublicKey::from_openssh(line)
+            .map(|_| PublicKeyLine(line.to_string()))
+            .map_err(|e| serde::de::Error::custom(format!("not an OpenSSH public key: {e}")))
+    }
 }
 
 /// A task of a `do` item: a name, or `{name, repo, ref, path}`.
@@ -375,6 +425,18 @@ fn job(
             priority: action.priority,
             image: action.image.as_ref().map(|w| w.0.clone()),
             timeout: action.timeout.map(std::num::NonZeroU64::get),
+            hold: action
+                .hold_on_failure
+                .as_ref()
+                .map(|h| super::jobs::HoldRequest {
+                    secs: h.duration.0,
+                    ssh_key: h.ssh_key.0.clone(),
+                    requester: h
+                        .requester
+                        .as_ref()
+                        .map_or_else(|| "rules".to_string(), |w| w.0.clone()),
+                    count: h.count.map_or(1, std::num::NonZeroU32::get),
+                }),
             rule,
         })
         .collect())
@@ -651,7 +713,7 @@ mod tests {
     fn load_errors_name_file_line_and_key() {
         assert_eq!(
             err("- when: {name: bash}\n  do:\n    - tasks: [a]\n      repo: /r\n      arch: [x86_64]\n"),
-            "/etc/ferrotron/rules.yml:5: [0].do[0].arch: unknown field `arch`, expected one of `tasks`, `repo`, `ref`, `arches`, `priority`, `image`, `timeout`"
+            "/etc/ferrotron/rules.yml:5: [0].do[0].arch: unknown field `arch`, expected one of `tasks`, `repo`, `ref`, `arches`, `priority`, `image`, `timeout`, `hold_on_failure`"
         );
         assert_eq!(
             err("- when: {name: bash}\n  do:\n    - tasks: [a]\n      repo: /r\n      priority: high\n"),
@@ -679,6 +741,44 @@ mod tests {
         );
         assert!(err("- do:\n    - tasks: [a]\n").contains("missing field `when`"));
         assert!(err("when: {}\n").contains("(top level): invalid type: map, expected a sequence"));
+    }
+
+    #[test]
+    fn holds_on_failure_are_checked_and_reach_the_jobs() {
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@example";
+        let text = format!(
+            "- when: {{}}\n  do:\n    - tasks: [a]\n      repo: /r\n      hold_on_failure: {{for: 2h, ssh_key: '{key}', requester: alice, count: 2}}\n"
+        );
+        let rules = parse(&text).expect("valid");
+        let mappings = Mappings::builtin().expect("valid");
+        let ev = rules.evaluate(
+            &mappings,
+            &Message::new(
+                None,
+                "org.example",
+                json!({"item": "x-1-1", "item_type": "koji_build"}),
+            ),
+        );
+        let hold = ev.jobs[0].hold.clone().expect("a hold");
+        assert_eq!(
+            (
+                hold.secs,
+                hold.ssh_key.as_str(),
+                hold.requester.as_str(),
+                hold.count
+            ),
+            (7200, key, "alice", 2)
+        );
+        let bad = err("- when: {}\n  do:\n    - tasks: [a]\n      repo: /r\n      hold_on_failure: {for: 2h, ssh_key: '$(reboot)'}\n");
+        assert!(
+            bad.starts_with("/etc/ferrotron/rules.yml:5: [0].do[0].hold_on_failure.ssh_key: not an OpenSSH public key"),
+            "{bad}"
+        );
+        let bad = err(&format!("- when: {{}}\n  do:\n    - tasks: [a]\n      repo: /r\n      hold_on_failure: {{for: soon, ssh_key: '{key}'}}\n"));
+        assert!(
+            bad.contains("hold_on_failure.for: `soon` is not a duration"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -119,7 +119,11 @@ pub(super) async fn hold(
     held: HeldVm,
     stop: watch::Receiver<bool>,
 ) {
-    let limit = settings.reservations.per_requester;
+    let limit = hold
+        .hold_limit
+        .map_or(settings.reservations.per_requester, |l| {
+            l.min(settings.reservations.per_requester)
+        });
     if !store
         .may_hold(&hold.requester, limit)
         .await

@@ -54,6 +54,8 @@ pub struct Reservation {
     /// The guest's host key (OpenSSH public key line).
     pub host_key: Option<String>,
     pub vm_name: Option<String>,
+    /// A hold asked by a rule: VMs its requester may have held at once.
+    pub hold_limit: Option<i64>,
     pub release_requested: bool,
     pub ended_at: Option<i64>,
     pub end_reason: Option<String>,
@@ -83,8 +85,8 @@ pub struct NewReservation {
 }
 
 const COLUMNS: &str = "id, kind, job, requester, ssh_key, ttl_secs, created_at, expires_at, \
-                       git_repo, git_ref, host, port, host_key, vm_name, release_requested, \
-                       ended_at, end_reason";
+                       git_repo, git_ref, host, port, host_key, vm_name, hold_limit, \
+                       release_requested, ended_at, end_reason";
 
 fn from_row(r: &AnyRow) -> Result<Reservation, StoreError> {
     let kind: String = row_get(r, "kind")?;
@@ -111,6 +113,7 @@ fn from_row(r: &AnyRow) -> Result<Reservation, StoreError> {
         port: row_get(r, "port")?,
         host_key: row_get(r, "host_key")?,
         vm_name: row_get(r, "vm_name")?,
+        hold_limit: row_get(r, "hold_limit")?,
         release_requested: row_get::<i64>(r, "release_requested")? != 0,
         ended_at: row_get(r, "ended_at")?,
         end_reason: row_get(r, "end_reason")?,
@@ -166,6 +169,30 @@ impl Store {
         tx.commit().await?;
         let r = self.reservation(&id).await?.ok_or_else(|| not_found(&id))?;
         Ok((uuid, r))
+    }
+
+    /// Queues the jobs of a message (as [`Store::enqueue`]) with the holds
+    /// their rules asked for (`holds[i]` for `jobs[i]`), in one
+    /// transaction. A message seen before makes nothing new.
+    pub async fn enqueue_with_holds(
+        &self,
+        message_id: &str,
+        topic: &str,
+        jobs: &[NewQueuedJob],
+        holds: &[Option<NewReservation>],
+    ) -> Result<super::Enqueued, StoreError> {
+        let mut tx = self.begin().await?;
+        let queued = enqueue_in(&mut tx, message_id, topic, jobs).await?;
+        if !queued.duplicate {
+            for (uuid, hold) in queued.jobs.iter().zip(holds) {
+                if let Some(new) = hold {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    insert(&mut tx, &id, ReservationKind::Hold, uuid, new).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(queued)
     }
 
     /// Whether `requester` may have one more VM held (a hold about to
@@ -475,7 +502,7 @@ async fn insert(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO reservations (id, kind, job, requester, ssh_key, ttl_secs, created_at, \
-         git_repo, git_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         git_repo, git_ref, hold_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(id.to_string())
     .bind(kind.as_str())
@@ -486,6 +513,7 @@ async fn insert(
     .bind(now_micros())
     .bind(new.git_repo.clone())
     .bind(new.git_ref.clone())
+    .bind((kind == ReservationKind::Hold).then_some(new.limit))
     .execute(&mut *tx.tx)
     .await?;
     Ok(())
