@@ -46,6 +46,14 @@ pub struct Settings {
     pub packages: crate::packages::PackageSettings,
     /// Limits of reservations (root VMs for task authors).
     pub reservations: ReservationSettings,
+    /// Where published artifacts live (default `<data dir>/artifacts`):
+    /// one folder shared by every worker and API server of an
+    /// installation (a network file system) serves any job's files from
+    /// any of them, whichever host ran it.
+    pub artifacts_dir: Option<PathBuf>,
+    /// This worker's host name: its row in `hosts`, the prefix of its
+    /// leases, the scope of `host idle` (default: the kernel's hostname).
+    pub host_name: String,
 }
 
 /// How long a reservation may last and how many one requester may have.
@@ -132,7 +140,16 @@ impl Settings {
             downloads: DownloadSettings::default(),
             packages: Default::default(),
             reservations: ReservationSettings::default(),
+            host_name: crate::scheduler::this_host(),
+            artifacts_dir: None,
         }
+    }
+
+    /// Published artifacts: `--artifacts-dir`, else `<data dir>/artifacts`.
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.artifacts_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("artifacts"))
     }
 
     pub fn jobs_dir(&self) -> PathBuf {

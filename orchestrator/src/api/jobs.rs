@@ -188,7 +188,7 @@ fn state_of(s: &str) -> Result<JobState, ApiError> {
 }
 
 fn artifacts_root(st: &AppState) -> PathBuf {
-    st.app.settings().data_dir.join("artifacts")
+    st.app.settings().artifacts_dir()
 }
 
 /// A relative artifact path with only normal components.

@@ -136,7 +136,7 @@ impl App {
         let flag = if all {
             crate::scheduler::IDLE_FLAG.to_string()
         } else {
-            crate::scheduler::host_idle_flag(&crate::scheduler::this_host())
+            crate::scheduler::host_idle_flag(&self.settings().host_name)
         };
         let value = idle.then(|| crate::store::now_micros().to_string());
         self.store.set_flag(&flag, value.as_deref()).await
@@ -145,7 +145,7 @@ impl App {
     /// Whether this host is idle, the queue's counts, this host's jobs in
     /// progress, the messages accepted and every host.
     pub async fn host_status(&self) -> Result<HostStatus, StoreError> {
-        let here = crate::scheduler::this_host();
+        let here = self.settings().host_name.clone();
         Ok(HostStatus {
             idle: crate::scheduler::is_idle(&self.store, &here).await?,
             counts: self.store.queue_counts().await?,

@@ -233,7 +233,7 @@ impl App {
     /// becomes searchable. Files reached through a symbolic link are
     /// skipped, as the API never serves them.
     pub async fn reindex(&self) -> Result<Reindexed, SearchError> {
-        let root = self.settings.data_dir.join("artifacts");
+        let root = self.settings.artifacts_dir();
         let mut done = Reindexed::default();
         let entries = match std::fs::read_dir(&root) {
             Ok(e) => e,

@@ -237,6 +237,7 @@ pub async fn restore(
 /// Where each part of a backup goes.
 struct Targets {
     data_dir: PathBuf,
+    artifacts_dir: PathBuf,
     images_dir: PathBuf,
     config_to: Option<PathBuf>,
 }
@@ -245,6 +246,7 @@ impl Targets {
     fn new(settings: &Settings, opts: &RestoreOptions) -> Targets {
         Targets {
             data_dir: settings.data_dir.clone(),
+            artifacts_dir: settings.artifacts_dir(),
             images_dir: settings.images_dir.clone(),
             config_to: opts.config_to.clone(),
         }
@@ -289,8 +291,7 @@ async fn refuse_occupied(
             crate::util::redact_url(url)
         ));
     }
-    for area in ["jobs", "artifacts"] {
-        let dir = t.data_dir.join(area);
+    for dir in [t.data_dir.join("jobs"), t.artifacts_dir.clone()] {
         if std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
             what.push(format!("{} is not empty", dir.display()));
         }
@@ -364,9 +365,13 @@ fn units(staging: &Path, m: &Manifest, t: &Targets) -> (Vec<Unit>, Vec<Unit>) {
             continue;
         }
         let unit: Option<Unit> = match parts.as_slice() {
-            ["data", "jobs" | "artifacts", uuid, ..] => Some((
-                staging.join("data").join(parts[1]).join(uuid),
-                t.data_dir.join(parts[1]).join(uuid),
+            ["data", "jobs", uuid, ..] => Some((
+                staging.join("data/jobs").join(uuid),
+                t.data_dir.join("jobs").join(uuid),
+            )),
+            ["data", "artifacts", uuid, ..] => Some((
+                staging.join("data/artifacts").join(uuid),
+                t.artifacts_dir.join(uuid),
             )),
             ["data", "cache", name] => {
                 Some((staging.join(&e.path), t.data_dir.join("cache").join(name)))

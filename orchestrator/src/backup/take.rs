@@ -234,12 +234,16 @@ pub async fn backup(
     let uuids = store.job_uuids().await.map_err(BackupError::Store)?;
     store.close().await;
     let known: std::collections::BTreeSet<&str> = uuids.iter().map(String::as_str).collect();
-    for area in ["jobs", "artifacts"] {
+    let areas = [
+        ("jobs", settings.jobs_dir()),
+        ("artifacts", settings.artifacts_dir()),
+    ];
+    for (area, root) in &areas {
         // `<job>` and the folders of its earlier attempts, `<job>.attempt-N`.
-        for name in folder_names(&settings.data_dir.join(area)) {
+        for name in folder_names(root) {
             let job = name.split(".attempt").next().unwrap_or(&name);
             if known.contains(job) {
-                let dir = settings.data_dir.join(area).join(&name);
+                let dir = root.join(&name);
                 w.add_tree(&dir, &format!("data/{area}/{name}"), None)?;
             }
         }

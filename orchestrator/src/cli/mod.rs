@@ -194,6 +194,16 @@ struct GlobalArgs {
         default_value_t = 2
     )]
     reservations_per_token: i64,
+    /// Published artifacts (default: <data dir>/artifacts). Give every
+    /// worker and API server of an installation the same shared folder
+    /// (NFS) and any of them serves any job's files.
+    #[arg(long, global = true, env = "FERROTRON_ARTIFACTS_DIR")]
+    artifacts_dir: Option<PathBuf>,
+    /// This worker's host name: its row in `host status`, the prefix of its
+    /// leases and the scope of `host idle` (default: the kernel's
+    /// hostname). Several workers on one machine need one each.
+    #[arg(long, global = true, env = "FERROTRON_HOST_NAME")]
+    host_name: Option<String>,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -289,6 +299,10 @@ fn settings(g: &GlobalArgs) -> Settings {
         },
         cache_max_bytes: g.download_cache_mib.saturating_mul(1024 * 1024),
     };
+    s.artifacts_dir = g.artifacts_dir.clone();
+    if let Some(h) = g.host_name.as_ref().filter(|h| !h.trim().is_empty()) {
+        s.host_name = h.trim().to_string();
+    }
     s.reservations.max_ttl = g.max_reservation_ttl;
     s.reservations.default_ttl = s.reservations.default_ttl.min(g.max_reservation_ttl);
     s.reservations.per_requester = g.reservations_per_token;

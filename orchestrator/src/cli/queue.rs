@@ -145,7 +145,7 @@ pub fn host(settings: &Settings, cmd: HostCommand) -> CmdResult {
             if all {
                 println!("{word}: every host");
             } else {
-                println!("{word}: {}", ferrotron::scheduler::this_host());
+                println!("{word}: {}", settings.host_name);
             }
         }
         HostCommand::Status => {

@@ -221,7 +221,8 @@ pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
         None => None,
     };
     let scheduler = (!args.no_scheduler).then(|| {
-        let mut c = ferrotron::scheduler::SchedulerConfig::new(args.max_vms);
+        let mut c =
+            ferrotron::scheduler::SchedulerConfig::for_host(args.max_vms, &settings.host_name);
         c.max_vcpus = args.max_vcpus;
         c.max_memory_mib = args.max_memory;
         c.backoff = std::time::Duration::from_secs(args.retry_backoff_secs);

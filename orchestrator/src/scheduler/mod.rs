@@ -96,7 +96,12 @@ pub struct SchedulerConfig {
 
 impl SchedulerConfig {
     pub fn new(capacity: usize) -> SchedulerConfig {
-        let host = this_host();
+        SchedulerConfig::for_host(capacity, &this_host())
+    }
+
+    /// A worker of the host named `host` (`--host-name`).
+    pub fn for_host(capacity: usize, host: &str) -> SchedulerConfig {
+        let host = host.to_string();
         let rand = uuid::Uuid::new_v4().simple().to_string();
         SchedulerConfig {
             capacity: capacity.max(1),
@@ -769,7 +774,7 @@ async fn store_artifacts(
     uuid: &str,
     job_dir: &Path,
 ) -> Result<(), ArtifactError> {
-    let root = settings.data_dir.join("artifacts");
+    let root = settings.artifacts_dir();
     crate::util::make_dir(&root, crate::util::modes::PRIVATE_DIR)
         .map_err(|e| ArtifactError::Write(root.clone(), e))?;
     let dest = root.join(uuid);
