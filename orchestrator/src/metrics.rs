@@ -95,6 +95,7 @@ pub struct Metrics {
     queue_depth: Gauge,
     outbox_pending: Gauge,
     host_vms: Family<HostLabels, Gauge>,
+    host_reservations: Family<HostLabels, Gauge>,
     host_used: Family<HostResourceLabels, Gauge>,
     host_offered: Family<HostResourceLabels, Gauge>,
 }
@@ -116,6 +117,7 @@ impl Metrics {
         let queue_depth = Gauge::default();
         let outbox_pending = Gauge::default();
         let host_vms = Family::<HostLabels, Gauge>::default();
+        let host_reservations = Family::<HostLabels, Gauge>::default();
         let host_used = Family::<HostResourceLabels, Gauge>::default();
         let host_offered = Family::<HostResourceLabels, Gauge>::default();
         let r = &mut registry;
@@ -186,6 +188,11 @@ impl Metrics {
             host_vms.clone(),
         );
         r.register(
+            "host_reservations",
+            "Reservations and held VMs ready on each host (they count in host_vms too)",
+            host_reservations.clone(),
+        );
+        r.register(
             "host_capacity_used",
             "What each host's running VMs take (vms, vcpus, memory_mib)",
             host_used.clone(),
@@ -196,6 +203,7 @@ impl Metrics {
             host_offered.clone(),
         );
         Metrics {
+            host_reservations,
             registry,
             phase_seconds,
             queue_wait_seconds,
@@ -262,8 +270,16 @@ impl Metrics {
             }
         }
         self.outbox_pending.set(store.outbox_pending().await?);
+        let held = store.reservations(true).await?;
         for h in store.hosts().await? {
             let host = h.name.clone();
+            let ready = held
+                .iter()
+                .filter(|r| r.port.is_some() && r.host.as_deref() == Some(host.as_str()))
+                .count();
+            self.host_reservations
+                .get_or_create(&HostLabels { host: host.clone() })
+                .set(to_i64(ready));
             self.host_vms
                 .get_or_create(&HostLabels { host: host.clone() })
                 .set(to_i64(h.used.vms));

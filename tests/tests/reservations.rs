@@ -182,6 +182,18 @@ fn a_reservation_is_root_shares_capacity_survives_a_restart_and_is_released() {
     assert_eq!(s.job(&waiting)["state"], "queued");
     assert_eq!(s.job(&job)["state"], "running");
     assert_eq!(s.job(&job)["reservation"]["id"], id.as_str());
+    let metrics = http()
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ferrotron_host_reservations{") && l.ends_with(" 1")),
+        "{metrics}"
+    );
 
     // Extending: more time, but never past the longest allowed.
     let before = ready["expires_at"].as_str().expect("expiry").to_string();
