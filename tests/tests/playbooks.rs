@@ -256,3 +256,120 @@ fn drain_waits_for_a_running_job_then_resume_reactivates() {
         status.stdout
     );
 }
+
+/// Scripts that start and stop a `serve` of the staging install (this
+/// machine has no systemd): what `ferrotron_service_start_cmd` and
+/// `ferrotron_service_stop_cmd` run.
+fn service_scripts(h: &Harness, root: &Path, listen: &str) -> (PathBuf, PathBuf) {
+    let pid = h.data_dir.join("serve.pid");
+    let log = h.data_dir.join("serve.log");
+    let start = h.data_dir.join("start.sh");
+    let stop = h.data_dir.join("stop.sh");
+    std::fs::write(
+        &start,
+        format!(
+            "#!/bin/sh\nset -e\nFERROTRON_DATA_DIR='{data}' setsid '{bin}' serve --listen {listen} --no-scheduler >>'{log}' 2>&1 </dev/null &\necho $! >'{pid}'\n",
+            data = root.join("var/lib/ferrotron").display(),
+            bin = root.join("usr/local/bin/ferrotron").display(),
+            log = log.display(),
+            pid = pid.display(),
+        ),
+    )
+    .expect("start.sh");
+    std::fs::write(
+        &stop,
+        format!(
+            "#!/bin/sh\n[ -f '{pid}' ] || exit 0\np=$(cat '{pid}')\nkill -TERM \"$p\" 2>/dev/null || true\nwhile kill -0 \"$p\" 2>/dev/null; do sleep 0.2; done\nrm -f '{pid}'\n",
+            pid = pid.display(),
+        ),
+    )
+    .expect("stop.sh");
+    for s in [&start, &stop] {
+        std::fs::set_permissions(s, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    (start, stop)
+}
+
+#[test]
+fn update_drains_updates_restarts_and_resumes_and_a_host_that_does_not_come_back_stops_it() {
+    let h = Harness::new("playbook-update");
+    let root = h.data_dir.join("root");
+    let first = play(&h, "site.yml", &staging(&root));
+    assert_eq!(first.code, Some(0), "{}", first.stdout);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let (start, stop) = service_scripts(&h, &root, &listen);
+    let out = Command::new(&start).output().expect("start");
+    assert!(out.status.success(), "{out:?}");
+    // An old binary on the host: the update replaces it.
+    let installed_bin = root.join("usr/local/bin/ferrotron");
+    let mut old = std::fs::read(&installed_bin).expect("read");
+    old.extend_from_slice(b"old build");
+    std::fs::write(h.data_dir.join("old-ferrotron"), &old).expect("write");
+
+    let mut vars = staging(&root);
+    vars["ferrotron_listen"] = json!(listen);
+    vars["ferrotron_service_stop_cmd"] = json!(stop);
+    vars["ferrotron_service_start_cmd"] = json!(start);
+    vars["ferrotron_drain_timeout"] = json!(30);
+    vars["ferrotron_update_timeout"] = json!(60);
+    // The running service is stopped before its binary is replaced.
+    let out = Command::new(&stop).output().expect("stop");
+    assert!(out.status.success());
+    std::fs::copy(h.data_dir.join("old-ferrotron"), &installed_bin).expect("old binary");
+    std::fs::set_permissions(&installed_bin, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let out = Command::new(&start).output().expect("start");
+    assert!(out.status.success(), "{out:?}");
+
+    let p = play(&h, "update.yml", &vars);
+    assert_eq!(p.code, Some(0), "{}", p.stdout);
+    for task in [
+        "Stop starting jobs",
+        "Wait for jobs in progress to end",
+        "Stop the service (the site's own command)",
+        "Install the ferrotron binary",
+        "Start the service (the site's own command)",
+        "Wait for the service to answer",
+        "Start jobs again",
+    ] {
+        assert!(p.stdout.contains(task), "{task}:\n{}", p.stdout);
+    }
+    assert_eq!(
+        std::fs::read(&installed_bin).expect("read"),
+        std::fs::read(ferrotron_bin()).expect("read"),
+        "the new binary is installed"
+    );
+    let health = ferrotron_tests::service::http()
+        .get(format!("http://{listen}/api/v2.0/healthcheck"))
+        .send()
+        .expect("the updated service answers");
+    assert_eq!(health.status().as_u16(), 200);
+    let status = installed(&root, &["host", "status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).starts_with("active\n"),
+        "resumed: {status:?}"
+    );
+
+    // A host that does not come back: the play stops and it stays idle.
+    vars["ferrotron_service_start_cmd"] = json!("/bin/true");
+    vars["ferrotron_update_timeout"] = json!(4);
+    let p = play(&h, "update.yml", &vars);
+    assert_eq!(p.code, Some(2), "{}", p.stdout);
+    assert!(
+        p.stdout.contains("Wait for the service to answer")
+            && !p.stdout.contains("TASK [Start jobs again]"),
+        "{}",
+        p.stdout
+    );
+    let status = installed(&root, &["host", "status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).starts_with("idle\n"),
+        "left idle: {status:?}"
+    );
+    let out = Command::new(&stop).output().expect("stop");
+    assert!(out.status.success());
+}
