@@ -267,7 +267,20 @@ fn reservations_from_the_command_line_are_reachable_released_and_expire() {
     let public = key.with_extension("pub");
     let public = public.to_str().expect("utf-8");
     let s = Service::start(&h, &["--max-vms", "1"], &[]);
-    let out = h.run(&["reserve", "--ssh-key", public, "--ttl", "1h"]);
+    // The task's repository, checked out through the git cache.
+    let origin = ferrotron_tests::git::origin(&h.data_dir, "taskrepo", 2);
+    let url = format!("file://{}", origin.display());
+    let out = h.run(&[
+        "reserve",
+        "--ssh-key",
+        public,
+        "--ttl",
+        "1h",
+        "--git-repo",
+        &url,
+        "--git-ref",
+        "main",
+    ]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let id = out
         .stdout
@@ -283,6 +296,12 @@ fn reservations_from_the_command_line_are_reachable_released_and_expire() {
         .to_string();
     let (code, who) = ssh_as_printed(&json!({ "ssh_command": ssh_line }), &key, "whoami");
     assert_eq!((code, who.as_str()), (0, "root"), "{who}");
+    let (code, file) = ssh_as_printed(
+        &json!({ "ssh_command": ssh_line }),
+        &key,
+        "cat /root/taskrepo/file",
+    );
+    assert_eq!((code, file.as_str()), (0, "taskrepo 1"), "{file}");
     let key_arg = key.to_str().expect("utf-8");
     let via = h.run(&[
         "ssh",

@@ -39,6 +39,10 @@ pub struct ReserveBody {
     pub ttl: Option<String>,
     pub vcpus: Option<u32>,
     pub memory_mib: Option<u64>,
+    /// A task repository (URL) to find at `/root/<name>` in the VM.
+    pub git_repo: Option<String>,
+    /// Its branch, tag or commit (default HEAD).
+    pub git_ref: Option<String>,
 }
 
 /// `POST /api/v1/reservations/{id}/extend`.
@@ -182,6 +186,8 @@ async fn create_reservation(
             memory_mib: body.memory_mib,
             ssh_key: body.ssh_key,
             requester: who.token,
+            git_repo: body.git_repo,
+            git_ref: body.git_ref,
         })
         .await?;
     Ok((

@@ -24,6 +24,10 @@ pub enum ReservationError {
     Image { spec: String, why: String },
     #[error("{0}")]
     Size(String),
+    #[error(
+        "--git-repo `{0}`: give a URL the git cache can mirror (https://, file://, git@host:)"
+    )]
+    Repo(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -48,6 +52,10 @@ pub struct ReserveArgs {
     pub ssh_key: String,
     /// The token's name (`cli` from the command line).
     pub requester: String,
+    /// A task repository (URL) to find at `/root/<name>` in the VM, at
+    /// `git_ref` (default HEAD), through the git cache.
+    pub git_repo: Option<String>,
+    pub git_ref: Option<String>,
 }
 
 /// How a person reaches a ready reservation.
@@ -89,6 +97,11 @@ impl App {
                 "a VM needs at least 1 vCPU and 64 MiB".into(),
             ));
         }
+        if let Some(repo) = &a.git_repo {
+            if !crate::scheduler::source::is_url(repo) || repo.trim().is_empty() {
+                return Err(ReservationError::Repo(repo.clone()));
+            }
+        }
         let needs = Needs {
             vcpus: a.vcpus.unwrap_or(image.vcpus),
             memory_mib: a.memory_mib.unwrap_or(u64::from(image.memory_mib)),
@@ -111,8 +124,8 @@ impl App {
             requester: a.requester.clone(),
             ssh_key: key,
             ttl_secs: ttl,
-            git_repo: None,
-            git_ref: None,
+            git_repo: a.git_repo.clone(),
+            git_ref: a.git_ref.clone(),
             limit: limits.per_requester,
         };
         Ok(self.store().create_reservation(&new, &job).await?)

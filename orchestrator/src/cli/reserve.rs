@@ -33,6 +33,12 @@ pub struct ReserveCmd {
     /// else ~/.ssh/id_rsa.pub).
     #[arg(long, value_name = "FILE")]
     ssh_key: Option<PathBuf>,
+    /// A task repository (URL) to find at /root/NAME in the VM.
+    #[arg(long)]
+    git_repo: Option<String>,
+    /// Its branch, tag or commit (default HEAD).
+    #[arg(long, requires = "git_repo")]
+    git_ref: Option<String>,
     /// Return once it is queued, without waiting for the VM.
     #[arg(long)]
     no_wait: bool,
@@ -145,6 +151,8 @@ pub fn reserve(settings: &Settings, a: ReserveCmd) -> CmdResult {
         memory_mib: a.memory,
         ssh_key: read_key(a.ssh_key)?,
         requester: CLI_REQUESTER.into(),
+        git_repo: a.git_repo,
+        git_ref: a.git_ref,
     };
     let no_wait = a.no_wait;
     with_app(settings, async |app: &App| -> Result<ExitStatus, Failure> {

@@ -23,6 +23,8 @@ pub struct ReserveRequest {
     pub user_key: String,
     /// A size other than the image's (vCPUs, memory).
     pub needs: Option<crate::placement::Needs>,
+    /// A task repository's tree to put at `/root/<name>`: (folder, name).
+    pub checkout: Option<(std::path::PathBuf, String)>,
 }
 
 /// Boots the VM and authorizes `req.user_key` for root.
@@ -49,6 +51,10 @@ pub fn reserve(
     ));
     let vm = boot_vm(settings, &image, &req.job_id, &job_dir, true, cancel, ui)?;
     authorize(&vm.ssh, &req.user_key)?;
+    if let Some((folder, name)) = &req.checkout {
+        upload_tree(&vm.ssh, folder, name)?;
+        ui.say(&format!("the task repository is in /root/{name}"));
+    }
     let host_key = vm.ssh.host_key.openssh.clone();
     drop(vm.ssh);
     Ok(HeldVm::new(vm.guard, vm.port, host_key, vm.control))
@@ -75,5 +81,71 @@ pub(crate) fn authorize(ssh: &GuestSsh, key: &str) -> Result<(), RunError> {
                 stderr.trim()
             ),
         )),
+    }
+}
+
+/// Puts the files of `folder` at `/root/<name>` in the guest (one tar
+/// stream over the job's SSH session; `name` is a plain word).
+fn upload_tree(ssh: &GuestSsh, folder: &std::path::Path, name: &str) -> Result<(), RunError> {
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(false);
+    tar.append_dir_all(".", folder)
+        .and_then(|()| tar.finish())
+        .map_err(|e| RunError::infra("ssh", format!("packing the task repository: {e}")))?;
+    let bytes = tar
+        .into_inner()
+        .map_err(|e| RunError::infra("ssh", format!("packing the task repository: {e}")))?;
+    let dest = format!("/root/{name}");
+    let (exit, stderr) = ssh
+        .stream(
+            &format!("mkdir -p {dest} && tar -x -f - -C {dest}"),
+            &bytes,
+            |_| {},
+            || Poll::Continue,
+        )
+        .map_err(|e| RunError::infra("ssh", e))?;
+    match exit {
+        Exit::Status(0) => Ok(()),
+        other => Err(RunError::infra(
+            "ssh",
+            format!("unpacking the task repository: {other}: {}", stderr.trim()),
+        )),
+    }
+}
+
+/// The folder name a repository gets in the guest: its URL's last
+/// component without `.git`, letters, digits, `-`, `_` and `.` only.
+pub fn checkout_name(repo: &str) -> String {
+    let last = repo
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or("")
+        .trim_end_matches(".git");
+    let clean: String = last
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .collect();
+    let clean = clean.trim_start_matches('.').to_string();
+    if clean.is_empty() {
+        "task".into()
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkout_names_are_plain_words() {
+        assert_eq!(
+            checkout_name("https://pagure.io/taskotron/tasks.git"),
+            "tasks"
+        );
+        assert_eq!(checkout_name("file:///srv/x/hello/"), "hello");
+        assert_eq!(checkout_name("git@host:a/$(reboot).git"), "reboot");
+        assert_eq!(checkout_name("https://h/.."), "task");
     }
 }

@@ -53,6 +53,55 @@ pub(super) async fn run(
             return;
         }
     };
+    // The task repository asked for, through the git cache.
+    let mut _scratch = None;
+    let mut checkout = None;
+    if let Some(repo) = r.git_repo.clone() {
+        let cache = crate::cache::Cache::new(&settings.data_dir);
+        let scratch_root = settings.data_dir.join("tmp");
+        let (id, reference) = (uuid.clone(), r.git_ref.clone().unwrap_or_default());
+        let repo2 = repo.clone();
+        let export = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&scratch_root).map_err(super::source::SourceError::Scratch)?;
+            super::source::export_tree(&cache, &scratch_root, &id, &repo2, &reference)
+        });
+        match super::renewing(&store, &cfg, &uuid, export).await {
+            Ok(Ok((dir, commit))) => {
+                if let Err(e) = store.set_commit(&uuid, &owner, &commit).await {
+                    tracing::error!("reservation {}: {}", r.id, crate::util::full(&e));
+                }
+                checkout = Some((
+                    dir.path().to_path_buf(),
+                    crate::runner::reserve::checkout_name(&repo),
+                ));
+                _scratch = Some(dir);
+            }
+            Ok(Err(e)) => {
+                let msg = crate::util::full(&e);
+                apply(
+                    &store,
+                    &uuid,
+                    &worker(JobState::Error)
+                        .caused_by(crate::job::Cause::BadInput)
+                        .because(msg.clone()),
+                )
+                .await;
+                end(
+                    &store,
+                    &r,
+                    &format!("could not check out the task repository: {msg}"),
+                )
+                .await;
+                return;
+            }
+            Err(e) => {
+                let msg = format!("the checkout ended abnormally: {e}");
+                apply(&store, &uuid, &worker(JobState::Error).because(msg.clone())).await;
+                end(&store, &r, &msg).await;
+                return;
+            }
+        }
+    }
     apply(&store, &uuid, &worker(JobState::Booting)).await;
     let cancel = Cancel::new();
     let req = ReserveRequest {
@@ -60,6 +109,7 @@ pub(super) async fn run(
         image: job.image.clone(),
         user_key: r.ssh_key.clone(),
         needs: Some(needs),
+        checkout,
     };
     let boot_settings = settings.clone();
     let boot_cancel = cancel.clone();

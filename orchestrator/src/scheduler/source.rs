@@ -159,6 +159,57 @@ pub fn prepare(
     } else {
         job.git_ref.as_str()
     };
+    let (folder, file) = if Path::new(&job.path)
+        .extension()
+        .is_some_and(|e| e == "yml" || e == "yaml")
+    {
+        let p = Path::new(&job.path);
+        (
+            p.parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            p.file_name().map(PathBuf::from).unwrap_or_default(),
+        )
+    } else {
+        (job.path.clone(), PathBuf::from("runtask.yml"))
+    };
+    let (path, commit, scratch) = mirror_export(
+        cache,
+        scratch_root,
+        &manifest,
+        mirrored,
+        &job.uuid,
+        repo,
+        reference,
+        &folder,
+    )?;
+    let formula = load(scratch.path().join(file))?;
+    Ok(Source {
+        formula,
+        git: Some(GitSource {
+            repo: path.as_str().to_string(),
+            reference: reference.to_string(),
+            commit: Some(commit),
+        }),
+        scratch: Some(scratch),
+    })
+}
+
+/// Resolves `reference` of `repo` through the git cache (adding the
+/// repository when it is not mirrored yet) and exports `folder` of that
+/// commit into a fresh scratch folder: (the mirror's path, the commit, the
+/// folder). Blocking (git).
+#[allow(clippy::too_many_arguments)]
+fn mirror_export(
+    cache: &Cache,
+    scratch_root: &Path,
+    manifest: &Manifest,
+    mirrored: Option<RepoPath>,
+    uuid: &str,
+    repo: &str,
+    reference: &str,
+    folder: &str,
+) -> Result<(RepoPath, String, tempfile::TempDir), SourceError> {
     let resolve_err = |source| SourceError::Resolve {
         repo: repo.to_string(),
         reference: reference.to_string(),
@@ -170,7 +221,7 @@ pub fn prepare(
             if let Some(why) = &c.stale {
                 tracing::warn!(
                     "job {}: origin {} did not answer; using the cached copy of {path}: {why}",
-                    job.uuid,
+                    uuid,
                     public_url(repo)
                 );
             }
@@ -190,7 +241,7 @@ pub fn prepare(
             }
             tracing::info!(
                 "job {}: adding {} to the git cache as {path}",
-                job.uuid,
+                uuid,
                 public_url(repo)
             );
             match sync::add(cache, repo, &path) {
@@ -212,21 +263,7 @@ pub fn prepare(
         .prefix("task-")
         .tempdir_in(scratch_root)
         .map_err(SourceError::Scratch)?;
-    let (folder, file) = if Path::new(&job.path)
-        .extension()
-        .is_some_and(|e| e == "yml" || e == "yaml")
-    {
-        let p = Path::new(&job.path);
-        (
-            p.parent()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-            p.file_name().map(PathBuf::from).unwrap_or_default(),
-        )
-    } else {
-        (job.path.clone(), PathBuf::from("runtask.yml"))
-    };
-    checkout::export(cache, &path, &commit, &folder, scratch.path()).map_err(|source| {
+    checkout::export(cache, &path, &commit, folder, scratch.path()).map_err(|source| {
         SourceError::Export {
             repo: repo.to_string(),
             reference: reference.to_string(),
@@ -234,16 +271,45 @@ pub fn prepare(
             source: Box::new(source),
         }
     })?;
-    let formula = load(scratch.path().join(file))?;
-    Ok(Source {
-        formula,
-        git: Some(GitSource {
-            repo: path.as_str().to_string(),
-            reference: reference.to_string(),
-            commit: Some(commit),
-        }),
-        scratch: Some(scratch),
-    })
+    Ok((path, commit, scratch))
+}
+
+/// A repository's tree at `reference`, through the git cache, for a
+/// reservation to carry into its VM: (the folder, the commit). Only a
+/// repository named by URL (`https://`, `file://`): the cache mirrors it.
+pub fn export_tree(
+    cache: &Cache,
+    scratch_root: &Path,
+    uuid: &str,
+    repo: &str,
+    reference: &str,
+) -> Result<(tempfile::TempDir, String), SourceError> {
+    let manifest =
+        Manifest::load(&cache.manifest_path()).map_err(|source| SourceError::Manifest {
+            repo: repo.to_string(),
+            source,
+        })?;
+    let mirrored = manifest
+        .repos
+        .iter()
+        .find(|(_, e)| e.origin.as_deref() == Some(repo))
+        .and_then(|(k, _)| RepoPath::parse(k).ok());
+    let reference = if reference.is_empty() {
+        "HEAD"
+    } else {
+        reference
+    };
+    let (_, commit, scratch) = mirror_export(
+        cache,
+        scratch_root,
+        &manifest,
+        mirrored,
+        uuid,
+        repo,
+        reference,
+        ".",
+    )?;
+    Ok((scratch, commit))
 }
 
 #[cfg(test)]
