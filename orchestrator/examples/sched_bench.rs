@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! cargo run --release -p ferrotron --example sched_bench -- \
-//!     [--pg ADMIN_URL] [--jobs 10000] [--hosts 100] [--decisions 10000] [--max-vms 8]
+//!     [--pg ADMIN_URL] [--jobs 10000] [--hosts 100] [--decisions 10000] [--max-vms 8] [--keep]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -31,6 +31,8 @@ struct Args {
     hosts: usize,
     decisions: usize,
     max_vms: u32,
+    /// Keep the database afterwards (its URL on stderr) to inspect it.
+    keep: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -40,9 +42,14 @@ fn args() -> anyhow::Result<Args> {
         hosts: 100,
         decisions: 10_000,
         max_vms: 8,
+        keep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--keep" {
+            a.keep = true;
+            continue;
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         let num = || {
             value
@@ -101,8 +108,21 @@ async fn open(a: &Args) -> anyhow::Result<(Store, Db)> {
     }
 }
 
-async fn remove(db: Db) -> anyhow::Result<()> {
+async fn remove(db: Db, keep: bool) -> anyhow::Result<()> {
     use sqlx::Executor;
+    if keep {
+        match db {
+            Db::Sqlite { _dir: dir } => {
+                let path = dir.keep().join("q.db");
+                eprintln!("kept: sqlite://{}", path.display());
+            }
+            Db::Postgres { admin, name } => {
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                eprintln!("kept: {base}/{name}");
+            }
+        }
+        return Ok(());
+    }
     if let Db::Postgres { admin, name } = db {
         let pool = sqlx::AnyPool::connect(&admin).await?;
         pool.execute(sqlx::AssertSqlSafe(format!(
@@ -309,7 +329,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
     println!("{out}");
     drop(hosts);
     store.close().await;
-    remove(db).await
+    remove(db, a.keep).await
 }
 
 fn main() -> anyhow::Result<()> {
