@@ -51,6 +51,11 @@ const SQLITE: &Steps = &[
         "outbox",
         include_str!("../../migrations/sqlite/0007_outbox.sql"),
     ),
+    (
+        8,
+        "queue_classes",
+        include_str!("../../migrations/sqlite/0008_queue_classes.sql"),
+    ),
 ];
 
 const POSTGRES: &Steps = &[
@@ -88,6 +93,11 @@ const POSTGRES: &Steps = &[
         7,
         "outbox",
         include_str!("../../migrations/postgres/0007_outbox.sql"),
+    ),
+    (
+        8,
+        "queue_classes",
+        include_str!("../../migrations/postgres/0008_queue_classes.sql"),
     ),
 ];
 
