@@ -9,7 +9,9 @@
 //! its oldest job (domain destroyed, job passed). Neither is timed.
 //!
 //! Prints one JSON line: decisions, p50/p99/mean/max per decision in ms,
-//! the sum of the decisions and the wall time. Used by
+//! the sum of the decisions and the wall time, and p50/p99 of a minimal
+//! durable write transaction on the same database (the disk's floor under
+//! every decision, which commits one). Used by
 //! scripts/bench_sched.py (`make bench`).
 //!
 //! ```text
@@ -24,6 +26,9 @@ use ferrotron::job::{JobState, Move};
 use ferrotron::placement::{Ledger, Needs};
 use ferrotron::scheduler::simhost::SimHost;
 use ferrotron::store::{now_micros, HostRecord, NewQueuedJob, Store};
+
+/// Durable write transactions timed after the decisions.
+const COMMITS: usize = 500;
 
 struct Args {
     pg: Option<String>,
@@ -280,6 +285,15 @@ async fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     let wall = t0.elapsed();
+    // The floor under every decision: one durable write transaction (a
+    // flag set, fsync at commit), timed the same way.
+    let mut commits = Vec::with_capacity(COMMITS);
+    for i in 0..COMMITS {
+        let t = Instant::now();
+        store.set_flag("bench-commit", Some(&i.to_string())).await?;
+        commits.push(t.elapsed());
+    }
+    commits.sort();
     // Never over capacity, and libvirt holds exactly what the ledgers do.
     let mut running = 0;
     for h in &hosts {
@@ -325,6 +339,8 @@ async fn run(a: Args) -> anyhow::Result<()> {
         "decisions_total_s": sum.as_secs_f64(),
         "wall_s": wall.as_secs_f64(),
         "fill_s": fill.as_secs_f64(),
+        "commit_p50_ms": percentile(&commits, 50.0),
+        "commit_p99_ms": percentile(&commits, 99.0),
     });
     println!("{out}");
     drop(hosts);

@@ -21,13 +21,18 @@ SELECT DISTINCT CAST(COALESCE(task, '') AS TEXT), priority,
     CAST(COALESCE(vcpus, -1) AS BIGINT), CAST(COALESCE(memory_mib, -1) AS BIGINT)
 FROM jobs WHERE queued = 1 AND state = 'queued';
 
--- A class's queued jobs, oldest first: its head is one index seek. (The
--- CASTs give the expressions a type: SQLite uses an index on an
--- expression for a comparison with a typed column only then.)
-CREATE INDEX jobs_class_head ON jobs (
-    CAST(COALESCE(task, '') AS TEXT), priority, CAST(COALESCE(vcpus, -1) AS BIGINT),
-    CAST(COALESCE(memory_mib, -1) AS BIGINT), created_at, uuid, not_before
-) WHERE queued = 1 AND state = 'queued';
+-- A class's queued jobs, oldest first: its head is one index seek. This
+-- replaces jobs_queue (queued, state, priority, created_at), whose prefix
+-- it keeps: with the same first columns a planner without statistics yet
+-- (a fresh PostgreSQL table) took that one and filtered every queued job
+-- of the priority. The CASTs give the expressions a type: SQLite uses an
+-- index on an expression for a comparison with a typed column only then.
+DROP INDEX jobs_queue;
+CREATE INDEX jobs_queue_class ON jobs (
+    queued, state, CAST(COALESCE(task, '') AS TEXT), priority,
+    CAST(COALESCE(vcpus, -1) AS BIGINT), CAST(COALESCE(memory_mib, -1) AS BIGINT),
+    created_at, uuid, not_before
+);
 
 -- Jobs in progress (scheduled to reporting) per task, for fairness: kept
 -- by every move of a queued job in the move's transaction.

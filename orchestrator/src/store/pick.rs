@@ -10,7 +10,7 @@
 //! priority and a recorded size (-1: none, the claiming worker's default).
 //! Within a class only age orders jobs and every job fits or none does, so
 //! a class's best job is its oldest eligible one (one seek in the index
-//! `jobs_class_head`); the pick reads the heads of the classes that fit and
+//! `jobs_queue_class`); the pick reads the heads of the classes that fit and
 //! orders those few rows. Its cost grows with the number of classes and of
 //! jobs in progress, not with the queue.
 //!
@@ -24,11 +24,11 @@ use super::{row_get, Backend, Store, StoreError, WriteTx};
 use crate::placement::{Free, Needs};
 
 /// The class columns of a job row, as `queue_classes` stores them and
-/// `jobs_class_head` indexes them (the same expressions, CASTs included).
+/// `jobs_queue_class` indexes them (the same expressions, CASTs included).
 const CLASS_OF_JOB: &str = "CAST(COALESCE(task, '') AS TEXT), priority, \
      CAST(COALESCE(vcpus, -1) AS BIGINT), CAST(COALESCE(memory_mib, -1) AS BIGINT)";
 
-/// `q` is a queued job of class `c` (the columns of `jobs_class_head`).
+/// `q` is a queued job of class `c` (the columns of `jobs_queue_class`).
 const IN_CLASS: &str = "q.queued = 1 AND q.state = 'queued' \
      AND CAST(COALESCE(q.task, '') AS TEXT) = c.task AND q.priority = c.priority \
      AND CAST(COALESCE(q.vcpus, -1) AS BIGINT) = c.vcpus \
@@ -91,20 +91,30 @@ pub(super) async fn pick_in(
     free: Free,
     default: Needs,
 ) -> Result<Option<(String, Needs)>, StoreError> {
+    // Each class's head by two seeks (its uuid and its creation time),
+    // never a join back to `jobs`: PostgreSQL's generic plan for that join
+    // hashed the whole table. MATERIALIZED: the heads are read once, not
+    // once per reference in the outer query.
+    let head = |col: &str| {
+        format!(
+            "(SELECT q.{col} FROM jobs q WHERE {IN_CLASS} AND q.not_before <= $1 \
+             ORDER BY q.created_at, q.uuid LIMIT 1)"
+        )
+    };
     let sql = format!(
-        "SELECT j.uuid, h.need_vcpus, h.need_memory FROM \
-         (SELECT c.task, c.priority, \
+        "WITH h AS MATERIALIZED (SELECT c.task, c.priority, \
           CASE WHEN c.vcpus < 0 THEN $2 ELSE c.vcpus END AS need_vcpus, \
           CASE WHEN c.memory_mib < 0 THEN $3 ELSE c.memory_mib END AS need_memory, \
-          (SELECT q.uuid FROM jobs q WHERE {IN_CLASS} AND q.not_before <= $1 \
-           ORDER BY q.created_at, q.uuid LIMIT 1) AS head \
+          {} AS uuid, {} AS created_at \
           FROM queue_classes c \
           WHERE CASE WHEN c.vcpus < 0 THEN $2 ELSE c.vcpus END <= $4 \
-          AND CASE WHEN c.memory_mib < 0 THEN $3 ELSE c.memory_mib END <= $5) h \
-         JOIN jobs j ON j.uuid = h.head \
-         LEFT JOIN task_load r ON r.task = h.task \
-         ORDER BY h.priority DESC, COALESCE(r.running, 0) ASC, j.created_at ASC, j.uuid ASC \
-         LIMIT 1"
+          AND CASE WHEN c.memory_mib < 0 THEN $3 ELSE c.memory_mib END <= $5) \
+         SELECT h.uuid, h.need_vcpus, h.need_memory FROM h \
+         LEFT JOIN task_load r ON r.task = h.task WHERE h.uuid IS NOT NULL \
+         ORDER BY h.priority DESC, COALESCE(r.running, 0) ASC, h.created_at ASC, h.uuid ASC \
+         LIMIT 1",
+        head("uuid"),
+        head("created_at")
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(now)
