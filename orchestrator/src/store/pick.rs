@@ -19,7 +19,7 @@
 //! the queue keeps its row (a probe that finds nothing) until
 //! [`Store::prune_queue_classes`] removes it.
 
-use super::queue::to_i64;
+use super::queue::{to_i64, NewQueuedJob};
 use super::{row_get, Backend, Store, StoreError, WriteTx};
 use crate::placement::{Free, Needs};
 
@@ -34,30 +34,55 @@ const IN_CLASS: &str = "q.queued = 1 AND q.state = 'queued' \
      AND CAST(COALESCE(q.vcpus, -1) AS BIGINT) = c.vcpus \
      AND CAST(COALESCE(q.memory_mib, -1) AS BIGINT) = c.memory_mib";
 
-/// Which queued jobs' classes to record.
-pub(super) enum Jobs<'a> {
-    /// The jobs of one message (after enqueueing it).
-    OfMessage(&'a str),
-    /// One job (after it moved back to `queued`).
-    One(&'a str),
+/// The class of a job being enqueued: the values [`CLASS_OF_JOB`] gives
+/// its row.
+pub(super) fn class_of(job: &NewQueuedJob) -> (String, i64, i64, i64) {
+    let (vcpus, memory) = job
+        .needs
+        .map_or((-1, -1), |n| (i64::from(n.vcpus), to_i64(n.memory_mib)));
+    (job.task.clone(), job.priority, vcpus, memory)
 }
 
-/// Adds the classes of `jobs` that are queued to `queue_classes` (a class
-/// already there stays as it is).
-pub(super) async fn note_classes_in(tx: &mut WriteTx, jobs: Jobs<'_>) -> Result<(), StoreError> {
-    let (column, key) = match jobs {
-        Jobs::OfMessage(id) => ("message_id", id),
-        Jobs::One(uuid) => ("uuid", uuid),
-    };
+/// Adds the classes of jobs being enqueued to `queue_classes` (a class
+/// already there stays as it is). From the values, not by reading the
+/// jobs back: SQLite, without statistics, would read them through
+/// `jobs_queue_class` (every queued job) rather than `jobs_message`.
+pub(super) async fn note_new_classes_in(
+    tx: &mut WriteTx,
+    jobs: &[NewQueuedJob],
+) -> Result<(), StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    for class in jobs.iter().map(class_of) {
+        if !seen.insert(class.clone()) {
+            continue;
+        }
+        let (task, priority, vcpus, memory) = class;
+        sqlx::query(
+            "INSERT INTO queue_classes (task, priority, vcpus, memory_mib) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(task)
+        .bind(priority)
+        .bind(vcpus)
+        .bind(memory)
+        .execute(&mut *tx.tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Adds the class of job `uuid` to `queue_classes` when the job is queued
+/// (after it moved back to `queued`).
+pub(super) async fn note_class_in(tx: &mut WriteTx, uuid: &str) -> Result<(), StoreError> {
     // The WHERE clause also keeps SQLite's parser from reading
     // `ON CONFLICT` as a join constraint.
     let sql = format!(
         "INSERT INTO queue_classes (task, priority, vcpus, memory_mib) \
-         SELECT DISTINCT {CLASS_OF_JOB} FROM jobs \
-         WHERE {column} = $1 AND queued = 1 AND state = 'queued' ON CONFLICT DO NOTHING"
+         SELECT {CLASS_OF_JOB} FROM jobs \
+         WHERE uuid = $1 AND queued = 1 AND state = 'queued' ON CONFLICT DO NOTHING"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(key.to_string())
+        .bind(uuid.to_string())
         .execute(&mut *tx.tx)
         .await?;
     Ok(())
@@ -178,8 +203,8 @@ impl Store {
 mod tests {
     use super::*;
     use crate::job::{JobState, Move, IN_PROGRESS_SQL};
+    use crate::store::now_micros;
     use crate::store::queue::tests::{pg_drop, pg_store};
-    use crate::store::{now_micros, NewQueuedJob};
 
     async fn sqlite(dir: &tempfile::TempDir) -> Store {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());

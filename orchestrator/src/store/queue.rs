@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 
 use super::jobs::{insert_transition, TransitionRow};
 use super::lifecycle::transition_in;
-use super::pick::{note_classes_in, pick_in, Jobs};
+use super::pick::{note_new_classes_in, pick_in};
 use super::{now_micros, row_get, Store, StoreError, WriteTx};
 use crate::job::{Actor, JobState, Move, IN_PROGRESS_SQL};
 use crate::placement::{Free, Needs};
@@ -204,7 +204,7 @@ async fn enqueue_in(
         insert_transition(tx, &uuid, None, &t).await?;
         out.push(uuid);
     }
-    note_classes_in(tx, Jobs::OfMessage(message_id)).await?;
+    note_new_classes_in(tx, jobs).await?;
     Ok(Enqueued {
         jobs: out,
         duplicate: false,
