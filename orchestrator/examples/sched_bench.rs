@@ -9,12 +9,14 @@
 //! its oldest job (domain destroyed, job passed). Neither is timed.
 //!
 //! Prints one JSON line: decisions, p50/p99/mean/max per decision in ms,
-//! the sum of the decisions and the wall time. Used by
+//! the sum of the decisions and the wall time, and p50/p99 of a minimal
+//! durable write transaction on the same database (the disk's floor under
+//! every decision, which commits one). Used by
 //! scripts/bench_sched.py (`make bench`).
 //!
 //! ```text
 //! cargo run --release -p ferrotron --example sched_bench -- \
-//!     [--pg ADMIN_URL] [--jobs 10000] [--hosts 100] [--decisions 10000] [--max-vms 8]
+//!     [--pg ADMIN_URL] [--jobs 10000] [--hosts 100] [--decisions 10000] [--max-vms 8] [--keep]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -25,12 +27,17 @@ use ferrotron::placement::{Ledger, Needs};
 use ferrotron::scheduler::simhost::SimHost;
 use ferrotron::store::{now_micros, HostRecord, NewQueuedJob, Store};
 
+/// Durable write transactions timed after the decisions.
+const COMMITS: usize = 500;
+
 struct Args {
     pg: Option<String>,
     jobs: usize,
     hosts: usize,
     decisions: usize,
     max_vms: u32,
+    /// Keep the database afterwards (its URL on stderr) to inspect it.
+    keep: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -40,9 +47,14 @@ fn args() -> anyhow::Result<Args> {
         hosts: 100,
         decisions: 10_000,
         max_vms: 8,
+        keep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--keep" {
+            a.keep = true;
+            continue;
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         let num = || {
             value
@@ -101,8 +113,36 @@ async fn open(a: &Args) -> anyhow::Result<(Store, Db)> {
     }
 }
 
-async fn remove(db: Db) -> anyhow::Result<()> {
+/// Brings PostgreSQL's statistics up to date after the fill, as its
+/// autovacuum does in a running service within a minute or so (SQLite
+/// gathers none unless told to, so neither does the bench there). Without
+/// them the first minute's plans are made for an empty table.
+async fn analyze(db: &Db) -> anyhow::Result<()> {
     use sqlx::Executor;
+    if let Db::Postgres { admin, name } = db {
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let pool = sqlx::AnyPool::connect(&format!("{base}/{name}")).await?;
+        pool.execute("ANALYZE").await?;
+        pool.close().await;
+    }
+    Ok(())
+}
+
+async fn remove(db: Db, keep: bool) -> anyhow::Result<()> {
+    use sqlx::Executor;
+    if keep {
+        match db {
+            Db::Sqlite { _dir: dir } => {
+                let path = dir.keep().join("q.db");
+                eprintln!("kept: sqlite://{}", path.display());
+            }
+            Db::Postgres { admin, name } => {
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                eprintln!("kept: {base}/{name}");
+            }
+        }
+        return Ok(());
+    }
     if let Db::Postgres { admin, name } = db {
         let pool = sqlx::AnyPool::connect(&admin).await?;
         pool.execute(sqlx::AssertSqlSafe(format!(
@@ -227,6 +267,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         next += batch.len();
     }
     let fill = t_fill.elapsed();
+    analyze(&db).await?;
     let mut times = Vec::with_capacity(a.decisions);
     let (mut placed, mut empty) = (0usize, 0usize);
     let t0 = Instant::now();
@@ -260,6 +301,15 @@ async fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     let wall = t0.elapsed();
+    // The floor under every decision: one durable write transaction (a
+    // flag set, fsync at commit), timed the same way.
+    let mut commits = Vec::with_capacity(COMMITS);
+    for i in 0..COMMITS {
+        let t = Instant::now();
+        store.set_flag("bench-commit", Some(&i.to_string())).await?;
+        commits.push(t.elapsed());
+    }
+    commits.sort();
     // Never over capacity, and libvirt holds exactly what the ledgers do.
     let mut running = 0;
     for h in &hosts {
@@ -305,11 +355,13 @@ async fn run(a: Args) -> anyhow::Result<()> {
         "decisions_total_s": sum.as_secs_f64(),
         "wall_s": wall.as_secs_f64(),
         "fill_s": fill.as_secs_f64(),
+        "commit_p50_ms": percentile(&commits, 50.0),
+        "commit_p99_ms": percentile(&commits, 99.0),
     });
     println!("{out}");
     drop(hosts);
     store.close().await;
-    remove(db).await
+    remove(db, a.keep).await
 }
 
 fn main() -> anyhow::Result<()> {

@@ -49,6 +49,9 @@ use crate::store::{
 /// (`ferrotron host idle --all`).
 pub const IDLE_FLAG: &str = "idle";
 
+/// How often a scheduler drops the queue's emptied classes.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
 /// The flag that stops one host (`ferrotron host idle` there), so an
 /// operator drains one hypervisor of a fleet sharing one queue.
 pub fn host_idle_flag(host: &str) -> String {
@@ -163,6 +166,9 @@ pub async fn run(
         running_jobs.insert(task.id(), a.key);
     }
     let mut beat = Heartbeat::new(&cfg, capacity);
+    // Classes of the queue that emptied are dropped now and then (each costs
+    // claims a probe that finds nothing, not a wrong pick).
+    let mut last_prune = std::time::Instant::now();
     tracing::info!(
         "scheduler {} started: at most {} VM(s), {} vCPU(s) and {} MiB at once",
         cfg.owner,
@@ -183,6 +189,12 @@ pub async fn run(
             Ok(0) => {}
             Ok(n) => tracing::warn!("{n} reservation(s) of hosts gone away expired: ended"),
             Err(e) => tracing::error!("reservations: {}", crate::util::full(&e)),
+        }
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            last_prune = std::time::Instant::now();
+            if let Err(e) = store.prune_queue_classes().await {
+                tracing::error!("queue classes: {}", crate::util::full(&e));
+            }
         }
         beat.send(&store, ledger.used()).await;
         match store.fail_unplaceable(default_needs).await {

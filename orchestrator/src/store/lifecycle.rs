@@ -8,6 +8,7 @@
 //! it.
 
 use super::jobs::{insert_transition, TransitionRow};
+use super::pick::{add_load_in, note_class_in};
 use super::{row_get, Store, StoreError, WriteTx};
 use crate::job::{Actor, InvalidTransition, JobState, LeaseEffect, Move};
 
@@ -103,6 +104,13 @@ pub(super) async fn transition_in(
         return Ok(Transitioned::NotHeld { state: from });
     }
     insert_transition(tx, uuid, Some(from), &TransitionRow { state: mv.to, at }).await?;
+    if mv.to == JobState::Queued {
+        note_class_in(tx, uuid).await?;
+    }
+    let load = i64::from(mv.to.is_in_progress()) - i64::from(from.is_in_progress());
+    if load != 0 {
+        add_load_in(tx, uuid, load).await?;
+    }
     Ok(Transitioned::Moved { from })
 }
 

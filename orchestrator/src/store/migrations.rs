@@ -52,6 +52,11 @@ const SQLITE: &Steps = &[
         include_str!("../../migrations/sqlite/0007_outbox.sql"),
     ),
     (
+        8,
+        "queue_classes",
+        include_str!("../../migrations/sqlite/0008_queue_classes.sql"),
+    ),
+    (
         9,
         "search",
         include_str!("../../migrations/sqlite/0009_search.sql"),
@@ -98,6 +103,11 @@ const POSTGRES: &Steps = &[
         7,
         "outbox",
         include_str!("../../migrations/postgres/0007_outbox.sql"),
+    ),
+    (
+        8,
+        "queue_classes",
+        include_str!("../../migrations/postgres/0008_queue_classes.sql"),
     ),
     (
         9,

@@ -17,6 +17,7 @@ mod jobs;
 mod lifecycle;
 mod migrations;
 mod outbox;
+mod pick;
 mod query;
 mod queue;
 mod reservations;

@@ -5,17 +5,23 @@
 //!
 //! Claiming is a guarded UPDATE (`WHERE state = 'queued'`): of two workers
 //! racing for one job, exactly one changes a row; the other sees 0 rows
-//! changed and tries the next candidate. That works the same on SQLite and
-//! PostgreSQL without `SELECT ... FOR UPDATE SKIP LOCKED`.
+//! changed and picks again. That works the same on SQLite and PostgreSQL
+//! without `SELECT ... FOR UPDATE SKIP LOCKED`. Which job a claim picks is
+//! [`pick`](super::pick)'s business.
 
 use sqlx::any::AnyRow;
 
 use super::jobs::{insert_transition, TransitionRow};
 use super::lifecycle::transition_in;
+use super::pick::{note_new_classes_in, pick_in};
 use super::reservations::RESERVATION_TASK;
 use super::{now_micros, row_get, Store, StoreError, WriteTx};
 use crate::job::{Actor, JobState, Move, IN_PROGRESS_SQL};
 use crate::placement::{Free, Needs};
+
+/// How many times a claim picks again after losing its pick to another
+/// worker before it gives up (this time round).
+const CLAIM_ROUNDS: usize = 8;
 
 /// One job to put in the queue.
 #[derive(Debug, Clone)]
@@ -199,6 +205,7 @@ pub(super) async fn enqueue_in(
         insert_transition(tx, &uuid, None, &t).await?;
         out.push(uuid);
     }
+    note_new_classes_in(tx, jobs).await?;
     Ok(Enqueued {
         jobs: out,
         duplicate: false,
@@ -317,59 +324,34 @@ impl Store {
         if free.vms == 0 {
             return Ok(None);
         }
-        // The jobs in progress per task are counted once per claim (a
-        // derived table), not once per candidate row.
-        let sql = format!(
-            "SELECT j.uuid, COALESCE(j.vcpus, $2) AS need_vcpus, \
-             COALESCE(j.memory_mib, $3) AS need_memory FROM jobs j \
-             LEFT JOIN (SELECT task, COUNT(*) AS n FROM jobs WHERE queued = 1 \
-              AND state IN {IN_PROGRESS_SQL} GROUP BY task) r ON r.task = j.task \
-             WHERE j.queued = 1 AND j.state = 'queued' AND j.not_before <= $1 \
-             AND COALESCE(j.vcpus, $2) <= $4 AND COALESCE(j.memory_mib, $3) <= $5 \
-             ORDER BY j.priority DESC, COALESCE(r.n, 0) ASC, j.created_at ASC, j.uuid ASC \
-             LIMIT 8"
-        );
-        for _round in 0..4 {
+        // Pick and claim in one transaction; a claim lost to another
+        // worker (PostgreSQL) picks again.
+        for _round in 0..CLAIM_ROUNDS {
             let now = now_micros();
-            let candidates = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(now)
-                .bind(i64::from(default.vcpus))
-                .bind(to_i64(default.memory_mib))
-                .bind(i64::from(free.vcpus))
-                .bind(to_i64(free.memory_mib))
-                .fetch_all(&self.pool)
-                .await?;
-            if candidates.is_empty() {
+            let mut tx = self.begin().await?;
+            let Some((uuid, needs)) = pick_in(&mut tx, now, free, default).await? else {
                 return Ok(None);
+            };
+            let claim = Move::new(
+                JobState::Scheduled,
+                Actor::Claim {
+                    owner: owner.to_string(),
+                    lease_until: now + lease_micros,
+                },
+            );
+            if !transition_in(&mut tx, &uuid, &claim, now).await?.moved() {
+                continue;
             }
-            for c in &candidates {
-                let uuid: String = row_get(c, "uuid")?;
-                let needs = Needs {
-                    vcpus: u32::try_from(row_get::<i64>(c, "need_vcpus")?).unwrap_or(u32::MAX),
-                    memory_mib: u64::try_from(row_get::<i64>(c, "need_memory")?).unwrap_or(0),
-                };
-                let mut tx = self.begin().await?;
-                let claim = Move::new(
-                    JobState::Scheduled,
-                    Actor::Claim {
-                        owner: owner.to_string(),
-                        lease_until: now + lease_micros,
-                    },
-                );
-                if !transition_in(&mut tx, &uuid, &claim, now).await?.moved() {
-                    continue;
-                }
-                let row = sqlx::query(
-                    "SELECT uuid, item, item_type, arch, task, repo, git_ref, task_path, image, \
-                     attempts, max_attempts, timeout_secs, created_at FROM jobs WHERE uuid = $1",
-                )
-                .bind(uuid.clone())
-                .fetch_one(&mut *tx.tx)
-                .await?;
-                let job = claimed_from_row(&row)?;
-                tx.commit().await?;
-                return Ok(Some((job, needs)));
-            }
+            let row = sqlx::query(
+                "SELECT uuid, item, item_type, arch, task, repo, git_ref, task_path, image, \
+                 attempts, max_attempts, timeout_secs, created_at FROM jobs WHERE uuid = $1",
+            )
+            .bind(uuid.clone())
+            .fetch_one(&mut *tx.tx)
+            .await?;
+            let job = claimed_from_row(&row)?;
+            tx.commit().await?;
+            return Ok(Some((job, needs)));
         }
         Ok(None)
     }
