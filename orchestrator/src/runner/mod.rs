@@ -419,6 +419,12 @@ pub fn run(
     req.reached(JobState::Scheduled);
     let upload_agent =
         agent_to_upload(settings, &image).map_err(|e| RunError::infra("image", e))?;
+    if upload_agent.is_none() && image.agent_sha256.is_empty() {
+        return Err(RunError::BadInput(format!(
+            "image {} carries no guest agent (an imported cloud image): give one with --agent or FERROTRON_AGENT",
+            image.label()
+        )));
+    }
     ui.say(&format!(
         "job {job_id}: {} for {} {} on {}",
         req.formula.name,
@@ -478,6 +484,7 @@ pub fn run(
         cancel,
         template,
         key_blob: keys.blob(),
+        public_key: &keys.public_openssh,
     };
     let booted = match (start(request(template.as_ref())), &template) {
         (Err(e), Some(t)) if !cancel.is_cancelled() => {
@@ -511,8 +518,14 @@ pub fn run(
     let t = Instant::now();
     let stream = booted.wait_for_ssh(cancel).map_err(boot_error)?;
     let guard = booted.guard;
-    let ssh = GuestSsh::handshake(stream, booted.port, &keys, Duration::from_secs(30))
-        .map_err(|e| RunError::infra("ssh", e))?;
+    let ssh = GuestSsh::handshake(
+        stream,
+        booted.port,
+        &keys,
+        &image.user,
+        Duration::from_secs(30),
+    )
+    .map_err(|e| RunError::infra("ssh", e))?;
     tracing::debug!("ssh session authenticated after {:?}", t.elapsed());
     let known = format!("[127.0.0.1]:{} {}\n", booted.port, ssh.host_key.openssh);
     let _ = std::fs::write(job_dir.join("known_hosts"), known);
@@ -524,9 +537,13 @@ pub fn run(
 
     // The git cache, for a job that clones its task from it.
     let cache_access = match (&req.git, settings.cache_access) {
-        (Some(_), crate::cache::checkout::CacheAccess::Tunnel) => {
-            Some(open_cache_tunnel(settings, &spec, booted.port, &keys)?)
-        }
+        (Some(_), crate::cache::checkout::CacheAccess::Tunnel) => Some(open_cache_tunnel(
+            settings,
+            &spec,
+            booted.port,
+            &keys,
+            &image.user,
+        )?),
         _ => None,
     };
     // The package proxy, for a job that installs packages.
@@ -536,6 +553,7 @@ pub fn run(
             &install.repositories,
             booted.port,
             &keys,
+            &image.user,
         )?),
         _ => None,
     };
@@ -561,11 +579,17 @@ pub fn run(
         GUEST_AGENT.to_string()
     };
     let gd = shell_quote(&guest_dir.display().to_string());
-    let command = format!(
-        "tar -x -f - -C {GUEST_JOBS} && exec {} run {}",
+    // A cloud image has no jobs folder of its own.
+    let mkdir = if image.boots_from_disk() {
+        format!("mkdir -p -m 0755 {GUEST_JOBS} && ")
+    } else {
+        String::new()
+    };
+    let command = image.as_root(&format!(
+        "{mkdir}tar -x -f - -C {GUEST_JOBS} && exec {} run {}",
         shell_quote(&agent),
         shell_quote(&guest_dir.join("job.json").display().to_string())
-    );
+    ));
     let budget = req.timeout.unwrap_or_else(|| task_budget(&spec));
     let name = guard.name().to_string();
     let ran = task::run(task::TaskRun {
@@ -598,7 +622,10 @@ pub fn run(
     let t = Instant::now();
     let artifacts = job_dir.join("artifacts");
     let collected = if vm_alive && !ssh.is_broken() {
-        ssh.download_tar(&format!("tar -c -f - -C {gd}/artifacts ."), &artifacts)
+        ssh.download_tar(
+            &image.as_root(&format!("tar -c -f - -C {gd}/artifacts .")),
+            &artifacts,
+        )
     } else {
         Ok(0)
     };
@@ -623,6 +650,7 @@ pub fn run(
         &guard,
         booted.port,
         &keys,
+        &image.user,
         &job_dir,
         cancel,
         ui,
@@ -671,6 +699,7 @@ fn open_cache_tunnel(
     spec: &JobSpec,
     ssh_port: u16,
     keys: &KeyPair,
+    user: &str,
 ) -> Result<
     (
         crate::cache::tunnel::Tunnel,
@@ -687,7 +716,7 @@ fn open_cache_tunnel(
         .and_then(|r| crate::cache::RepoPath::parse(r).map_err(|e| RunError::infra("ssh", e)))?;
     let server = JobServer::start(crate::cache::Cache::new(&settings.data_dir), repo)
         .map_err(|e| RunError::infra("ssh", e))?;
-    let tunnel = Tunnel::open(ssh_port, keys, GUEST_PORT, server.addr)
+    let tunnel = Tunnel::open(ssh_port, keys, user, GUEST_PORT, server.addr)
         .map_err(|e| RunError::infra("ssh", e))?;
     Ok((tunnel, server))
 }
@@ -699,6 +728,7 @@ fn open_package_tunnel(
     repositories: &[String],
     ssh_port: u16,
     keys: &KeyPair,
+    user: &str,
 ) -> Result<
     (
         crate::cache::tunnel::Tunnel,
@@ -714,8 +744,9 @@ fn open_package_tunnel(
     let proxy =
         crate::packages::proxy::ProxyServer::start(repositories, &settings.packages.mirrors, cache)
             .map_err(|e| RunError::infra("ssh", crate::util::full(&e)))?;
-    let tunnel = crate::cache::tunnel::Tunnel::open(ssh_port, keys, PACKAGE_PROXY_PORT, proxy.addr)
-        .map_err(|e| RunError::infra("ssh", e))?;
+    let tunnel =
+        crate::cache::tunnel::Tunnel::open(ssh_port, keys, user, PACKAGE_PROXY_PORT, proxy.addr)
+            .map_err(|e| RunError::infra("ssh", e))?;
     Ok((tunnel, proxy))
 }
 
@@ -790,6 +821,7 @@ fn keep_if_asked(
     guard: &VmGuard,
     port: u16,
     keys: &KeyPair,
+    user: &str,
     job_dir: &Path,
     cancel: &Cancel,
     ui: &Progress,
@@ -806,7 +838,7 @@ fn keep_if_asked(
         keep.as_secs()
     ));
     ui.say(&format!(
-        "  ssh -i {} -p {port} -o UserKnownHostsFile={} root@127.0.0.1",
+        "  ssh -i {} -p {port} -o UserKnownHostsFile={} {user}@127.0.0.1",
         keys.private_path.display(),
         job_dir.join("known_hosts").display()
     ));

@@ -185,6 +185,7 @@ fn probe_kvm(
             cancel,
             template: None,
             key_blob: keys.blob(),
+            public_key: &keys.public_openssh,
         })
         .map_err(|e| first_line(&crate::util::full(&e)))?;
         let waited = started

@@ -13,6 +13,7 @@ pub mod ports;
 pub mod reaper;
 pub mod savefile;
 pub mod saverestore;
+pub mod seed;
 pub mod warm;
 
 pub use accel::Accel;

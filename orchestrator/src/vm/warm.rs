@@ -242,6 +242,7 @@ fn build(
         console_log: console_log.clone(),
         ssh_port: ports::free_loopback_port().map_err(folder)?,
         vm_dir: work.clone(),
+        disk_boot: None,
     };
     cancel.track(hv.clone(), &name);
     hv.start(&spec)?;
