@@ -354,8 +354,10 @@ fn import_manifest(
             memory_mib: req.memory_mib,
             vcpus: req.vcpus,
             ssh_timeout_secs: req.ssh_timeout_secs,
-            // No guest-side waiter for the ttyS1 contract yet: cold boots.
-            warm_start: false,
+            // The orchestrator installs its waiter for the ttyS1 contract
+            // in the template (BIOS only: a restored UEFI guest would need
+            // its NVRAM copied too).
+            warm_start: req.firmware == Firmware::Bios,
         },
         import: Some(ImportInfo {
             source: file_name,
@@ -419,7 +421,7 @@ mod tests {
             .expect("import");
         let m = &img.manifest;
         assert_eq!(m.boot.source, BootSource::Disk);
-        assert!(!m.boot.warm_start);
+        assert!(m.boot.warm_start, "BIOS images warm-start");
         let i = m.import.as_ref().expect("import info");
         assert_eq!((i.format.as_str(), i.size), ("raw", 2 << 20));
         assert_eq!(i.source, "cloud.raw");

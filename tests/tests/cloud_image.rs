@@ -67,11 +67,60 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .to_string()
 }
 
-/// `ferrotron ARGS` with an image store of this test's own.
+/// `ferrotron ARGS` with an image store and warm-start templates of this
+/// test's own (removed with its data folder).
 fn ferrotron(h: &Harness, args: &[&str]) -> ferrotron_tests::Output {
     let mut c = h.command(args);
-    c.env("FERROTRON_IMAGES_DIR", h.data_dir.join("images"));
+    c.env("FERROTRON_IMAGES_DIR", h.data_dir.join("images"))
+        .env("FERROTRON_TEMPLATES_DIR", h.data_dir.join("templates"));
     h.run_command(c)
+}
+
+fn run_hello(h: &Harness, image: &str, start: &str) -> ferrotron_tests::Output {
+    let started = std::time::Instant::now();
+    let out = ferrotron(
+        h,
+        &[
+            "run",
+            "--libvirt",
+            "--start",
+            start,
+            "-i",
+            ITEM,
+            "-t",
+            "koji_build",
+            "--image",
+            image,
+            "examples/hello/runtask.yml",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    eprintln!(
+        "{start} job on {image} took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(out.stdout.contains("ok 1 - "), "{}", out.stdout);
+    assert!(out.stdout.contains("ok 2 - "), "{}", out.stdout);
+    assert!(!out.stdout.contains("not ok"), "{}", out.stdout);
+    assert!(out.stderr.contains("running as root"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("(agent will be updated)"),
+        "the agent is uploaded: {}",
+        out.stderr
+    );
+    h.assert_nothing_left(&out.job_id().expect("job id"));
+    out
+}
+
+/// The host key a job recorded.
+fn host_key(h: &Harness, out: &ferrotron_tests::Output) -> String {
+    let id = out.job_id().expect("job id");
+    std::fs::read_to_string(h.job_dir(&id).join("known_hosts"))
+        .expect("known_hosts")
+        .split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn manifest(dir: &Path) -> serde_json::Value {
@@ -134,7 +183,7 @@ fn an_imported_cloud_image_runs_hello_from_its_own_disk() {
     let m = manifest(&dir);
     assert_eq!(m["boot"]["source"], "disk", "{m:#}");
     assert_eq!(m["boot"]["firmware"], "bios", "{m:#}");
-    assert_eq!(m["boot"]["warm_start"], false, "{m:#}");
+    assert_eq!(m["boot"]["warm_start"], true, "{m:#}");
     assert_eq!(m["import"]["format"], "qcow2", "{m:#}");
     assert_eq!(m["import"]["source"], "debian-cloud.qcow2", "{m:#}");
     assert_eq!(
@@ -150,42 +199,43 @@ fn an_imported_cloud_image_runs_hello_from_its_own_disk() {
     let again = ferrotron(&h, &["image", "import", "debian-cloud", &file]);
     again.assert_exit(2, &format!("{file} is already image {reference}"));
 
-    let started = std::time::Instant::now();
-    let out = ferrotron(
-        &h,
-        &[
-            "run",
-            "--libvirt",
-            "-i",
-            ITEM,
-            "-t",
-            "koji_build",
-            "--image",
-            "debian-cloud",
-            "examples/hello/runtask.yml",
-        ],
-    );
-    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
-    eprintln!(
-        "cold job on the cloud image took {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(out.stdout.contains("ok 1 - "), "{}", out.stdout);
-    assert!(out.stdout.contains("ok 2 - "), "{}", out.stdout);
-    assert!(!out.stdout.contains("not ok"), "{}", out.stdout);
-    assert!(out.stderr.contains("running as root"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("(agent will be updated)"),
-        "the agent is uploaded: {}",
-        out.stderr
-    );
-    let id = out.job_id().expect("job id");
+    // Cold: its own boot loader and kernel, set up by cloud-init.
+    let cold = run_hello(&h, "debian-cloud", "cold");
+    assert!(cold.stderr.contains(" booted (tcg)"), "{}", cold.stderr);
+    let id = cold.job_id().expect("job id");
     let console =
         std::fs::read_to_string(h.job_dir(&id).join("console.log")).expect("console log kept");
-    // Its own kernel (Debian's cloud kernel from GRUB), set up by cloud-init.
     assert!(console.contains("-cloud-amd64"), "console:\n{console}");
     assert!(console.contains("Cloud-init v. "), "console:\n{console}");
-    h.assert_nothing_left(&id);
+
+    // Warm: the first job makes the template (cloud-init's first boot, the
+    // waiter installed over SSH), both are restored from it, each with its
+    // own key, host key and the host's clock.
+    let first = run_hello(&h, "debian-cloud", "warm");
+    assert!(
+        first.stderr.contains("warm-start template ready"),
+        "{}",
+        first.stderr
+    );
+    let second = run_hello(&h, "debian-cloud", "warm");
+    for out in [&first, &second] {
+        assert!(out.stderr.contains(" restored (tcg)"), "{}", out.stderr);
+        let id = out.job_id().expect("job id");
+        let console =
+            std::fs::read_to_string(h.job_dir(&id).join("console.log")).expect("console log kept");
+        assert!(console.contains("ferrotron: job received"), "{console}");
+        assert!(console.contains("ferrotron: ready"), "{console}");
+        assert!(!console.contains("ferrotron: error"), "{console}");
+    }
+    let keys = [
+        host_key(&h, &cold),
+        host_key(&h, &first),
+        host_key(&h, &second),
+    ];
+    assert!(
+        keys[0] != keys[1] && keys[1] != keys[2] && keys[0] != keys[2],
+        "host keys: {keys:?}"
+    );
 }
 
 /// `--user U`: the job's key logs in as U (created by cloud-init with
@@ -208,22 +258,6 @@ fn a_login_user_runs_the_agent_through_sudo() {
         .to_string();
     let m = manifest(&h.data_dir.join("images/cloud-user").join(&version));
     assert_eq!(m["boot"]["user"], "tester", "{m:#}");
-    let out = ferrotron(
-        &h,
-        &[
-            "run",
-            "--libvirt",
-            "-i",
-            ITEM,
-            "-t",
-            "koji_build",
-            "--image",
-            "cloud-user",
-            "examples/hello/runtask.yml",
-        ],
-    );
-    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
-    assert!(out.stderr.contains("running as root"), "{}", out.stderr);
-    assert!(!out.stdout.contains("not ok"), "{}", out.stdout);
-    h.assert_nothing_left(&out.job_id().expect("job id"));
+    // Cold here; warm starts are the other test's.
+    run_hello(&h, "cloud-user", "cold");
 }

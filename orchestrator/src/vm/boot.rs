@@ -106,10 +106,14 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
     };
     overlay::create(&backing[0], &overlay_path)?;
     tracing::debug!("overlay created in {:?}", t.elapsed());
-    let disk_boot = if req.image.boots_from_disk() && req.template.is_none() {
-        Some(disk_boot(req.image, &name, &vm_dir, req.public_key)?)
-    } else {
-        None
+    let disk_boot = match (req.image.boots_from_disk(), req.template) {
+        (false, _) => None,
+        (true, None) => Some(disk_boot(req.image, &name, &vm_dir, req.public_key)?),
+        // Restored: the waiter hands the key over, the seed is the template's.
+        (true, Some(t)) => Some(DiskBoot {
+            firmware: Firmware::Bios,
+            seed: t.seed(),
+        }),
     };
 
     let mut spec = DomainSpec {
@@ -182,12 +186,12 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
 
 /// A cloud image's firmware and its per-job cloud-init seed (in the VM
 /// folder, removed with it).
-fn disk_boot(
+pub(crate) fn disk_boot(
     image: &ResolvedImage,
     name: &str,
     vm_dir: &Path,
     public_key: &str,
-) -> Result<DiskBoot, BootError> {
+) -> Result<DiskBoot, crate::vm::seed::SeedError> {
     let seed = Seed {
         instance_id: name,
         hostname: name,

@@ -44,7 +44,8 @@ pub struct DomainSpec {
 #[derive(Debug, Clone)]
 pub struct DiskBoot {
     pub firmware: Firmware,
-    /// The NoCloud seed (`cidata` ISO), attached read-only as `vdb`.
+    /// The NoCloud seed (`cidata` ISO), attached read-only as `vdb` and
+    /// never relabelled (a restored VM shares its template's).
     pub seed: PathBuf,
 }
 
@@ -147,7 +148,7 @@ impl DomainSpec {
             Some(d) => format!(
                 "    <disk type='file' device='disk'>\n\
                  \x20     <driver name='qemu' type='raw'/>\n\
-                 \x20     <source file='{}'/>\n\
+                 \x20     <source file='{}'><seclabel model='dac' relabel='no'/></source>\n\
                  \x20     <target dev='vdb' bus='virtio'/>\n\
                  \x20     <readonly/>\n\
                  \x20   </disk>\n",
@@ -342,7 +343,9 @@ mod tests {
             "{bios}"
         );
         assert!(
-            bios.contains("<source file='/data/vms/x/seed.iso'/>"),
+            bios.contains(
+                "<source file='/data/vms/x/seed.iso'><seclabel model='dac' relabel='no'/></source>"
+            ),
             "{bios}"
         );
         assert!(

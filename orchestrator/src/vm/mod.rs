@@ -3,6 +3,7 @@
 
 pub mod accel;
 pub mod boot;
+pub mod cloud_wait;
 pub mod console;
 pub mod domain;
 pub mod guard;
