@@ -164,16 +164,15 @@ fn template_key(image: &ResolvedImage, accel: Resolved, hv: &Hypervisor) -> Stri
         accel.to_string(),
         hv.versions(),
         template_cmdline(image),
-        if image.boots_from_disk() {
-            crate::vm::cloud_wait::fingerprint(image)
-        } else {
-            String::new()
-        },
         image.memory_mib.to_string(),
         image.vcpus.to_string(),
     ] {
         h.update(part.as_bytes());
         h.update([0]);
+    }
+    // Only for cloud images, so built images keep their templates' keys.
+    if image.boots_from_disk() {
+        h.update(crate::vm::cloud_wait::fingerprint(image).as_bytes());
     }
     hex::encode(&h.finalize()[..8])
 }
