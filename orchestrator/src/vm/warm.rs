@@ -70,7 +70,7 @@ pub enum WarmError {
     Seed(#[from] crate::vm::seed::SeedError),
     #[error("cannot make the template's key")]
     Key(#[source] crate::ssh::keys::KeyError),
-    #[error("the template VM of a cloud image")]
+    #[error("cannot prepare the template VM of a cloud image")]
     CloudWait(#[from] crate::vm::cloud_wait::CloudWaitError),
 }
 
