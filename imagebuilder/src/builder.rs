@@ -15,8 +15,8 @@ use crate::cpio::{CpioError, CpioWriter};
 use crate::elf::{self, ElfError};
 use crate::guest;
 use crate::manifest::{
-    hash_file, AgentInfo, BootSettings, Manifest, ManifestError, PackageEntry, PackageInstall,
-    MANIFEST_FORMAT,
+    hash_file, AgentInfo, BootSettings, BootSource, Firmware, Manifest, ManifestError,
+    PackageEntry, PackageInstall, MANIFEST_FORMAT, ROOT_USER,
 };
 use crate::recipe::{BootstrapSpec, Recipe, RecipeError, RecipeSource, UnpackSpec};
 use crate::tool::{run, ToolError};
@@ -440,6 +440,9 @@ pub(crate) fn assemble(
             sha256: agent.sha256,
         },
         boot: BootSettings {
+            source: BootSource::Kernel,
+            firmware: Firmware::Bios,
+            user: ROOT_USER.into(),
             kernel: KERNEL_FILE.into(),
             initrd: INITRD_FILE.into(),
             disk: DISK_FILE.into(),
@@ -449,6 +452,7 @@ pub(crate) fn assemble(
             ssh_timeout_secs: recipe.boot.ssh_timeout_secs,
             warm_start: true,
         },
+        import: None,
         install: root.install,
         recipe_sha256: recipe_sha256.to_string(),
         builder: builder_id(),

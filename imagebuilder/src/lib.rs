@@ -15,6 +15,7 @@ pub mod builder;
 pub mod cpio;
 pub mod elf;
 pub mod guest;
+pub mod import;
 pub mod manifest;
 pub mod recipe;
 pub mod store;
@@ -23,7 +24,10 @@ pub mod tool;
 use std::path::Path;
 
 pub use builder::{BuildError, BuildEvent, BuildOptions};
-pub use manifest::{AgentInfo, BootSettings, FileEntry, Manifest, PackageEntry, PackageInstall};
+pub use manifest::{
+    AgentInfo, BootSettings, BootSource, FileEntry, Firmware, ImportInfo, Manifest, PackageEntry,
+    PackageInstall,
+};
 pub use recipe::{BootstrapSpec, Recipe, RecipeError, RecipeKind, RecipeSource, UnpackSpec};
 pub use store::{BuiltImage, ImageInfo, ImageStore, StoreError, StoredImage};
 

@@ -60,10 +60,59 @@ pub struct AgentInfo {
     pub sha256: String,
 }
 
+/// Where a guest's kernel comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootSource {
+    /// Direct kernel boot: the image's `kernel` and `initrd` with
+    /// `cmdline` (images built by this crate).
+    #[default]
+    Kernel,
+    /// The disk's own boot loader and kernel (imported cloud images),
+    /// configured at first boot by cloud-init from a NoCloud seed.
+    Disk,
+}
+
+/// The firmware a [`BootSource::Disk`] image's boot loader needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    /// SeaBIOS (a boot loader in the MBR or a BIOS boot partition).
+    #[default]
+    Bios,
+    /// OVMF (an EFI system partition).
+    Uefi,
+}
+
+/// The user jobs log in as when none is named: root.
+pub const ROOT_USER: &str = "root";
+
+fn root_user() -> String {
+    ROOT_USER.to_string()
+}
+
+fn is_root_user(u: &str) -> bool {
+    u == ROOT_USER
+}
+
 /// How to boot the image. File names are relative to the image folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootSettings {
+    /// `kernel` (the default, absent in older manifests) or `disk`.
+    #[serde(default)]
+    pub source: BootSource,
+    /// For `source: disk`: `bios` (default) or `uefi`.
+    #[serde(default)]
+    pub firmware: Firmware,
+    /// The user the job's key logs in as. Anyone but root runs the agent
+    /// through passwordless `sudo`.
+    #[serde(default = "root_user", skip_serializing_if = "is_root_user")]
+    pub user: String,
+    /// Empty for `source: disk`.
+    #[serde(default)]
     pub kernel: String,
+    /// Empty for `source: disk`.
+    #[serde(default)]
     pub initrd: String,
     pub disk: String,
     /// Base kernel command line; the orchestrator appends `ferrotron.key=...`
@@ -100,6 +149,20 @@ pub struct PackageInstall {
     pub available: String,
 }
 
+/// What `ferrotron image import` was given, as checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportInfo {
+    /// The file's name (without its folder).
+    pub source: String,
+    /// sha256 and size of the file as given.
+    pub sha256: String,
+    pub size: u64,
+    /// Its format as `qemu-img info` reported it (`qcow2` or `raw`).
+    pub format: String,
+    /// Size of the disk the guest sees.
+    pub virtual_size: u64,
+}
+
 /// The content of `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -114,6 +177,9 @@ pub struct Manifest {
     pub kernel_release: String,
     pub agent: AgentInfo,
     pub boot: BootSettings,
+    /// Where an imported image came from; absent for built images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportInfo>,
     /// Package installation at job time; absent when the image has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install: Option<PackageInstall>,

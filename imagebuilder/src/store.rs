@@ -149,7 +149,7 @@ pub fn version_for(t: OffsetDateTime) -> String {
     )
 }
 
-fn valid_name(n: &str) -> bool {
+pub(crate) fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && !n.starts_with('.')
         && n.bytes()
@@ -167,8 +167,8 @@ fn process_start_time(pid: u32) -> Option<u64> {
 }
 
 /// A build's work folder under `<root>/.tmp/`; removed on drop unless kept.
-struct WorkDir {
-    path: PathBuf,
+pub(crate) struct WorkDir {
+    pub(crate) path: PathBuf,
     keep: bool,
 }
 
@@ -218,7 +218,7 @@ fn remove_dir_on(path: &Path, dev: u64) -> std::io::Result<()> {
     std::fs::remove_dir_all(path)
 }
 
-fn dir_size(path: &Path) -> u64 {
+pub(crate) fn dir_size(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .map(|rd| {
             rd.filter_map(Result::ok)
@@ -317,7 +317,7 @@ impl ImageStore {
     }
 
     /// Creates a fresh work folder owned by this process.
-    fn new_work_dir(&self, name: &str) -> Result<WorkDir, BuildError> {
+    pub(crate) fn new_work_dir(&self, name: &str) -> Result<WorkDir, BuildError> {
         let tmp = self.tmp_dir();
         std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
         let pid = std::process::id();
@@ -600,7 +600,9 @@ impl ImageStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{AgentInfo, BootSettings, MANIFEST_FORMAT};
+    use crate::manifest::{
+        AgentInfo, BootSettings, BootSource, Firmware, MANIFEST_FORMAT, ROOT_USER,
+    };
     use std::collections::BTreeMap;
 
     fn t(s: &str) -> OffsetDateTime {
@@ -622,6 +624,9 @@ mod tests {
                 sha256: "00".into(),
             },
             boot: BootSettings {
+                source: BootSource::Kernel,
+                firmware: Firmware::Bios,
+                user: ROOT_USER.into(),
                 kernel: "vmlinuz".into(),
                 initrd: "initrd.img".into(),
                 disk: "disk.qcow2".into(),
@@ -631,6 +636,7 @@ mod tests {
                 ssh_timeout_secs: 60,
                 warm_start: false,
             },
+            import: None,
             install: None,
             recipe_sha256: "00".into(),
             builder: "test".into(),

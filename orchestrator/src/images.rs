@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferrotron_imagebuilder::{ImageStore, Manifest};
+use ferrotron_imagebuilder::{BootSource, Firmware, ImageStore, Manifest};
 
 /// Default image when neither the formula nor the command line names one.
 pub const DEFAULT_IMAGE: &str = "tiny";
@@ -14,6 +14,12 @@ pub struct ResolvedImage {
     pub name: String,
     pub version: String,
     pub dir: PathBuf,
+    /// Direct kernel boot, or the disk's own boot loader (cloud images).
+    pub source: BootSource,
+    pub firmware: Firmware,
+    /// Who the job's key logs in as; anyone but root runs the agent
+    /// through `sudo`.
+    pub user: String,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub disk: PathBuf,
@@ -32,6 +38,21 @@ pub struct ResolvedImage {
 }
 
 impl ResolvedImage {
+    /// The guest boots its own kernel and is set up by cloud-init.
+    pub fn boots_from_disk(&self) -> bool {
+        self.source == BootSource::Disk
+    }
+
+    /// `command` as root: as it is for root, else through `sudo` (no
+    /// password, no terminal) with `sh -c`.
+    pub fn as_root(&self, command: &str) -> String {
+        if self.user == ferrotron_imagebuilder::manifest::ROOT_USER {
+            command.to_string()
+        } else {
+            format!("sudo -n /bin/sh -c {}", crate::util::shell_quote(command))
+        }
+    }
+
     pub fn label(&self) -> String {
         format!("{}:{}", self.name, self.version)
     }
@@ -40,6 +61,9 @@ impl ResolvedImage {
         ResolvedImage {
             name: m.name.clone(),
             version: m.version.clone(),
+            source: m.boot.source,
+            firmware: m.boot.firmware,
+            user: m.boot.user.clone(),
             kernel: dir.join(&m.boot.kernel),
             initrd: dir.join(&m.boot.initrd),
             disk: dir.join(&m.boot.disk),

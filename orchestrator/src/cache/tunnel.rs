@@ -117,10 +117,11 @@ pub struct Tunnel {
 
 impl Tunnel {
     /// Opens the forward over a new SSH session to the guest's forwarded
-    /// SSH port `ssh_port`, authenticated with the job's key.
+    /// SSH port `ssh_port`, authenticated with the job's key as `user`.
     pub fn open(
         ssh_port: u16,
         key: &KeyPair,
+        user: &str,
         guest_port: u16,
         target: SocketAddr,
     ) -> Result<Tunnel, TunnelError> {
@@ -136,7 +137,7 @@ impl Tunnel {
         session.set_timeout(30_000);
         session.handshake().map_err(ssh("handshaking"))?;
         session
-            .userauth_pubkey_file("root", Some(&key.public_path), &key.private_path, None)
+            .userauth_pubkey_file(user, Some(&key.public_path), &key.private_path, None)
             .map_err(ssh("authenticating"))?;
         let (listener, bound) = session
             .channel_forward_listen(guest_port, Some("127.0.0.1"), None)

@@ -1,4 +1,4 @@
-//! `ferrotron image build|list|prune|verify`.
+//! `ferrotron image build|import|list|prune|verify`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -6,7 +6,8 @@ use std::time::Instant;
 use clap::Subcommand;
 use ferrotron::exit::ExitStatus;
 use ferrotron::settings::Settings;
-use ferrotron_imagebuilder::{BuildEvent, BuildOptions, ImageStore, Recipe};
+use ferrotron_imagebuilder::import::ImportRequest;
+use ferrotron_imagebuilder::{BuildEvent, BuildOptions, Firmware, ImageStore, Recipe};
 
 use super::{CmdResult, Failure};
 
@@ -24,6 +25,29 @@ pub enum ImageCommand {
         /// The recipe (e.g. images/tiny.yaml).
         recipe: PathBuf,
     },
+    /// Add a distribution's cloud image (qcow2 or raw; booted from its own
+    /// disk, configured by cloud-init) as a new version of NAME.
+    Import {
+        /// The image name (`fedora-cloud`).
+        name: String,
+        /// The disk image (`Fedora-Cloud-Base-….qcow2`).
+        file: PathBuf,
+        /// The user the job's key logs in as; anyone but root needs
+        /// passwordless sudo, through which the agent runs as root.
+        #[arg(long, default_value = "root")]
+        user: String,
+        /// The firmware its boot loader needs.
+        #[arg(long, value_enum, default_value = "bios")]
+        firmware: FirmwareArg,
+        /// Memory of a job's VM (cloud-init wants more than `tiny`).
+        #[arg(long, default_value_t = 1024)]
+        memory: u32,
+        #[arg(long, default_value_t = 1)]
+        vcpus: u32,
+        /// How long a cold boot (cloud-init's first boot) may take to SSH.
+        #[arg(long, default_value_t = 600)]
+        ssh_timeout: u32,
+    },
     /// List images, newest version last.
     List,
     /// Remove all but the newest N versions of each image.
@@ -37,6 +61,12 @@ pub enum ImageCommand {
     Verify { reference: String },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum FirmwareArg {
+    Bios,
+    Uefi,
+}
+
 pub fn main(settings: &Settings, cmd: ImageCommand) -> CmdResult {
     let store = ImageStore::new(settings.images_dir.clone());
     match cmd {
@@ -45,6 +75,29 @@ pub fn main(settings: &Settings, cmd: ImageCommand) -> CmdResult {
             if_changed,
             recipe,
         } => build(&store, &agent, if_changed, &recipe),
+        ImageCommand::Import {
+            name,
+            file,
+            user,
+            firmware,
+            memory,
+            vcpus,
+            ssh_timeout,
+        } => import(
+            &store,
+            &ImportRequest {
+                name,
+                file,
+                user,
+                firmware: match firmware {
+                    FirmwareArg::Bios => Firmware::Bios,
+                    FirmwareArg::Uefi => Firmware::Uefi,
+                },
+                memory_mib: memory,
+                vcpus,
+                ssh_timeout_secs: ssh_timeout,
+            },
+        ),
         ImageCommand::List => {
             let images = store.list().map_err(Failure::infra)?;
             if images.is_empty() {
@@ -87,6 +140,30 @@ pub fn main(settings: &Settings, cmd: ImageCommand) -> CmdResult {
             Ok(ExitStatus::Passed)
         }
     }
+}
+
+fn import(store: &ImageStore, req: &ImportRequest) -> CmdResult {
+    let mut progress = |ev: BuildEvent| {
+        if let BuildEvent::Step { name, detail } = ev {
+            eprintln!("ferrotron: image {name:<8} {detail}");
+        }
+    };
+    let imported = store.import(req, &mut progress).map_err(|e| {
+        let status = if e.is_bad_input() {
+            ExitStatus::BadInput
+        } else {
+            ExitStatus::Infrastructure
+        };
+        Failure::new(status, e)
+    })?;
+    eprintln!(
+        "ferrotron: image imported: {} ({:.1} MiB) in {:.1} s",
+        imported.path.display(),
+        imported.size_bytes as f64 / 1048576.0,
+        imported.elapsed.as_secs_f64()
+    );
+    println!("{}:{}", imported.manifest.name, imported.manifest.version);
+    Ok(ExitStatus::Passed)
 }
 
 fn build(

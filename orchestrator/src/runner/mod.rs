@@ -426,6 +426,12 @@ pub fn run(
     req.reached(JobState::Scheduled);
     let upload_agent =
         agent_to_upload(settings, &image).map_err(|e| RunError::infra("image", e))?;
+    if upload_agent.is_none() && image.agent_sha256.is_empty() {
+        return Err(RunError::BadInput(format!(
+            "image {} carries no guest agent (an imported cloud image): give one with --agent or FERROTRON_AGENT",
+            image.label()
+        )));
+    }
     ui.say(&format!(
         "job {job_id}: {} for {} {} on {}",
         req.formula.name,
@@ -460,9 +466,13 @@ pub fn run(
     let console_log = job_dir.join("console.log");
     // The git cache, for a job that clones its task from it.
     let cache_access = match (&req.git, settings.cache_access) {
-        (Some(_), crate::cache::checkout::CacheAccess::Tunnel) => {
-            Some(open_cache_tunnel(settings, &spec, port, &keys)?)
-        }
+        (Some(_), crate::cache::checkout::CacheAccess::Tunnel) => Some(open_cache_tunnel(
+            settings,
+            &spec,
+            port,
+            &keys,
+            &image.user,
+        )?),
         _ => None,
     };
     // The package proxy, for a job that installs packages.
@@ -472,6 +482,7 @@ pub fn run(
             &install.repositories,
             port,
             &keys,
+            &image.user,
         )?),
         _ => None,
     };
@@ -497,11 +508,17 @@ pub fn run(
         GUEST_AGENT.to_string()
     };
     let gd = shell_quote(&guest_dir.display().to_string());
-    let command = format!(
-        "tar -x -f - -C {GUEST_JOBS} && exec {} run {}",
+    // A cloud image has no jobs folder of its own.
+    let mkdir = if image.boots_from_disk() {
+        format!("mkdir -p -m 0755 {GUEST_JOBS} && ")
+    } else {
+        String::new()
+    };
+    let command = image.as_root(&format!(
+        "{mkdir}tar -x -f - -C {GUEST_JOBS} && exec {} run {}",
         shell_quote(&agent),
         shell_quote(&guest_dir.join("job.json").display().to_string())
-    );
+    ));
     let budget = req.timeout.unwrap_or_else(|| task_budget(&spec));
     let name = guard.name().to_string();
     let ran = task::run(task::TaskRun {
@@ -534,7 +551,10 @@ pub fn run(
     let t = Instant::now();
     let artifacts = job_dir.join("artifacts");
     let collected = if vm_alive && !ssh.is_broken() {
-        ssh.download_tar(&format!("tar -c -f - -C {gd}/artifacts ."), &artifacts)
+        ssh.download_tar(
+            &image.as_root(&format!("tar -c -f - -C {gd}/artifacts .")),
+            &artifacts,
+        )
     } else {
         Ok(0)
     };
@@ -553,7 +573,17 @@ pub fn run(
     );
 
     let failed = task_error.is_some() || !results.as_ref().is_ok_and(report::Report::passed);
-    keep_if_asked(req, failed, &guard, port, &keys, &job_dir, cancel, ui);
+    keep_if_asked(
+        req,
+        failed,
+        &guard,
+        port,
+        &keys,
+        &image.user,
+        &job_dir,
+        cancel,
+        ui,
+    );
 
     // A hold: the VM goes to the person who asked, not away.
     let hold_key = req
@@ -561,7 +591,7 @@ pub fn run(
         .as_deref()
         .filter(|_| failed && task_error.is_none() && vm_alive && !ssh.is_broken());
     let hold = match hold_key {
-        Some(key) => match reserve::authorize(&ssh, key) {
+        Some(key) => match reserve::authorize(&ssh, &image, key) {
             Ok(()) => Some(ssh.host_key.openssh.clone()),
             Err(e) => {
                 ui.say(&format!(
@@ -679,6 +709,7 @@ pub(crate) fn boot_vm(
         cancel,
         template,
         key_blob: keys.blob(),
+        public_key: &keys.public_openssh,
     };
     let booted = match (start(request(template.as_ref())), &template) {
         (Err(e), Some(t)) if !cancel.is_cancelled() => {
@@ -712,8 +743,14 @@ pub(crate) fn boot_vm(
     let t = Instant::now();
     let stream = booted.wait_for_ssh(cancel).map_err(boot_error)?;
     let guard = booted.guard;
-    let ssh = GuestSsh::handshake(stream, booted.port, &keys, Duration::from_secs(30))
-        .map_err(|e| RunError::infra("ssh", e))?;
+    let ssh = GuestSsh::handshake(
+        stream,
+        booted.port,
+        &keys,
+        &image.user,
+        Duration::from_secs(30),
+    )
+    .map_err(|e| RunError::infra("ssh", e))?;
     tracing::debug!("ssh session authenticated after {:?}", t.elapsed());
     let known = format!("[127.0.0.1]:{} {}\n", booted.port, ssh.host_key.openssh);
     let _ = std::fs::write(job_dir.join("known_hosts"), known);
@@ -739,6 +776,7 @@ fn open_cache_tunnel(
     spec: &JobSpec,
     ssh_port: u16,
     keys: &KeyPair,
+    user: &str,
 ) -> Result<
     (
         crate::cache::tunnel::Tunnel,
@@ -755,7 +793,7 @@ fn open_cache_tunnel(
         .and_then(|r| crate::cache::RepoPath::parse(r).map_err(|e| RunError::infra("ssh", e)))?;
     let server = JobServer::start(crate::cache::Cache::new(&settings.data_dir), repo)
         .map_err(|e| RunError::infra("ssh", e))?;
-    let tunnel = Tunnel::open(ssh_port, keys, GUEST_PORT, server.addr)
+    let tunnel = Tunnel::open(ssh_port, keys, user, GUEST_PORT, server.addr)
         .map_err(|e| RunError::infra("ssh", e))?;
     Ok((tunnel, server))
 }
@@ -767,6 +805,7 @@ fn open_package_tunnel(
     repositories: &[String],
     ssh_port: u16,
     keys: &KeyPair,
+    user: &str,
 ) -> Result<
     (
         crate::cache::tunnel::Tunnel,
@@ -782,8 +821,9 @@ fn open_package_tunnel(
     let proxy =
         crate::packages::proxy::ProxyServer::start(repositories, &settings.packages.mirrors, cache)
             .map_err(|e| RunError::infra("ssh", crate::util::full(&e)))?;
-    let tunnel = crate::cache::tunnel::Tunnel::open(ssh_port, keys, PACKAGE_PROXY_PORT, proxy.addr)
-        .map_err(|e| RunError::infra("ssh", e))?;
+    let tunnel =
+        crate::cache::tunnel::Tunnel::open(ssh_port, keys, user, PACKAGE_PROXY_PORT, proxy.addr)
+            .map_err(|e| RunError::infra("ssh", e))?;
     Ok((tunnel, proxy))
 }
 
@@ -858,6 +898,7 @@ fn keep_if_asked(
     guard: &VmGuard,
     port: u16,
     keys: &KeyPair,
+    user: &str,
     job_dir: &Path,
     cancel: &Cancel,
     ui: &Progress,
@@ -874,7 +915,7 @@ fn keep_if_asked(
         keep.as_secs()
     ));
     ui.say(&format!(
-        "  ssh -i {} -p {port} -o UserKnownHostsFile={} root@127.0.0.1",
+        "  ssh -i {} -p {port} -o UserKnownHostsFile={} {user}@127.0.0.1",
         keys.private_path.display(),
         job_dir.join("known_hosts").display()
     ));

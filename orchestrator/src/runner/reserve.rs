@@ -50,9 +50,9 @@ pub fn reserve(
         image.label()
     ));
     let vm = boot_vm(settings, &image, &req.job_id, &job_dir, true, cancel, ui)?;
-    authorize(&vm.ssh, &req.user_key)?;
+    authorize(&vm.ssh, &image, &req.user_key)?;
     if let Some((folder, name)) = &req.checkout {
-        upload_tree(&vm.ssh, folder, name)?;
+        upload_tree(&vm.ssh, &image, folder, name)?;
         ui.say(&format!("the task repository is in /root/{name}"));
     }
     let host_key = vm.ssh.host_key.openssh.clone();
@@ -62,11 +62,15 @@ pub fn reserve(
 
 /// Adds `key` to root's authorized keys in the guest (the job's own key
 /// stays: the host needs it to reach the VM).
-pub(crate) fn authorize(ssh: &GuestSsh, key: &str) -> Result<(), RunError> {
+pub(crate) fn authorize(
+    ssh: &GuestSsh,
+    image: &crate::images::ResolvedImage,
+    key: &str,
+) -> Result<(), RunError> {
     let line = format!("{}\n", key.trim());
     let (exit, stderr) = ssh
         .stream(
-            "umask 077 && mkdir -p /root/.ssh && cat >> /root/.ssh/authorized_keys",
+            &image.as_root("umask 077 && mkdir -p /root/.ssh && cat >> /root/.ssh/authorized_keys"),
             line.as_bytes(),
             |_| {},
             || Poll::Continue,
@@ -86,7 +90,12 @@ pub(crate) fn authorize(ssh: &GuestSsh, key: &str) -> Result<(), RunError> {
 
 /// Puts the files of `folder` at `/root/<name>` in the guest (one tar
 /// stream over the job's SSH session; `name` is a plain word).
-fn upload_tree(ssh: &GuestSsh, folder: &std::path::Path, name: &str) -> Result<(), RunError> {
+fn upload_tree(
+    ssh: &GuestSsh,
+    image: &crate::images::ResolvedImage,
+    folder: &std::path::Path,
+    name: &str,
+) -> Result<(), RunError> {
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(false);
     tar.append_dir_all(".", folder)
@@ -98,7 +107,7 @@ fn upload_tree(ssh: &GuestSsh, folder: &std::path::Path, name: &str) -> Result<(
     let dest = format!("/root/{name}");
     let (exit, stderr) = ssh
         .stream(
-            &format!("mkdir -p {dest} && tar -x -f - -C {dest}"),
+            &image.as_root(&format!("mkdir -p {dest} && tar -x -f - -C {dest}")),
             &bytes,
             |_| {},
             || Poll::Continue,

@@ -14,9 +14,13 @@ pub enum SshError {
     #[error("SSH handshake with the guest failed")]
     Handshake(#[source] ssh2::Error),
     #[error(
-        "the guest refused the job's key for root (was ferrotron.key= on the kernel command line?)"
+        "the guest refused the job's key for {user} (was ferrotron.key= on the kernel command line, or the cloud-init seed read?)"
     )]
-    Auth(#[source] ssh2::Error),
+    Auth {
+        user: String,
+        #[source]
+        source: ssh2::Error,
+    },
     #[error("SSH {what} failed")]
     Channel {
         what: &'static str,
@@ -83,12 +87,14 @@ pub struct GuestSsh {
 const TICK: Duration = Duration::from_millis(250);
 
 impl GuestSsh {
-    /// Authenticates as root with the job's key over a connected stream to
-    /// the guest's SSH server (the one whose banner the wait peeked at).
+    /// Authenticates as `user` (root, or a cloud image's sudoer) with the
+    /// job's key over a connected stream to the guest's SSH server (the one
+    /// whose banner the wait peeked at).
     pub fn handshake(
         tcp: TcpStream,
         port: u16,
         key: &KeyPair,
+        user: &str,
         timeout: Duration,
     ) -> Result<GuestSsh, SshError> {
         let _ = tcp.set_nodelay(true);
@@ -98,8 +104,11 @@ impl GuestSsh {
         session.handshake().map_err(SshError::Handshake)?;
         let host_key = host_key(&session);
         session
-            .userauth_pubkey_file("root", Some(&key.public_path), &key.private_path, None)
-            .map_err(SshError::Auth)?;
+            .userauth_pubkey_file(user, Some(&key.public_path), &key.private_path, None)
+            .map_err(|source| SshError::Auth {
+                user: user.to_string(),
+                source,
+            })?;
         Ok(GuestSsh {
             session,
             host_key,

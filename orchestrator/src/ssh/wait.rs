@@ -29,11 +29,21 @@ pub enum Guest {
     Failed(WaitFailure),
 }
 
-/// Polls 127.0.0.1:`port` until an `SSH-` banner arrives. `guest` is asked
-/// every 10 ms and ends the wait early with its failure.
+/// How long one attempt waits for the banner on a connection QEMU
+/// accepted: dropbear answers at once.
+pub const BANNER_PATIENCE: Duration = Duration::from_millis(300);
+/// The same for OpenSSH in a cloud image: it re-executes itself for each
+/// connection, which under TCG takes longer than a second before the
+/// banner; with [`BANNER_PATIENCE`] every attempt gave up too early.
+pub const SLOW_BANNER_PATIENCE: Duration = Duration::from_secs(3);
+
+/// Polls 127.0.0.1:`port` until an `SSH-` banner arrives, each attempt
+/// waiting up to `patience` for it. `guest` is asked every 10 ms and ends
+/// the wait early with its failure.
 pub fn wait_for_banner(
     port: u16,
     deadline: Instant,
+    patience: Duration,
     mut guest: impl FnMut() -> Guest,
 ) -> Result<TcpStream, WaitFailure> {
     let started = Instant::now();
@@ -49,7 +59,7 @@ pub fn wait_for_banner(
         // The console's word is a hint, not proof: only the banner says the
         // server answers through the forward.
         if (now_ready && !was_ready) || tick.is_multiple_of(10) {
-            if let Some(stream) = banner_answers(&addr) {
+            if let Some(stream) = banner_answers(&addr, patience) {
                 tracing::debug!("SSH banner after {:?}", started.elapsed());
                 return Ok(stream);
             }
@@ -67,11 +77,11 @@ pub fn wait_for_banner(
 /// before the guest listens, then closes it: only the banner proves the
 /// server is up. The banner is peeked, not read, so the connection can be
 /// handed to the SSH handshake as it is (one connection, one server fork).
-fn banner_answers(addr: &SocketAddr) -> Option<TcpStream> {
+fn banner_answers(addr: &SocketAddr, patience: Duration) -> Option<TcpStream> {
     let s = TcpStream::connect_timeout(addr, Duration::from_millis(200)).ok()?;
-    let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
+    let _ = s.set_read_timeout(Some(patience));
     let mut buf = [0u8; 4];
-    let deadline = Instant::now() + Duration::from_millis(300);
+    let deadline = Instant::now() + patience;
     while Instant::now() < deadline {
         match s.peek(&mut buf) {
             Ok(0) | Err(_) => return None,
@@ -101,19 +111,22 @@ mod tests {
             s.write_all(b"SSH-2.0-test\r\n").expect("write");
         });
         let far = Instant::now() + Duration::from_secs(600);
-        assert!(wait_for_banner(port, far, || Guest::Booting).is_ok());
+        assert!(wait_for_banner(port, far, BANNER_PATIENCE, || Guest::Booting).is_ok());
         t.join().expect("join");
 
         let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
         let dead_port = closed.local_addr().expect("addr").port();
         drop(closed);
         assert_eq!(
-            wait_for_banner(dead_port, far, || Guest::Failed(WaitFailure::Died)).err(),
+            wait_for_banner(dead_port, far, BANNER_PATIENCE, || Guest::Failed(
+                WaitFailure::Died
+            ))
+            .err(),
             Some(WaitFailure::Died)
         );
         // A fatal line ends the wait long before a far deadline.
         let mut polls = 0;
-        let fatal = wait_for_banner(dead_port, far, || {
+        let fatal = wait_for_banner(dead_port, far, BANNER_PATIENCE, || {
             polls += 1;
             if polls < 3 {
                 Guest::Booting
@@ -128,13 +141,13 @@ mod tests {
         assert_eq!(polls, 3);
         let soon = Instant::now() + Duration::from_millis(100);
         assert_eq!(
-            wait_for_banner(dead_port, soon, || Guest::Booting).err(),
+            wait_for_banner(dead_port, soon, BANNER_PATIENCE, || Guest::Booting).err(),
             Some(WaitFailure::Deadline)
         );
         // The console's "ready" alone is not proof.
         let soon = Instant::now() + Duration::from_millis(100);
         assert_eq!(
-            wait_for_banner(dead_port, soon, || Guest::Ready).err(),
+            wait_for_banner(dead_port, soon, BANNER_PATIENCE, || Guest::Ready).err(),
             Some(WaitFailure::Deadline)
         );
     }

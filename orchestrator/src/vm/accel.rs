@@ -186,6 +186,7 @@ fn probe_kvm(
             template: None,
             key_blob: keys.blob(),
             detachable: false,
+            public_key: &keys.public_openssh,
         })
         .map_err(|e| first_line(&crate::util::full(&e)))?;
         let waited = started

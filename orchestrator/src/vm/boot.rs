@@ -7,10 +7,14 @@ use std::time::{Duration, Instant};
 
 use ferrotron_imagebuilder::guest::READY_LINE;
 
+use super::domain::{DiskBoot, Firmware, OVMF_CODE, OVMF_VARS};
+use super::seed::Seed;
 use super::warm::{self, Template};
 use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
-use crate::ssh::wait::{wait_for_banner, Guest, WaitFailure};
+use crate::ssh::wait::{
+    wait_for_banner, Guest, WaitFailure, BANNER_PATIENCE, SLOW_BANNER_PATIENCE,
+};
 use crate::ssh::KeyPair;
 use crate::vm::accel::Resolved;
 use crate::vm::{console, overlay, ports, DomainSpec, Hypervisor, VmGuard, DOMAIN_PREFIX};
@@ -41,6 +45,8 @@ pub enum BootError {
     Warm(#[from] super::warm::WarmError),
     #[error(transparent)]
     SaveFile(#[from] crate::vm::savefile::SaveFileError),
+    #[error(transparent)]
+    Seed(#[from] crate::vm::seed::SeedError),
 }
 
 /// A VM whose domain runs; its SSH server may not answer yet.
@@ -57,6 +63,9 @@ pub struct Started {
     console_log: PathBuf,
     image: String,
     ssh_deadline: Duration,
+    /// How long one attempt waits for the banner (OpenSSH under TCG is
+    /// slow to send it).
+    banner_patience: Duration,
 }
 
 pub struct BootRequest<'a> {
@@ -77,6 +86,8 @@ pub struct BootRequest<'a> {
     /// (no autodestroy): a reservation's VM survives a service restart.
     /// Restored domains never have autodestroy.
     pub detachable: bool,
+    /// The job's public key as an OpenSSH line, for a cloud image's seed.
+    pub public_key: &'a str,
 }
 
 pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
@@ -99,6 +110,15 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
     };
     overlay::create(&backing[0], &overlay_path)?;
     tracing::debug!("overlay created in {:?}", t.elapsed());
+    let disk_boot = match (req.image.boots_from_disk(), req.template) {
+        (false, _) => None,
+        (true, None) => Some(disk_boot(req.image, &name, &vm_dir, req.public_key)?),
+        // Restored: the waiter hands the key over, the seed is the template's.
+        (true, Some(t)) => Some(DiskBoot {
+            firmware: Firmware::Bios,
+            seed: t.seed(),
+        }),
+    };
 
     let mut spec = DomainSpec {
         name: name.clone(),
@@ -116,6 +136,7 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
         console_log: req.console_log.clone(),
         ssh_port: 0,
         vm_dir,
+        disk_boot,
     };
     let started = Instant::now();
     // The port was free a moment ago; QEMU may lose it to another process
@@ -159,7 +180,38 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
         console_log: req.console_log,
         image: req.image.label(),
         ssh_deadline: req.ssh_deadline,
+        banner_patience: if req.image.boots_from_disk() {
+            SLOW_BANNER_PATIENCE
+        } else {
+            BANNER_PATIENCE
+        },
     })
+}
+
+/// A cloud image's firmware and its per-job cloud-init seed (in the VM
+/// folder, removed with it).
+pub(crate) fn disk_boot(
+    image: &ResolvedImage,
+    name: &str,
+    vm_dir: &Path,
+    public_key: &str,
+) -> Result<DiskBoot, crate::vm::seed::SeedError> {
+    let seed = Seed {
+        instance_id: name,
+        hostname: name,
+        user: &image.user,
+        public_key,
+    }
+    .write(vm_dir)?;
+    let firmware = match image.firmware {
+        ferrotron_imagebuilder::Firmware::Bios => Firmware::Bios,
+        ferrotron_imagebuilder::Firmware::Uefi => Firmware::Uefi {
+            code: OVMF_CODE.into(),
+            vars_template: OVMF_VARS.into(),
+            nvram: vm_dir.join("nvram.fd"),
+        },
+    };
+    Ok(DiskBoot { firmware, seed })
 }
 
 impl Started {
@@ -172,7 +224,10 @@ impl Started {
         let name = self.guard.name();
         let deadline = Instant::now() + self.ssh_deadline;
         let mut watch = GuestWatch::new(&self.console_log, READY_LINE, cancel);
-        wait_for_banner(self.port, deadline, || watch.look(|| hv.is_running(name))).map_err(|f| {
+        wait_for_banner(self.port, deadline, self.banner_patience, || {
+            watch.look(|| hv.is_running(name))
+        })
+        .map_err(|f| {
             let f = watch.settle(f);
             wait_error(f, &self.console_log, self.ssh_deadline, &self.image, cancel)
         })
@@ -297,7 +352,7 @@ mod tests {
         let mut watch = GuestWatch::new(&log, READY_LINE, &cancel);
         // A deadline no test waits for: only the fatal line can end this.
         let far = Instant::now() + Duration::from_secs(3600);
-        let f = wait_for_banner(dead_port(), far, || watch.look(|| true)).err();
+        let f = wait_for_banner(dead_port(), far, BANNER_PATIENCE, || watch.look(|| true)).err();
         assert_eq!(f, Some(WaitFailure::Fatal(FATAL.into())));
         let e = wait_error(
             WaitFailure::Fatal(FATAL.into()),

@@ -35,7 +35,37 @@ pub struct DomainSpec {
     pub ssh_port: u16,
     /// Folder removed with the VM (holds the overlay).
     pub vm_dir: PathBuf,
+    /// Boot the disk's own boot loader with this firmware and cloud-init
+    /// seed, instead of `kernel`/`initrd`/`cmdline`.
+    pub disk_boot: Option<DiskBoot>,
 }
+
+/// How a cloud image's VM boots: from its disk, set up by cloud-init.
+#[derive(Debug, Clone)]
+pub struct DiskBoot {
+    pub firmware: Firmware,
+    /// The NoCloud seed (`cidata` ISO), attached read-only as `vdb` and
+    /// never relabelled (a restored VM shares its template's).
+    pub seed: PathBuf,
+}
+
+/// Firmware of a VM that boots from its disk.
+#[derive(Debug, Clone)]
+pub enum Firmware {
+    /// libvirt's default, SeaBIOS.
+    Bios,
+    /// OVMF: its code read-only, its variables copied from `vars_template`
+    /// into `nvram` (in the VM folder, removed with it).
+    Uefi {
+        code: PathBuf,
+        vars_template: PathBuf,
+        nvram: PathBuf,
+    },
+}
+
+/// Debian's OVMF (package `ovmf`).
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 /// What the reaper reads back from a domain's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +107,56 @@ impl DomainSpec {
         format!("{open}{inner}<backingStore/>\n{close}")
     }
 
+    /// The `<os>` element's boot lines.
+    fn os_xml(&self) -> String {
+        let p = |p: &PathBuf| esc(&p.to_string_lossy());
+        match &self.disk_boot {
+            None => format!(
+                "    <kernel>{}</kernel>\n    <initrd>{}</initrd>\n    <cmdline>{}</cmdline>\n",
+                p(&self.kernel),
+                p(&self.initrd),
+                esc(&self.cmdline)
+            ),
+            // The boot order is the root disk's (`<boot order='1'/>`),
+            // so the firmware never tries the seed.
+            Some(DiskBoot {
+                firmware: Firmware::Bios,
+                ..
+            }) => String::new(),
+            Some(DiskBoot {
+                firmware:
+                    Firmware::Uefi {
+                        code,
+                        vars_template,
+                        nvram,
+                    },
+                ..
+            }) => format!(
+                "    <loader readonly='yes' type='pflash'>{}</loader>\n\
+                 \x20   <nvram template='{}'>{}</nvram>\n",
+                p(code),
+                p(vars_template),
+                p(nvram)
+            ),
+        }
+    }
+
+    /// The seed disk of a VM that boots from its disk.
+    fn seed_xml(&self) -> String {
+        match &self.disk_boot {
+            None => String::new(),
+            Some(d) => format!(
+                "    <disk type='file' device='disk'>\n\
+                 \x20     <driver name='qemu' type='raw'/>\n\
+                 \x20     <source file='{}'><seclabel model='dac' relabel='no'/></source>\n\
+                 \x20     <target dev='vdb' bus='virtio'/>\n\
+                 \x20     <readonly/>\n\
+                 \x20   </disk>\n",
+                esc(&d.seed.to_string_lossy())
+            ),
+        }
+    }
+
     pub fn to_xml(&self) -> String {
         let p = |p: &PathBuf| esc(&p.to_string_lossy());
         let mut x = String::with_capacity(2048);
@@ -89,9 +169,7 @@ impl DomainSpec {
              \x20 <vcpu>{vcpus}</vcpu>\n\
              \x20 <os>\n\
              \x20   <type arch='x86_64' machine='pc'>hvm</type>\n\
-             \x20   <kernel>{kernel}</kernel>\n\
-             \x20   <initrd>{initrd}</initrd>\n\
-             \x20   <cmdline>{cmdline}</cmdline>\n\
+             {os}\
              \x20 </os>\n\
              \x20 <features><acpi/></features>\n\
              {cpu}\
@@ -105,7 +183,9 @@ impl DomainSpec {
              \x20     <source file='{overlay}'/>\n\
              {backing}\
              \x20     <target dev='vda' bus='virtio'/>\n\
+             {boot_order}\
              \x20   </disk>\n\
+             {seed}\
              \x20   <serial type='file'><source path='{console}'/><target port='0'/></serial>\n\
              \x20   <console type='file'><source path='{console}'/><target type='serial' port='0'/></console>\n\
              {control}\
@@ -124,9 +204,13 @@ impl DomainSpec {
             meta = self.metadata_xml(),
             mem = self.memory_mib,
             vcpus = self.vcpus,
-            kernel = p(&self.kernel),
-            initrd = p(&self.initrd),
-            cmdline = esc(&self.cmdline),
+            os = self.os_xml(),
+            seed = self.seed_xml(),
+            boot_order = if self.disk_boot.is_some() {
+                "      <boot order='1'/>\n"
+            } else {
+                ""
+            },
             cpu = match self.accel {
                 Resolved::Kvm => "  <cpu mode='host-passthrough'/>\n",
                 Resolved::Tcg => "",
@@ -236,7 +320,59 @@ mod tests {
             console_log: "/data/jobs/abc/console.log".into(),
             ssh_port: 40022,
             vm_dir: "/data/vms/it's & <odd>".into(),
+            disk_boot: None,
         }
+    }
+
+    #[test]
+    fn disk_boot_xml_has_no_kernel_and_attaches_the_seed() {
+        let bios = DomainSpec {
+            disk_boot: Some(DiskBoot {
+                firmware: Firmware::Bios,
+                seed: "/data/vms/x/seed.iso".into(),
+            }),
+            ..spec()
+        }
+        .to_xml();
+        assert!(
+            !bios.contains("<kernel>") && !bios.contains("<cmdline>"),
+            "{bios}"
+        );
+        assert!(
+            bios.contains("<target dev='vda' bus='virtio'/>\n      <boot order='1'/>"),
+            "{bios}"
+        );
+        assert!(
+            bios.contains(
+                "<source file='/data/vms/x/seed.iso'><seclabel model='dac' relabel='no'/></source>"
+            ),
+            "{bios}"
+        );
+        assert!(
+            bios.contains("<target dev='vdb' bus='virtio'/>\n      <readonly/>"),
+            "{bios}"
+        );
+        assert!(!bios.contains("<loader"), "{bios}");
+        assert!(bios.contains("restrict=on,hostfwd=tcp:127.0.0.1:40022-:22"));
+        let uefi = DomainSpec {
+            disk_boot: Some(DiskBoot {
+                firmware: Firmware::Uefi {
+                    code: OVMF_CODE.into(),
+                    vars_template: OVMF_VARS.into(),
+                    nvram: "/data/vms/x/nvram.fd".into(),
+                },
+                seed: "/data/vms/x/seed.iso".into(),
+            }),
+            ..spec()
+        }
+        .to_xml();
+        assert!(uefi.contains(&format!(
+            "<loader readonly='yes' type='pflash'>{OVMF_CODE}</loader>"
+        )));
+        assert!(uefi.contains(&format!(
+            "<nvram template='{OVMF_VARS}'>/data/vms/x/nvram.fd</nvram>"
+        )));
+        assert!(spec().to_xml().contains("<kernel>/img/vmlinuz</kernel>"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod accel;
 pub mod boot;
+pub mod cloud_wait;
 pub mod console;
 pub mod domain;
 pub mod guard;
@@ -14,6 +15,7 @@ pub mod ports;
 pub mod reaper;
 pub mod savefile;
 pub mod saverestore;
+pub mod seed;
 pub mod warm;
 
 pub use accel::Accel;

@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::cancel::Cancel;
 use crate::images::ResolvedImage;
 use crate::ssh::wait::{Guest, WaitFailure};
+use crate::ssh::KeyPair;
 use crate::vm::accel::Resolved;
 use crate::vm::boot::GuestWatch;
 use crate::vm::reaper::OWNER_FILE;
@@ -43,6 +44,7 @@ const TEMPLATE_FORMAT: u32 = 1;
 const WAITING: &str = "ferrotron: waiting for the job";
 const STATE_FILE: &str = "state.sav";
 const DISK_FILE: &str = "disk.qcow2";
+const SEED_FILE: &str = "seed.iso";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarmError {
@@ -64,6 +66,12 @@ pub enum WarmError {
     Cancelled(String),
     #[error("cannot send the job's key to the guest through {0}")]
     Control(PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    Seed(#[from] crate::vm::seed::SeedError),
+    #[error("cannot make the template's key")]
+    Key(#[source] crate::ssh::keys::KeyError),
+    #[error("cannot prepare the template VM of a cloud image")]
+    CloudWait(#[from] crate::vm::cloud_wait::CloudWaitError),
 }
 
 /// A saved, booted image from which jobs' VMs are restored.
@@ -102,6 +110,12 @@ impl Template {
     /// state under the job's domain XML.
     pub fn write_job_file(&self, spec: &DomainSpec, to: &Path) -> Result<(), SaveFileError> {
         self.header.write_with_xml(&self.state, to, &spec.to_xml())
+    }
+
+    /// A cloud image's seed (the template's; attached to each restored VM
+    /// because the saved devices include it, never read again).
+    pub fn seed(&self) -> PathBuf {
+        self.dir.join(SEED_FILE)
     }
 
     /// Removes this template (after a restore from it failed).
@@ -155,6 +169,10 @@ fn template_key(image: &ResolvedImage, accel: Resolved, hv: &Hypervisor) -> Stri
     ] {
         h.update(part.as_bytes());
         h.update([0]);
+    }
+    // Only for cloud images, so built images keep their templates' keys.
+    if image.boots_from_disk() {
+        h.update(crate::vm::cloud_wait::fingerprint(image).as_bytes());
     }
     hex::encode(&h.finalize()[..8])
 }
@@ -226,6 +244,22 @@ fn build(
     let disk = work.join(DISK_FILE);
     overlay::create(&image.disk, &disk)?;
     let console_log = work.join("console.log");
+    // A cloud image boots cold with a key of the template's own, through
+    // which the waiter is installed (`cloud_wait`).
+    let cloud_keys = if image.boots_from_disk() {
+        Some(KeyPair::generate(&work, "ferrotron-template").map_err(WarmError::Key)?)
+    } else {
+        None
+    };
+    let disk_boot = match &cloud_keys {
+        Some(k) => Some(crate::vm::boot::disk_boot(
+            image,
+            &name,
+            &work,
+            &k.public_openssh,
+        )?),
+        None => None,
+    };
     let spec = DomainSpec {
         name: name.clone(),
         job_id: format!("template-{id}"),
@@ -242,11 +276,20 @@ fn build(
         console_log: console_log.clone(),
         ssh_port: ports::free_loopback_port().map_err(folder)?,
         vm_dir: work.clone(),
+        disk_boot,
     };
     cancel.track(hv.clone(), &name);
     hv.start(&spec, true)?;
 
     let deadline = cfg.ssh_timeout.unwrap_or(image.ssh_timeout);
+    if let Some(keys) = &cloud_keys {
+        crate::vm::cloud_wait::install(image, spec.ssh_port, keys, deadline, cancel, || {
+            hv.is_running(&name)
+        })?;
+        // Its job is done: no key of the template is kept.
+        let _ = std::fs::remove_file(&keys.private_path);
+        let _ = std::fs::remove_file(&keys.public_path);
+    }
     wait_until_waiting(&console_log, deadline, cancel, || hv.is_running(&name))?;
     // The line is printed just before the guest's `read`: let it block.
     std::thread::sleep(Duration::from_millis(50));
