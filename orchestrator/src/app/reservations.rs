@@ -195,7 +195,7 @@ impl App {
             return None;
         }
         let port = u16::try_from(port).ok()?;
-        let known_hosts = format!("[127.0.0.1]:{port} {key}");
+        let known_hosts = known_hosts_line(port, key);
         let local_file = self
             .settings()
             .jobs_dir()
@@ -203,20 +203,12 @@ impl App {
             .join("known_hosts")
             .display()
             .to_string();
-        let pinned = |file: &str| {
-            format!(
-                "ssh -o StrictHostKeyChecking=yes -o UserKnownHostsFile={file} -p {port} root@127.0.0.1"
-            )
-        };
         Some(ReachInfo {
             host: host.clone(),
             port,
             user: "root".into(),
-            ssh_command: pinned(&local_file),
-            ssh_jump_command: format!(
-                "ssh -J {host} {}",
-                pinned(&format!("ferrotron-{}.known_hosts", r.id)).trim_start_matches("ssh ")
-            ),
+            ssh_command: pinned_ssh(&local_file, port),
+            ssh_jump_command: jump_command(&r.id, host, port),
             known_hosts,
         })
     }
@@ -234,6 +226,25 @@ impl App {
         }
         Ok(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
     }
+}
+
+/// The `known_hosts` line that pins a VM's host key on its forward.
+pub fn known_hosts_line(port: u16, host_key: &str) -> String {
+    format!("[127.0.0.1]:{port} {host_key}")
+}
+
+/// `ssh` to a VM's forward on this host, checking its host key in `file`.
+fn pinned_ssh(file: &str, port: u16) -> String {
+    format!(
+        "ssh -o StrictHostKeyChecking=yes -o UserKnownHostsFile={file} -p {port} root@127.0.0.1"
+    )
+}
+
+/// `ssh` to reservation `id`'s VM through its hypervisor `host` (`-J`),
+/// with its host key expected in `ferrotron-<id>.known_hosts`.
+pub fn jump_command(id: &str, host: &str, port: u16) -> String {
+    let pinned = pinned_ssh(&format!("ferrotron-{id}.known_hosts"), port);
+    format!("ssh -J {host} {}", pinned.trim_start_matches("ssh "))
 }
 
 /// One OpenSSH public key line, checked; returned trimmed.

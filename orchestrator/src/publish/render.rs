@@ -42,8 +42,46 @@ pub fn body(row: &OutboxRow, result: Option<ResultRow>, base: &str) -> Result<Va
             }
             Ok(body)
         }
+        Some(Topic::Reservation(_)) => Ok(reservation(row.body.clone(), base)),
         None => Ok(row.body.clone()),
     }
+}
+
+/// A reservation message with its link and, while its VM is up, how to
+/// reach it: the `known_hosts` line to save as
+/// `ferrotron-<id>.known_hosts` and the `ssh -J` line that uses it.
+fn reservation(mut body: Value, base: &str) -> Value {
+    let Some(r) = body.get_mut("reservation").and_then(Value::as_object_mut) else {
+        return body;
+    };
+    let id = r
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    r.insert(
+        "href".into(),
+        format!("{base}/api/v1/reservations/{id}").into(),
+    );
+    let host = r.get("host").and_then(Value::as_str).map(str::to_string);
+    let port = r
+        .get("port")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok());
+    let key = r
+        .get("host_key")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let up = r.get("status").and_then(Value::as_str) == Some("ready");
+    if let (true, Some(host), Some(port), Some(key)) = (up, host, port, key) {
+        use crate::app::reservations::{jump_command, known_hosts_line};
+        r.insert("known_hosts".into(), known_hosts_line(port, &key).into());
+        r.insert(
+            "ssh_jump_command".into(),
+            jump_command(&id, &host, port).into(),
+        );
+    }
+    body
 }
 
 /// ResultsDB's `taskotron.result.new` body: `item` and `type` from the
@@ -159,6 +197,39 @@ mod tests {
             e.to_string(),
             "outbox message 7 (resultsdb.result.new): its result 3 is gone"
         );
+    }
+
+    #[test]
+    fn a_ready_reservation_says_how_to_reach_it_and_an_ended_one_does_not() {
+        let ready = json!({"reservation": {"id": "r1", "status": "ready", "host": "hv1",
+                           "port": 40022, "host_key": "ssh-ed25519 AAAA"}});
+        let b = body(
+            &row("ferrotron.reservation.ready", ready),
+            None,
+            "http://h:1",
+        )
+        .expect("body");
+        let r = &b["reservation"];
+        assert_eq!(r["href"], "http://h:1/api/v1/reservations/r1");
+        assert_eq!(r["known_hosts"], "[127.0.0.1]:40022 ssh-ed25519 AAAA");
+        assert_eq!(
+            r["ssh_jump_command"],
+            "ssh -J hv1 -o StrictHostKeyChecking=yes \
+             -o UserKnownHostsFile=ferrotron-r1.known_hosts -p 40022 root@127.0.0.1"
+        );
+        let ended = json!({"reservation": {"id": "r1", "status": "ended", "host": "hv1",
+                           "port": 40022, "host_key": "ssh-ed25519 AAAA"}});
+        let b = body(
+            &row("ferrotron.reservation.ended", ended),
+            None,
+            "http://h:1",
+        )
+        .expect("body");
+        assert_eq!(
+            b["reservation"]["href"],
+            "http://h:1/api/v1/reservations/r1"
+        );
+        assert!(b["reservation"].get("ssh_jump_command").is_none());
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //!   the same testcase and `item`/`type`/`arch` (ResultsDB's rule):
 //!   `taskotron.result.new`, with that previous outcome;
 //! - every state a job reaches (created `queued` included):
-//!   `ferrotron.job.<state>`.
+//!   `ferrotron.job.<state>`;
+//! - a reservation or hold whose VM is up (`ferrotron.reservation.ready`,
+//!   with how to reach it) and one that ended (`ferrotron.reservation.ended`,
+//!   with why).
 //!
 //! A result's messages keep only its id and what is known at insert time
 //! (the previous outcome); the publisher renders the result as the API
@@ -35,21 +38,30 @@ pub enum Topic {
     TaskotronResultNew,
     /// `ferrotron.job.<state>`.
     JobState(String),
+    /// `ferrotron.reservation.<event>` (`ready`, `ended`).
+    Reservation(String),
 }
 
 impl Topic {
     pub const RESULT_NEW: &'static str = "resultsdb.result.new";
     pub const TASKOTRON_RESULT_NEW: &'static str = "taskotron.result.new";
     pub const JOB_PREFIX: &'static str = "ferrotron.job.";
+    pub const RESERVATION_PREFIX: &'static str = "ferrotron.reservation.";
 
     pub fn parse(topic: &str) -> Option<Topic> {
         match topic {
             Topic::RESULT_NEW => Some(Topic::ResultNew),
             Topic::TASKOTRON_RESULT_NEW => Some(Topic::TaskotronResultNew),
-            t => t
-                .strip_prefix(Topic::JOB_PREFIX)
-                .filter(|s| !s.is_empty())
-                .map(|s| Topic::JobState(s.to_string())),
+            t => {
+                let after = |prefix: &str| {
+                    t.strip_prefix(prefix)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                };
+                after(Topic::JOB_PREFIX)
+                    .map(Topic::JobState)
+                    .or_else(|| after(Topic::RESERVATION_PREFIX).map(Topic::Reservation))
+            }
         }
     }
 }
@@ -134,6 +146,40 @@ pub(super) async fn job_moved(
     });
     let topic = format!("{}{}", Topic::JOB_PREFIX, t.state.as_str());
     insert(tx, &topic, &body, None, t.at).await
+}
+
+/// The `ferrotron.reservation.<event>` message of reservation `r` as it
+/// is after this transaction's change (none without an outbox): who asked,
+/// for which job, where its VM is and until when; the publisher adds the
+/// `ssh` line that reaches it.
+pub(super) async fn reservation_moved(
+    tx: &mut WriteTx,
+    event: &str,
+    r: &super::Reservation,
+) -> Result<(), StoreError> {
+    if !tx.publishing() {
+        return Ok(());
+    }
+    let at = super::now_micros();
+    let body = json!({
+        "reservation": {
+            "id": r.id,
+            "kind": r.kind.as_str(),
+            "status": r.status(),
+            "job": r.job,
+            "requester": r.requester,
+            "host": r.host,
+            "port": r.port,
+            "host_key": r.host_key,
+            "vm_name": r.vm_name,
+            "expires_at": r.expires_at.map(super::format_time),
+            "ended_at": r.ended_at.map(super::format_time),
+            "end_reason": r.end_reason,
+        },
+        "at": super::format_time(at),
+    });
+    let topic = format!("{}{event}", Topic::RESERVATION_PREFIX);
+    insert(tx, &topic, &body, None, at).await
 }
 
 /// The messages of result `id`, just inserted in this transaction (none

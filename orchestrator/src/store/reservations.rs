@@ -263,7 +263,7 @@ impl Store {
     /// The VM is up: where to reach it; it expires a TTL from now.
     pub async fn reservation_ready(&self, id: &str, reach: &Reach) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE reservations SET host = $1, port = $2, host_key = $3, vm_name = $4, \
              expires_at = $5 + ttl_secs * 1000000 WHERE id = $6 AND ended_at IS NULL",
         )
@@ -275,6 +275,9 @@ impl Store {
         .bind(id.to_string())
         .execute(&mut *tx.tx)
         .await?;
+        if done.rows_affected() > 0 {
+            announce(&mut tx, "ready", id).await?;
+        }
         tx.commit().await
     }
 
@@ -408,7 +411,7 @@ impl Store {
     /// Ends a reservation (its VM is gone) with the reason.
     pub async fn end_reservation(&self, id: &str, reason: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE reservations SET ended_at = $1, end_reason = $2 \
              WHERE id = $3 AND ended_at IS NULL",
         )
@@ -417,6 +420,9 @@ impl Store {
         .bind(id.to_string())
         .execute(&mut *tx.tx)
         .await?;
+        if done.rows_affected() > 0 {
+            announce(&mut tx, "ended", id).await?;
+        }
         tx.commit().await
     }
 
@@ -469,6 +475,16 @@ pub struct Reach {
     pub port: u16,
     pub host_key: String,
     pub vm_name: String,
+}
+
+/// The message of reservation `id`'s `event`, as the row now is in `tx`.
+async fn announce(tx: &mut super::WriteTx, event: &str, id: &str) -> Result<(), StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM reservations WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.to_string())
+        .fetch_one(&mut *tx.tx)
+        .await?;
+    super::outbox::reservation_moved(tx, event, &from_row(&row)?).await
 }
 
 async fn check_limit(
@@ -538,6 +554,81 @@ mod tests {
         let mut j = crate::store::lifecycle::tests::job();
         j.task = RESERVATION_TASK.into();
         j
+    }
+
+    /// A VM that is up and one that ended each have their message, written
+    /// with the change (once: ending twice writes one); no outbox, none.
+    #[tokio::test]
+    async fn ready_and_ended_reservations_have_messages_sqlite() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let url = crate::store::default_url(dir.path());
+        let store = Store::open(&url).await.expect("open").with_outbox();
+        ready_and_ended_reservations_have_messages(&store).await;
+        let quiet = Store::open(&url).await.expect("open");
+        let r = quiet
+            .create_reservation(&new(5), &job())
+            .await
+            .expect("create");
+        quiet.end_reservation(&r.id, "released").await.expect("end");
+        let rows = store.outbox_claim(100, 10, 20).await.expect("claim");
+        assert!(
+            rows.iter()
+                .all(|m| !m.topic.starts_with("ferrotron.reservation.")),
+            "{rows:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn ready_and_ended_reservations_have_messages_postgres() {
+        let (s, name) = crate::store::queue::tests::pg_store().await;
+        let s = s.with_outbox();
+        ready_and_ended_reservations_have_messages(&s).await;
+        crate::store::queue::tests::pg_drop(s, &name).await;
+    }
+
+    async fn ready_and_ended_reservations_have_messages(store: &Store) {
+        let r = store
+            .create_reservation(&new(1), &job())
+            .await
+            .expect("create");
+        let reach = Reach {
+            host: "hv1".into(),
+            port: 2222,
+            host_key: "ssh-ed25519 BBBB".into(),
+            vm_name: format!("ferrotron-{}", r.job),
+        };
+        store.reservation_ready(&r.id, &reach).await.expect("ready");
+        store
+            .end_reservation(&r.id, "released by alice")
+            .await
+            .expect("end");
+        store
+            .end_reservation(&r.id, "again")
+            .await
+            .expect("end twice");
+        let rows = store.outbox_claim(100, 10, 20).await.expect("claim");
+        let mine: Vec<_> = rows
+            .iter()
+            .filter(|m| m.topic.starts_with("ferrotron.reservation."))
+            .collect();
+        let topics: Vec<&str> = mine.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            ["ferrotron.reservation.ready", "ferrotron.reservation.ended"]
+        );
+        let up = &mine[0].body["reservation"];
+        assert_eq!(up["id"], r.id.as_str());
+        assert_eq!(up["job"], r.job.as_str());
+        assert_eq!(up["status"], "ready");
+        assert_eq!(up["host"], "hv1");
+        assert_eq!(up["port"], 2222);
+        assert_eq!(up["host_key"], "ssh-ed25519 BBBB");
+        assert!(up["expires_at"].is_string(), "{up}");
+        let gone = &mine[1].body["reservation"];
+        assert_eq!(gone["status"], "ended");
+        assert_eq!(gone["end_reason"], "released by alice");
+        // The requester's own key is not broadcast.
+        assert!(!mine[0].body.to_string().contains("AAAA alice"));
     }
 
     #[tokio::test]
