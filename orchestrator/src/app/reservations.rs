@@ -11,6 +11,7 @@ use crate::store::{
     format_time, NewQueuedJob, NewReservation, Reservation, ReservationKind, StoreError,
     RESERVATION_TASK,
 };
+use crate::store::{jump_command, known_hosts_line, pinned_ssh};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReservationError {
@@ -188,14 +189,7 @@ impl App {
 
     /// How to reach `r` once it is ready.
     pub fn reach(&self, r: &Reservation) -> Option<ReachInfo> {
-        let (Some(host), Some(port), Some(key)) = (&r.host, r.port, &r.host_key) else {
-            return None;
-        };
-        if r.ended_at.is_some() {
-            return None;
-        }
-        let port = u16::try_from(port).ok()?;
-        let known_hosts = known_hosts_line(port, key);
+        let (host, port, key) = r.forward()?;
         let local_file = self
             .settings()
             .jobs_dir()
@@ -204,12 +198,12 @@ impl App {
             .display()
             .to_string();
         Some(ReachInfo {
-            host: host.clone(),
+            host: host.to_string(),
             port,
             user: "root".into(),
+            known_hosts: known_hosts_line(port, key),
             ssh_command: pinned_ssh(&local_file, port),
             ssh_jump_command: jump_command(&r.id, host, port),
-            known_hosts,
         })
     }
 
@@ -226,25 +220,6 @@ impl App {
         }
         Ok(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
     }
-}
-
-/// The `known_hosts` line that pins a VM's host key on its forward.
-pub fn known_hosts_line(port: u16, host_key: &str) -> String {
-    format!("[127.0.0.1]:{port} {host_key}")
-}
-
-/// `ssh` to a VM's forward on this host, checking its host key in `file`.
-fn pinned_ssh(file: &str, port: u16) -> String {
-    format!(
-        "ssh -o StrictHostKeyChecking=yes -o UserKnownHostsFile={file} -p {port} root@127.0.0.1"
-    )
-}
-
-/// `ssh` to reservation `id`'s VM through its hypervisor `host` (`-J`),
-/// with its host key expected in `ferrotron-<id>.known_hosts`.
-pub fn jump_command(id: &str, host: &str, port: u16) -> String {
-    let pinned = pinned_ssh(&format!("ferrotron-{id}.known_hosts"), port);
-    format!("ssh -J {host} {}", pinned.trim_start_matches("ssh "))
 }
 
 /// One OpenSSH public key line, checked; returned trimmed.

@@ -33,53 +33,28 @@ pub fn body(row: &OutboxRow, result: Option<ResultRow>, base: &str) -> Result<Va
             let r = result.ok_or_else(gone)?;
             Ok(taskotron(&r, row.body.get("prev_outcome").cloned(), base))
         }
-        Some(Topic::JobState(_)) => {
-            let mut body = row.body.clone();
-            if let Some(job) = body.get_mut("job").and_then(Value::as_object_mut) {
-                let uuid = job.get("uuid").and_then(Value::as_str).unwrap_or_default();
-                let href = format!("{base}/api/v1/jobs/{uuid}");
-                job.insert("href".into(), href.into());
-            }
-            Ok(body)
-        }
-        Some(Topic::Reservation(_)) => Ok(reservation(row.body.clone(), base)),
+        Some(Topic::JobState(_)) => Ok(linked(row.body.clone(), "job", "uuid", base, "jobs")),
+        Some(Topic::Reservation(_)) => Ok(linked(
+            row.body.clone(),
+            "reservation",
+            "id",
+            base,
+            "reservations",
+        )),
         None => Ok(row.body.clone()),
     }
 }
 
-/// A reservation message with its link and, while its VM is up, how to
-/// reach it: the `known_hosts` line to save as
-/// `ferrotron-<id>.known_hosts` and the `ssh -J` line that uses it.
-fn reservation(mut body: Value, base: &str) -> Value {
-    let Some(r) = body.get_mut("reservation").and_then(Value::as_object_mut) else {
-        return body;
-    };
-    let id = r
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    r.insert(
-        "href".into(),
-        format!("{base}/api/v1/reservations/{id}").into(),
-    );
-    let host = r.get("host").and_then(Value::as_str).map(str::to_string);
-    let port = r
-        .get("port")
-        .and_then(Value::as_u64)
-        .and_then(|p| u16::try_from(p).ok());
-    let key = r
-        .get("host_key")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let up = r.get("status").and_then(Value::as_str) == Some("ready");
-    if let (true, Some(host), Some(port), Some(key)) = (up, host, port, key) {
-        use crate::app::reservations::{jump_command, known_hosts_line};
-        r.insert("known_hosts".into(), known_hosts_line(port, &key).into());
-        r.insert(
-            "ssh_jump_command".into(),
-            jump_command(&id, &host, port).into(),
-        );
+/// `body` with `href` (`<base>/api/v1/<path>/<id>`) added to its object
+/// `key`, the id read from that object's field `id_field`.
+fn linked(mut body: Value, key: &str, id_field: &str, base: &str, path: &str) -> Value {
+    if let Some(obj) = body.get_mut(key).and_then(Value::as_object_mut) {
+        let id = obj
+            .get(id_field)
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let href = format!("{base}/api/v1/{path}/{id}");
+        obj.insert("href".into(), href.into());
     }
     body
 }
@@ -200,27 +175,12 @@ mod tests {
     }
 
     #[test]
-    fn a_ready_reservation_says_how_to_reach_it_and_an_ended_one_does_not() {
-        let ready = json!({"reservation": {"id": "r1", "status": "ready", "host": "hv1",
-                           "port": 40022, "host_key": "ssh-ed25519 AAAA"}});
+    fn reservation_body_gets_its_link() {
         let b = body(
-            &row("ferrotron.reservation.ready", ready),
-            None,
-            "http://h:1",
-        )
-        .expect("body");
-        let r = &b["reservation"];
-        assert_eq!(r["href"], "http://h:1/api/v1/reservations/r1");
-        assert_eq!(r["known_hosts"], "[127.0.0.1]:40022 ssh-ed25519 AAAA");
-        assert_eq!(
-            r["ssh_jump_command"],
-            "ssh -J hv1 -o StrictHostKeyChecking=yes \
-             -o UserKnownHostsFile=ferrotron-r1.known_hosts -p 40022 root@127.0.0.1"
-        );
-        let ended = json!({"reservation": {"id": "r1", "status": "ended", "host": "hv1",
-                           "port": 40022, "host_key": "ssh-ed25519 AAAA"}});
-        let b = body(
-            &row("ferrotron.reservation.ended", ended),
+            &row(
+                "ferrotron.reservation.ended",
+                json!({"reservation": {"id": "r1", "status": "ended"}}),
+            ),
             None,
             "http://h:1",
         )
@@ -229,7 +189,6 @@ mod tests {
             b["reservation"]["href"],
             "http://h:1/api/v1/reservations/r1"
         );
-        assert!(b["reservation"].get("ssh_jump_command").is_none());
     }
 
     #[test]

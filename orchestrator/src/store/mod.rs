@@ -39,7 +39,10 @@ pub use lifecycle::Transitioned;
 pub use outbox::{OutboxRow, Topic};
 pub use query::{DataFilter, Page, ResultFilter};
 pub use queue::{ClaimedJob, Enqueued, NewQueuedJob, QueuedMessage};
-pub use reservations::{NewReservation, Reach, Reservation, ReservationKind, RESERVATION_TASK};
+pub use reservations::{
+    jump_command, known_hosts_line, pinned_ssh, NewReservation, Reach, Reservation,
+    ReservationKind, RESERVATION_TASK,
+};
 pub use results::{Group, JobRef, NewGroup, NewResult, ResultRow, Testcase};
 pub use search::{SearchFilter, SearchRow};
 pub use snapshot::{occupancy, sqlite_file, Occupancy};

@@ -150,8 +150,9 @@ pub(super) async fn job_moved(
 
 /// The `ferrotron.reservation.<event>` message of reservation `r` as it
 /// is after this transaction's change (none without an outbox): who asked,
-/// for which job, where its VM is and until when; the publisher adds the
-/// `ssh` line that reaches it.
+/// for which job, where its VM is and until when, and while it is up the
+/// `known_hosts` line (to save as `ferrotron-<id>.known_hosts`) and the
+/// `ssh -J` line that uses it.
 pub(super) async fn reservation_moved(
     tx: &mut WriteTx,
     event: &str,
@@ -161,7 +162,7 @@ pub(super) async fn reservation_moved(
         return Ok(());
     }
     let at = super::now_micros();
-    let body = json!({
+    let mut body = json!({
         "reservation": {
             "id": r.id,
             "kind": r.kind.as_str(),
@@ -178,6 +179,10 @@ pub(super) async fn reservation_moved(
         },
         "at": super::format_time(at),
     });
+    if let Some((host, port, key)) = r.forward() {
+        body["reservation"]["known_hosts"] = super::known_hosts_line(port, key).into();
+        body["reservation"]["ssh_jump_command"] = super::jump_command(&r.id, host, port).into();
+    }
     let topic = format!("{}{event}", Topic::RESERVATION_PREFIX);
     insert(tx, &topic, &body, None, at).await
 }

@@ -72,6 +72,37 @@ impl Reservation {
     }
 }
 
+impl Reservation {
+    /// Its VM's SSH forward while it is up: the host it runs on, the
+    /// port on that host's loopback, the guest's host key.
+    pub fn forward(&self) -> Option<(&str, u16, &str)> {
+        if self.ended_at.is_some() {
+            return None;
+        }
+        let port = u16::try_from(self.port?).ok()?;
+        Some((self.host.as_deref()?, port, self.host_key.as_deref()?))
+    }
+}
+
+/// The `known_hosts` line that pins a VM's host key on its forward.
+pub fn known_hosts_line(port: u16, host_key: &str) -> String {
+    format!("[127.0.0.1]:{port} {host_key}")
+}
+
+/// `ssh` to a VM's forward on this host, checking its host key in `file`.
+pub fn pinned_ssh(file: &str, port: u16) -> String {
+    format!(
+        "ssh -o StrictHostKeyChecking=yes -o UserKnownHostsFile={file} -p {port} root@127.0.0.1"
+    )
+}
+
+/// `ssh` to reservation `id`'s VM through its hypervisor `host` (`-J`),
+/// with its host key expected in `ferrotron-<id>.known_hosts`.
+pub fn jump_command(id: &str, host: &str, port: u16) -> String {
+    let pinned = pinned_ssh(&format!("ferrotron-{id}.known_hosts"), port);
+    format!("ssh -J {host} {}", pinned.trim_start_matches("ssh "))
+}
+
 /// What a new reservation asks for.
 #[derive(Debug, Clone)]
 pub struct NewReservation {
@@ -624,9 +655,20 @@ mod tests {
         assert_eq!(up["port"], 2222);
         assert_eq!(up["host_key"], "ssh-ed25519 BBBB");
         assert!(up["expires_at"].is_string(), "{up}");
+        assert_eq!(up["known_hosts"], "[127.0.0.1]:2222 ssh-ed25519 BBBB");
+        assert_eq!(
+            up["ssh_jump_command"],
+            format!(
+                "ssh -J hv1 -o StrictHostKeyChecking=yes \
+                 -o UserKnownHostsFile=ferrotron-{}.known_hosts -p 2222 root@127.0.0.1",
+                r.id
+            )
+        );
         let gone = &mine[1].body["reservation"];
         assert_eq!(gone["status"], "ended");
         assert_eq!(gone["end_reason"], "released by alice");
+        assert!(gone.get("ssh_jump_command").is_none(), "{gone}");
+        assert!(gone.get("known_hosts").is_none(), "{gone}");
         // The requester's own key is not broadcast.
         assert!(!mine[0].body.to_string().contains("AAAA alice"));
     }
