@@ -1746,6 +1746,57 @@ fn tokens_have_roles(backend: Backend) {
         Some(1),
         "{results}"
     );
+    // Idling one host by name (the dashboard's hosts page, a fleet's
+    // drain) is the operator's too.
+    let idle = |name: &str, what: &str| s.http.post(s.url(&format!("/api/v1/hosts/{name}/{what}")));
+    forbidden(
+        send(idle("hv9", "idle"), &reporter),
+        "relay",
+        "reporter",
+        "operator",
+    );
+    let r = send(idle("hv9", "idle"), operator);
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.json::<Value>().expect("json"),
+        json!({"name": "hv9", "idle": true})
+    );
+    let r = send(idle("hv9", "resume"), operator);
+    assert_eq!(
+        r.json::<Value>().expect("json"),
+        json!({"name": "hv9", "idle": false})
+    );
+    let (st, code, msg) = status_and_error(send(idle("hv%209", "idle"), operator));
+    assert_eq!(
+        (st, code.as_str(), msg.as_str()),
+        (
+            400,
+            "bad_host_name",
+            "`hv 9` is not a host name (letters, digits, `.`, `-`, `_`)"
+        )
+    );
+    // The job list filters by task, type and creation time as well.
+    let count = |q: &str| {
+        let r: Value = send(s.http.get(s.url(&format!("/api/v1/jobs?{q}"))), &reader)
+            .json()
+            .expect("json");
+        r["data"].as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(count("task=hello&type=koji_build&since=2024-05-01"), 1);
+    assert_eq!(count("task=other"), 0);
+    assert_eq!(count("until=2000-01-01"), 0);
+    let (st, code, msg) = status_and_error(send(
+        s.http.get(s.url("/api/v1/jobs?since=yesterday")),
+        &reader,
+    ));
+    assert_eq!(
+        (st, code.as_str(), msg.as_str()),
+        (
+            400,
+            "bad_filter",
+            "since: `yesterday` is not an ISO 8601 time"
+        )
+    );
     s.stop();
 }
 

@@ -233,6 +233,11 @@ pub(crate) fn safe_relative(p: &str) -> Result<PathBuf, ApiError> {
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 20)"),
         ("state" = Option<String>, Query, description = "Only jobs in this state"),
         ("item" = Option<String>, Query, description = "Only jobs about this item"),
+        ("task" = Option<String>, Query, description = "Only jobs of this task (formula name)"),
+        ("type" = Option<String>, Query, description = "Only jobs about items of this type"),
+        ("host" = Option<String>, Query, description = "Only jobs run on this host"),
+        ("since" = Option<String>, Query, description = "Only jobs created at or after this ISO 8601 time"),
+        ("until" = Option<String>, Query, description = "Only jobs created before this ISO 8601 time"),
     ),
     responses((status = 200, body = JobsPage), (status = 400, body = ErrorBody))
 )]
@@ -244,12 +249,21 @@ async fn list_jobs(
 ) -> Result<impl IntoResponse, ApiError> {
     let pairs = params::pairs(q.as_deref())?;
     let page = params::page(&pairs)?;
-    let mut state = None;
-    let mut item = None;
+    let mut filter = crate::store::JobFilter::default();
     for (k, v) in &pairs {
+        let time = |v: &str| {
+            parse_time(v).ok_or_else(|| {
+                ApiError::bad_request("bad_filter", format!("{k}: `{v}` is not an ISO 8601 time"))
+            })
+        };
         match k.as_str() {
-            "state" => state = Some(state_of(v)?),
-            "item" => item = Some(v.clone()),
+            "state" => filter.state = Some(state_of(v)?),
+            "item" => filter.item = Some(v.clone()),
+            "task" => filter.task = Some(v.clone()),
+            "type" => filter.item_type = Some(v.clone()),
+            "host" => filter.host = Some(v.clone()),
+            "since" => filter.since = Some(time(v)?),
+            "until" => filter.until = Some(time(v)?),
             "page" | "limit" => {}
             _ => {
                 return Err(ApiError::bad_request(
@@ -259,11 +273,7 @@ async fn list_jobs(
             }
         }
     }
-    let (jobs, more) = st
-        .app
-        .store()
-        .list_jobs(state, item.as_deref(), page)
-        .await?;
+    let (jobs, more) = st.app.store().list_jobs(&filter, page).await?;
     let data: Vec<JobJson> = jobs.into_iter().map(|j| job_json(&base, j)).collect();
     paged(&base, "/api/v1/jobs", &pairs, page, more, data)
 }

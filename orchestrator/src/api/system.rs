@@ -1,19 +1,22 @@
 //! Images in the store and the hosts that run jobs (this host, until the
 //! scheduler knows others).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Reader;
+use super::auth::{Operator, Reader};
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 
 pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    r.routes(routes!(list_images)).routes(routes!(list_hosts))
+    r.routes(routes!(list_images))
+        .routes(routes!(list_hosts))
+        .routes(routes!(idle_host))
+        .routes(routes!(resume_host))
 }
 
 /// `GET /metrics`: Prometheus' scrape (OpenMetrics text), the store's
@@ -141,4 +144,65 @@ async fn list_hosts(State(st): State<AppState>, _r: Reader) -> Json<HostsList> {
             .into(),
         }],
     })
+}
+
+/// Whether a host takes new jobs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostIdleJson {
+    pub name: String,
+    pub idle: bool,
+}
+
+/// The host's name as a flag's suffix: what `--host-name` accepts.
+fn host_name(name: &str) -> Result<String, ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(ApiError::bad_request(
+            "bad_host_name",
+            format!("`{name}` is not a host name (letters, digits, `.`, `-`, `_`)"),
+        ))
+    }
+}
+
+/// Stops scheduling new jobs on one host (its running jobs go on); the
+/// same as `ferrotron host idle` there.
+#[utoipa::path(
+    post, path = "/api/v1/hosts/{name}/idle", tag = "system",
+    params(("name" = String, Path, description = "Host name")),
+    security(("bearer" = [])),
+    responses((status = 200, body = HostIdleJson), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+async fn idle_host(
+    State(st): State<AppState>,
+    _o: Operator,
+    Path(name): Path<String>,
+) -> Result<Json<HostIdleJson>, ApiError> {
+    set_idle(&st, &name, true).await
+}
+
+/// Lets one host take new jobs again (an `--all` idle stays).
+#[utoipa::path(
+    post, path = "/api/v1/hosts/{name}/resume", tag = "system",
+    params(("name" = String, Path, description = "Host name")),
+    security(("bearer" = [])),
+    responses((status = 200, body = HostIdleJson), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+async fn resume_host(
+    State(st): State<AppState>,
+    _o: Operator,
+    Path(name): Path<String>,
+) -> Result<Json<HostIdleJson>, ApiError> {
+    set_idle(&st, &name, false).await
+}
+
+async fn set_idle(st: &AppState, name: &str, idle: bool) -> Result<Json<HostIdleJson>, ApiError> {
+    let name = host_name(name)?;
+    st.app.set_host_idle(&name, idle).await?;
+    Ok(Json(HostIdleJson { name, idle }))
 }

@@ -12,9 +12,11 @@
 //! - [`tokens`]: API tokens (create, list, revoke, check);
 //! - [`results`]: result and artifact queries that take more than one
 //!   store call, and synthetic results for benchmarks;
+//! - [`dashboard`]: the hosts and queue pages' views (why a job waits);
 //! - [`search`]: full-text search over logs, task output and notes;
 //! - [`serve`]: `ferrotron serve` (API, scheduler, intake, cache upkeep).
 
+pub mod dashboard;
 pub mod doctor;
 pub mod import;
 pub mod queue;

@@ -31,6 +31,11 @@ pub struct Job {
     pub last_error: Option<String>,
     /// The commit its task was resolved to from the git cache.
     pub git_commit: Option<String>,
+    /// The image its VM boots from (none for a local task).
+    pub image: Option<String>,
+    /// The topic of the message that made it (`ferrotron.submit` when
+    /// submitted directly).
+    pub topic: Option<String>,
     pub transitions: Vec<TransitionRow>,
 }
 
@@ -56,7 +61,7 @@ pub struct Artifact {
     pub created_at: i64,
 }
 
-fn job_from_row(r: &AnyRow) -> Result<Job, StoreError> {
+pub(super) fn job_from_row(r: &AnyRow) -> Result<Job, StoreError> {
     let state: String = row_get(r, "state")?;
     let uuid: String = row_get(r, "uuid")?;
     Ok(Job {
@@ -73,12 +78,14 @@ fn job_from_row(r: &AnyRow) -> Result<Job, StoreError> {
         finished_at: row_get(r, "finished_at")?,
         last_error: row_get(r, "last_error")?,
         git_commit: row_get(r, "git_commit")?,
+        image: row_get(r, "image")?,
+        topic: row_get(r, "topic")?,
         transitions: Vec::new(),
     })
 }
 
-const JOB_COLUMNS: &str = "uuid, state, item, item_type, arch, formula, host, exit_status, \
-                           created_at, started_at, finished_at, last_error, git_commit";
+pub(super) const JOB_COLUMNS: &str = "uuid, state, item, item_type, arch, formula, host, exit_status, \
+                           created_at, started_at, finished_at, last_error, git_commit, image, topic";
 
 impl Store {
     /// Creates or advances a job record (a runner reporting a job no queue
@@ -233,26 +240,14 @@ impl Store {
         Ok(Some(job))
     }
 
-    /// Jobs, newest first, optionally in one state or about one item.
+    /// Jobs matching `filter`, newest first, a page of them.
     pub async fn list_jobs(
         &self,
-        state: Option<JobState>,
-        item: Option<&str>,
+        filter: &super::JobFilter,
         page: Page,
     ) -> Result<(Vec<Job>, bool), StoreError> {
         let mut b = Binder::default();
-        let mut conds = Vec::new();
-        if let Some(s) = state {
-            conds.push(format!("state = {}", b.text(&s.to_string())));
-        }
-        if let Some(i) = item {
-            conds.push(format!("item = {}", b.text(i)));
-        }
-        let w = if conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conds.join(" AND "))
-        };
+        let w = filter.where_clause(&mut b, None);
         let limit = b.int(page.limit + 1);
         let offset = b.int(page.page.saturating_mul(page.limit));
         let sql = format!(

@@ -171,7 +171,7 @@ pub(super) mod tests {
         let got = s.get_job(&uuid).await.expect_err("get");
         assert!(got.to_string().starts_with(&want), "{got}");
         let listed = s
-            .list_jobs(None, None, Page { page: 0, limit: 10 })
+            .list_jobs(&Default::default(), Page { page: 0, limit: 10 })
             .await
             .expect_err("list");
         assert!(listed.to_string().starts_with(&want), "{listed}");

@@ -66,6 +66,11 @@ const SQLITE: &Steps = &[
         "reservations",
         include_str!("../../migrations/sqlite/0010_reservations.sql"),
     ),
+    (
+        11,
+        "dashboard",
+        include_str!("../../migrations/sqlite/0011_dashboard.sql"),
+    ),
 ];
 
 const POSTGRES: &Steps = &[
@@ -118,6 +123,11 @@ const POSTGRES: &Steps = &[
         10,
         "reservations",
         include_str!("../../migrations/postgres/0010_reservations.sql"),
+    ),
+    (
+        11,
+        "dashboard",
+        include_str!("../../migrations/postgres/0011_dashboard.sql"),
     ),
 ];
 

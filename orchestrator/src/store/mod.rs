@@ -12,6 +12,7 @@
 //! Every write runs in a transaction; SQLite runs with `synchronous=FULL`
 //! so that an acknowledged write survives a crash.
 
+mod dashboard;
 mod hosts;
 mod jobs;
 mod lifecycle;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
+pub use dashboard::{JobCursor, JobFilter, QueueSpan, TestcaseRun, Waiting, TESTCASE_RUNS};
 pub use hosts::{HostRecord, HOST_FRESH_MICROS};
 pub use jobs::{Artifact, Job, JobUpdate, TransitionRow};
 pub use lifecycle::Transitioned;
