@@ -13,6 +13,7 @@ pub mod pg;
 pub mod pyclients;
 pub mod service;
 pub mod standins;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
