@@ -35,4 +35,5 @@ pub mod ssh;
 pub mod store;
 pub mod util;
 pub mod vm;
+pub mod web;
 pub mod yaml;

@@ -175,6 +175,16 @@ impl FromRequestParts<AppState> for Reader {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if state.config.require_token_for_reads {
+            // The dashboard's pages read the API (a followed log) with
+            // the browser's session cookie; only reads take it, so no
+            // other site can make a browser change anything with it.
+            if !parts.headers.contains_key(AUTHORIZATION) {
+                if let Some(t) = crate::web::session::cookie_token(&parts.headers) {
+                    if state.app.check_token(&t).await?.is_some() {
+                        return Ok(Reader);
+                    }
+                }
+            }
             check(parts, state, Role::Reader).await?;
         }
         Ok(Reader)

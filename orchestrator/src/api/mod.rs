@@ -231,6 +231,7 @@ pub fn router(state: AppState, local: SocketAddr) -> Router {
     );
     r.merge(jobs::artifact_routes())
         .merge(resultsdb::slash_routes())
+        .merge(crate::web::routes())
         .route(
             "/api/openapi.json",
             get(move || {
@@ -332,6 +333,12 @@ pub(crate) fn seg(s: &str) -> String {
 /// A relative path, each segment percent-encoded.
 pub(crate) fn segs(p: &str) -> String {
     p.split('/').map(seg).collect::<Vec<_>>().join("/")
+}
+
+/// An artifact's relative path, checked as the API checks it (no `..`,
+/// no leading `/`), or what is wrong with it.
+pub(crate) fn safe_artifact_path(p: &str) -> Result<std::path::PathBuf, String> {
+    jobs::safe_relative(p).map_err(|e| e.to_string())
 }
 
 /// The most one list answer may carry: a page of results whose data is
