@@ -19,7 +19,9 @@ use crate::store::{now_micros, DataFilter, JobFilter, Page as StorePage, ResultF
 const DAYS: i64 = 30;
 const DAY: i64 = 24 * 3600 * 1_000_000;
 
-fn results_table(rows: &[ResultRow], with_item: bool) -> String {
+/// Results as a table (with their items' column if asked), each linking
+/// to its testcase and its job.
+pub(super) fn results_table(rows: &[ResultRow], with_item: bool) -> String {
     if rows.is_empty() {
         return "<p class=\"empty\">No results.</p>".into();
     }

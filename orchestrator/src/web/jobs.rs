@@ -437,24 +437,7 @@ pub async fn show(
         Err(crate::store::StoreError::NotFound { .. }) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let results_part = if results.is_empty() {
-        "<p class=\"empty\">No results (yet).</p>".to_string()
-    } else {
-        let mut r = String::from(
-            "<div class=\"scroll\"><table class=\"results\"><thead><tr><th>Testcase</th><th>Outcome</th><th>Note</th></tr></thead><tbody>",
-        );
-        for x in &results {
-            r.push_str(&format!(
-                "<tr><td><a href=\"/testcases/{}\">{}</a></td><td>{}</td><td>{}</td></tr>",
-                esc(&seg(&x.testcase.name)),
-                esc(&x.testcase.name),
-                html::outcome_badge(&x.outcome),
-                esc(x.note.as_deref().unwrap_or(""))
-            ));
-        }
-        r.push_str("</tbody></table></div>");
-        r
-    };
+    let results_part = super::history::results_table(&results, false);
     let artifacts = st.app.store().list_artifacts(&uuid).await?;
     let artifacts_part = if artifacts.is_empty() {
         "<p class=\"empty\">No artifacts (yet).</p>".to_string()

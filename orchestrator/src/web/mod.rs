@@ -99,7 +99,7 @@ impl Page<'_> {
         };
         let body = format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><link rel=\"icon\" href=\"data:,\">\
              <title>{title} · Ferrotron</title>\
              <link rel=\"stylesheet\" href=\"{css}\">\
              <script src=\"{js}\" defer></script></head><body>\
@@ -202,7 +202,7 @@ impl IntoResponse for WebError {
         };
         let body = format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><link rel=\"icon\" href=\"data:,\">\
              <title>{t} · Ferrotron</title><link rel=\"stylesheet\" href=\"{css}\"></head>\
              <body><header><nav><a class=\"brand\" href=\"/\">Ferrotron</a></nav></header>\
              <main><h1>{t}</h1><p class=\"error\">{m}</p></main></body></html>\n",
