@@ -217,9 +217,15 @@ async fn pg_admin_exec(sql: String) {
     let pool = sqlx::AnyPool::connect(&pg_admin())
         .await
         .expect("PostgreSQL is running (scripts/setup-host.sh)");
-    pool.execute(sqlx::AssertSqlSafe(sql))
-        .await
-        .expect("admin statement");
+    // An autovacuum worker (the superuser's) on a database makes `DROP
+    // ... WITH (FORCE)` fail for our role until it ends: try again,
+    // generously.
+    let mut tries = 0;
+    while let Err(e) = pool.execute(sqlx::AssertSqlSafe(sql.clone())).await {
+        tries += 1;
+        assert!(tries < 120, "admin statement `{sql}`: {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     pool.close().await;
 }
 

@@ -534,11 +534,15 @@ pub(super) mod tests {
         use sqlx::Executor;
         s.close().await;
         let pool = sqlx::AnyPool::connect(&pg_admin()).await.expect("admin");
-        pool.execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .await
-        .expect("drop database");
+        // An autovacuum worker (the superuser's) on the database makes
+        // FORCE fail for our role until it ends: try again, generously.
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        let mut tries = 0;
+        while let Err(e) = pool.execute(sqlx::AssertSqlSafe(sql.clone())).await {
+            tries += 1;
+            assert!(tries < 120, "drop database {name}: {e}");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
         pool.close().await;
     }
 
