@@ -22,6 +22,14 @@ pub enum JobState {
     Cancelled,
 }
 
+/// A job id in its canonical form (lower-case, hyphenated), or `None` if
+/// `s` is not a UUID: what every path, link and cursor holding one checks.
+pub fn canonical_id(s: &str) -> Option<String> {
+    uuid::Uuid::parse_str(s)
+        .ok()
+        .map(|u| u.hyphenated().to_string())
+}
+
 /// Every state, in lifecycle order.
 pub const ALL_STATES: [JobState; 9] = [
     JobState::Queued,

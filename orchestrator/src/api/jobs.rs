@@ -25,7 +25,6 @@ use super::auth::{Operator, Reader, Reporter};
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{follow, paged, params, segs, AppState, BaseUrl};
 use crate::beneath::{BeneathError, Dir};
-use crate::job::JobState;
 use crate::store::{format_time, now_micros, parse_time, Artifact, Job, JobUpdate, TransitionRow};
 
 pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -173,18 +172,8 @@ fn job_json(base: &str, j: Job) -> JobJson {
 
 /// Job ids are UUIDs; anything else is refused before it reaches a path.
 fn job_id(s: &str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(s)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| ApiError::bad_request("bad_job_id", format!("`{s}` is not a job UUID")))
-}
-
-fn state_of(s: &str) -> Result<JobState, ApiError> {
-    JobState::from_name(s).ok_or_else(|| {
-        ApiError::bad_request(
-            "unknown_state",
-            format!("state `{s}` is not one of queued, scheduled, booting, running, reporting, passed, failed, error, cancelled"),
-        )
-    })
+    crate::job::canonical_id(s)
+        .ok_or_else(|| ApiError::bad_request("bad_job_id", format!("`{s}` is not a job UUID")))
 }
 
 fn artifacts_root(st: &AppState) -> PathBuf {
@@ -249,30 +238,7 @@ async fn list_jobs(
 ) -> Result<impl IntoResponse, ApiError> {
     let pairs = params::pairs(q.as_deref())?;
     let page = params::page(&pairs)?;
-    let mut filter = crate::store::JobFilter::default();
-    for (k, v) in &pairs {
-        let time = |v: &str| {
-            parse_time(v).ok_or_else(|| {
-                ApiError::bad_request("bad_filter", format!("{k}: `{v}` is not an ISO 8601 time"))
-            })
-        };
-        match k.as_str() {
-            "state" => filter.state = Some(state_of(v)?),
-            "item" => filter.item = Some(v.clone()),
-            "task" => filter.task = Some(v.clone()),
-            "type" => filter.item_type = Some(v.clone()),
-            "host" => filter.host = Some(v.clone()),
-            "since" => filter.since = Some(time(v)?),
-            "until" => filter.until = Some(time(v)?),
-            "page" | "limit" => {}
-            _ => {
-                return Err(ApiError::bad_request(
-                    "bad_filter",
-                    format!("unknown filter `{k}`"),
-                ))
-            }
-        }
-    }
+    let filter = params::job_filter(&pairs, &["page", "limit"])?;
     let (jobs, more) = st.app.store().list_jobs(&filter, page).await?;
     let data: Vec<JobJson> = jobs.into_iter().map(|j| job_json(&base, j)).collect();
     paged(&base, "/api/v1/jobs", &pairs, page, more, data)
@@ -326,7 +292,7 @@ async fn put_job(
     let mut transitions = Vec::new();
     for (i, t) in body.transitions.iter().flatten().enumerate() {
         transitions.push(TransitionRow {
-            state: state_of(&t.state)?,
+            state: params::job_state(&t.state)?,
             at: parse_time(&t.at).ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_body",
@@ -336,7 +302,7 @@ async fn put_job(
         });
     }
     let update = JobUpdate {
-        state: state_of(&body.state)?,
+        state: params::job_state(&body.state)?,
         item: body.item,
         item_type: body.item_type,
         arch: body.arch,

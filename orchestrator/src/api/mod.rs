@@ -11,7 +11,7 @@ mod follow;
 mod jobs;
 pub mod listener;
 mod messages;
-mod params;
+pub(crate) mod params;
 mod reservations;
 pub use crate::ratelimit;
 pub(crate) mod resultsdb;

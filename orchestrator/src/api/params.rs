@@ -7,7 +7,8 @@ use std::str::FromStr;
 use ferrotron_agent::protocol::Outcome;
 
 use super::error::ApiError;
-use crate::store::{parse_time, DataFilter, Page, ResultFilter};
+use crate::job::JobState;
+use crate::store::{parse_time, DataFilter, JobFilter, Page, ResultFilter};
 
 /// ResultsDB's default page size.
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -242,6 +243,48 @@ pub fn page_url(base: &str, path: &str, pairs: &Pairs, page: i64) -> String {
     out.push(("page".into(), page.to_string()));
     let q = serde_urlencoded::to_string(&out).unwrap_or_default();
     format!("{base}{path}?{q}")
+}
+
+/// A job state by name, or a 400 listing the states.
+pub fn job_state(s: &str) -> Result<JobState, ApiError> {
+    JobState::from_name(s).ok_or_else(|| {
+        let all: Vec<&str> = crate::job::ALL_STATES.iter().map(|s| s.as_str()).collect();
+        ApiError::bad_request(
+            "unknown_state",
+            format!("state `{s}` is not one of {}", all.join(", ")),
+        )
+    })
+}
+
+/// The job list's filters (`state`, `item`, `task`, `type`, `host`,
+/// `since`, `until`), as `GET /api/v1/jobs` and the dashboard's list read
+/// them; any key but those and `also` is refused, naming it.
+pub fn job_filter(pairs: &Pairs, also: &[&str]) -> Result<JobFilter, ApiError> {
+    let mut filter = JobFilter::default();
+    for (k, v) in pairs {
+        let time = |v: &str| {
+            parse_time(v).ok_or_else(|| {
+                ApiError::bad_request("bad_filter", format!("{k}: `{v}` is not an ISO 8601 time"))
+            })
+        };
+        match k.as_str() {
+            "state" => filter.state = Some(job_state(v)?),
+            "item" => filter.item = Some(v.clone()),
+            "task" => filter.task = Some(v.clone()),
+            "type" => filter.item_type = Some(v.clone()),
+            "host" => filter.host = Some(v.clone()),
+            "since" => filter.since = Some(time(v)?),
+            "until" => filter.until = Some(time(v)?),
+            k if also.contains(&k) => {}
+            _ => {
+                return Err(ApiError::bad_request(
+                    "bad_filter",
+                    format!("unknown filter `{k}`"),
+                ))
+            }
+        }
+    }
+    Ok(filter)
 }
 
 #[cfg(test)]

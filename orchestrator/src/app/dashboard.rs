@@ -6,8 +6,7 @@
 use super::App;
 use crate::placement::Needs;
 use crate::store::{
-    now_micros, HostRecord, Job, JobFilter, QueueSpan, Reservation, StoreError, Waiting,
-    HOST_FRESH_MICROS,
+    now_micros, HostRecord, Job, QueueSpan, Reservation, StoreError, Waiting, HOST_FRESH_MICROS,
 };
 
 /// One host as the hosts page shows it.
@@ -103,29 +102,45 @@ impl App {
             .await
     }
 
+    /// Every host with what runs there.
     pub async fn hosts_view(&self) -> Result<HostsView, StoreError> {
+        let mut view = self.host_states().await?;
+        let jobs = self.store.active_jobs().await?;
+        let reservations = self.store.reservations(true).await?;
+        for h in &mut view.hosts {
+            let here = Some(h.record.name.as_str());
+            h.jobs = jobs
+                .iter()
+                .filter(|j| j.host.as_deref() == here)
+                .cloned()
+                .collect();
+            h.reservations = reservations
+                .iter()
+                .filter(|r| r.host.as_deref() == here)
+                .cloned()
+                .collect();
+        }
+        Ok(view)
+    }
+
+    /// Every host's record, idle flag and liveness (nothing of what runs
+    /// there: the queue's reasons need no more).
+    async fn host_states(&self) -> Result<HostsView, StoreError> {
         let flags = self.store.idle_flags().await?;
         let now = now_micros();
-        let reservations = self.store.reservations(true).await?;
-        let mut hosts = Vec::new();
-        for record in self.store.hosts().await? {
-            let filter = JobFilter {
-                host: Some(record.name.clone()),
-                ..JobFilter::default()
-            };
-            let (recent, _) = self.store.jobs_page(&filter, None, 200).await?;
-            hosts.push(HostView {
+        let hosts = self
+            .store
+            .hosts()
+            .await?
+            .into_iter()
+            .map(|record| HostView {
                 idle: flags.contains(&crate::scheduler::host_idle_flag(&record.name)),
                 live: record.heartbeat >= now - HOST_FRESH_MICROS,
-                jobs: recent.into_iter().filter(|j| !j.state.is_final()).collect(),
-                reservations: reservations
-                    .iter()
-                    .filter(|r| r.host.as_deref() == Some(record.name.as_str()))
-                    .cloned()
-                    .collect(),
+                jobs: Vec::new(),
+                reservations: Vec::new(),
                 record,
-            });
-        }
+            })
+            .collect();
         Ok(HostsView {
             all_idle: flags.iter().any(|f| f == crate::scheduler::IDLE_FLAG),
             hosts,
@@ -136,7 +151,7 @@ impl App {
     /// day of the queue.
     pub async fn queue_view(&self, limit: i64) -> Result<QueueView, StoreError> {
         let (waiting, total) = self.store.waiting_jobs(limit).await?;
-        let hosts = self.hosts_view().await?;
+        let hosts = self.host_states().await?;
         let now = now_micros();
         let waiting = waiting
             .into_iter()

@@ -71,7 +71,7 @@ impl JobCursor {
     /// A cursor from [`JobCursor::encode`], or `None` if it is not one.
     pub fn decode(s: &str) -> Option<JobCursor> {
         let (t, u) = s.split_once('.')?;
-        let uuid = uuid::Uuid::parse_str(u).ok()?.hyphenated().to_string();
+        let uuid = crate::job::canonical_id(u)?;
         Some(JobCursor {
             created_at: t.parse().ok()?,
             uuid,
@@ -115,6 +115,9 @@ pub struct QueueSpan {
     pub started: bool,
 }
 
+/// The most jobs in progress the hosts page lists.
+pub const ACTIVE_JOBS: i64 = 5000;
+
 /// The most results a testcase's page reads for its plots.
 pub const TESTCASE_RUNS: i64 = 20_000;
 
@@ -155,6 +158,21 @@ impl Store {
             uuid: j.uuid.clone(),
         });
         Ok((jobs, next))
+    }
+
+    /// Jobs in progress on some host (scheduled to reporting), newest
+    /// first: what the hosts page shows running, in one query for every
+    /// host (at most [`ACTIVE_JOBS`]).
+    pub async fn active_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM jobs WHERE state IN ('scheduled', 'booting', 'running', 'reporting') \
+             AND host IS NOT NULL ORDER BY created_at DESC, uuid LIMIT {ACTIVE_JOBS}",
+            super::jobs::JOB_COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_from_row).collect()
     }
 
     /// The newest [`TESTCASE_RUNS`] results of testcase `name` since
@@ -380,6 +398,31 @@ mod tests {
         let spans = store.queue_spans(0).await.expect("spans");
         assert_eq!(spans.len(), 7);
         assert!(spans.iter().all(|s| s.left_at.is_none() && !s.started));
+        // A job a runner reports running on hv1 is what runs there; the
+        // queued ones are nowhere yet.
+        let t = |state, at| crate::store::TransitionRow { state, at };
+        let report = crate::store::JobUpdate {
+            state: JobState::Running,
+            item: "pkg-9".into(),
+            item_type: "koji_build".into(),
+            arch: "x86_64".into(),
+            formula: "hello".into(),
+            host: Some("hv1".into()),
+            exit_status: None,
+            transitions: vec![
+                t(JobState::Queued, 1),
+                t(JobState::Scheduled, 2),
+                t(JobState::Running, 3),
+            ],
+        };
+        let running = "0f0e0d0c-0000-4000-8000-000000000009";
+        store.put_job(running, &report).await.expect("report");
+        let active = store.active_jobs().await.expect("active");
+        let hosts: Vec<(&str, Option<&str>)> = active
+            .iter()
+            .map(|j| (j.uuid.as_str(), j.host.as_deref()))
+            .collect();
+        assert_eq!(hosts, [(running, Some("hv1"))]);
         store.set_flag("idle:hv2", Some("1")).await.expect("flag");
         store.set_flag("other", Some("1")).await.expect("flag");
         assert_eq!(store.idle_flags().await.expect("flags"), ["idle:hv2"]);

@@ -41,18 +41,19 @@ pub async fn search(
         "<form method=\"get\" action=\"/search\" class=\"filters\" role=\"search\">\
          <label class=\"wide\">Search <input type=\"search\" name=\"q\" id=\"q\" value=\"{q}\" \
          placeholder=\"words, \\\"a phrase\\\", -not\" autofocus></label>\
-         <label>Testcase <input name=\"testcase\" value=\"{tc}\"></label>\
-         <label>Item <input name=\"item\" value=\"{item}\"></label>\
-         <label>Outcome <input name=\"outcome\" value=\"{oc}\" placeholder=\"FAILED\"></label>\
-         <label>Since <input name=\"since\" value=\"{since}\" placeholder=\"2024-01-31\"></label>\
-         <label>Until <input name=\"until\" value=\"{until}\"></label>\
+         {fields}\
          <button type=\"submit\">Search</button></form>",
         q = value("q"),
-        tc = value("testcase"),
-        item = value("item"),
-        oc = value("outcome"),
-        since = value("since"),
-        until = value("until"),
+        fields = super::text_fields(
+            &pairs,
+            &[
+                ("Testcase", "testcase", ""),
+                ("Item", "item", ""),
+                ("Outcome", "outcome", "FAILED"),
+                ("Since", "since", "2024-01-31"),
+                ("Until", "until", ""),
+            ]
+        ),
     );
     let results = if args.query.trim().is_empty() {
         "<p class=\"empty\">Type words to find in job logs, task output and result notes.</p>"

@@ -27,6 +27,11 @@ pub fn esc(s: &str) -> String {
 /// A link's target: `path` (made of [`seg`]s and literals) with a query
 /// of `pairs` (each percent-encoded), escaped for an attribute.
 pub fn href(path: &str, pairs: &[(&str, &str)]) -> String {
+    esc(&url(path, pairs))
+}
+
+/// [`href`] unescaped: for a `Location` header.
+pub fn url(path: &str, pairs: &[(&str, &str)]) -> String {
     let mut u = path.to_string();
     let mut first = true;
     for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
@@ -36,7 +41,7 @@ pub fn href(path: &str, pairs: &[(&str, &str)]) -> String {
         u.push('=');
         u.push_str(&query_part(v));
     }
-    esc(&u)
+    u
 }
 
 /// One path segment, percent-encoded.

@@ -14,7 +14,7 @@ use super::{html_response, param, query_pairs, see_other, Nav, Page, WebError};
 use crate::api::AppState;
 use crate::beneath::{BeneathError, Dir};
 use crate::job::JobState;
-use crate::store::{parse_time, Job, JobCursor, JobFilter, Page as StorePage, ResultFilter};
+use crate::store::{Job, JobCursor, JobFilter, Page as StorePage, ResultFilter};
 
 /// Jobs per page of the list.
 const PER_PAGE: i64 = 50;
@@ -25,44 +25,20 @@ const INLINE_BYTES: u64 = 2 * 1024 * 1024;
 const CONSOLE_LINES: usize = 200;
 
 fn job_id(s: &str) -> Result<String, WebError> {
-    uuid::Uuid::parse_str(s)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| WebError::BadRequest(format!("`{s}` is not a job UUID")))
+    crate::job::canonical_id(s)
+        .ok_or_else(|| WebError::BadRequest(format!("`{s}` is not a job UUID")))
 }
 
-/// The list's filters from its query, each checked.
+/// The list's filters from its query, checked as `GET /api/v1/jobs`
+/// checks them (an empty form field filters nothing).
 fn filter_of(pairs: &[(String, String)]) -> Result<JobFilter, WebError> {
-    let time = |k: &str| -> Result<Option<i64>, WebError> {
-        param(pairs, k)
-            .map(|v| {
-                parse_time(v).ok_or_else(|| {
-                    WebError::BadRequest(format!(
-                        "{k}: `{v}` is not a date/time like 2024-01-31 or 2024-01-31T12:00:00Z"
-                    ))
-                })
-            })
-            .transpose()
-    };
-    let state = param(pairs, "state")
-        .map(|s| {
-            JobState::from_name(s).ok_or_else(|| {
-                WebError::BadRequest(format!(
-                    "state: `{s}` is not one of {}",
-                    crate::job::ALL_STATES.map(|s| s.to_string()).join(", ")
-                ))
-            })
-        })
-        .transpose()?;
-    let text = |k: &str| param(pairs, k).map(str::to_string);
-    Ok(JobFilter {
-        state,
-        item: text("item"),
-        task: text("task"),
-        item_type: text("type"),
-        host: text("host"),
-        since: time("since")?,
-        until: time("until")?,
-    })
+    let given: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| (k.clone(), v.trim().to_string()))
+        .collect();
+    crate::api::params::job_filter(&given, &["after", "fragment"])
+        .map_err(|e| WebError::BadRequest(e.to_string()))
 }
 
 /// The list's rows (also the live fragment).
@@ -123,7 +99,6 @@ pub async fn list(
         .into_iter()
         .filter_map(|k| param(&pairs, k).map(|v| (k, v)))
         .collect();
-    let value = |k: &str| esc(param(&pairs, k).unwrap_or(""));
     let states: String = std::iter::once(String::from("<option value=\"\">any</option>"))
         .chain(crate::job::ALL_STATES.iter().map(|s| {
             let sel = if filter.state == Some(*s) {
@@ -159,22 +134,22 @@ pub async fn list(
         "<h1>Jobs</h1>\
          <form method=\"get\" action=\"/\" class=\"filters\">\
          <label>State <select name=\"state\">{states}</select></label>\
-         <label>Task <input name=\"task\" value=\"{task}\"></label>\
-         <label>Item <input name=\"item\" value=\"{item}\"></label>\
-         <label>Type <input name=\"type\" value=\"{ty}\"></label>\
-         <label>Host <input name=\"host\" value=\"{host}\"></label>\
-         <label>Since <input name=\"since\" value=\"{since}\" placeholder=\"2024-01-31\"></label>\
-         <label>Until <input name=\"until\" value=\"{until}\" placeholder=\"2024-02-01T12:00:00Z\"></label>\
+         {fields}\
          <button type=\"submit\">Filter</button></form>\
          <div class=\"scroll\"><table class=\"jobs\"><thead><tr><th>Job</th><th>State</th><th>Task</th>\
          <th>Item</th><th>Type</th><th>Host</th><th>Created (UTC)</th><th>Duration</th></tr></thead>\
          <tbody id=\"jobs\"{live}>{rows}</tbody></table></div><p class=\"pager\">{nav}</p>",
-        task = value("task"),
-        item = value("item"),
-        ty = value("type"),
-        host = value("host"),
-        since = value("since"),
-        until = value("until"),
+        fields = super::text_fields(
+            &pairs,
+            &[
+                ("Task", "task", ""),
+                ("Item", "item", ""),
+                ("Type", "type", ""),
+                ("Host", "host", ""),
+                ("Since", "since", "2024-01-31"),
+                ("Until", "until", "2024-02-01T12:00:00Z"),
+            ]
+        ),
         rows = rows(&jobs),
     );
     Ok(Page {
@@ -243,6 +218,19 @@ fn read_file(
         .read_to_end(&mut out)
         .map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(Some((out, size)))
+}
+
+/// For a file of `size` bytes shown inline: a line saying only its start
+/// is shown, linking to all of it at `href` (already escaped); else nothing.
+fn cut_note(size: u64, href: &str, whole: &str) -> String {
+    if size <= INLINE_BYTES {
+        return String::new();
+    }
+    format!(
+        "<p>The first {} of {} are shown: <a href=\"{href}\">{whole}</a>.</p>",
+        html::size(INLINE_BYTES as i64),
+        html::size(size as i64)
+    )
 }
 
 /// Whether bytes look like text (no NUL in the first 8 KiB).
@@ -403,15 +391,7 @@ pub async fn show(
     } else {
         match &log {
             Some((_, size)) => {
-                let cut = if *size > INLINE_BYTES {
-                    format!(
-                        "<p>The first {} of {} are shown: <a href=\"{api_log}\">the whole log</a>.</p>",
-                        html::size(INLINE_BYTES as i64),
-                        html::size(*size as i64)
-                    )
-                } else {
-                    String::new()
-                };
+                let cut = cut_note(*size, &api_log, "the whole log");
                 format!(
                     "{cut}<div class=\"scroll log\" id=\"log\">{}</div>",
                     numbered(&log_text)
@@ -579,15 +559,7 @@ pub async fn file(
             html::size(size as i64)
         )
     } else {
-        let cut = if size > INLINE_BYTES {
-            format!(
-                "<p>The first {} of {} are shown: <a href=\"{download}\">the whole file</a>.</p>",
-                html::size(INLINE_BYTES as i64),
-                html::size(size as i64)
-            )
-        } else {
-            String::new()
-        };
+        let cut = cut_note(size, &download, "the whole file");
         format!(
             "{cut}<p><a href=\"{download}\" download>Download</a> ({})</p><div class=\"scroll\">{}</div>",
             html::size(size as i64),

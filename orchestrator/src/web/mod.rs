@@ -189,15 +189,7 @@ impl IntoResponse for WebError {
                 )
             }
             WebError::SignIn { back } => {
-                let to = html::href("/login", &[("next", &back)]);
-                let mut r = html_response(
-                    StatusCode::SEE_OTHER,
-                    format!("<a href=\"{to}\">Sign in</a>"),
-                );
-                if let Ok(v) = HeaderValue::from_str(&to.replace("&amp;", "&")) {
-                    r.headers_mut().insert(header::LOCATION, v);
-                }
-                return r;
+                return see_other(&html::url("/login", &[("next", &back)]));
             }
         };
         let body = format!(
@@ -235,4 +227,23 @@ pub fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .iter()
         .find(|(k, v)| k == key && !v.trim().is_empty())
         .map(|(_, v)| v.trim())
+}
+
+/// A filter form's text fields `(label, name, placeholder)`, each holding
+/// the value the query gave it (escaped).
+pub fn text_fields(pairs: &[(String, String)], fields: &[(&str, &str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(label, name, hint)| {
+            let hint = if hint.is_empty() {
+                String::new()
+            } else {
+                format!(" placeholder=\"{}\"", esc(hint))
+            };
+            format!(
+                "<label>{label} <input name=\"{name}\" value=\"{}\"{hint}></label>",
+                esc(param(pairs, name).unwrap_or(""))
+            )
+        })
+        .collect()
 }

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
 use super::html::{esc, href};
-use super::{html_response, param, query_pairs, see_other, Nav, Page, WebError};
+use super::{param, query_pairs, see_other, Nav, Page, WebError};
 use crate::api::AppState;
 use crate::store::{Holder, Role};
 
@@ -128,13 +128,13 @@ fn form_page(who: &Who, next: &str, error: Option<&str>, status: StatusCode) -> 
         .unwrap_or_default();
     let body = format!(
         "<h1>Sign in</h1>{error}\
-         <p>Reading is open{reads}. Cancelling jobs and idling hosts need an \
+         <p>Any token lets you read where the server asks for one. Cancelling jobs and idling \
+         hosts need an \
          <b>operator</b> token (<code>ferrotron token create NAME --role operator</code>). \
          The token is kept for this browser session only, in a cookie no script can read.</p>\
          <form method=\"post\" action=\"{action}\" class=\"stack\">\
          <label>Token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"current-password\" required></label>\
          <button type=\"submit\">Sign in</button></form>",
-        reads = "",
         action = href("/login", &[("next", next)]),
     );
     let mut r = Page {
@@ -207,21 +207,4 @@ pub async fn logout(_who: Who) -> Response {
         HeaderValue::from_static("ferrotron_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     r
-}
-
-/// A page saying what an action did (for a form posted without script).
-pub fn done(who: &Who, title: &str, msg: &str, back: &str) -> Response {
-    let _ = html_response;
-    Page {
-        title,
-        nav: Nav::None,
-        body: format!(
-            "<h1>{}</h1><p>{}</p><p><a href=\"{}\">Back</a></p>",
-            esc(title),
-            esc(msg),
-            esc(back)
-        ),
-        who,
-    }
-    .render()
 }
