@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark (VM job; results API under wrk; service;
-# scheduler cost per decision; the full image), figures into
+# scheduler cost per decision; the full image; dashboard pages and search), figures into
 # docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,3 +12,4 @@ python3 scripts/bench_sched.py
 python3 scripts/bench_downloads.py
 python3 scripts/bench_hardening.py
 python3 scripts/bench_full_image.py
+python3 scripts/bench_web.py

@@ -97,6 +97,16 @@ impl Service {
             .collect()
     }
 
+    /// `POST /api/v1/jobs/UUID/cancel` with `token`; it must be accepted.
+    pub fn cancel(&self, token: &str, uuid: &str) {
+        let r = http()
+            .post(format!("{}/api/v1/jobs/{uuid}/cancel", self.base))
+            .bearer_auth(token)
+            .send()
+            .expect("cancel");
+        assert_eq!(r.status().as_u16(), 200, "cancel {uuid}");
+    }
+
     /// Waits (bounded) until the job is in a final state; returns it.
     pub fn wait_final(&self, uuid: &str) -> Value {
         let deadline = Instant::now() + JOB_DEADLINE;
@@ -166,6 +176,31 @@ pub fn runner_jobs(h: &Harness) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A key pair of the test's "task author" (ed25519, no passphrase) in
+/// the test's folder: the private key's path and the public key's line.
+pub fn author_key(h: &Harness) -> (PathBuf, String) {
+    let key = h.data_dir.join("author_ed25519");
+    let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_file(key.with_extension("pub"));
+    let out = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "author@example",
+            "-f",
+        ])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success(), "{out:?}");
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    (key, public)
 }
 
 /// A task (in the test's folder) that prints `started` and then sleeps

@@ -1152,6 +1152,51 @@ fn jobs_logs_and_artifacts(backend: Backend) {
     let (st, code, msg) = status_and_error(again);
     assert_eq!((st, code.as_str()), (409, "conflict"), "{msg}");
 
+    // A job this host's worker runs: its log is the runner's, in the jobs
+    // folder, until the job ends and its files are published.
+    let worker_job = uuid::Uuid::new_v4().to_string();
+    let r = s.put(
+        &format!("/api/v1/jobs/{worker_job}"),
+        &json!({"state": "running", "item": "hello-1.0-1.fc40", "type": "koji_build",
+                "arch": "x86_64", "formula": "hello",
+                "transitions": [
+                    {"state": "queued", "at": "2024-05-02T10:00:00Z"},
+                    {"state": "scheduled", "at": "2024-05-02T10:00:01Z"},
+                    {"state": "booting", "at": "2024-05-02T10:00:02Z"},
+                    {"state": "running", "at": "2024-05-02T10:00:05Z"}]}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let runner_dir = s.h.data_dir.join("jobs").join(&worker_job);
+    std::fs::create_dir_all(&runner_dir).expect("runner folder");
+    std::fs::write(runner_dir.join("runner.log"), b"booted\n").expect("runner log");
+    let mut live = s
+        .http
+        .get(s.url(&format!("/api/v1/jobs/{worker_job}/log")))
+        .send()
+        .expect("log");
+    assert_eq!(live.status(), StatusCode::OK);
+    let mut first = [0u8; 7];
+    live.read_exact(&mut first)
+        .expect("the runner's first line arrives");
+    assert_eq!(&first, b"booted\n");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(runner_dir.join("runner.log"))
+        .expect("open runner log");
+    f.write_all(b"task ran\n").expect("append");
+    drop(f);
+    let r = s
+        .http
+        .post(s.url(&format!("/api/v1/jobs/{worker_job}/cancel")))
+        .bearer_auth(&s.token)
+        .send()
+        .expect("cancel");
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut rest = String::new();
+    live.read_to_string(&mut rest)
+        .expect("log ends with the job");
+    assert_eq!(rest, "task ran\n");
+
     let job = s.get_json(&format!("/api/v1/jobs/{id}"));
     assert_eq!(job["state"], "cancelled");
     assert_eq!(job["host"], "hv1");
@@ -1174,7 +1219,14 @@ fn jobs_logs_and_artifacts(backend: Backend) {
     );
     assert_eq!(job["created_at"], "2024-05-01T10:00:00.000000");
     let list = s.get_json("/api/v1/jobs?state=cancelled");
-    assert_eq!(list["data"][0]["uuid"], id.as_str());
+    let cancelled: Vec<&str> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|j| j["uuid"].as_str())
+        .collect();
+    // Newest first: the worker's job was recorded after this one.
+    assert_eq!(cancelled, [worker_job.as_str(), id.as_str()]);
 
     let arts = s.get_json(&format!("/api/v1/jobs/{id}/artifacts"));
     let paths: Vec<&str> = arts["data"]

@@ -4,13 +4,14 @@
 //! the API serves it), `taskotron.result.new` when the outcome changed,
 //! every job move as `ferrotron.job.<state>`, all with Fedora Messaging's
 //! headers under the configured topic prefix; and messages written while
-//! the broker is down go out once it is back. No VMs (`--no-scheduler`).
+//! the broker is down go out once it is back (no VMs: `--no-scheduler`);
+//! and a reservation's `ferrotron.reservation.ready` and `.ended` (one VM).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ferrotron_tests::amqp::{amqp_url, rabbitmqctl, with_broker, QueueGuard};
-use ferrotron_tests::service::{http, token, Service};
+use ferrotron_tests::service::{author_key, http, token, Service};
 use ferrotron_tests::{pyclients, workspace, Harness};
 use serde_json::{json, Value};
 
@@ -312,5 +313,114 @@ fn messages_written_while_the_broker_is_down_go_out_when_it_returns() {
     assert_eq!(sent, stored.iter().copied().collect());
     let changed = of_topic(&messages, &format!("{prefix}.taskotron.result.new"));
     assert_eq!(changed.len(), 5);
+    s.stop();
+}
+
+/// A reservation's life reaches the consumer: `ferrotron.reservation.ready`
+/// says how to reach the VM (the same known_hosts line and `ssh -J`
+/// command as the API's answer), `ferrotron.reservation.ended` why it
+/// ended, both with the reservation's link. Boots one VM.
+#[test]
+fn a_reservations_ready_and_end_reach_a_fedora_messaging_consumer() {
+    let h = Harness::new("messages-out-reservation");
+    let t = token(&h);
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let prefix = format!("ftres{tag}");
+    let (queue, binding, _consumer) = consumer_queue(&format!("{prefix}.ferrotron.reservation"));
+    let intake_queue = format!("ferrotron-out-intake-{tag}");
+    let _intake = [
+        QueueGuard(intake_queue.clone()),
+        QueueGuard(format!("{intake_queue}.dead-letter")),
+    ];
+    let (_key, public) = author_key(&h);
+    let url = amqp_url();
+    let mut s = Service::start(
+        &h,
+        &[
+            "--max-vms",
+            "1",
+            "--lease-secs",
+            "120",
+            "--amqp-url",
+            &url,
+            "--amqp-queue",
+            &intake_queue,
+            "--publish-topic-prefix",
+            &prefix,
+        ],
+        &[],
+    );
+    s.proc
+        .wait_for("publish: connected", Duration::from_secs(120));
+
+    let r = http()
+        .post(format!("{}/api/v1/reservations", s.base))
+        .bearer_auth(&t)
+        .json(&json!({"ssh_key": public, "ttl": "1h"}))
+        .send()
+        .expect("POST reservation");
+    assert_eq!(r.status().as_u16(), 201);
+    let id = r.json::<Value>().expect("JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    let ready = loop {
+        let r = get(&s, &format!("/api/v1/reservations/{id}"));
+        if r["status"] == "ready" {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && r["status"] != "ended",
+            "reservation {id} not ready: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let r = http()
+        .post(format!("{}/api/v1/reservations/{id}/release", s.base))
+        .bearer_auth(&t)
+        .send()
+        .expect("release");
+    assert_eq!(r.status().as_u16(), 200);
+
+    let messages = by_id(consume(&queue, &binding, 2));
+    for m in messages.values() {
+        assert_fedora_messaging_envelope(m);
+    }
+    let one = |event: &str| {
+        let m = of_topic(
+            &messages,
+            &format!("{prefix}.ferrotron.reservation.{event}"),
+        );
+        assert_eq!(m.len(), 1, "{event}: {messages:#?}");
+        m[0]["body"]["reservation"].clone()
+    };
+    let up = one("ready");
+    assert_eq!(up["id"], id.as_str());
+    assert_eq!(up["status"], "ready");
+    assert_eq!(up["job"], ready["job"]);
+    assert_eq!(up["port"], ready["reach"]["port"]);
+    assert_eq!(up["known_hosts"], ready["reach"]["known_hosts"]);
+    assert_eq!(up["ssh_jump_command"], ready["reach"]["ssh_jump_command"]);
+    assert_eq!(up["href"], format!("{}/api/v1/reservations/{id}", s.base));
+    let down = one("ended");
+    assert_eq!(down["id"], id.as_str());
+    assert_eq!(down["status"], "ended");
+    assert_eq!(down["end_reason"], "released");
+    assert!(down.get("ssh_jump_command").is_none(), "{down}");
+    // No message carries the requester's token.
+    let all = serde_json::to_string(&messages).expect("JSON");
+    assert!(!all.contains(&t), "a token in a message");
+    // Released: its VM goes (a stopped service would leave it running for
+    // the next to take back).
+    let vm = format!("ferrotron-{}", ready["job"].as_str().expect("job"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while ferrotron_tests::domain_exists(&vm) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{vm} still defined after its release"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
     s.stop();
 }

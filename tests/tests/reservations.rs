@@ -7,37 +7,13 @@
 //! failing job submitted with `--hold-on-failure` keeps its VM for the
 //! key's holder. Nothing is left behind.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferrotron_tests::service::{http, submit, Service, JOB_DEADLINE};
+use ferrotron_tests::service::{author_key, http, submit, Service, JOB_DEADLINE};
 use ferrotron_tests::{domain_exists, workspace, Harness};
 use serde_json::{json, Value};
-
-/// A key pair of the test's "task author".
-fn user_key(h: &Harness) -> (PathBuf, String) {
-    let key = h.data_dir.join("author_ed25519");
-    let _ = std::fs::remove_file(&key);
-    let _ = std::fs::remove_file(key.with_extension("pub"));
-    let out = Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "author@example",
-            "-f",
-        ])
-        .arg(&key)
-        .output()
-        .expect("ssh-keygen");
-    assert!(out.status.success(), "{out:?}");
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
-    (key, public)
-}
 
 fn token(h: &Harness, name: &str, role: &str) -> String {
     let out = h.run(&["token", "create", name, "--role", role]);
@@ -104,7 +80,7 @@ fn ssh_as_printed(reach: &Value, key: &Path, command: &str) -> (i32, String) {
 #[test]
 fn a_reservation_is_root_shares_capacity_survives_a_restart_and_is_released() {
     let h = Harness::new("reservations-api");
-    let (key, public) = user_key(&h);
+    let (key, public) = author_key(&h);
     let author = token(&h, "author", "reporter");
     let other = token(&h, "someone-else", "reporter");
     let args = ["--max-vms", "1", "--reservations-per-token", "1"];
@@ -263,7 +239,7 @@ fn a_reservation_is_root_shares_capacity_survives_a_restart_and_is_released() {
 #[test]
 fn reservations_from_the_command_line_are_reachable_released_and_expire() {
     let h = Harness::new("reservations-cli");
-    let (key, _) = user_key(&h);
+    let (key, _) = author_key(&h);
     let public = key.with_extension("pub");
     let public = public.to_str().expect("utf-8");
     let s = Service::start(&h, &["--max-vms", "1"], &[]);
@@ -347,7 +323,7 @@ fn reservations_from_the_command_line_are_reachable_released_and_expire() {
 #[test]
 fn a_failing_job_with_hold_on_failure_keeps_its_vm_for_the_key_holder() {
     let h = Harness::new("reservations-hold");
-    let (key, _) = user_key(&h);
+    let (key, _) = author_key(&h);
     let s = Service::start(&h, &["--max-vms", "1"], &[]);
     let public = key.with_extension("pub");
     let job = submit(
@@ -392,7 +368,7 @@ fn a_failing_job_with_hold_on_failure_keeps_its_vm_for_the_key_holder() {
 #[test]
 fn a_rule_with_hold_on_failure_keeps_the_vm_of_a_failed_job() {
     let h = Harness::new("reservations-rule-hold");
-    let (key, public) = user_key(&h);
+    let (key, public) = author_key(&h);
     let rules = h.data_dir.join("rules.yml");
     std::fs::write(
         &rules,

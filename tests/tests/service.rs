@@ -395,12 +395,7 @@ fn submitted_job_cancelled_while_running_loses_its_vm() {
         assert!(Instant::now() < deadline, "no VM for job {uuid}");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let r = http()
-        .post(format!("{}/api/v1/jobs/{uuid}/cancel", s.base))
-        .bearer_auth(&t)
-        .send()
-        .expect("cancel");
-    assert_eq!(r.status().as_u16(), 200);
+    s.cancel(&t, &uuid);
     s.proc.wait_for(
         &format!("job {uuid}: cancelled; destroying its VM"),
         Duration::from_secs(60),

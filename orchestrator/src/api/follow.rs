@@ -5,7 +5,10 @@
 //! read from the store only every [`STATE_EVERY`] (the writer may be another
 //! process, a worker on this host). At most `--max-log-followers`
 //! responses follow at once; more get 503. The log is opened
-//! below the artifacts folder without following links ([`Dir`]).
+//! without following links ([`Dir`]): the published copy below the
+//! artifacts folder once the job has ended, and before that the runner's
+//! own below the jobs folder, which a worker of this host writes as the
+//! job runs (an API server on another host sees the published copy only).
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -104,33 +107,62 @@ impl Changes {
     }
 }
 
+/// Where a job's log is: the published copy, then the runner's.
+#[derive(Clone)]
+pub struct LogRoots {
+    /// `<artifacts>`: `<uuid>/runner.log` once the job's files are stored.
+    pub published: PathBuf,
+    /// `<jobs>`: `<uuid>/runner.log` as this host's runner writes it.
+    pub live: PathBuf,
+}
+
+impl LogRoots {
+    /// The log and the folder holding it: the published copy if there is
+    /// one, else the runner's; `Missing` when neither exists (yet).
+    pub fn open(&self, uuid: &str) -> Result<(std::fs::File, PathBuf), BeneathError> {
+        for root in [&self.published, &self.live] {
+            match open_log(root, uuid) {
+                Ok(f) => return Ok((f, root.join(uuid))),
+                Err(BeneathError::Missing(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        open_log(&self.published, uuid).map(|f| (f, self.published.join(uuid)))
+    }
+}
+
 /// One follower's state.
 struct Follow {
     st: AppState,
     uuid: String,
-    root: PathBuf,
+    roots: LogRoots,
+    /// The folder of the log being read (watched for its growth).
+    folder: Option<PathBuf>,
     file: Option<tokio::fs::File>,
     changes: Option<Changes>,
     finished: bool,
     _place: OwnedSemaphorePermit,
 }
 
-/// The bytes of `<artifacts>/<uuid>/runner.log`, then what is appended to
-/// it, until the job has ended (and the last of it is read) or the server
-/// stops. `opened` is the log if the caller opened it already (a queued
-/// job has none yet).
+/// The bytes of the job's runner.log ([`LogRoots::open`]), then what is
+/// appended to it, until the job has ended (and the last of it is read)
+/// or the server stops. `opened` is the log and its folder if the caller
+/// opened it already (a queued job has none yet). One file is read from
+/// start to end: the published copy holds the same bytes as the runner's.
 pub fn follow(
     st: AppState,
-    root: PathBuf,
+    roots: LogRoots,
     uuid: String,
-    opened: Option<std::fs::File>,
+    opened: Option<(std::fs::File, PathBuf)>,
 ) -> Result<impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>>, ApiError> {
     let place = st.followers.enter()?;
+    let (file, folder) = opened.map_or((None, None), |(f, d)| (Some(f), Some(d)));
     let init = Follow {
         st,
         uuid,
-        root,
-        file: opened.map(tokio::fs::File::from_std),
+        roots,
+        folder,
+        file: file.map(tokio::fs::File::from_std),
         changes: None,
         finished: false,
         _place: place,
@@ -138,14 +170,17 @@ pub fn follow(
     Ok(futures_util::stream::unfold(init, |mut f| async move {
         loop {
             if f.file.is_none() {
-                match open_log(&f.root, &f.uuid) {
-                    Ok(file) => f.file = Some(tokio::fs::File::from_std(file)),
+                match f.roots.open(&f.uuid) {
+                    Ok((file, folder)) => {
+                        f.file = Some(tokio::fs::File::from_std(file));
+                        f.folder = Some(folder);
+                    }
                     Err(BeneathError::Missing(_)) => {}
                     Err(e) => return Some((Err(std::io::Error::other(e)), f)),
                 }
             }
             if f.changes.is_none() {
-                f.changes = Changes::of(&f.root.join(&f.uuid));
+                f.changes = f.folder.as_deref().and_then(Changes::of);
             }
             if let Some(file) = f.file.as_mut() {
                 let mut buf = vec![0u8; 64 * 1024];

@@ -361,9 +361,12 @@ async fn job_log(
         .get_job(&uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job `{uuid}` not found")))?;
-    let root = artifacts_root(&st);
-    let opened = match follow::open_log(&root, &uuid) {
-        Ok(file) => Some(file),
+    let roots = follow::LogRoots {
+        published: artifacts_root(&st),
+        live: st.app.settings().jobs_dir(),
+    };
+    let opened = match roots.open(&uuid) {
+        Ok(opened) => Some(opened),
         Err(BeneathError::Missing(_)) if !job.state.is_final() => None,
         Err(BeneathError::Missing(_)) => {
             return Err(ApiError::not_found(format!("job `{uuid}` has no log")))
@@ -375,7 +378,7 @@ async fn job_log(
         }
         Err(e) => return Err(ApiError::Internal(crate::util::full(&e))),
     };
-    let stream = follow::follow(st, root, uuid, opened)?;
+    let stream = follow::follow(st, roots, uuid, opened)?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

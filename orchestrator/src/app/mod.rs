@@ -14,6 +14,7 @@
 //!   store call, and synthetic results for benchmarks;
 //! - [`dashboard`]: the hosts and queue pages' views (why a job waits);
 //! - [`search`]: full-text search over logs, task output and notes;
+//! - [`seed`]: synthetic jobs and logs for benchmarks;
 //! - [`serve`]: `ferrotron serve` (API, scheduler, intake, cache upkeep).
 
 pub mod dashboard;
@@ -24,6 +25,7 @@ pub mod readiness;
 pub mod reservations;
 pub mod results;
 pub mod search;
+pub mod seed;
 pub mod serve;
 pub mod tokens;
 

@@ -402,6 +402,7 @@ mod tests {
     #[test]
     fn links_name_the_line() {
         let row = SearchRow {
+            id: 1,
             job: Some("j".into()),
             file: Some("artifacts/actions/01-a b.log".into()),
             result_id: None,
@@ -415,6 +416,7 @@ mod tests {
             "/api/v1/jobs/j/artifacts/artifacts/actions/01-a%20b.log#L7"
         );
         let note = SearchRow {
+            id: 2,
             result_id: Some(3),
             ..row
         };

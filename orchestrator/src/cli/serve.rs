@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use ferrotron::api::ApiConfig;
+use ferrotron::app::seed::SeedError;
 use ferrotron::app::App;
 use ferrotron::exit::ExitStatus;
 use ferrotron::settings::Settings;
@@ -15,6 +16,11 @@ use super::{with_app, CmdResult, Failure};
 
 #[derive(Args)]
 pub struct ServeArgs {
+    /// Extra kernel command-line word for every job's guest (repeatable;
+    /// its jobs boot cold): debugging a guest (`systemd.log_level=debug`),
+    /// or a guest that must fail (`ferrotron.net=off`, the tests).
+    #[arg(long = "kernel-arg")]
+    kernel_args: Vec<String>,
     /// Address to listen on.
     #[arg(long, env = "FERROTRON_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -151,10 +157,18 @@ pub enum TokenCommand {
 pub enum StoreCommand {
     /// Apply migrations and exit.
     Migrate,
-    /// Insert N synthetic results in bulk (benchmarks).
+    /// Insert synthetic history in bulk (benchmarks): results, and
+    /// finished jobs with logs indexed for search; prints a JSON report.
     Seed {
-        #[arg(long)]
+        /// Results (10 testcases, 1,000 items).
+        #[arg(long, default_value_t = 0)]
         results: usize,
+        /// Finished jobs (40 tasks, 5,000 items, 8 hosts), one a minute.
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
+        /// MiB of runner.log shared between the jobs, indexed for search.
+        #[arg(long, default_value_t = 0, requires = "jobs")]
+        log_mb: u64,
     },
 }
 
@@ -180,11 +194,12 @@ async fn shutdown_signal() {
     }
 }
 
-pub fn serve(settings: Settings, args: ServeArgs) -> CmdResult {
+pub fn serve(mut settings: Settings, args: ServeArgs) -> CmdResult {
     if args.print_openapi {
         print!("{}", ferrotron::api::openapi_json());
         return Ok(ExitStatus::Passed);
     }
+    settings.extra_cmdline = args.kernel_args.clone();
     // Empty: the address `serve` listens on.
     let base_url = args.public_url.clone().unwrap_or_default();
     let publish = match (&args.amqp_url, args.no_publish) {
@@ -309,12 +324,28 @@ pub fn token(settings: &Settings, cmd: TokenCommand) -> CmdResult {
     Ok(ExitStatus::Passed)
 }
 
-/// `store migrate` only opens the store (which migrates it).
+/// `store migrate` only opens the store (which migrates it); `store
+/// seed` prints its report of seeded jobs as one JSON line.
 pub fn store(settings: &Settings, cmd: StoreCommand) -> CmdResult {
-    with_app(settings, async |app: &App| match cmd {
-        StoreCommand::Migrate => Ok(()),
-        StoreCommand::Seed { results } => app.seed_results(results).await,
-    })?
-    .map_err(Failure::infra)?;
+    match cmd {
+        StoreCommand::Migrate => with_app(settings, async |_: &App| ())?,
+        StoreCommand::Seed {
+            results,
+            jobs,
+            log_mb,
+        } => {
+            let report = with_app(settings, async |app: &App| {
+                app.seed_results(results).await?;
+                match jobs {
+                    0 => Ok::<_, SeedError>(None),
+                    n => Ok(Some(app.seed_jobs(n, log_mb * 1_048_576).await?)),
+                }
+            })?
+            .map_err(Failure::infra)?;
+            if let Some(r) = report {
+                println!("{}", serde_json::json!(r));
+            }
+        }
+    }
     Ok(ExitStatus::Passed)
 }

@@ -572,6 +572,20 @@ async fn run_job(
         )),
     };
     let mut hold = hold;
+    if result.is_err() && !matches!(stopped, Some(Stop::UserCancel | Stop::LeaseLost)) {
+        // What the run left (its runner.log, the console of a boot that
+        // failed) is what explains the error: published as a finished
+        // job's files are, readable on the job's page and over the API.
+        let job_dir = settings.jobs_dir().join(&uuid);
+        if job_dir.is_dir() {
+            if let Err(e) = store_artifacts(&store, &settings, &uuid, &job_dir).await {
+                tracing::warn!(
+                    "job {uuid}: publishing the failed run's logs: {}",
+                    crate::util::full(&e)
+                );
+            }
+        }
+    }
     match (result, stopped) {
         (_, Some(Stop::UserCancel | Stop::LeaseLost)) => {}
         // An infrastructure error after the shutdown's cancel is most

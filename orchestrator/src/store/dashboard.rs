@@ -136,7 +136,10 @@ impl Store {
             let t = b.int(c.created_at);
             let t2 = b.int(c.created_at);
             let u = b.text(&c.uuid);
-            format!("(created_at < {t} OR (created_at = {t2} AND uuid > {u}))")
+            // The bound first, alone: the index range starts at the
+            // cursor. (Written as one OR, SQLite read both arms through the
+            // index and sorted everything newer: a page cost its depth.)
+            format!("created_at <= {t} AND (created_at < {t2} OR uuid > {u})")
         });
         let w = filter.where_clause(&mut b, extra);
         let lim = b.int(limit + 1);

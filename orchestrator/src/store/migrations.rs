@@ -71,6 +71,11 @@ const SQLITE: &Steps = &[
         "dashboard",
         include_str!("../../migrations/sqlite/0011_dashboard.sql"),
     ),
+    (
+        12,
+        "search_by_item",
+        include_str!("../../migrations/sqlite/0012_search_by_item.sql"),
+    ),
 ];
 
 const POSTGRES: &Steps = &[
@@ -128,6 +133,11 @@ const POSTGRES: &Steps = &[
         11,
         "dashboard",
         include_str!("../../migrations/postgres/0011_dashboard.sql"),
+    ),
+    (
+        12,
+        "search_by_item",
+        include_str!("../../migrations/postgres/0012_search_by_item.sql"),
     ),
 ];
 

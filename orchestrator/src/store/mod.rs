@@ -24,6 +24,7 @@ mod queue;
 mod reservations;
 mod results;
 mod search;
+mod seed;
 mod snapshot;
 mod time;
 mod tokens;
@@ -47,6 +48,7 @@ pub use reservations::{
 };
 pub use results::{Group, JobRef, NewGroup, NewResult, ResultRow, Testcase};
 pub use search::{SearchFilter, SearchRow};
+pub use seed::SeedJob;
 pub use snapshot::{occupancy, sqlite_file, Occupancy};
 pub use time::{format_time, now_micros, parse_time};
 pub use tokens::{hash_token, Holder, Role, Token};

@@ -38,6 +38,8 @@ pub struct SearchFilter {
 /// One matching line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchRow {
+    /// The line's place in the index: larger is stored later.
+    pub id: i64,
     pub job: Option<String>,
     /// The job's file (relative to its artifacts), for a log line.
     pub file: Option<String>,
@@ -256,6 +258,7 @@ fn refused_query(e: &sqlx::Error) -> bool {
 
 fn row_of(r: &AnyRow) -> Result<SearchRow, StoreError> {
     Ok(SearchRow {
+        id: row_get(r, "id")?,
         job: row_get(r, "job_uuid")?,
         file: row_get(r, "file")?,
         result_id: row_get(r, "result_id")?,
@@ -281,8 +284,9 @@ impl Store {
         tx.commit().await
     }
 
-    /// The lines matching `query` and `filter`, newest first (lines of one
-    /// file in order), a page of them; true when there are more.
+    /// The lines matching `query` and `filter`, newest stored first, a page
+    /// of them (in the page, newest file first and a file's lines in
+    /// order); true when there are more.
     pub async fn search(
         &self,
         query: &Query,
@@ -290,11 +294,27 @@ impl Store {
         page: Page,
     ) -> Result<(Vec<SearchRow>, bool), StoreError> {
         let mut b = Binder::default();
-        let mut conds = vec![match self.backend {
-            Backend::Sqlite => format!(
-                "s.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH {})",
-                b.text(&fts5_match(query))
+        // Newest stored first is the order of ids: the engine reads its
+        // matches from the newest and stops at the page's end, instead of
+        // sorting every match (a word in one line of 20, over 10 million
+        // lines, took seconds; docs/performance.md).
+        // About one job or item (a few thousand lines at most), its lines
+        // are read newest first and each checked against the query (SQLite:
+        // CROSS JOIN keeps that order of the loops).
+        let narrow = filter.job.is_some() || filter.item.is_some();
+        let (from, order) = match (self.backend, narrow) {
+            (Backend::Sqlite, false) => (
+                "search_fts JOIN search_lines s ON s.id = search_fts.rowid",
+                "search_fts.rowid DESC",
             ),
+            (Backend::Sqlite, true) => (
+                "search_lines s CROSS JOIN search_fts ON search_fts.rowid = s.id",
+                "s.id DESC",
+            ),
+            (Backend::Postgres, _) => ("search_lines s", "s.id DESC"),
+        };
+        let mut conds = vec![match self.backend {
+            Backend::Sqlite => format!("search_fts MATCH {}", b.text(&fts5_match(query))),
             Backend::Postgres => format!("s.words @@ ({})", pg_tsquery(query, &mut b)),
         }];
         if let Some(job) = &filter.job {
@@ -328,9 +348,8 @@ impl Store {
         let limit = b.int(page.limit + 1);
         let offset = b.int(page.page.saturating_mul(page.limit));
         let sql = format!(
-            "SELECT s.job_uuid, s.file, s.result_id, s.line, s.item, s.at, s.body \
-             FROM search_lines s WHERE {} ORDER BY s.at DESC, s.id ASC \
-             LIMIT {limit} OFFSET {offset}",
+            "SELECT s.id, s.job_uuid, s.file, s.result_id, s.line, s.item, s.at, s.body \
+             FROM {from} WHERE {} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
             conds.join(" AND ")
         );
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &b.params)
@@ -347,7 +366,10 @@ impl Store {
                 }
             })?;
         let out = rows.iter().map(row_of).collect::<Result<Vec<_>, _>>()?;
-        Ok(page.cut(out))
+        let (mut out, more) = page.cut(out);
+        // Within the page, a file's lines read in order.
+        out.sort_by(|a, b| b.at.cmp(&a.at).then(a.id.cmp(&b.id)));
+        Ok((out, more))
     }
 }
 

@@ -358,7 +358,17 @@ pub async fn show(
     let uuid = job_id(&uuid)?;
     let job = st.app.job(&uuid).await?;
     let root = st.app.settings().artifacts_dir();
-    let log = read_file(&root, &uuid, FsPath::new("runner.log"), INLINE_BYTES)?;
+    // The published log; while the job runs, the runner's own on this host
+    // (as the API's follow reads it).
+    let log = match read_file(&root, &uuid, FsPath::new("runner.log"), INLINE_BYTES)? {
+        None if !job.state.is_final() => read_file(
+            &st.app.settings().jobs_dir(),
+            &uuid,
+            FsPath::new("runner.log"),
+            INLINE_BYTES,
+        )?,
+        log => log,
+    };
     let log_text = log
         .as_ref()
         .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
