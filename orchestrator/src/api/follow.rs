@@ -117,17 +117,25 @@ pub struct LogRoots {
 }
 
 impl LogRoots {
+    /// The installation's folders (`settings`): what the API's follow and
+    /// the job page both read.
+    pub fn of(settings: &crate::settings::Settings) -> LogRoots {
+        LogRoots {
+            published: settings.artifacts_dir(),
+            live: settings.jobs_dir(),
+        }
+    }
+
     /// The log and the folder holding it: the published copy if there is
     /// one, else the runner's; `Missing` when neither exists (yet).
     pub fn open(&self, uuid: &str) -> Result<(std::fs::File, PathBuf), BeneathError> {
-        for root in [&self.published, &self.live] {
-            match open_log(root, uuid) {
-                Ok(f) => return Ok((f, root.join(uuid))),
-                Err(BeneathError::Missing(_)) => {}
-                Err(e) => return Err(e),
+        match open_log(&self.published, uuid) {
+            Ok(f) => Ok((f, self.published.join(uuid))),
+            Err(BeneathError::Missing(_)) => {
+                open_log(&self.live, uuid).map(|f| (f, self.live.join(uuid)))
             }
+            Err(e) => Err(e),
         }
-        open_log(&self.published, uuid).map(|f| (f, self.published.join(uuid)))
     }
 }
 

@@ -361,10 +361,7 @@ async fn job_log(
         .get_job(&uuid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job `{uuid}` not found")))?;
-    let roots = follow::LogRoots {
-        published: artifacts_root(&st),
-        live: st.app.settings().jobs_dir(),
-    };
+    let roots = follow::LogRoots::of(st.app.settings());
     let opened = match roots.open(&uuid) {
         Ok(opened) => Some(opened),
         Err(BeneathError::Missing(_)) if !job.state.is_final() => None,

@@ -7,7 +7,7 @@
 pub mod auth;
 mod cache;
 mod error;
-mod follow;
+pub(crate) mod follow;
 mod jobs;
 pub mod listener;
 mod messages;

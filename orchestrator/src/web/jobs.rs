@@ -209,6 +209,11 @@ fn read_file(
         Err(BeneathError::Missing(_) | BeneathError::Link(_)) => return Ok(None),
         Err(e) => return Err(WebError::Internal(crate::util::full(&e))),
     };
+    read_start(file, max).map(Some)
+}
+
+/// The first `max` bytes of an open file, and its whole size.
+fn read_start(file: std::fs::File, max: u64) -> Result<(Vec<u8>, u64), WebError> {
     let size = file
         .metadata()
         .map_err(|e| WebError::Internal(e.to_string()))?
@@ -217,7 +222,7 @@ fn read_file(
     file.take(max)
         .read_to_end(&mut out)
         .map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok(Some((out, size)))
+    Ok((out, size))
 }
 
 /// For a file of `size` bytes shown inline: a line saying only its start
@@ -358,16 +363,12 @@ pub async fn show(
     let uuid = job_id(&uuid)?;
     let job = st.app.job(&uuid).await?;
     let root = st.app.settings().artifacts_dir();
-    // The published log; while the job runs, the runner's own on this host
-    // (as the API's follow reads it).
-    let log = match read_file(&root, &uuid, FsPath::new("runner.log"), INLINE_BYTES)? {
-        None if !job.state.is_final() => read_file(
-            &st.app.settings().jobs_dir(),
-            &uuid,
-            FsPath::new("runner.log"),
-            INLINE_BYTES,
-        )?,
-        log => log,
+    // The log the API's follow reads: the published copy, else (the job
+    // still running here) the runner's own.
+    let log = match crate::api::follow::LogRoots::of(st.app.settings()).open(&uuid) {
+        Ok((file, _)) => Some(read_start(file, INLINE_BYTES)?),
+        Err(BeneathError::Missing(_) | BeneathError::Link(_)) => None,
+        Err(e) => return Err(WebError::Internal(crate::util::full(&e))),
     };
     let log_text = log
         .as_ref()
