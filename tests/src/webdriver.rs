@@ -427,6 +427,35 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// The rendered text of the first element matching `css`, read in the
+    /// page in one step, `None` when nothing matches. Unlike
+    /// `try_find(css)?.text()` it cannot meet a stale element: a live part
+    /// of a page may be replaced between a find and a read.
+    pub fn text(&self, css: &str) -> Option<String> {
+        let v = self.execute(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+            vec![json!(css)],
+        );
+        v.as_str().map(str::to_string)
+    }
+
+    /// The attribute `name` of every element matching `css`, in document
+    /// order, read in one step (elements without it are left out).
+    pub fn attrs(&self, css: &str, name: &str) -> Vec<String> {
+        let v = self.execute(
+            "return Array.from(document.querySelectorAll(arguments[0]))\
+             .map(e => e.getAttribute(arguments[1])).filter(a => a !== null);",
+            vec![json!(css), json!(name)],
+        );
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Runs `script` as a function body with `args` (`arguments[0]`, …)
     /// and returns what it returns. Elements are passed with
     /// [`Element::as_arg`].

@@ -138,11 +138,29 @@ fn drives_headless_chromium_and_leaves_nothing() {
         vec![],
     );
     let changed = browser.wait_for("#x to read 'changed'", Duration::from_secs(30), |b| {
-        b.try_find("#x")
-            .map(|e| e.text())
-            .filter(|t| t == "changed")
+        b.text("#x").filter(|t| t == "changed")
     });
     assert_eq!(changed, "changed");
+
+    // A live part replaced while it is read, as the dashboard's fragments
+    // are every two seconds: `text` and `attrs` read it in one step, so
+    // they never meet an element that was replaced under them.
+    browser.execute(
+        "window.__swaps = 0; window.__swap = setInterval(() => { \
+           const n = document.createElement('p'); n.id = 'swapped'; \
+           n.setAttribute('data-n', String(++window.__swaps)); n.textContent = 'live'; \
+           const old = document.getElementById('swapped'); \
+           if (old) old.replaceWith(n); else document.body.appendChild(n); }, 1);",
+        vec![],
+    );
+    for _ in 0..50 {
+        let t = browser.wait_for("#swapped", Duration::from_secs(30), |b| b.text("#swapped"));
+        assert_eq!(t, "live");
+        assert_eq!(browser.attrs("#swapped", "data-n").len(), 1);
+    }
+    browser.execute("clearInterval(window.__swap);", vec![]);
+    assert!(browser.text("#nothing-here").is_none());
+    assert!(browser.attrs("#nothing-here", "id").is_empty());
     assert_eq!(browser.console_errors(), Vec::<String>::new());
 
     let png = browser.screenshot_png();

@@ -146,7 +146,7 @@ fn running(item: &str) -> Value {
 
 /// Text of the element `css`, once it exists.
 fn text_of(b: &Browser, css: &str) -> String {
-    b.wait_for(css, SEE, |b| b.try_find(css)).text()
+    b.wait_for(css, SEE, |b| b.text(css))
 }
 
 /// The page's width fits a phone's (390 px), with a screenshot kept
@@ -181,11 +181,12 @@ fn what_a_person_sees_in_the_dashboard() {
 
     // The list: both runs, newest first, each linking to its page.
     b.goto(&s.url("/"));
-    let rows = b.wait_for("both runs listed", SEE, |b| {
-        let r = b.find_all("tbody#jobs tr[data-job]");
-        (r.len() >= 2).then_some(r)
+    // The list is a live part of the page, replaced every two seconds:
+    // it is read in one step, never through element references.
+    let ids = b.wait_for("both runs listed", SEE, |b| {
+        let ids = b.attrs("tbody#jobs tr[data-job]", "data-job");
+        (ids.len() >= 2).then_some(ids)
     });
-    let ids: Vec<String> = rows.iter().filter_map(|r| r.attr("data-job")).collect();
     assert_eq!(ids[..2], [second.clone(), first.clone()]);
     screenshot(&b, "jobs");
 
@@ -195,15 +196,18 @@ fn what_a_person_sees_in_the_dashboard() {
     let watched = uuid::Uuid::new_v4().to_string();
     s.put_job(&watched, &running(&format!("watched-{}", &tag[..6])));
     let sel = format!("tbody#jobs tr[data-job=\"{watched}\"]");
-    b.wait_for("the new job in the list", SEE, |b| b.try_find(&sel));
+    b.wait_for("the new job in the list", SEE, |b| {
+        (!b.attrs(&sel, "data-job").is_empty()).then_some(())
+    });
     let mut done = running("x");
     for state in ["reporting", "passed"] {
         done["state"] = json!(state);
         s.put_job(&watched, &done);
     }
     b.wait_for("its state turning passed", SEE, |b| {
-        b.try_find(&sel)
-            .filter(|r| r.attr("data-state").as_deref() == Some("passed"))
+        b.attrs(&sel, "data-state")
+            .contains(&"passed".to_string())
+            .then_some(())
     });
     assert_eq!(
         b.execute("return window.ferrotronMark;", vec![]),
@@ -285,8 +289,7 @@ fn what_a_person_sees_in_the_dashboard() {
     let cancel = b.wait_for("the cancel button", SEE, |b| b.try_find("#cancel"));
     cancel.click();
     b.wait_for("the job shown cancelled", SEE, |b| {
-        b.try_find("#summary .badge")
-            .filter(|e| e.text() == "cancelled")
+        b.text("#summary .badge").filter(|t| t == "cancelled")
     });
     assert_eq!(s.job(&bad)["state"], "cancelled");
 

@@ -33,11 +33,9 @@ fn a_failed_boot_shows_the_console_on_the_job_page() {
     let b = Browser::start();
     b.goto(&format!("{}/jobs/{uuid}", s.base));
     let fatal = "ferrotron: fatal: no network: disabled by ferrotron.net=off";
-    let console = b
-        .wait_for("the console section", SEE, |b| {
-            b.try_find("section#console pre")
-        })
-        .text();
+    let console = b.wait_for("the console section", SEE, |b| {
+        b.text("section#console pre")
+    });
     assert!(console.contains(fatal), "console shown:\n{console}");
     let page = b.visible_text();
     assert!(page.contains("error"), "{page}");
@@ -101,13 +99,13 @@ fn a_running_jobs_log_grows_on_its_page_without_a_reload() {
     b.goto(&format!("{}/jobs/{uuid}", s.base));
     b.execute("window.__notReloaded = true;", vec![]);
     let first = b.wait_for("a tick in the page's log", SEE, |b| {
-        b.try_find("pre#log").and_then(|e| last_tick(&e.text()))
+        b.text("pre#log").and_then(|t| last_tick(&t))
     });
     // Later lines arrive on the same page: the mark set on this window
     // is still there, so nothing reloaded it.
     let later = b.wait_for("later ticks on the same page", SEE, |b| {
-        b.try_find("pre#log")
-            .and_then(|e| last_tick(&e.text()))
+        b.text("pre#log")
+            .and_then(|t| last_tick(&t))
             .filter(|&n| n >= first + 3)
     });
     assert!(later > first);
