@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ferrotron_tests::debmirror::DebMirror;
 use ferrotron_tests::service::{author_key, http, submit, Service, JOB_DEADLINE};
 use ferrotron_tests::{domain_exists, workspace, Harness};
 use serde_json::{json, Value};
@@ -406,5 +407,108 @@ fn a_rule_with_hold_on_failure_keeps_the_vm_of_a_failed_job() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     wait_status(&s, id, "ended");
     s.stop();
+    h.assert_nothing_left(&job);
+}
+
+#[test]
+fn a_reservation_allowed_packages_installs_them_and_only_then() {
+    let h = Harness::new("reservations-packages");
+    let mirror = DebMirror::start(&h.data_dir, &["hello"]);
+    let deb = mirror.files[0].clone();
+    let (key, public) = author_key(&h);
+    let author = token(&h, "author", "reporter");
+    let flags = mirror.flags();
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["--reservations-per-token", "2"]);
+    let s = Service::start(&h, &args, &[]);
+
+    // Asking for what cannot be given is refused, the field named.
+    let (code, bad) = post(
+        &s,
+        &author,
+        "/api/v1/reservations",
+        &json!({"ssh_key": public, "allow": ["network"]}),
+    );
+    assert_eq!(code, 400, "{bad}");
+    let msg = bad["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("allow: `network`") && msg.contains("packages"),
+        "{bad}"
+    );
+    let (code, bad) = post(
+        &s,
+        &author,
+        "/api/v1/reservations",
+        &json!({"ssh_key": public, "image": "tiny", "allow": ["packages"]}),
+    );
+    assert_eq!(code, 400, "{bad}");
+    let msg = bad["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("tiny") && msg.contains("cannot install packages"),
+        "{bad}"
+    );
+
+    // By default a reservation reaches no repository: apt cannot fetch.
+    let (code, plain) = post(
+        &s,
+        &author,
+        "/api/v1/reservations",
+        &json!({"ssh_key": public, "image": "debian"}),
+    );
+    assert_eq!(code, 201, "{plain}");
+    let plain_id = plain["id"].as_str().expect("id").to_string();
+    let plain_job = plain["job"].as_str().expect("job").to_string();
+    assert_eq!(plain["allow"], json!([]), "{plain}");
+    let ready = wait_status(&s, &plain_id, "ready");
+    let (code, out) = ssh_as_printed(&ready["reach"], &key, "apt-get install -y hello");
+    assert_ne!(code, 0, "apt reached a repository without `allow`:\n{out}");
+    assert_eq!(mirror.requests(&deb), 0, "{:?}", mirror.all_requests());
+
+    // Allowed: the image's repositories, through the host's proxy.
+    let (code, made) = post(
+        &s,
+        &author,
+        "/api/v1/reservations",
+        &json!({"ssh_key": public, "image": "debian", "allow": ["packages"]}),
+    );
+    assert_eq!(code, 201, "{made}");
+    assert_eq!(made["allow"], json!(["packages"]), "{made}");
+    let id = made["id"].as_str().expect("id").to_string();
+    let job = made["job"].as_str().expect("job").to_string();
+    let ready = wait_status(&s, &id, "ready");
+    let reach = ready["reach"].clone();
+    let (code, out) = ssh_as_printed(&reach, &key, "apt-get install -y hello && hello");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Hello, world!"), "{out}");
+    assert_eq!(mirror.requests(&deb), 1, "{:?}", mirror.all_requests());
+
+    // A restart of the service takes the VM back and opens its proxy
+    // again: a download goes through it (from the host's cache now).
+    s.stop();
+    let mut s = Service::start(&h, &args, &[]);
+    s.proc
+        .wait_for("package proxy is open again", Duration::from_secs(120));
+    let (code, out) = ssh_as_printed(
+        &reach,
+        &key,
+        "cd \"$(mktemp -d)\" && apt-get download hello && ls",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("hello_"), "{out}");
+    assert_eq!(mirror.requests(&deb), 1, "{:?}", mirror.all_requests());
+
+    for (rid, rjob) in [(&plain_id, &plain_job), (&id, &job)] {
+        let (code, gone) = post(
+            &s,
+            &author,
+            &format!("/api/v1/reservations/{rid}/release"),
+            &json!({}),
+        );
+        assert_eq!(code, 200, "{gone}");
+        assert_eq!(wait_status(&s, rid, "ended")["end_reason"], "released");
+        assert_eq!(s.wait_final(rjob)["state"], "passed");
+    }
+    s.stop();
+    h.assert_nothing_left(&plain_job);
     h.assert_nothing_left(&job);
 }

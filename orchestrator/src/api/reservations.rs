@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::auth::{Reader, Reporter};
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{AppState, BaseUrl};
-use crate::app::reservations::{ReservationError, ReserveArgs};
+use crate::app::reservations::{Allow, ReservationError, ReserveArgs};
 use crate::app::App;
 use crate::store::{format_time, Reservation, Role};
 
@@ -43,6 +43,10 @@ pub struct ReserveBody {
     pub git_repo: Option<String>,
     /// Its branch, tag or commit (default HEAD).
     pub git_ref: Option<String>,
+    /// What else the VM may reach besides the git cache: `packages` (its
+    /// image's package repositories, through a proxy on its host).
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 /// `POST /api/v1/reservations/{id}/extend`.
@@ -92,6 +96,8 @@ pub struct ReservationJson {
     pub ended_at: Option<String>,
     pub end_reason: Option<String>,
     pub release_requested: bool,
+    /// What the VM may reach besides the git cache (`packages`).
+    pub allow: Vec<String>,
     pub reach: Option<ReachJson>,
     pub href: String,
 }
@@ -110,6 +116,10 @@ pub(super) fn reservation_json(app: &App, base: &str, r: Reservation) -> Reserva
         job_href: format!("{base}/api/v1/jobs/{}", r.job),
         status: r.status().to_string(),
         kind: r.kind.as_str().to_string(),
+        allow: Allow::of(&r)
+            .into_iter()
+            .map(|a| a.as_str().to_string())
+            .collect(),
         created_at: format_time(r.created_at),
         expires_at: r.expires_at.map(format_time),
         ended_at: r.ended_at.map(format_time),
@@ -177,6 +187,11 @@ async fn create_reservation(
         .as_deref()
         .map(|t| duration("ttl", t))
         .transpose()?;
+    let allow = body
+        .allow
+        .iter()
+        .map(|w| Allow::parse(w))
+        .collect::<Result<Vec<_>, _>>()?;
     let r = st
         .app
         .reserve(&ReserveArgs {
@@ -188,6 +203,7 @@ async fn create_reservation(
             requester: who.token,
             git_repo: body.git_repo,
             git_ref: body.git_ref,
+            allow,
         })
         .await?;
     Ok((

@@ -26,6 +26,13 @@ pub enum ReservationError {
     #[error("{0}")]
     Size(String),
     #[error(
+        "allow: image `{0}` cannot install packages (its manifest has no `install`); \
+         ask for an image that can, such as `debian`"
+    )]
+    NoPackages(String),
+    #[error("allow: `{0}` is not something a reservation may reach; known: packages")]
+    UnknownAllow(String),
+    #[error(
         "--git-repo `{0}`: give a URL the git cache can mirror (https://, file://, git@host:)"
     )]
     Repo(String),
@@ -57,6 +64,42 @@ pub struct ReserveArgs {
     /// `git_ref` (default HEAD), through the git cache.
     pub git_repo: Option<String>,
     pub git_ref: Option<String>,
+    /// What else the VM may reach besides the git cache.
+    pub allow: Vec<Allow>,
+}
+
+/// What a reservation's VM may reach besides the git cache (`allow:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    /// Its image's package repositories (`apt-get install`), through a
+    /// package proxy on its host, as a job's `environment.packages`:
+    /// only `GET`/`HEAD` below those repositories' URLs, nothing else.
+    Packages,
+}
+
+impl Allow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Allow::Packages => "packages",
+        }
+    }
+
+    /// `packages`; anything else names the word.
+    pub fn parse(word: &str) -> Result<Allow, ReservationError> {
+        match word {
+            "packages" => Ok(Allow::Packages),
+            other => Err(ReservationError::UnknownAllow(other.to_string())),
+        }
+    }
+
+    /// What `r` was allowed.
+    pub fn of(r: &Reservation) -> Vec<Allow> {
+        if r.allow_packages {
+            vec![Allow::Packages]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// How a person reaches a ready reservation.
@@ -93,6 +136,10 @@ impl App {
                 why: e.to_string(),
             }
         })?;
+        let allow_packages = a.allow.contains(&Allow::Packages);
+        if allow_packages && image.install.is_none() {
+            return Err(ReservationError::NoPackages(image.label()));
+        }
         if a.vcpus == Some(0) || a.memory_mib.is_some_and(|m| m < 64) {
             return Err(ReservationError::Size(
                 "a VM needs at least 1 vCPU and 64 MiB".into(),
@@ -128,6 +175,7 @@ impl App {
             git_repo: a.git_repo.clone(),
             git_ref: a.git_ref.clone(),
             limit: limits.per_requester,
+            allow_packages,
         };
         Ok(self.store().create_reservation(&new, &job).await?)
     }
@@ -148,6 +196,7 @@ impl App {
             git_repo: None,
             git_ref: None,
             limit: self.settings().reservations.per_requester,
+            allow_packages: false,
         };
         let id = format!("submit-{}", uuid::Uuid::new_v4());
         Ok(self

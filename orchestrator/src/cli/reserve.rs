@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use ferrotron::app::reservations::{summary, ReservationError, ReserveArgs};
+use ferrotron::app::reservations::{summary, Allow, ReservationError, ReserveArgs};
 use ferrotron::app::App;
 use ferrotron::exit::ExitStatus;
 use ferrotron::settings::Settings;
@@ -39,6 +39,11 @@ pub struct ReserveCmd {
     /// Its branch, tag or commit (default HEAD).
     #[arg(long, requires = "git_repo")]
     git_ref: Option<String>,
+    /// What else the VM may reach besides the git cache (repeatable):
+    /// `packages`, its image's package repositories through a proxy on
+    /// the host (`apt-get install` works; nothing else is reachable).
+    #[arg(long, value_name = "WHAT", value_parser = parse_allow)]
+    allow: Vec<Allow>,
     /// Return once it is queued, without waiting for the VM.
     #[arg(long)]
     no_wait: bool,
@@ -126,6 +131,11 @@ fn describe(app: &App, r: &Reservation) -> String {
     if let Some(at) = r.expires_at {
         out.push_str(&format!("  expires  {}\n", format_time(at)));
     }
+    if r.allow_packages {
+        out.push_str(
+            "  reaches  the git cache and its image's package repositories (apt-get install works)\n",
+        );
+    }
     if let Some(reach) = app.reach(r) {
         out.push_str(&format!(
             "  host     {} (port {} on its loopback)\n",
@@ -143,6 +153,10 @@ fn describe(app: &App, r: &Reservation) -> String {
     out
 }
 
+fn parse_allow(word: &str) -> Result<Allow, String> {
+    Allow::parse(word).map_err(|e| e.to_string())
+}
+
 pub fn reserve(settings: &Settings, a: ReserveCmd) -> CmdResult {
     let args = ReserveArgs {
         image: a.image,
@@ -153,6 +167,7 @@ pub fn reserve(settings: &Settings, a: ReserveCmd) -> CmdResult {
         requester: CLI_REQUESTER.into(),
         git_repo: a.git_repo,
         git_ref: a.git_ref,
+        allow: a.allow,
     };
     let no_wait = a.no_wait;
     with_app(settings, async |app: &App| -> Result<ExitStatus, Failure> {

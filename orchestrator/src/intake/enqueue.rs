@@ -204,6 +204,7 @@ impl Intake {
                     git_repo: None,
                     git_ref: None,
                     limit: i64::from(h.count),
+                    allow_packages: false,
                 })
             })
             .collect();

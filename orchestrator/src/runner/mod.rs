@@ -800,7 +800,7 @@ fn open_cache_tunnel(
 
 /// The package proxy for this job and the tunnel that brings it to the
 /// guest's `127.0.0.1:8472` (see `packages::proxy`); dropped before the VM.
-fn open_package_tunnel(
+pub(crate) fn open_package_tunnel(
     settings: &Settings,
     repositories: &[String],
     ssh_port: u16,

@@ -25,6 +25,17 @@ pub struct ReserveRequest {
     pub needs: Option<crate::placement::Needs>,
     /// A task repository's tree to put at `/root/<name>`: (folder, name).
     pub checkout: Option<(std::path::PathBuf, String)>,
+    /// The VM reaches its image's package repositories through a proxy
+    /// on this host (`allow: [packages]`).
+    pub packages: bool,
+}
+
+/// A kept VM's way to its image's package repositories: the tunnel that
+/// brings the host's proxy to the guest's `127.0.0.1:8472`, then the
+/// proxy (fields end in this order). Its drop joins their threads.
+pub struct PackageAccess {
+    _tunnel: crate::cache::tunnel::Tunnel,
+    _proxy: crate::packages::proxy::ProxyServer,
 }
 
 /// Boots the VM and authorizes `req.user_key` for root.
@@ -49,15 +60,67 @@ pub fn reserve(
         req.job_id,
         image.label()
     ));
+    if req.packages && image.install.is_none() {
+        return Err(RunError::BadInput(format!(
+            "image `{}` cannot install packages (its manifest has no `install`)",
+            image.label()
+        )));
+    }
     let vm = boot_vm(settings, &image, &req.job_id, &job_dir, true, cancel, ui)?;
     authorize(&vm.ssh, &image, &req.user_key)?;
+    let packages = if req.packages {
+        let access = package_access(settings, &image, vm.port, &vm.keys)?;
+        ui.say("packages: apt-get reaches the image's repositories through this host's proxy");
+        Some(access)
+    } else {
+        None
+    };
     if let Some((folder, name)) = &req.checkout {
         upload_tree(&vm.ssh, &image, folder, name)?;
         ui.say(&format!("the task repository is in /root/{name}"));
     }
     let host_key = vm.ssh.host_key.openssh.clone();
     drop(vm.ssh);
-    Ok(HeldVm::new(vm.guard, vm.port, host_key, vm.control))
+    let mut held = HeldVm::new(vm.guard, vm.port, host_key, vm.control);
+    if let Some(access) = packages {
+        held.attach(Box::new(access));
+    }
+    Ok(held)
+}
+
+/// Opens the package proxy of a kept VM on its SSH forward `port`, as its
+/// job's key pair (in its job folder) and its image's user.
+fn package_access(
+    settings: &Settings,
+    image: &crate::images::ResolvedImage,
+    port: u16,
+    keys: &crate::ssh::keys::KeyPair,
+) -> Result<PackageAccess, RunError> {
+    let install = image.install.as_ref().ok_or_else(|| {
+        RunError::BadInput(format!("image `{}` cannot install packages", image.label()))
+    })?;
+    let (tunnel, proxy) =
+        super::open_package_tunnel(settings, &install.repositories, port, keys, &image.user)?;
+    Ok(PackageAccess {
+        _tunnel: tunnel,
+        _proxy: proxy,
+    })
+}
+
+/// Opens again the package proxy of a VM that a stopped service left
+/// running: reservation job `job_id`'s VM of `image` (its exact
+/// `name:version`) on the SSH forward `port`.
+pub fn reopen_packages(
+    settings: &Settings,
+    job_id: &str,
+    image: &str,
+    port: u16,
+) -> Result<PackageAccess, RunError> {
+    let image = images::resolve(&settings.images_dir, image)
+        .map_err(|e| RunError::BadInput(format!("image `{image}`: {e}")))?;
+    let keys = crate::ssh::keys::KeyPair::load(&settings.jobs_dir().join(job_id))
+        .map_err(|e| RunError::infra("ssh", crate::util::full(&e)))?;
+    package_access(settings, &image, port, &keys)
 }
 
 /// Adds `key` to root's authorized keys in the guest (the job's own key

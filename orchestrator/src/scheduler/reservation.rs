@@ -110,6 +110,7 @@ pub(super) async fn run(
         user_key: r.ssh_key.clone(),
         needs: Some(needs),
         checkout,
+        packages: r.allow_packages,
     };
     let boot_settings = settings.clone();
     let boot_cancel = cancel.clone();
@@ -328,7 +329,7 @@ pub(super) async fn adopt(
             )
         })
         .await;
-        let vm = match taken {
+        let mut vm = match taken {
             Ok(Ok(vm)) => vm,
             Ok(Err(e)) => {
                 let why = format!("its VM was not found again: {}", crate::util::full(&e));
@@ -351,6 +352,9 @@ pub(super) async fn adopt(
                 continue;
             }
         };
+        if r.allow_packages {
+            reopen_packages(store, settings, &r, &mut vm).await;
+        }
         let job = match r.kind {
             ReservationKind::Reservation => {
                 if let Err(e) = store
@@ -391,6 +395,49 @@ pub(super) async fn adopt(
         });
     }
     out
+}
+
+/// Opens again the package proxy of a taken-back VM. A failure is logged
+/// and leaves the VM kept without it (its user sees apt fail, not the
+/// VM vanish).
+async fn reopen_packages(
+    store: &Store,
+    settings: &Arc<Settings>,
+    r: &Reservation,
+    vm: &mut HeldVm,
+) {
+    let image = match store.get_job(&r.job).await {
+        Ok(Some(j)) => j.image,
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!("reservation {}: {}", r.id, crate::util::full(&e));
+            None
+        }
+    };
+    let Some(image) = image else {
+        tracing::warn!(
+            "reservation {}: its job names no image; no package proxy",
+            r.id
+        );
+        return;
+    };
+    let (settings, job, port) = (settings.clone(), r.job.clone(), vm.port);
+    let opened = tokio::task::spawn_blocking(move || {
+        crate::runner::reserve::reopen_packages(&settings, &job, &image, port)
+    })
+    .await;
+    match opened {
+        Ok(Ok(access)) => {
+            vm.attach(Box::new(access));
+            tracing::info!("reservation {}: its package proxy is open again", r.id);
+        }
+        Ok(Err(e)) => tracing::warn!(
+            "reservation {}: cannot open its package proxy again: {}",
+            r.id,
+            crate::util::full(&e)
+        ),
+        Err(e) => tracing::error!("reservation {}: {e}", r.id),
+    }
 }
 
 /// A kept VM taken back: its ledger entry and the task that keeps it.

@@ -14,6 +14,8 @@ pub enum KeyError {
     Generate(#[source] ssh_key::Error),
     #[error("cannot write key file {0}")]
     Write(PathBuf, #[source] std::io::Error),
+    #[error("cannot read key file {0}")]
+    Read(PathBuf, #[source] std::io::Error),
 }
 
 pub struct KeyPair {
@@ -40,6 +42,28 @@ impl KeyPair {
             format!("{public_openssh}\n").as_bytes(),
             0o644,
         )?;
+        Ok(KeyPair {
+            private_path,
+            public_path,
+            public_openssh,
+        })
+    }
+
+    /// The key pair [`KeyPair::generate`] wrote into `dir` before (a kept
+    /// VM's job folder, read again by the service that takes it back).
+    pub fn load(dir: &Path) -> Result<KeyPair, KeyError> {
+        let private_path = dir.join("id_ed25519");
+        let public_path = dir.join("id_ed25519.pub");
+        let public_openssh = std::fs::read_to_string(&public_path)
+            .map_err(|e| KeyError::Read(public_path.clone(), e))?
+            .trim()
+            .to_string();
+        if !private_path.is_file() {
+            return Err(KeyError::Read(
+                private_path.clone(),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
         Ok(KeyPair {
             private_path,
             public_path,

@@ -76,6 +76,11 @@ const SQLITE: &Steps = &[
         "search_by_item",
         include_str!("../../migrations/sqlite/0012_search_by_item.sql"),
     ),
+    (
+        13,
+        "reservation_packages",
+        include_str!("../../migrations/sqlite/0013_reservation_packages.sql"),
+    ),
 ];
 
 const POSTGRES: &Steps = &[
@@ -138,6 +143,11 @@ const POSTGRES: &Steps = &[
         12,
         "search_by_item",
         include_str!("../../migrations/postgres/0012_search_by_item.sql"),
+    ),
+    (
+        13,
+        "reservation_packages",
+        include_str!("../../migrations/postgres/0013_reservation_packages.sql"),
     ),
 ];
 

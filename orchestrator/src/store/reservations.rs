@@ -57,6 +57,9 @@ pub struct Reservation {
     /// A hold asked by a rule: VMs its requester may have held at once.
     pub hold_limit: Option<i64>,
     pub release_requested: bool,
+    /// Its VM reaches its image's package repositories through a proxy on
+    /// its host (`allow: [packages]`).
+    pub allow_packages: bool,
     pub ended_at: Option<i64>,
     pub end_reason: Option<String>,
 }
@@ -113,11 +116,13 @@ pub struct NewReservation {
     pub git_ref: Option<String>,
     /// Active reservations (and holds) one requester may have.
     pub limit: i64,
+    /// The VM may reach its image's package repositories (a proxy).
+    pub allow_packages: bool,
 }
 
 const COLUMNS: &str = "id, kind, job, requester, ssh_key, ttl_secs, created_at, expires_at, \
                        git_repo, git_ref, host, port, host_key, vm_name, hold_limit, \
-                       release_requested, ended_at, end_reason";
+                       release_requested, allow_packages, ended_at, end_reason";
 
 fn from_row(r: &AnyRow) -> Result<Reservation, StoreError> {
     let kind: String = row_get(r, "kind")?;
@@ -146,6 +151,7 @@ fn from_row(r: &AnyRow) -> Result<Reservation, StoreError> {
         vm_name: row_get(r, "vm_name")?,
         hold_limit: row_get(r, "hold_limit")?,
         release_requested: row_get::<i64>(r, "release_requested")? != 0,
+        allow_packages: row_get::<i64>(r, "allow_packages")? != 0,
         ended_at: row_get(r, "ended_at")?,
         end_reason: row_get(r, "end_reason")?,
     })
@@ -549,7 +555,8 @@ async fn insert(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO reservations (id, kind, job, requester, ssh_key, ttl_secs, created_at, \
-         git_repo, git_ref, hold_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         git_repo, git_ref, hold_limit, allow_packages) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(id.to_string())
     .bind(kind.as_str())
@@ -561,6 +568,7 @@ async fn insert(
     .bind(new.git_repo.clone())
     .bind(new.git_ref.clone())
     .bind((kind == ReservationKind::Hold).then_some(new.limit))
+    .bind(i64::from(new.allow_packages))
     .execute(&mut *tx.tx)
     .await?;
     Ok(())
@@ -578,6 +586,7 @@ mod tests {
             git_repo: None,
             git_ref: None,
             limit,
+            allow_packages: false,
         }
     }
 
@@ -614,6 +623,37 @@ mod tests {
         let (s, name) = crate::store::queue::tests::pg_store().await;
         let s = s.with_outbox();
         ready_and_ended_reservations_have_messages(&s).await;
+        crate::store::queue::tests::pg_drop(s, &name).await;
+    }
+
+    /// What a reservation may reach is kept with it (migration 0013), for
+    /// the service that takes its VM back.
+    #[tokio::test]
+    async fn what_a_reservation_may_reach_is_kept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&crate::store::default_url(dir.path()))
+            .await
+            .expect("open");
+        let (s, name) = crate::store::queue::tests::pg_store().await;
+        for store in [&store, &s] {
+            let plain = store
+                .create_reservation(&new(2), &job())
+                .await
+                .expect("create");
+            let allowed = NewReservation {
+                allow_packages: true,
+                ..new(2)
+            };
+            let allowed = store
+                .create_reservation(&allowed, &job())
+                .await
+                .expect("create");
+            let read = |id: String| async move {
+                store.reservation(&id).await.expect("read").expect("there")
+            };
+            assert!(!read(plain.id).await.allow_packages);
+            assert!(read(allowed.id).await.allow_packages);
+        }
         crate::store::queue::tests::pg_drop(s, &name).await;
     }
 

@@ -56,6 +56,10 @@ pub enum HeldError {
 }
 
 pub struct HeldVm {
+    /// What serves the VM while it is kept (a reservation's package
+    /// proxy and its tunnel): ended before the VM, so first here.
+    /// (In a mutex only to be shared between threads: never locked.)
+    attached: Option<std::sync::Mutex<Box<dyn Send>>>,
     guard: VmGuard,
     pub port: u16,
     /// The guest's host key, one OpenSSH public key line.
@@ -81,11 +85,19 @@ impl HeldVm {
         control: Option<std::os::unix::net::UnixStream>,
     ) -> HeldVm {
         HeldVm {
+            attached: None,
             guard,
             port,
             host_key,
             _control: control,
         }
+    }
+
+    /// Keeps `what` as long as the VM is kept; it ends (is dropped) before
+    /// the VM is destroyed or left to the next service. Its drop may block
+    /// (threads joined): a held VM is closed off the async runtime.
+    pub fn attach(&mut self, what: Box<dyn Send>) {
+        self.attached = Some(std::sync::Mutex::new(what));
     }
 
     pub fn name(&self) -> &str {
@@ -98,12 +110,14 @@ impl HeldVm {
 
     /// Destroys the VM and its folder.
     pub fn close(self) -> Result<(), CleanupError> {
+        drop(self.attached);
         self.guard.close()
     }
 
     /// Leaves the VM running for the next service on this host, kept
     /// until `expires_at` (then any reaper destroys it).
     pub fn detach(self, job: &str, expires_at: i64) -> Result<(), HeldError> {
+        drop(self.attached);
         write_mark(self.guard.dir(), job, expires_at)?;
         self.guard.detach();
         Ok(())
@@ -136,6 +150,7 @@ impl HeldVm {
         })?;
         write_mark(&vm_dir, job, expires_at)?;
         Ok(HeldVm {
+            attached: None,
             guard: VmGuard::new(hv, vm_name.to_string(), vm_dir),
             port,
             host_key,
