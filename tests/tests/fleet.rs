@@ -8,7 +8,8 @@
 //! Each host offers one VM: three long jobs run at once on three distinct
 //! hosts and a fourth waits; `kill -9` of one worker brings its job back
 //! once its lease lapses, and it runs again on a live host; an idled host
-//! takes nothing while the others run; a job run by one host has its
+//! takes nothing while the others run; a drained host's job goes on to
+//! its end while new jobs run elsewhere; a job run by one host has its
 //! artifacts served by another's API. No job runs twice at once and
 //! nothing is left behind.
 
@@ -131,6 +132,43 @@ fn three_workers_share_one_queue_and_fail_over() {
     assert_eq!(w["state"], "passed", "{w}");
     assert_ne!(host_of(&w), "hv2");
 
+    // A drain of hv3 (what playbooks/drain.yml does): idled while a job
+    // of its own runs, the job goes on and `host status` there counts it;
+    // new jobs run elsewhere; once it ends, nothing is in progress there.
+    let out = hosts[0].run(&["host", "idle"]);
+    assert_eq!(out.stdout.trim(), "idle: hv1", "{}", out.stderr);
+    let drained = submit(&hosts[0], &slow, "slow-4.0-1.fc40", &[]);
+    let d = wait_for(&api, &drained, "running", |v| v["state"] == "running");
+    assert_eq!(host_of(&d), "hv3", "{d}");
+    let out = hosts[0].run(&["host", "resume"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = hosts[2].run(&["host", "idle"]);
+    assert_eq!(out.stdout.trim(), "idle: hv3", "{}", out.stderr);
+    let in_progress = |h: &Harness| {
+        let out = h.run(&["host", "status"]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("in progress here\t"))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no `in progress here` in:\n{}", out.stdout))
+    };
+    assert_eq!(in_progress(&hosts[2]), "1");
+    assert_eq!(in_progress(&hosts[0]), "0");
+    let elsewhere = submit(&hosts[0], &hello, "hello-1.5-1.fc40", &[]);
+    let e = api.wait_final(&elsewhere);
+    assert_eq!(
+        (e["state"].as_str(), host_of(&e).as_str()),
+        (Some("passed"), "hv1"),
+        "{e}"
+    );
+    assert_eq!(api.job(&drained)["state"], "running", "the drain ended it");
+    cancel(&api, &token, &drained);
+    assert_eq!(api.wait_final(&drained)["state"], "cancelled");
+    assert_eq!(in_progress(&hosts[2]), "0");
+    let out = hosts[2].run(&["host", "resume"]);
+    assert_eq!(out.stdout.trim(), "resumed: hv3", "{}", out.stderr);
+
     // hv1 idle, hv2 gone: the next job runs on hv3.
     let out = hosts[0].run(&["host", "idle"]);
     assert_eq!(out.stdout.trim(), "idle: hv1", "{}", out.stderr);
@@ -166,7 +204,7 @@ fn three_workers_share_one_queue_and_fail_over() {
     if let Some(s) = servers[2].take() {
         s.stop();
     }
-    for job in long.iter().chain([&waiting, &next]) {
+    for job in long.iter().chain([&waiting, &next, &drained, &elsewhere]) {
         for h in &hosts {
             h.assert_nothing_left(job);
         }
