@@ -44,17 +44,21 @@ def banner(port):
         return False
 
 
-def baseline_once(image_dir, manifest, work):
+def baseline_once(image_dir, manifest, work, ready=None, key=None):
+    """Seconds from starting QEMU until the SSH banner answers, or until
+    `ready(port, t0)` returns (its own elapsed time); `key`: an existing
+    key pair whose public half the guest authorizes (default: a new one)."""
     boot = manifest["boot"]
     overlay = work / "overlay.qcow2"
     overlay.unlink(missing_ok=True)
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
                     str(image_dir / boot["disk"]), str(overlay)], check=True)
-    key = work / "key"
-    for p in (key, work / "key.pub"):
-        p.unlink(missing_ok=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    blob = (work / "key.pub").read_text().split()[1]
+    if key is None:
+        key = work / "key"
+        for p in (key, work / "key.pub"):
+            p.unlink(missing_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    blob = Path(f"{key}.pub").read_text().split()[1]
     port = free_port()
     accel = "kvm" if ACCEL == "kvm" else "tcg"
     cmd = ["qemu-system-x86_64", "-accel", accel, "-m", str(boot["memory_mib"]),
@@ -69,6 +73,8 @@ def baseline_once(image_dir, manifest, work):
     q = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, start_new_session=True)
     try:
+        if ready is not None:
+            return ready(port, t0)
         while not banner(port):
             if q.poll() is not None:
                 raise SystemExit(f"bench: baseline qemu exited: {q.stderr.read().decode()}")

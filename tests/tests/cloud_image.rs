@@ -3,7 +3,8 @@
 //! from it with its key given by a NoCloud seed.
 //!
 //! The image is built here from Debian packages only
-//! (`tests/fixtures/cloud-image/build.sh`: mmdebstrap, an MBR disk, GRUB),
+//! (`tests/fixtures/cloud-image/build.sh`: mmdebstrap, an MBR disk and GRUB
+//! for BIOS, or a GPT disk with an EFI system partition for UEFI),
 //! once per version of that script: it is cached under
 //! `target/cloud-image/<hash>/`, and a file lock lets the tests of this
 //! suite share one build.
@@ -16,14 +17,23 @@ use ferrotron_tests::{workspace, Harness};
 
 const ITEM: &str = "hello-1.0-1.fc40";
 
-/// The cached cloud image, built first if the recipe changed.
+/// The cached cloud image (BIOS), built first if the recipe changed.
 fn cloud_image() -> PathBuf {
+    cloud_image_for("bios")
+}
+
+/// The cached cloud image for `firmware` (`bios`, `uefi`: build.sh's
+/// second argument), built first if the recipe changed.
+fn cloud_image_for(firmware: &str) -> PathBuf {
     let script = workspace().join("tests/fixtures/cloud-image/build.sh");
     let text = std::fs::read(&script).expect("read the build script");
     let hash = sha256_hex(&text);
     let dir = workspace().join("target/cloud-image").join(&hash[..16]);
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let image = dir.join("debian-cloud.qcow2");
+    let image = dir.join(match firmware {
+        "bios" => "debian-cloud.qcow2".to_string(),
+        other => format!("debian-cloud-{other}.qcow2"),
+    });
     let lock = std::fs::File::create(dir.join("lock")).expect("lock file");
     let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
@@ -33,6 +43,7 @@ fn cloud_image() -> PathBuf {
         let out = Command::new("bash")
             .arg(&script)
             .arg(&image)
+            .arg(firmware)
             .output()
             .expect("run build.sh");
         assert!(
@@ -42,7 +53,7 @@ fn cloud_image() -> PathBuf {
             String::from_utf8_lossy(&out.stderr)
         );
         eprintln!(
-            "built the cloud image in {:.0} s",
+            "built the {firmware} cloud image in {:.0} s",
             started.elapsed().as_secs_f64()
         );
     }
@@ -260,4 +271,43 @@ fn a_login_user_runs_the_agent_through_sudo() {
     assert_eq!(m["boot"]["user"], "tester", "{m:#}");
     // Cold here; warm starts are the other test's.
     run_hello(&h, "cloud-user", "cold");
+}
+
+/// A UEFI cloud image (`import --firmware uefi`): GRUB's EFI image on its
+/// EFI system partition, booted through OVMF with a per-VM copy of its
+/// variables. It boots cold even when a warm start is asked for (a saved
+/// UEFI guest would need its NVRAM restored with it), and says so.
+#[test]
+fn a_uefi_cloud_image_boots_through_ovmf() {
+    let image = cloud_image_for("uefi");
+    let h = Harness::new("cloud-uefi");
+    let file = image.display().to_string();
+    let out = ferrotron(
+        &h,
+        &["image", "import", "--firmware", "uefi", "uefi-cloud", &file],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let version = out
+        .stdout
+        .trim()
+        .strip_prefix("uefi-cloud:")
+        .expect("NAME:VERSION printed")
+        .to_string();
+    let m = manifest(&h.data_dir.join("images/uefi-cloud").join(&version));
+    assert_eq!(m["boot"]["firmware"], "uefi", "{m:#}");
+    assert_eq!(m["boot"]["warm_start"], false, "{m:#}");
+
+    let out = run_hello(&h, "uefi-cloud", "warm");
+    assert!(out.stderr.contains(" booted (tcg)"), "{}", out.stderr);
+    let id = out.job_id().expect("job id");
+    let log = std::fs::read_to_string(h.job_dir(&id).join("runner.log")).expect("runner.log");
+    assert!(
+        log.contains("has no warm start (UEFI"),
+        "the job's log explains the cold boot:\n{log}"
+    );
+    let console =
+        std::fs::read_to_string(h.job_dir(&id).join("console.log")).expect("console log kept");
+    assert!(console.contains("efi: EFI v"), "console:\n{console}");
+    assert!(console.contains("by EDK II"), "OVMF booted it:\n{console}");
+    assert!(console.contains("Cloud-init v. "), "console:\n{console}");
 }

@@ -194,7 +194,7 @@ pub fn reserve(settings: &Settings, a: ReserveCmd) -> CmdResult {
                         now.end_reason.unwrap_or_default()
                     )))
                 }
-                _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     })?

@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// or a guest that must fail (`ferrotron.net=off`, the tests).
     #[arg(long = "kernel-arg")]
     kernel_args: Vec<String>,
+    /// How jobs' and reservations' VMs start: `warm` restores them from a
+    /// template saved once per image and host; `cold` boots each.
+    #[arg(long, env = "FERROTRON_START", default_value = "warm")]
+    start: ferrotron::settings::StartMode,
     /// Address to listen on.
     #[arg(long, env = "FERROTRON_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -200,6 +204,7 @@ pub fn serve(mut settings: Settings, args: ServeArgs) -> CmdResult {
         return Ok(ExitStatus::Passed);
     }
     settings.extra_cmdline = args.kernel_args.clone();
+    settings.start = args.start;
     // Empty: the address `serve` listens on.
     let base_url = args.public_url.clone().unwrap_or_default();
     let publish = match (&args.amqp_url, args.no_publish) {

@@ -851,7 +851,12 @@ fn warm_template(
         return Ok(None);
     }
     if !image.warm_start {
-        tracing::info!("image {} predates warm starts: booting cold", image.label());
+        let why = if image.firmware == ferrotron_imagebuilder::Firmware::Uefi {
+            "has no warm start (UEFI: a restored guest would need its NVRAM saved with it)"
+        } else {
+            "predates warm starts"
+        };
+        ui.say(&format!("image {} {why}: booting cold", image.label()));
         return Ok(None);
     }
     match warm::ensure(&settings.vm(), hv, image, accel, cancel, &|m| ui.say(m)) {
