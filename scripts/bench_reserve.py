@@ -107,13 +107,17 @@ def release(svc, rid):
 
 
 def baseline_once(image_dir, manifest, work, key):
-    """A raw QEMU boot until `ssh root@... true` works with `key`."""
-    return bench.baseline_once(
-        image_dir, manifest, work,
-        ready=lambda port, t0: until_shell(key, ["-o", "StrictHostKeyChecking=no", "-o",
-                                                 "UserKnownHostsFile=/dev/null", "-p", str(port),
-                                                 "root@127.0.0.1"], t0, "raw QEMU"),
-        key=key)
+    """A raw QEMU boot until `ssh root@... true` works with `key`: the
+    banner polled first (an `ssh` started before the guest listens waits
+    on QEMU's half-open forward), then the shell."""
+    def ready(port, t0):
+        while not bench.banner(port):
+            if time.monotonic() - t0 > DEADLINE:
+                raise SystemExit(f"bench: raw QEMU: no SSH banner within {DEADLINE} s")
+            time.sleep(0.025)
+        return until_shell(key, ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                 "-p", str(port), "root@127.0.0.1"], t0, "raw QEMU")
+    return bench.baseline_once(image_dir, manifest, work, ready=ready, key=key)
 
 
 def main():
