@@ -58,19 +58,23 @@ def until_shell(key, args, t0, what):
 class Service:
     """`ferrotron serve` on its own data folder, ended by its process group."""
 
-    def __init__(self, data, start):
+    def __init__(self, data, start, extra=()):
         self.env = env(data)
-        self.log = open(data.parent / f"serve-{start}.log", "w")
+        self.log_path = data.parent / f"serve-{data.name}.log"
+        self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([str(FERROTRON), "serve", "--listen", "127.0.0.1:0", "--max-vms", "1",
-                                      "--start", start],
+                                      "--start", start, *extra],
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        log = data.parent / f"serve-{start}.log"
         t0 = time.monotonic()
-        while "listening on" not in log.read_text():
+        while "listening on" not in self.text():
             if self.proc.poll() is not None or time.monotonic() - t0 > 60:
-                raise SystemExit(f"bench: serve --start {start} did not start:\n{log.read_text()}")
+                raise SystemExit(f"bench: serve --start {start} did not start:\n{self.text()}")
             time.sleep(0.1)
+        self.url = re.search(r"listening on (http://\S+)", self.text()).group(1)
+
+    def text(self):
+        return self.log_path.read_text()
 
     def stop(self):
         if self.proc.poll() is None:

@@ -189,6 +189,11 @@ impl Ledger {
         Ok(())
     }
 
+    /// What `job` holds, if anything.
+    pub fn peek(&self, job: &str) -> Option<Needs> {
+        self.jobs.get(job).copied()
+    }
+
     /// Gives back what `job` held (nothing when it held nothing).
     pub fn release(&mut self, job: &str) -> Option<Needs> {
         self.jobs.remove(job)

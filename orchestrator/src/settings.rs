@@ -54,6 +54,8 @@ pub struct Settings {
     /// This worker's host name: its row in `hosts`, the prefix of its
     /// leases, the scope of `host idle` (default: the kernel's hostname).
     pub host_name: String,
+    /// VMs restored ahead of jobs (`serve --ready`); none elsewhere.
+    pub ready_pool: Option<std::sync::Arc<crate::vm::ready::ReadyPool>>,
 }
 
 /// How long a reservation may last and how many one requester may have.
@@ -142,6 +144,7 @@ impl Settings {
             reservations: ReservationSettings::default(),
             host_name: crate::scheduler::this_host(),
             artifacts_dir: None,
+            ready_pool: None,
         }
     }
 

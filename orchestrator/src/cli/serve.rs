@@ -72,6 +72,13 @@ pub struct ServeArgs {
     /// Most VMs this host runs at once.
     #[arg(long, env = "FERROTRON_MAX_VMS", default_value_t = 2)]
     max_vms: usize,
+    /// VMs to keep restored from an image's warm-start template and
+    /// waiting for a job (like Nodepool's min-ready): `N` for the default
+    /// image, `NAME=N` for another (repeatable). They count in --max-vms;
+    /// a job that finds one skips the restore, and gets its own key, host
+    /// key, clock and entropy as any job.
+    #[arg(long, value_name = "[IMAGE=]N", value_parser = parse_ready)]
+    ready: Vec<(String, usize)>,
     /// vCPUs all VMs here may have at once (default: 2 per CPU libvirt
     /// reports).
     #[arg(long, env = "FERROTRON_MAX_VCPUS", value_parser = clap::value_parser!(u32).range(1..))]
@@ -248,8 +255,14 @@ pub fn serve(mut settings: Settings, args: ServeArgs) -> CmdResult {
         c.backoff = std::time::Duration::from_secs(args.retry_backoff_secs);
         c.lease = std::time::Duration::from_secs(args.lease_secs.max(3));
         c.job_timeout = args.job_timeout.map(std::time::Duration::from_secs);
+        c.ready = args.ready.clone();
         c
     });
+    if scheduler.is_some() && args.ready.iter().any(|(_, n)| *n > 0) {
+        settings.ready_pool = Some(std::sync::Arc::new(
+            ferrotron::vm::ready::ReadyPool::default(),
+        ));
+    }
     if scheduler.is_some() {
         // VMs of a previous run that died (kill -9) go before new ones start.
         match ferrotron::app::reap(&settings) {
@@ -353,4 +366,20 @@ pub fn store(settings: &Settings, cmd: StoreCommand) -> CmdResult {
         }
     }
     Ok(ExitStatus::Passed)
+}
+
+/// `--ready N` (the default image) or `--ready NAME=N`.
+fn parse_ready(s: &str) -> Result<(String, usize), String> {
+    let (image, n) = match s.split_once('=') {
+        Some((i, n)) => (i.trim().to_string(), n),
+        None => (ferrotron::images::DEFAULT_IMAGE.to_string(), s),
+    };
+    if image.is_empty() {
+        return Err(format!("`{s}`: give IMAGE=N or N"));
+    }
+    let n = n
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| format!("`{s}`: the count must be a whole number (`2`, `tiny=1`)"))?;
+    Ok((image, n))
 }

@@ -708,21 +708,35 @@ pub(crate) fn boot_vm(
         ssh_deadline: settings.ssh_timeout.unwrap_or(image.ssh_timeout),
         cancel,
         template,
-        key_blob: keys.blob(),
+        key_blob: Some(keys.blob()),
         public_key: &keys.public_openssh,
     };
-    let booted = match (start(request(template.as_ref())), &template) {
-        (Err(e), Some(t)) if !cancel.is_cancelled() => {
-            // A template this libvirt cannot restore is useless: drop it and
-            // boot cold; the next job builds a new one.
-            ui.say(&format!(
-                "warning: warm start failed ({}); template discarded, booting cold",
-                crate::util::full(&e)
-            ));
-            t.discard();
-            start(request(None))
-        }
-        (r, _) => r,
+    let ready = ready_vm(
+        settings,
+        &hv,
+        job_id,
+        image,
+        template.as_ref(),
+        &console_log,
+        &keys,
+        cancel,
+    )?;
+    let from_pool = ready.is_some();
+    let booted = match ready {
+        Some(vm) => Ok(vm),
+        None => match (start(request(template.as_ref())), &template) {
+            (Err(e), Some(t)) if !cancel.is_cancelled() => {
+                // A template this libvirt cannot restore is useless: drop it and
+                // boot cold; the next job builds a new one.
+                ui.say(&format!(
+                    "warning: warm start failed ({}); template discarded, booting cold",
+                    crate::util::full(&e)
+                ));
+                t.discard();
+                start(request(None))
+            }
+            (r, _) => r,
+        },
     }
     .map_err(boot_error)?;
     ui.phase(
@@ -730,7 +744,9 @@ pub(crate) fn boot_vm(
         &format!(
             "{} {} ({accel})",
             booted.guard.name(),
-            if booted.restored {
+            if from_pool {
+                "taken from the ready pool"
+            } else if booted.restored {
                 "restored"
             } else {
                 "booted"
@@ -767,6 +783,39 @@ pub(crate) fn boot_vm(
         port: booted.port,
         control: booted.control,
     })
+}
+
+/// The ready VM the scheduler set aside for this job, handed the job:
+/// its console moved to the job's, its key, clock and entropy sent. One
+/// from another template than the image's current one is destroyed (the
+/// job restores its own).
+#[allow(clippy::too_many_arguments)]
+fn ready_vm(
+    settings: &Settings,
+    hv: &Arc<Hypervisor>,
+    job_id: &str,
+    image: &ResolvedImage,
+    template: Option<&warm::Template>,
+    console_log: &Path,
+    keys: &KeyPair,
+    cancel: &Cancel,
+) -> Result<Option<crate::vm::boot::Started>, RunError> {
+    let Some(vm) = settings.ready_pool.as_ref().and_then(|p| p.take(job_id)) else {
+        return Ok(None);
+    };
+    if template.map(|t| &t.dir) != Some(&vm.template) || vm.image != image.label() {
+        tracing::info!("ready VM {} is of another template: destroyed", vm.name);
+        vm.discard();
+        return Ok(None);
+    }
+    let name = vm.name.clone();
+    let mut started = vm.started;
+    cancel.track(hv.clone(), &name);
+    if let Err(e) = started.hand_job(console_log, keys.blob()) {
+        let _ = started.guard.close();
+        return Err(boot_error(e));
+    }
+    Ok(Some(started))
 }
 
 /// The cache server for this job and the tunnel that brings it to the

@@ -21,6 +21,7 @@
 //! back to the queue without using up one of the job's attempts.
 
 mod libvirt_gate;
+mod ready;
 mod reservation;
 pub mod simhost;
 pub mod source;
@@ -95,6 +96,9 @@ pub struct SchedulerConfig {
     pub backoff_cap: Duration,
     /// Time-out of a job that has none of its own (boot + task + collect).
     pub job_timeout: Option<Duration>,
+    /// VMs to keep restored and waiting, per image (`--ready`); they need
+    /// `settings.ready_pool`.
+    pub ready: Vec<(String, usize)>,
 }
 
 impl SchedulerConfig {
@@ -117,6 +121,7 @@ impl SchedulerConfig {
             backoff: Duration::from_secs(5),
             backoff_cap: Duration::from_secs(300),
             job_timeout: None,
+            ready: Vec::new(),
         }
     }
 
@@ -165,6 +170,14 @@ pub async fn run(
         let task = running.spawn(a.keeping);
         running_jobs.insert(task.id(), a.key);
     }
+    let mut filler = match (&settings.ready_pool, cfg.ready.is_empty()) {
+        (Some(pool), false) => Some(ready::Filler::new(
+            pool.clone(),
+            cfg.ready.clone(),
+            &settings,
+        )),
+        _ => None,
+    };
     let mut beat = Heartbeat::new(&cfg, capacity);
     // Classes of the queue that emptied are dropped now and then (each costs
     // claims a probe that finds nothing, not a wrong pick).
@@ -224,9 +237,18 @@ pub async fn run(
             tracing::info!("host resumed");
         }
         let hypervisor_up = idle || libvirt.up().await;
-        while !idle && hypervisor_up && ledger.free().vms > 0 {
+        let claimable = |ledger: &Ledger, filler: &Option<ready::Filler>| match filler {
+            Some(f) => f.claimable(ledger),
+            None => ledger.free(),
+        };
+        while !idle && hypervisor_up && claimable(&ledger, &filler).vms > 0 {
             let claim = store
-                .claim_fitting(&cfg.owner, micros(cfg.lease), ledger.free(), default_needs)
+                .claim_fitting(
+                    &cfg.owner,
+                    micros(cfg.lease),
+                    claimable(&ledger, &filler),
+                    default_needs,
+                )
                 .await;
             match claim {
                 Ok(Some((job, needs))) => {
@@ -236,6 +258,14 @@ pub async fn run(
                         crate::metrics::global()
                             .queue_wait_seconds
                             .observe(waited as f64 / 1e6);
+                    }
+                    if let Some(f) = &filler {
+                        let spec = job.image.as_deref().unwrap_or(crate::images::DEFAULT_IMAGE);
+                        let label = crate::images::resolve(&settings.images_dir, spec)
+                            .ok()
+                            .map(|i| i.label());
+                        f.make_room(&mut ledger, label.as_deref(), &job.uuid, needs)
+                            .await;
                     }
                     if let Err(e) = ledger.reserve(&job.uuid, needs) {
                         // The claim took only a job that fits: not expected.
@@ -284,6 +314,13 @@ pub async fn run(
                 }
             }
         }
+        if let Some(f) = filler.as_mut() {
+            if !idle && hypervisor_up && !*stop.borrow() {
+                f.fill(&settings, &mut ledger);
+            }
+        }
+        let mut ended = None;
+        let mut restored = None;
         tokio::select! {
             _ = tokio::time::sleep(cfg.poll) => {}
             Some(done) = running.join_next_with_id(), if !running.is_empty() => {
@@ -293,12 +330,27 @@ pub async fn run(
                 };
                 if let Some(uuid) = running_jobs.remove(&id) {
                     ledger.release(&uuid);
+                    ended = Some(uuid);
                 }
+            }
+            Some(f) = async { match filler.as_mut() { Some(f) => f.next().await, None => None } }, if filler.is_some() => {
+                restored = Some(f);
             }
             _ = stop.changed() => {}
         }
+        if let Some(f) = filler.as_mut() {
+            if let Some(uuid) = ended {
+                f.job_ended(&uuid).await;
+            }
+            if let Some(done) = restored {
+                f.filled(&mut ledger, done);
+            }
+        }
     }
     while running.join_next().await.is_some() {}
+    if let Some(f) = filler.as_mut() {
+        f.stop(&mut ledger).await;
+    }
     beat.send(&store, crate::placement::Usage::default()).await;
     tracing::info!("scheduler {} stopped", cfg.owner);
 }

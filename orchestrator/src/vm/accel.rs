@@ -184,7 +184,7 @@ fn probe_kvm(
             ssh_deadline: cfg.kvm_probe_timeout,
             cancel,
             template: None,
-            key_blob: keys.blob(),
+            key_blob: Some(keys.blob()),
             detachable: false,
             public_key: &keys.public_openssh,
         })

@@ -58,6 +58,8 @@ pub struct Started {
     pub restored: bool,
     /// A restored guest's control connection, open until the VM goes.
     pub(crate) control: Option<std::os::unix::net::UnixStream>,
+    /// A restored guest's control port.
+    control_socket: Option<PathBuf>,
     /// Time from the start call to the domain running.
     pub took: Duration,
     console_log: PathBuf,
@@ -80,8 +82,9 @@ pub struct BootRequest<'a> {
     pub cancel: &'a Cancel,
     /// Restore from this warm-start template instead of booting.
     pub template: Option<&'a Template>,
-    /// The job's public key, sent to a restored guest.
-    pub key_blob: &'a str,
+    /// The job's public key, sent to a restored guest; `None` leaves it
+    /// waiting for one (a VM of the ready pool, see [`super::ready`]).
+    pub key_blob: Option<&'a str>,
     /// A cold-booted domain outlives this process's libvirt connection
     /// (no autodestroy): a reservation's VM survives a service restart.
     /// Restored domains never have autodestroy.
@@ -167,7 +170,10 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
         }
     }
     let control = match (req.template, &spec.control_socket) {
-        (Some(_), Some(sock)) => Some(warm::send_job(sock, req.key_blob)?),
+        (Some(_), Some(sock)) => match req.key_blob {
+            Some(blob) => Some(warm::send_job(sock, blob)?),
+            None => None,
+        },
         _ => None,
     };
     Ok(Started {
@@ -176,6 +182,7 @@ pub fn start(req: BootRequest<'_>) -> Result<Started, BootError> {
         accel: req.accel,
         restored: req.template.is_some(),
         control,
+        control_socket: spec.control_socket.clone(),
         took: started.elapsed(),
         console_log: req.console_log,
         image: req.image.label(),
@@ -215,6 +222,28 @@ pub(crate) fn disk_boot(
 }
 
 impl Started {
+    /// Where the guest's console is written.
+    pub fn console_log(&self) -> &Path {
+        &self.console_log
+    }
+
+    /// Hands a ready VM (restored, still waiting) its job: its console
+    /// file moved to `console_log` (the file QEMU writes, renamed), then
+    /// the job's line on its control port, as [`start`] sends it to a VM
+    /// it restores for a job.
+    pub fn hand_job(&mut self, console_log: &Path, key_blob: &str) -> Result<(), BootError> {
+        let sock = self
+            .control_socket
+            .clone()
+            .ok_or_else(|| BootError::Died("a ready VM without a control port".into()))?;
+        std::fs::rename(&self.console_log, console_log)
+            .map_err(|e| BootError::Folder(console_log.to_path_buf(), e))?;
+        self.console_log = console_log.to_path_buf();
+        self.control = Some(warm::send_job(&sock, key_blob)?);
+        self.took = std::time::Duration::ZERO;
+        Ok(())
+    }
+
     /// Waits for the guest's SSH banner; fails at once, with the console's
     /// last lines, when the guest prints its fatal line or the VM stops,
     /// and at the deadline otherwise. Returns the connection on which the

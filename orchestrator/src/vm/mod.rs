@@ -12,6 +12,7 @@ pub mod hypervisor;
 pub mod overlay;
 pub mod owner;
 pub mod ports;
+pub mod ready;
 pub mod reaper;
 pub mod savefile;
 pub mod saverestore;
