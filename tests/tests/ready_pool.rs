@@ -3,7 +3,8 @@
 //! log says so), the pool is refilled, and a second job takes the new one.
 //! Each job's VM has its own host key, its console is kept in the job's
 //! folder, the pool's VM counts in the host's capacity, and a stopped
-//! service leaves no VM, folder or console behind.
+//! service leaves no VM, folder or console behind. A ready VM of another
+//! image gives its room to a job.
 
 use std::time::Duration;
 
@@ -89,4 +90,43 @@ fn jobs_take_ready_vms_and_the_pool_is_refilled() {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(consoles.is_empty(), "consoles left: {consoles:?}");
+}
+
+/// Jobs come first: with the host's one slot held by a ready VM of
+/// another image, a job's claim has that VM destroyed to make room, and
+/// the pool is refilled once the job is done.
+#[test]
+fn a_ready_vm_of_another_image_makes_room_for_a_job() {
+    let h = Harness::new("ready-pool-room");
+    let mut s = Service::start(&h, &["--max-vms", "1", "--ready", "debian=1"], &[]);
+    let first = pool_vm(&s.proc.wait_for(POOL_READY, Duration::from_secs(300)));
+    assert!(domain_exists(&first));
+
+    // examples/hello runs on the default image (tiny), not debian.
+    let job = submit(
+        &h,
+        &workspace().join("examples/hello"),
+        "hello-1.0-1.fc40",
+        &[],
+    );
+    let line = s
+        .proc
+        .wait_for("destroyed to make room", Duration::from_secs(120));
+    assert!(line.contains(&first) && line.contains(&job), "{line}");
+    let j = s.wait_final(&job);
+    assert_eq!(j["state"], "passed", "{j}");
+    let log = runner_log(&h, &job);
+    assert!(log.contains(" restored (tcg)"), "{log}");
+    let again = pool_vm(&s.proc.wait_for(POOL_READY, Duration::from_secs(300)));
+    assert_ne!(again, first);
+
+    s.stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for name in [&first, &again] {
+        while domain_exists(name) {
+            assert!(std::time::Instant::now() < deadline, "{name} left running");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    h.assert_nothing_left(&job);
 }
