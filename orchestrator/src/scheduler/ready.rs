@@ -36,7 +36,6 @@ pub(super) struct Filler {
     /// Restores under way per image asked for.
     in_flight: HashMap<String, usize>,
     failed_at: HashMap<String, Instant>,
-    needs: HashMap<String, Needs>,
 }
 
 impl Filler {
@@ -57,7 +56,6 @@ impl Filler {
             filling: JoinSet::new(),
             in_flight: HashMap::new(),
             failed_at: HashMap::new(),
-            needs: HashMap::new(),
         }
     }
 
@@ -140,7 +138,6 @@ impl Filler {
                 vcpus: image.vcpus,
                 memory_mib: u64::from(image.memory_mib),
             };
-            self.needs.insert(spec.clone(), needs);
             let have = self.pool.waiting(&label) + self.in_flight.get(&spec).copied().unwrap_or(0);
             for _ in have..n {
                 let id = uuid::Uuid::new_v4().simple().to_string();
@@ -179,13 +176,9 @@ impl Filler {
             *n = n.saturating_sub(1);
         }
         match r {
-            Ok(vm) if vm.name == name => {
+            Ok(vm) => {
                 tracing::info!("ready VM {name} of {} waits for a job", vm.image);
                 self.pool.put(vm);
-            }
-            Ok(vm) => {
-                ledger.release(&key(&name));
-                std::thread::spawn(move || vm.discard());
             }
             Err(e) => {
                 ledger.release(&key(&name));

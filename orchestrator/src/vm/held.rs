@@ -58,8 +58,7 @@ pub enum HeldError {
 pub struct HeldVm {
     /// What serves the VM while it is kept (a reservation's package
     /// proxy and its tunnel): ended before the VM, so first here.
-    /// (In a mutex only to be shared between threads: never locked.)
-    attached: Option<std::sync::Mutex<Box<dyn Send>>>,
+    attached: Option<Box<dyn Send + Sync>>,
     guard: VmGuard,
     pub port: u16,
     /// The guest's host key, one OpenSSH public key line.
@@ -96,8 +95,8 @@ impl HeldVm {
     /// Keeps `what` as long as the VM is kept; it ends (is dropped) before
     /// the VM is destroyed or left to the next service. Its drop may block
     /// (threads joined): a held VM is closed off the async runtime.
-    pub fn attach(&mut self, what: Box<dyn Send>) {
-        self.attached = Some(std::sync::Mutex::new(what));
+    pub fn attach(&mut self, what: Box<dyn Send + Sync>) {
+        self.attached = Some(what);
     }
 
     pub fn name(&self) -> &str {

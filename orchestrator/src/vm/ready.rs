@@ -134,8 +134,8 @@ impl ReadyPool {
         Some(g.waiting.remove(i))
     }
 
-    /// Waiting VMs of `spec`'s images other than `current` (`name:version`):
-    /// the image has a new version.
+    /// Waiting VMs of image `image_name` whose version is not `current`
+    /// (`name:version`): the image has a new version.
     pub fn outdated(&self, image_name: &str, current: &str) -> Vec<ReadyVm> {
         let mut g = self.lock();
         let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut g.waiting)
